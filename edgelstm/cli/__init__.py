@@ -1,0 +1,1 @@
+"""The CLI: a thin Typer shell around the stage functions (one module per command)."""

@@ -1,0 +1,77 @@
+"""`edgelstm convert`: torch model -> verified ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import console
+from ..options import ExportRoute
+from .common import JsonOpt, QuietOpt, command, finish
+
+HELP = """Export a trained PyTorch model to ONNX and prove it: onnxruntime must reproduce torch at several
+sequence lengths (1, the example length, a longer one) and batch sizes, or nothing is written.
+
+MODEL is a TorchScript file, a torch.export program (.pt2), an edgelstm checkpoint, a state_dict with
+--factory, or (only with --trust-pickle) a whole pickled module.
+
+Examples:
+
+  edgelstm convert model.pt -o model.onnx
+
+  edgelstm convert weights.pt --factory mypkg.models:build -o model.onnx --input-size 8
+
+  edgelstm convert model.pt -o model.stateful.onnx --stateful   # h0/c0 in, hn/cn out, for streaming
+"""
+
+
+def convert(
+    model: Path = typer.Argument(..., help="The trained model file.", show_default=False),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the ONNX file (a <file>.json manifest goes beside it)."),
+    input_size: Optional[int] = typer.Option(None, help="Features per time step; inferred from the first LSTM/GRU when omitted."),
+    seq_len: int = typer.Option(16, help="Example sequence length used for export (verification also uses 1 and longer)."),
+    batch: int = typer.Option(2, help="Example batch size used for export."),
+    opset: int = typer.Option(17, help="ONNX opset."),
+    stateful: bool = typer.Option(False, "--stateful", help="Expose recurrent state: inputs h0/c0 (GRU: h0), outputs hn/cn; verified by streaming."),
+    static: bool = typer.Option(False, "--static", help="Fix batch and sequence length at the example values (no dynamic axes)."),
+    route: Optional[ExportRoute] = typer.Option(None, help="Force an export route instead of choosing one per model."),
+    no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip graph simplification."),
+    factory: Optional[str] = typer.Option(None, help="pkg.module:function (or file.py:function) that builds the model for a state_dict."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a whole pickled module (runs code from the file)."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from converters.torch_to_onnx import ExportOptions, export_onnx
+
+    from ..loading import load_model
+
+    if out.suffix.lower() != ".onnx":
+        from ..errors import BadInput
+
+        raise BadInput(f"-o must end in .onnx, got {out.name}")
+    loaded = load_model(model, factory=factory, trust_pickle=trust_pickle)
+    console.step(f"loaded {model.name} ({loaded.source}{', ' + loaded.arch if loaded.arch else ''})")
+    options = ExportOptions(input_size=input_size, seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
+                            static=static, route=route, simplify=not no_simplify)
+    result = export_onnx(loaded, out, options, on_step=console.step)
+    for r, why in result.attempts:
+        console.info(f"  [dim]route {r} rejected: {why}[/]")
+    if result.lifted:
+        console.info(f"  lifted hand-written cell '{result.lifted['cell']}' to nn.LSTM (gate order "
+                     f"{result.lifted['gate_order']}, concat {result.lifted['concat']})")
+    console.success(f"wrote {out} via the {result.route.value} route in {result.seconds:.2f}s; "
+                    f"{result.verification.summary()}")
+    console.table("ONNX I/O", ["tensor", "dtype", "shape"],
+                  [[t.name + (" (state)" if t.state else ""), t.dtype, str(list(t.shape))]
+                   for t in (*result.io.inputs, *result.io.outputs)])
+    finish({"path": str(out), "route": result.route.value, "seconds": result.seconds,
+            "simplified": result.simplified, "lifted": result.lifted,
+            "rejected_routes": [{"route": r, "reason": w} for r, w in result.attempts],
+            "io": result.io.to_dict(),
+            "verification": [c.to_dict() for c in result.verification.checks]}, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("convert", help=HELP)(command(convert))

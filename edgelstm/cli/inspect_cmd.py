@@ -1,0 +1,74 @@
+"""`edgelstm inspect`: what an artifact is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import console
+from .common import JsonOpt, QuietOpt, command, finish
+
+HELP = """Describe an artifact: inputs/outputs with symbolic dims, recurrent layers (hidden size, directions,
+layers), op histogram, parameter count, file size, precision and its manifest.
+
+Works on ONNX and torch files without TensorRT or a GPU; engines are described from their manifest.
+
+  edgelstm inspect model.onnx
+
+  edgelstm inspect model.pt --json
+"""
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def inspect(
+    artifact: Path = typer.Argument(..., help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
+    factory: Optional[str] = typer.Option(None, help="For a state_dict: pkg.module:function that builds the model."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a whole pickled module."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from ..inspection import inspect_artifact
+
+    info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle)
+    rows = [["kind", info["kind"]], ["size", _human(info["size_bytes"])], ["precision", info.get("precision", "?")]]
+    if "parameters" in info:
+        rows.append(["parameters", f"{info['parameters']:,}"])
+    if info.get("source"):
+        rows.append(["source", info["source"] + (f" ({info['arch']})" if info.get("arch") else "")])
+    if info.get("opset"):
+        rows.append(["opset", ", ".join(f"{k} {v}" for k, v in info["opset"].items())])
+    man = info.get("manifest")
+    if man:
+        d = man.get("details", {})
+        rows.append(["manifest", "matches the file" if info.get("manifest_matches") else "DOES NOT MATCH the file"])
+        if d.get("route"):
+            rows.append(["export route", d["route"]])
+        rows.append(["made with", ", ".join(f"{k} {v}" for k, v in man.get("versions", {}).items() if v)])
+    console.table(f"{artifact.name}", ["", ""], rows)
+    io = info.get("io")
+    if io:
+        console.table("inputs / outputs", ["", "tensor", "dtype", "shape"],
+                      [[role, t["name"] + (" (state)" if t.get("state") else ""), t["dtype"], str(t["shape"])]
+                       for role in ("inputs", "outputs") for t in io[role]])
+    layers = info.get("recurrent_layers") or []
+    if layers:
+        cols = sorted({k for layer in layers for k in layer if layer[k] is not None}, key=list(layers[0]).index)
+        console.table("recurrent layers", cols, [[layer.get(c) for c in cols] for layer in layers])
+    if info.get("op_histogram"):
+        console.table("ops", ["op", "count"], [[k, v] for k, v in info["op_histogram"].items()])
+    if info.get("note"):
+        console.info(info["note"])
+    finish(info, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect", help=HELP)(command(inspect))

@@ -1,0 +1,211 @@
+"""`edgelstm validate`: how far did an artifact drift from its reference? Reports + gates + exit code."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .. import console
+from .common import JsonOpt, QuietOpt, command
+
+HELP = """Measure how far a CANDIDATE artifact drifted from a REFERENCE on the same data, and fail (exit 1)
+when a gate is exceeded. Both may be any artifact: a torch model (TorchScript, .pt2, edgelstm
+checkpoint, state_dict with --factory), an ONNX file of any precision, or a TensorRT engine.
+
+Per output it reports max_abs, mean_abs, rmse, rel_l2 (||c-r||/||r||), cosine and, for outputs with a
+time axis, the rmse at every step. With labels (y in the .npz, or --target for a .csv) it adds task
+metrics: regression mse/mae of both and their delta; classification accuracy of both and the argmax
+agreement. A stateful candidate (inputs h0/c0) is also fed the sequence in chunks (1 step and seq/4
+steps) with its state carried, and compared with the reference's full-sequence output ("streaming").
+
+Gates are METRIC[:OUTPUT]<=VALUE (>= for cosine, accuracy, agreement). Metrics: max_abs, mean_abs,
+rmse, rel_l2, cosine, max_step_rmse, streaming.<metric>, and with labels mse, mae, mse_delta,
+mae_delta, accuracy, accuracy_delta, agreement. Without an OUTPUT a gate applies to every output.
+
+Exit codes: 0 all gates passed, 1 a gate failed (all reports are written first), 2 bad input
+(data that does not fit the model, NaN/inf, outputs that do not match, an unknown metric), 3 a
+backend is missing.
+
+Examples:
+
+  edgelstm validate -r model.pt -c model.onnx --synthetic 256 --gate "max_abs<=1e-5"
+
+  edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz \\
+      --gate "rel_l2:y<=0.02" --gate "mse_delta<=0.001" --report drift.json --junit drift.xml
+
+  edgelstm validate -r model.pt -c model.fp16.onnx --data sensors.csv --window 60 \\
+      --features temp,pressure --target label --policy drift-policy.toml --markdown summary.md
+
+  edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz --policy drift-policy.toml \\
+      --baseline last-release.json --baseline-tolerance 0.10
+"""
+
+
+def _parse_chunks(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    if not text:
+        return None
+    from ..options import parse_int_list
+
+    return tuple(parse_int_list(text, what="--chunks"))
+
+
+def validate(
+    reference: Path = typer.Option(..., "--reference", "-r", show_default=False,
+                                   help="The artifact to trust: usually the torch model or the FP32 ONNX."),
+    candidate: Path = typer.Option(..., "--candidate", "-c", show_default=False,
+                                   help="The artifact to check: ONNX (fp32/fp16/int8), TensorRT engine or torch model."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", show_default=False,
+                                        help="Data: .npz (arrays named like the model inputs or a single x; optional "
+                                             "labels y), .npy (the one input) or .csv (with --window)."),
+    synthetic: Optional[int] = typer.Option(None, "--synthetic", show_default=False,
+                                            help="Use N seeded standard-normal samples instead of --data."),
+    seq: int = typer.Option(16, "--seq", help="Sequence length of --synthetic samples."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Samples per inference batch (a static model's fixed "
+                                                             "batch overrides it)."),
+    window: Optional[int] = typer.Option(None, "--window", show_default=False,
+                                         help="CSV only: rows per sequence (sliding windows, stride 1)."),
+    features: Optional[str] = typer.Option(None, "--features", show_default=False,
+                                           help="CSV only: feature columns by name or index, comma-separated "
+                                                "(default: every column but --target)."),
+    target: Optional[str] = typer.Option(None, "--target", show_default=False,
+                                         help="CSV only: the label column (its value at each window's last row)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --synthetic data."),
+    min_samples: int = typer.Option(1, "--min-samples", help="Refuse data sets with fewer samples than this."),
+    gate: Optional[List[str]] = typer.Option(None, "--gate", "-g", show_default=False,
+                                             help="METRIC[:OUTPUT]<=VALUE or >=VALUE; repeatable. Overrides the "
+                                                  "policy's budget for the same metric and output."),
+    policy: Optional[Path] = typer.Option(None, "--policy", show_default=False,
+                                          help="TOML budgets: [default], [outputs.NAME], [task], [streaming], "
+                                               "[baseline] (tolerance, floor)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", show_default=False,
+                                            help="A previous --report JSON: fail where drift grew beyond "
+                                                 "--baseline-tolerance."),
+    baseline_tolerance: Optional[float] = typer.Option(None, "--baseline-tolerance", show_default=False,
+                                                       help="Allowed relative growth of drift over the baseline "
+                                                            "(0.10 = 10%; default: the policy's, else 0.10)."),
+    baseline_floor: Optional[float] = typer.Option(None, "--baseline-floor", show_default=False,
+                                                   help="Absolute slack added to every baseline limit so that "
+                                                        "zero-drift baselines don't false-alarm (default 1e-6)."),
+    report: Optional[Path] = typer.Option(None, "--report", show_default=False, help="Write the JSON report here."),
+    junit: Optional[Path] = typer.Option(None, "--junit", show_default=False,
+                                         help="Write JUnit XML here (one testcase per gate) for CI test tabs."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", show_default=False,
+                                            help="Write a Markdown summary here (e.g. for $GITHUB_STEP_SUMMARY)."),
+    task: Optional[str] = typer.Option(None, "--task", show_default=False,
+                                       help="regression or classification (default: inferred from the labels "
+                                            "and the output shape)."),
+    no_streaming: bool = typer.Option(False, "--no-streaming", help="Skip the chunked run of a stateful candidate."),
+    chunks: Optional[str] = typer.Option(None, "--chunks", show_default=False,
+                                         help="Streaming chunk sizes, comma-separated (default: 1 and seq/4)."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", show_default=False,
+                                             help="Features per step, for torch models where it cannot be inferred."),
+    factory: Optional[str] = typer.Option(None, "--factory", show_default=False,
+                                          help="pkg.module:function (or file.py:function) that builds the model for "
+                                               "a state_dict reference/candidate."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle",
+                                      help="Allow loading a whole pickled torch module (runs code from the file)."),
+    threads: Optional[int] = typer.Option(None, "--threads", show_default=False, help="Intra-op threads for both runners."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from ..errors import BadInput, GateFailed
+    from ..gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline, load_policy,
+                         parse_gates)
+    from ..reports import write_junit, write_markdown, write_validate_report
+    from ..validation import DataRequest, ValidateOptions, validate_artifacts
+
+    # everything that can be checked without running a model, first
+    if (data is None) == (synthetic is None):
+        raise BadInput("give exactly one of --data FILE or --synthetic N")
+    if task is not None and task not in ("regression", "classification"):
+        raise BadInput(f"--task must be regression or classification, got {task!r}")
+    outs = [p for p in (report, junit, markdown) if p is not None]
+    if len({p.resolve() for p in outs}) != len(outs):
+        raise BadInput("--report, --junit and --markdown must be different files")
+    for p in outs:
+        if p.resolve() in (reference.resolve(), candidate.resolve()) or (data and p.resolve() == data.resolve()):
+            raise BadInput(f"refusing to overwrite an input with a report: {p}")
+    gates = parse_gates(gate)
+    pol = load_policy(policy) if policy else None
+    base = load_baseline(baseline) if baseline else None
+    tol = baseline_tolerance if baseline_tolerance is not None else (
+        pol.baseline_tolerance if pol and pol.baseline_tolerance is not None else DEFAULT_BASELINE_TOLERANCE)
+    floor = baseline_floor if baseline_floor is not None else (
+        pol.baseline_floor if pol and pol.baseline_floor is not None else DEFAULT_BASELINE_FLOOR)
+    if tol < 0 or floor < 0:
+        raise BadInput("--baseline-tolerance and --baseline-floor must be >= 0")
+    all_gates = tuple(pol.gates if pol else ()) + tuple(gates)
+
+    stack = contextlib.ExitStack()
+    bar: dict[str, object] = {}
+
+    def on_progress(done: int, total: int) -> None:
+        if "advance" not in bar:
+            bar["advance"] = stack.enter_context(console.progress("validating", total))
+        bar["advance"](1)  # type: ignore[operator]
+
+    options = ValidateOptions(gates=all_gates, baseline=base, baseline_tolerance=tol, baseline_floor=floor,
+                              batch_size=batch_size, streaming=not no_streaming, chunk_sizes=_parse_chunks(chunks),
+                              task=task, input_size=input_size, factory=factory, trust_pickle=trust_pickle,
+                              threads=threads, progress=on_progress)
+    request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
+                          target=target, min_samples=min_samples)
+    console.step(f"validating {candidate.name} against {reference.name}")
+    with stack:
+        result = validate_artifacts(reference, candidate, request, options)
+
+    written = []
+    if report:
+        written.append(str(write_validate_report(result, report)))
+    if junit:
+        written.append(str(write_junit(result, junit)))
+    if markdown:
+        written.append(str(write_markdown(result, markdown)))
+
+    _summary(result)
+    for note in result.info.get("notes", []):
+        console.info(f"  [dim]{note}[/]")
+    for w in written:
+        console.info(f"  wrote {w}")
+    payload = result.to_dict()
+    if json_out:
+        from ..reports.validate_json import report_dict
+
+        console.emit_json(report_dict(payload))
+    failed = result.failed_gates
+    if failed:
+        listed = "; ".join(g.message or g.name for g in failed[:3]) + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")
+        raise GateFailed(f"{len(failed)} of {len(result.gates)} gate(s) failed: {listed}")
+    if result.gates:
+        console.success(f"all {len(result.gates)} gate(s) passed on {result.samples} samples")
+    else:
+        console.warn("no gates given: drift is reported, not enforced (use --gate or --policy)")
+
+
+def _summary(result) -> None:
+    cols = ["output", "max_abs", "mean_abs", "rmse", "rel_l2", "cosine"]
+    rows = [[name, *(m.get(k) for k in cols[1:])] for name, m in result.outputs.items()]
+    console.table(f"drift: {Path(result.candidate).name} vs {Path(result.reference).name} "
+                  f"({result.samples} samples)", cols, rows)
+    if result.task:
+        t = result.task
+        keys = [k for k in ("mse", "reference_mse", "mse_delta", "mae", "reference_mae", "mae_delta", "accuracy",
+                            "reference_accuracy", "accuracy_delta", "agreement") if k in t]
+        console.table(f"task ({t.get('kind')}, output {t.get('output')})", ["metric", "value"],
+                      [[k, t[k]] for k in keys])
+    if result.streaming:
+        s = result.streaming
+        rows = [[o, c, m.get("max_abs"), m.get("rel_l2")] for c, outs in s["by_chunk"].items() for o, m in outs.items()]
+        console.table("streaming (state carried between chunks)", ["output", "chunk", "max_abs", "rel_l2"], rows)
+    if result.gates:
+        console.table("gates", ["gate", "value", "limit", "result"],
+                      [[(("baseline " if g.source == "baseline" else "") + g.metric + (f":{g.output}" if g.output else "")),
+                        g.value, f"{g.op} {g.limit:.4g}", "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"]
+                       for g in result.gates])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate", help=HELP)(command(validate))

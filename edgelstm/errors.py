@@ -1,0 +1,70 @@
+"""Errors with exit codes. Only the CLI catches and renders them (one line, no traceback).
+
+Exit codes (DESIGN.md): 0 success, 1 a gate failed, 2 bad usage or input, 3 backend missing, 4 internal.
+"""
+
+from __future__ import annotations
+
+
+class EdgeLSTMError(Exception):
+    """Base class: every error edgelstm raises on purpose carries an exit code and a one-line message."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class GateFailed(EdgeLSTMError):
+    """A drift or latency gate failed, or an export did not verify against torch."""
+
+    exit_code = 1
+
+
+class BadInput(EdgeLSTMError):
+    """Bad usage or input: a missing or corrupt file, wrong shapes, NaN data, unknown keys."""
+
+    exit_code = 2
+
+
+class UntrustedFile(BadInput):
+    """A file that would need unpickling arbitrary code, refused without an explicit opt-in."""
+
+
+class BackendMissing(EdgeLSTMError):
+    """A backend (tensorrt, CUDA, onnxruntime provider, torch) is not installed or unusable."""
+
+    exit_code = 3
+
+
+class InternalError(EdgeLSTMError):
+    exit_code = 4
+
+
+class ExportMismatch(GateFailed):
+    """The exported ONNX disagrees with torch; carries every failing check, not just the first."""
+
+    def __init__(self, message: str, failures: list[str] | None = None, *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.failures = failures or []
+
+
+def require_backend(module: str, *, purpose: str, install: str):
+    """Import an optional heavy module or raise BackendMissing naming what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise BackendMissing(
+            f"{module} is not installed, but {purpose} needs it", hint=f"install with: {install}"
+        ) from exc
+
+
+def require_torch():
+    return require_backend("torch", purpose="this step", install="pip install torch==2.13.0 (CPU wheel)")

@@ -1,0 +1,89 @@
+"""The runner interface shared by validate, bench and convert's verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from ..errors import BadInput
+from ..iospec import IOSpec
+from ..options import ArtifactKind, Backend
+
+TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit"}
+ENGINE_SUFFIXES = {".plan", ".engine", ".trt"}
+
+
+class Runner(Protocol):
+    """Runs one artifact. `run` takes float32 numpy feeds named like `io.inputs`, returns outputs by name."""
+
+    io: IOSpec
+    backend: str
+    precision: str
+    label: str
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+def artifact_kind(path: str | Path) -> ArtifactKind:
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return ArtifactKind.onnx
+    if suffix in ENGINE_SUFFIXES:
+        return ArtifactKind.engine
+    if suffix in TORCH_SUFFIXES:
+        return ArtifactKind.torch
+    if p.exists():
+        head = p.read_bytes()[:4]
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            return ArtifactKind.torch
+        if head[:1] == b"\x08":  # protobuf field 1 varint: ir_version
+            return ArtifactKind.onnx
+    raise BadInput(f"cannot tell what kind of artifact {p.name} is; use .onnx, .plan/.engine or a torch file")
+
+
+def default_backend(kind: ArtifactKind) -> Backend:
+    return {ArtifactKind.onnx: Backend.onnxruntime, ArtifactKind.engine: Backend.tensorrt}.get(kind, Backend.torch)
+
+
+def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads: int | None = None,
+                input_size: int | None = None, device: str = "cpu", **options: Any) -> Runner:
+    """Open a runner for a path (torch file, ONNX, engine) or an in-memory LoadedModel/nn.Module."""
+    from ..loading import LoadedModel
+
+    if not isinstance(artifact, (str, Path)):
+        from .torch_runner import TorchRunner
+
+        return TorchRunner(artifact, input_size=input_size, threads=threads, device=device)
+    path = Path(artifact)
+    if not path.exists():
+        raise BadInput(f"artifact {path} does not exist")
+    kind = artifact_kind(path)
+    chosen = Backend(backend) if backend else default_backend(kind)
+    if chosen == Backend.torch:
+        if kind != ArtifactKind.torch:
+            raise BadInput(f"the torch backend runs torch models, not {kind.value} files ({path.name})")
+        from ..loading import load_model
+        from .torch_runner import TorchRunner
+
+        loaded: LoadedModel = load_model(path, factory=options.get("factory"),
+                                         trust_pickle=bool(options.get("trust_pickle")))
+        return TorchRunner(loaded, input_size=input_size, threads=threads, device=device)
+    if chosen == Backend.onnxruntime:
+        if kind != ArtifactKind.onnx:
+            raise BadInput(f"onnxruntime runs .onnx files, not {kind.value} files ({path.name})")
+        from .onnxruntime_runner import OrtRunner
+
+        return OrtRunner(path, threads=threads, **{k: v for k, v in options.items() if k in ("providers", "opt_level")})
+    if chosen == Backend.tensorrt:
+        if kind != ArtifactKind.engine:
+            raise BadInput(f"the tensorrt backend runs engines (.plan), not {kind.value} files; build one with "
+                           "`edgelstm build`")
+        from .tensorrt_runner import TensorRTRunner  # type: ignore[import-not-found]
+
+        return TensorRTRunner(path, **options)
+    raise BadInput(f"unknown backend {backend!r}")  # pragma: no cover

@@ -1,0 +1,309 @@
+"""Device memory, streams, events and CUDA graphs for the TensorRT runner and calibrators.
+
+Three interchangeable backends, tried in this order: pycuda (when installed; it needs CUDA headers to
+build, which Jetson images often lack), cuda-python (`cuda.bindings.runtime`, or the older `cuda.cudart`),
+and torch CUDA tensors. All of them expose the same small interface (`CudaBackend`), so the runner never
+cares which one it got. Nothing here imports a CUDA library at module import time.
+
+Tests replace `get_backend` with a host-memory stand-in (tests/fake_tensorrt.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendMissing
+
+CUDA_INSTALL_HINT = ("pip install cuda-python (matching your CUDA major version), or pycuda, or a CUDA build of "
+                     "torch; on Jetson: pip install cuda-python inside a venv made with --system-site-packages")
+
+
+@dataclass
+class DeviceBuffer:
+    ptr: int
+    nbytes: int
+    handle: Any = None  # keeps the owning object (pycuda allocation, torch tensor) alive
+
+
+class CudaBackend:
+    """The interface every backend implements (pointers and handles are plain ints)."""
+
+    name = "none"
+
+    def malloc(self, nbytes: int) -> DeviceBuffer: raise NotImplementedError
+    def free(self, buf: DeviceBuffer) -> None: raise NotImplementedError
+    def stream(self) -> int: raise NotImplementedError
+    def htod(self, buf: DeviceBuffer, host: np.ndarray, stream: int) -> None: raise NotImplementedError
+    def dtoh(self, host: np.ndarray, buf: DeviceBuffer, stream: int) -> None: raise NotImplementedError
+    def synchronize(self, stream: int) -> None: raise NotImplementedError
+    def event(self) -> Any: raise NotImplementedError
+    def record(self, event: Any, stream: int) -> None: raise NotImplementedError
+    def elapsed_ms(self, start: Any, end: Any) -> float: raise NotImplementedError
+    def device_info(self) -> dict[str, Any]: raise NotImplementedError
+    # CUDA graphs (optional): begin_capture/end_capture return an executable graph, launch runs it.
+    supports_graphs = False
+    def begin_capture(self, stream: int) -> None: raise NotImplementedError
+    def end_capture(self, stream: int) -> Any: raise NotImplementedError
+    def launch(self, graph: Any, stream: int) -> None: raise NotImplementedError
+    def close(self) -> None: pass
+
+
+# ------------------------------------------------------------------------------------------ cuda-python
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+        return cudart
+    except ImportError:
+        from cuda import cudart  # type: ignore[no-redef]  # older cuda-python
+        return cudart
+
+
+class CudaPythonBackend(CudaBackend):
+    name = "cuda-python"
+    supports_graphs = True
+
+    def __init__(self):
+        self.rt = _cudart()
+        err, count = self.rt.cudaGetDeviceCount()
+        self._check(err, "cudaGetDeviceCount")
+        if count < 1:
+            raise BackendMissing("cuda-python sees no CUDA device")
+        self._check(self.rt.cudaSetDevice(0)[0], "cudaSetDevice")
+
+    def _check(self, err, what: str) -> None:
+        code = int(err.value) if hasattr(err, "value") else int(err)
+        if code != 0:
+            raise BackendMissing(f"CUDA call {what} failed: {err}", hint=CUDA_INSTALL_HINT)
+
+    def malloc(self, nbytes: int) -> DeviceBuffer:
+        err, ptr = self.rt.cudaMalloc(max(1, int(nbytes)))
+        self._check(err, "cudaMalloc")
+        return DeviceBuffer(int(ptr), int(nbytes))
+
+    def free(self, buf: DeviceBuffer) -> None:
+        self.rt.cudaFree(buf.ptr)
+
+    def stream(self) -> int:
+        err, s = self.rt.cudaStreamCreate()
+        self._check(err, "cudaStreamCreate")
+        return int(s)
+
+    def htod(self, buf, host, stream):
+        host = np.ascontiguousarray(host)
+        self._check(self.rt.cudaMemcpyAsync(buf.ptr, host.ctypes.data, host.nbytes,
+                                            self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream)[0], "cudaMemcpyAsync")
+
+    def dtoh(self, host, buf, stream):
+        self._check(self.rt.cudaMemcpyAsync(host.ctypes.data, buf.ptr, host.nbytes,
+                                            self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream)[0], "cudaMemcpyAsync")
+
+    def synchronize(self, stream):
+        self._check(self.rt.cudaStreamSynchronize(stream)[0], "cudaStreamSynchronize")
+
+    def event(self):
+        err, ev = self.rt.cudaEventCreate()
+        self._check(err, "cudaEventCreate")
+        return ev
+
+    def record(self, event, stream):
+        self._check(self.rt.cudaEventRecord(event, stream)[0], "cudaEventRecord")
+
+    def elapsed_ms(self, start, end):
+        self._check(self.rt.cudaEventSynchronize(end)[0], "cudaEventSynchronize")
+        err, ms = self.rt.cudaEventElapsedTime(start, end)
+        self._check(err, "cudaEventElapsedTime")
+        return float(ms)
+
+    def device_info(self):
+        err, props = self.rt.cudaGetDeviceProperties(0)
+        self._check(err, "cudaGetDeviceProperties")
+        name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+        return {"name": name.rstrip("\x00"), "compute_capability": f"{props.major}.{props.minor}",
+                "memory_bytes": int(props.totalGlobalMem), "source": self.name}
+
+    def begin_capture(self, stream):
+        self._check(self.rt.cudaStreamBeginCapture(
+            stream, self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal)[0], "cudaStreamBeginCapture")
+
+    def end_capture(self, stream):
+        err, graph = self.rt.cudaStreamEndCapture(stream)
+        self._check(err, "cudaStreamEndCapture")
+        err, exe = self.rt.cudaGraphInstantiate(graph, 0)
+        self._check(err, "cudaGraphInstantiate")
+        return exe
+
+    def launch(self, graph, stream):
+        self._check(self.rt.cudaGraphLaunch(graph, stream)[0], "cudaGraphLaunch")
+
+
+# ------------------------------------------------------------------------------------------------ pycuda
+
+
+class PycudaBackend(CudaBackend):
+    name = "pycuda"
+
+    def __init__(self):
+        import pycuda.autoinit  # noqa: F401  (creates the context on device 0)
+        import pycuda.driver as cuda
+
+        self.cuda = cuda
+        self._streams: dict[int, Any] = {}
+        self.supports_graphs = hasattr(cuda.Stream, "begin_capture")
+
+    def malloc(self, nbytes):
+        alloc = self.cuda.mem_alloc(max(1, int(nbytes)))
+        return DeviceBuffer(int(alloc), int(nbytes), alloc)
+
+    def free(self, buf):
+        if buf.handle is not None:
+            buf.handle.free()
+
+    def stream(self):
+        s = self.cuda.Stream()
+        self._streams[int(s.handle)] = s
+        return int(s.handle)
+
+    def htod(self, buf, host, stream):
+        self.cuda.memcpy_htod_async(buf.ptr, np.ascontiguousarray(host), self._streams[stream])
+
+    def dtoh(self, host, buf, stream):
+        self.cuda.memcpy_dtoh_async(host, buf.ptr, self._streams[stream])
+
+    def synchronize(self, stream):
+        self._streams[stream].synchronize()
+
+    def event(self):
+        return self.cuda.Event()
+
+    def record(self, event, stream):
+        event.record(self._streams[stream])
+
+    def elapsed_ms(self, start, end):
+        end.synchronize()
+        return float(start.time_till(end))
+
+    def device_info(self):
+        dev = self.cuda.Device(0)
+        major, minor = dev.compute_capability()
+        return {"name": dev.name(), "compute_capability": f"{major}.{minor}", "memory_bytes": int(dev.total_memory()),
+                "source": self.name}
+
+    def begin_capture(self, stream):
+        self._streams[stream].begin_capture()
+
+    def end_capture(self, stream):
+        return self._streams[stream].end_capture().instance()
+
+    def launch(self, graph, stream):
+        graph.launch(self._streams[stream])
+
+
+# ------------------------------------------------------------------------------------------------- torch
+
+
+class TorchBackend(CudaBackend):
+    name = "torch"
+    supports_graphs = False  # TensorRT enqueue inside torch.cuda.graph works, but needs torch's own stream objects
+
+    def __init__(self):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendMissing("torch is installed without CUDA (or sees no GPU)", hint=CUDA_INSTALL_HINT)
+        self.torch = torch
+        self._streams: dict[int, Any] = {}
+
+    def malloc(self, nbytes):
+        t = self.torch.empty(max(1, int(nbytes)), dtype=self.torch.uint8, device="cuda")
+        return DeviceBuffer(int(t.data_ptr()), int(nbytes), t)
+
+    def free(self, buf):
+        buf.handle = None
+
+    def stream(self):
+        s = self.torch.cuda.Stream()
+        self._streams[int(s.cuda_stream)] = s
+        return int(s.cuda_stream)
+
+    def _host_view(self, host: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(host).view(np.uint8).reshape(-1))
+
+    def htod(self, buf, host, stream):
+        src = self._host_view(host)
+        with self.torch.cuda.stream(self._streams[stream]):
+            buf.handle[: src.numel()].copy_(src, non_blocking=True)
+
+    def dtoh(self, host, buf, stream):
+        n = host.nbytes
+        with self.torch.cuda.stream(self._streams[stream]):
+            out = buf.handle[:n].to("cpu", non_blocking=False)
+        ctypes.memmove(host.ctypes.data, out.data_ptr(), n)
+
+    def synchronize(self, stream):
+        self._streams[stream].synchronize()
+
+    def event(self):
+        return self.torch.cuda.Event(enable_timing=True)
+
+    def record(self, event, stream):
+        event.record(self._streams[stream])
+
+    def elapsed_ms(self, start, end):
+        end.synchronize()
+        return float(start.elapsed_time(end))
+
+    def device_info(self):
+        p = self.torch.cuda.get_device_properties(0)
+        return {"name": p.name, "compute_capability": f"{p.major}.{p.minor}", "memory_bytes": int(p.total_memory),
+                "source": self.name}
+
+
+# ----------------------------------------------------------------------------------------------- choice
+
+_BACKENDS = {"pycuda": PycudaBackend, "cuda-python": CudaPythonBackend, "torch": TorchBackend}
+_cache: dict[str, CudaBackend] = {}
+
+
+def get_backend(prefer: str | None = None) -> CudaBackend:
+    """The first backend that works (pycuda, cuda-python, torch), or BackendMissing naming what to install."""
+    order = [prefer] if prefer else list(_BACKENDS)
+    if prefer and prefer not in _BACKENDS:
+        raise BackendMissing(f"unknown CUDA buffer backend {prefer!r}; choose one of {list(_BACKENDS)}")
+    reasons = []
+    for name in order:
+        if name in _cache:
+            return _cache[name]
+        try:
+            backend = _BACKENDS[name]()
+        except ImportError as exc:
+            reasons.append(f"{name}: not installed ({exc.name or exc})")
+            continue
+        except Exception as exc:  # noqa: BLE001 - a backend that imports but cannot start
+            reasons.append(f"{name}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+            continue
+        _cache[name] = backend
+        return backend
+    raise BackendMissing("no way to allocate CUDA device buffers (" + "; ".join(reasons) + ")", hint=CUDA_INSTALL_HINT)
+
+
+def available_backends() -> list[str]:
+    """Names of the buffer backends that import (does not create a CUDA context)."""
+    import importlib.util
+
+    out = []
+    if importlib.util.find_spec("pycuda") is not None:
+        out.append("pycuda")
+    try:
+        if importlib.util.find_spec("cuda") is not None:
+            out.append("cuda-python")
+    except (ImportError, ValueError):
+        pass
+    if importlib.util.find_spec("torch") is not None:
+        out.append("torch")
+    return out

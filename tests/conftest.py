@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny zoo models built in the test, a CLI runner, and GPU/TensorRT markers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+TINY = {
+    "lstm_regressor": {"hidden_size": 8},
+    "stacked_lstm": {"hidden_size": 8},
+    "bilstm_attention": {"input_size": 5, "hidden_size": 8, "attention_size": 4},
+    "gru": {"hidden_size": 8},
+    "hand_lstm": {"hidden_size": 8},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    has_gpu = False
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001
+        pass
+    for item in items:
+        if "trt" in item.keywords and not (has_trt and has_gpu):
+            item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU (see docker/README.md)"))
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+@pytest.fixture
+def tiny_model():
+    from edgelstm import zoo
+
+    def make(name: str, **overrides):
+        return zoo.build(name, {**TINY[name], **overrides}, seed=0)
+
+    return make
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process: returns (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from edgelstm.cli.app import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        res = runner.invoke(app, [str(a) for a in args])
+        return res.exit_code, res.stdout, res.stderr
+
+    return invoke
