@@ -296,7 +296,7 @@ def _read_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
     values = np.full((len(rows), width), np.nan, dtype=np.float64)
     for i, r in enumerate(rows):
         if len(r) != width:
-            raise BadInput(f"{path.name}: row {i + 1 + (header is not None)} has {len(r)} columns, expected {width}")
+            raise BadInput(f"{path.name}: line {i + 1 + (header is not None)} has {len(r)} columns, expected {width}")
         for j, c in enumerate(r):
             c = c.strip()
             if c == "":
@@ -305,7 +305,7 @@ def _read_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
                 values[i, j] = float(c)
             except ValueError:
                 col = header[j] if header else j
-                raise BadInput(f"{path.name}: column {col!r} row {i + 1 + (header is not None)} is not a number: {c!r}") from None
+                raise BadInput(f"{path.name}: column {col!r} on line {i + 1 + (header is not None)} is not a number: {c!r}") from None
     return header, values
 
 
@@ -323,6 +323,7 @@ def _column(ref: str | int, header: list[str] | None, width: int, path: Path, wh
 def _load_csv(path: Path, spec: IOSpec, *, window: int | None, features, target, stride: int,
               horizon: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     header, table = _read_csv(path)
+    first_line = 2 if header else 1
     width = table.shape[1]
     tcol = None if target is None else _column(parse_features([target])[0], header, width, path, "target")  # type: ignore[index]
     feats = parse_features(features)
@@ -337,7 +338,7 @@ def _load_csv(path: Path, spec: IOSpec, *, window: int | None, features, target,
         bad = ~np.isfinite(table[:, j])
         if bad.any():
             raise BadInput(f"{path.name}: column {name!r} has {int(bad.sum())} empty/NaN/inf value(s) "
-                           f"(first at data row {int(np.argmax(bad)) + 1})")
+                           f"(first on line {int(np.argmax(bad)) + first_line})")
     x_spec = _data_input(spec)
     if window is None:
         if "seq" in x_spec.shape or len(x_spec.shape) != 3 or not isinstance(x_spec.shape[1], int):

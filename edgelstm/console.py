@@ -17,7 +17,11 @@ def _err_console():
     from rich.console import Console
 
     if "err" not in _state:
-        _state["err"] = Console(stderr=True, highlight=False, soft_wrap=True)
+        import os
+        import sys as _sys
+
+        width = None if _sys.stderr.isatty() else int(os.environ.get("COLUMNS", "140"))
+        _state["err"] = Console(stderr=True, highlight=False, soft_wrap=True, width=width)
     return _state["err"]
 
 

@@ -151,11 +151,13 @@ def _time_axis(t: TensorSpec | None) -> int | None:
 
 def map_outputs(reference: IOSpec, candidate: IOSpec, *, positional_fallback: bool = False) -> dict[str, str]:
     """reference output name -> candidate output name. Candidate hn/cn are ignored when the reference
-    has no state outputs. Names must match (else BadInput naming them); with `positional_fallback` (the
+    has no state outputs (and the reference's when the candidate has none). Names must match (else BadInput naming them); with `positional_fallback` (the
     reference is a torch model whose output names edgelstm invented) non-state outputs map in order."""
-    ref_names = reference.output_names
     cand_all = candidate.output_names
-    ref_has_state = any(_is_state(t, STATE_OUTPUTS) for t in reference.outputs)
+    cand_has_state = any(_is_state(t, STATE_OUTPUTS) for t in candidate.outputs)
+    # a stateless candidate cannot return state: compare the reference's data outputs only
+    ref_names = [t.name for t in reference.outputs if cand_has_state or not _is_state(t, STATE_OUTPUTS)]
+    ref_has_state = any(_is_state(t, STATE_OUTPUTS) for t in reference.outputs if t.name in ref_names)
     cand_names = [t.name for t in candidate.outputs if ref_has_state or not _is_state(t, STATE_OUTPUTS)]
     missing = [n for n in ref_names if n not in cand_all]
     extra = [n for n in cand_names if n not in ref_names]
@@ -203,6 +205,21 @@ def _candidate_feeds(batch: Mapping[str, np.ndarray], in_map: Mapping[str, str],
         if t.name in batch and t.name not in feeds:  # state provided by the data
             feeds[t.name] = batch[t.name]
     return with_default_state(cand_io, feeds)
+
+
+def _check_labels_fit(labels: np.ndarray, n: int, out: TensorSpec, kind: str) -> None:
+    """Labels must hold one class per sample (classification) or the output's values per sample."""
+    per_sample = int(np.asarray(labels).size // max(1, n))
+    if kind == "classification":
+        want = 1
+    else:
+        dims = [d for i, d in enumerate(out.shape) if i != 0]
+        if not all(isinstance(d, int) and d > 0 for d in dims):
+            return  # symbolic (e.g. seq) dims: checked when the outputs exist
+        want = int(np.prod(dims)) if dims else 1
+    if per_sample != want or np.asarray(labels).size != per_sample * n:
+        raise BadInput(f"labels 'y' have shape {list(np.shape(labels))}, but {kind} on output {out.name!r} "
+                       f"{list(out.shape)} needs {want} value(s) per sample")
 
 
 def _resolve_data(data: Any, ref_io: IOSpec, options: ValidateOptions):
@@ -286,8 +303,10 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         compared = list(out_map)
         task_output = next((n for n in compared if not _is_state(ref_out_specs[n], STATE_OUTPUTS)), compared[0])
         task_kind = options.task or infer_task(dataset.labels, ref_out_specs[task_output].shape)
-        if options.task == "classification" and dataset.labels is None:
-            task_kind = "classification"  # agreement only
+        if task_kind == "regression" and dataset.labels is None:
+            task_kind = None  # regression metrics need labels; classification still gives agreement
+        if task_kind and dataset.labels is not None:
+            _check_labels_fit(dataset.labels, dataset.n, ref_out_specs[task_output], task_kind)
 
         # streaming plan
         stream_outputs: list[str] = []

@@ -247,7 +247,7 @@ def shape_limits(io: Any, runner: Any = None) -> dict[str, tuple[int, int, str]]
     """The batch and seq values an artifact accepts: {"batch": (lo, hi, why), "seq": (...)}; absent = any.
 
     Fixed dims of the data input (static ONNX: axis 0 batch, axis 1 seq) and, for engines, the optimization
-    profile the runner exposes as `shape_ranges = {input: (min_shape, opt_shape, max_shape)}`."""
+    profile the runner exposes as `shape_ranges` (or `profiles`) = {input: (min_shape, opt_shape, max_shape)}."""
     x = data_input(io)
     limits: dict[str, tuple[int, int, str]] = {}
     if len(x.shape) >= 2:
@@ -255,7 +255,9 @@ def shape_limits(io: Any, runner: Any = None) -> dict[str, tuple[int, int, str]]
             d = x.shape[axis]
             if isinstance(d, int) and d > 0:
                 limits[label] = (d, d, "a fixed shape (static export)")
-    ranges = getattr(runner, "shape_ranges", None) if runner is not None else None
+    ranges = None
+    if runner is not None:  # `shape_ranges` (protocol) or the TensorRT runner's `profiles`
+        ranges = getattr(runner, "shape_ranges", None) or getattr(runner, "profiles", None)
     if callable(ranges):
         ranges = ranges()
     if isinstance(ranges, Mapping) and x.name in ranges:
@@ -331,7 +333,7 @@ class Bencher:
         if unknown_variant:
             raise BadInput(f"unknown variant(s) {sorted(unknown_variant)}; known: amp, cuda-graph")
         res = _Resolved(t, "", backend, device, "fp32", None, path, None, None, None, details)
-        probe = self._open(res, None)  # fails here (exit 2/3) rather than in the middle of timing
+        probe = self._runner(res, None)  # fails here (exit 2/3) rather than in the middle of timing
         res.io = probe.io
         res.name = t.name or (path.name if path else getattr(probe, "label", "model"))
         res.precision = t.precision or ("fp16" if "amp" in t.variant else str(getattr(probe, "precision", "fp32")))
@@ -346,9 +348,6 @@ class Bencher:
             if module is not None:
                 res.sha256 = _module_sha256(module)
                 res.size = _module_size(module)
-            loaded_path = getattr(getattr(probe, "loaded", None), "path", None)
-            if loaded_path:
-                res.parent_sha256 = None
         check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
         if self.options.stream:
             from .stream import check_streamable
@@ -463,6 +462,40 @@ class Bencher:
                 return self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy).latency_ms
         raise BadInput(f"no artifact in this run matches {describe_key(key)}")
 
+    def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
+            device: dict[str, Any] | None = None, before_timing: Callable[[dict[str, Any], list[_Resolved]], None]
+            | None = None) -> BenchReport:
+        """Resolve every target (all checks), then time the grid; see bench_artifacts. `before_timing(device,
+        resolved)` may raise to stop before the first measurement (the baseline checks do)."""
+        from .device import describe_device
+
+        if not targets:
+            raise BadInput("nothing to benchmark: pass at least one artifact")
+        resolved = [self.add(t) for t in targets]  # every check before any timing
+        grid, options = self.grid, self.options
+        device = device or describe_device(gpu=any(r.device.startswith("cuda") for r in resolved))
+        if before_timing:
+            before_timing(device, resolved)
+        report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
+                                                     "seqs": list(grid.seqs), "threads": list(grid.threads)})
+        for res in resolved:
+            work = [(b, s, t, "window") for b, s, t in grid.points()]
+            if options.stream:
+                work += [(b, 1, t, "step") for t in grid.threads for b in grid.batches]
+            for batch, seq, threads, mode in work:
+                row = self.measure(res, batch, seq, threads, mode)
+                report.results.append(row)
+                if on_row:
+                    on_row(row)
+        report.stream = stream_summary(report.results)
+        return report
+
+    def __enter__(self) -> "Bencher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def close(self) -> None:
         for res in self._resolved:
             for runner in res.runners.values():
@@ -522,41 +555,31 @@ def stream_summary(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
 
 def bench_artifacts(targets: Sequence[Any], grid: BenchGrid = BenchGrid(), options: BenchOptions = BenchOptions(), *,
                     on_row: Callable[[BenchRow], None] | None = None, device: dict[str, Any] | None = None,
-                    keep_open: bool = False) -> BenchReport | tuple[BenchReport, Bencher]:
-    """Time every target over the grid (and one streaming step per batch/threads with options.stream).
+                    baseline: Mapping[str, Any] | str | Path | None = None, max_slowdown: float = 1.10,
+                    repeats: int = 3) -> BenchReport:
+    """Time every target over the grid (and, with options.stream, one streaming step per batch/threads).
 
-    targets: paths, in-memory models or BenchTarget. Returns a BenchReport (and the Bencher, still open,
-    with keep_open=True: the regression gate re-measures through it; call .close() when done)."""
-    from .device import describe_device
+    targets: paths (torch file, ONNX, engine), in-memory models, or BenchTarget. With `baseline` (a report
+    dict or a path to one), rows are compared with it and suspected regressions are re-measured `repeats`
+    times before they count; the verdict is in `report.regression` (["passed"] False: a confirmed
+    regression, exit code 1 in the CLI). Raises BadInput/BackendMissing before any timing."""
+    from .regression import compare_reports, load_baseline, precheck_baseline
 
-    if not targets:
-        raise BadInput("nothing to benchmark: pass at least one artifact")
-    bencher = Bencher(options, grid)
-    try:
-        resolved = [bencher.add(t) for t in targets]  # every check before any timing
-        report = BenchReport(device=device or describe_device(gpu=any(r.device.startswith("cuda") for r in resolved)),
-                             options={**options.to_dict(), "batches": list(grid.batches), "seqs": list(grid.seqs),
-                                      "threads": list(grid.threads)})
-        for res in resolved:
-            for batch, seq, threads in grid.points():
-                row = bencher.measure(res, batch, seq, threads)
-                report.results.append(row)
-                if on_row:
-                    on_row(row)
-            if options.stream:
-                for threads in grid.threads:
-                    for batch in grid.batches:
-                        row = bencher.measure(res, batch, 1, threads, mode="step")
-                        report.results.append(row)
-                        if on_row:
-                            on_row(row)
-        report.stream = stream_summary(report.results)
-    except BaseException:
-        bencher.close()
-        raise
-    if keep_open:
-        return report, bencher
-    bencher.close()
+    base = None
+    if baseline is not None:
+        base = load_baseline(baseline) if isinstance(baseline, (str, Path)) else dict(baseline)
+
+    def check(dev: dict[str, Any], resolved: list[_Resolved]) -> None:
+        if base is not None:
+            precheck_baseline(base, dev, [{"artifact": r.name, "sha256": r.sha256, "parent_sha256": r.parent_sha256}
+                                          for r in resolved], max_slowdown=max_slowdown)
+
+    with Bencher(options, grid) as bencher:
+        report = bencher.run(targets, on_row=on_row, device=device, before_timing=check)
+        if base is not None:
+            result = compare_reports(report.to_dict(), base, max_slowdown=max_slowdown,
+                                     remeasure=bencher.remeasure, repeats=repeats)
+            report.regression = result.to_dict()
     return report
 
 

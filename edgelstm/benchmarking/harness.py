@@ -117,16 +117,32 @@ def time_callable(fn: Callable[[], Any], policy: TimingPolicy, *, sync: Callable
 
 def time_timed_run(timed_run: Callable[[Any, int], list[float]], feeds: Any, policy: TimingPolicy, *,
                    timer: str = "runner") -> Timing:
-    """Time a runner that measures itself (`timed_run(feeds, iters) -> [ms]`), honouring the policy."""
-    if policy.warmup:
-        timed_run(feeds, policy.warmup)
+    """Time a runner that measures itself (`timed_run(feeds, iters) -> [ms]`), honouring the policy.
+    When timed_run accepts a `warmup` keyword (the TensorRT runner's does), the harness's warm-up is
+    passed through it and later calls get warmup=0."""
+    import inspect
+
+    try:
+        takes_warmup = "warmup" in inspect.signature(timed_run).parameters
+    except (TypeError, ValueError):
+        takes_warmup = False
+
+    def call(n: int, first: bool = False) -> list[float]:
+        if takes_warmup:
+            return timed_run(feeds, n, warmup=policy.warmup if first else 0)
+        if first and policy.warmup:
+            timed_run(feeds, policy.warmup)
+        return timed_run(feeds, n)
+
     if policy.iters is not None or policy.min_time is None:
-        return Timing([float(v) for v in timed_run(feeds, policy.iters or DEFAULT_ITERS)], timer)
+        return Timing([float(v) for v in call(policy.iters or DEFAULT_ITERS, first=True)], timer)
     samples: list[float] = []
     chunk = policy.min_iters
     started = time.perf_counter()
+    first = True
     while True:
-        samples.extend(float(v) for v in timed_run(feeds, chunk))
+        samples.extend(float(v) for v in call(chunk, first=first))
+        first = False
         if len(samples) >= policy.min_iters and (time.perf_counter() - started >= policy.min_time):
             break
         if len(samples) >= policy.max_iters:

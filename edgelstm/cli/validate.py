@@ -25,6 +25,18 @@ Gates are METRIC[:OUTPUT]<=VALUE (>= for cosine, accuracy, agreement). Metrics: 
 rmse, rel_l2, cosine, max_step_rmse, streaming.<metric>, and with labels mse, mae, mse_delta,
 mae_delta, accuracy, accuracy_delta, agreement. Without an OUTPUT a gate applies to every output.
 
+A policy file keeps budgets as data (a bare number takes the metric's natural direction):
+
+  \\[default]
+  rel_l2 = 0.01
+  cosine = 0.999
+  \\[outputs.y]
+  max_abs = 0.05
+  \\[task]
+  mse_delta = 0.001
+  \\[baseline]
+  tolerance = 0.10
+
 Exit codes: 0 all gates passed, 1 a gate failed (all reports are written first), 2 bad input
 (data that does not fit the model, NaN/inf, outputs that do not match, an unknown metric), 3 a
 backend is missing.
@@ -78,8 +90,8 @@ def validate(
                                              help="METRIC[:OUTPUT]<=VALUE or >=VALUE; repeatable. Overrides the "
                                                   "policy's budget for the same metric and output."),
     policy: Optional[Path] = typer.Option(None, "--policy", show_default=False,
-                                          help="TOML budgets: [default], [outputs.NAME], [task], [streaming], "
-                                               "[baseline] (tolerance, floor)."),
+                                          help="TOML budgets: tables default (every output), outputs.NAME, task, "
+                                               "streaming and baseline (tolerance, floor); see the example above."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", show_default=False,
                                             help="A previous --report JSON: fail where drift grew beyond "
                                                  "--baseline-tolerance."),

@@ -1,0 +1,166 @@
+"""`edgelstm bench`: latency of artifacts over a batch x seq x threads grid; streaming; regression gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .. import console
+from .common import JsonOpt, QuietOpt, command, finish
+
+HELP = """Measure latency and throughput of one or more artifacts (torch models, ONNX files, TensorRT engines)
+over a grid of batch sizes, sequence lengths and thread counts, with warm-up and percentiles
+(p50/p90/p99/mean/min), model size, peak memory and the machine described.
+
+Backends: torch (CPU; CUDA with --device cuda), onnxruntime (CPU; CUDA provider with --device cuda when
+onnxruntime-gpu is installed), tensorrt (engines, timed with CUDA events).
+
+--stream times one step of a stateful artifact (inputs h0/c0; `edgelstm convert --stateful`) with the state
+carried, beside the cost of re-running the whole window (--seq) for one new sample.
+
+--baseline OLD.json --max-slowdown 1.10 compares with an earlier report from the same machine and model:
+a row that looks slower is re-measured (--repeats) and fails the run (exit 1) only when the slowdown holds.
+
+Examples:
+
+  edgelstm bench model.onnx model.int8.onnx model.pt --batch 1,8 --seq 60,256 --threads 1,2
+
+  edgelstm bench model.stateful.onnx --stream --batch 1 --seq 60 --threads 1
+
+  edgelstm bench model.onnx --min-time 2 --report bench.json --csv bench.csv --plot bench.png
+
+  edgelstm bench model.onnx --baseline bench.json --max-slowdown 1.10    # CI gate: exit 1 on a regression
+"""
+
+
+def bench(
+    artifacts: List[Path] = typer.Argument(..., help="Artifacts to time: torch files, .onnx files, engines (.plan).",
+                                           show_default=False),
+    backend: Optional[str] = typer.Option(None, help="torch | onnxruntime | tensorrt. Default: by file type "
+                                          "(torch files -> torch, .onnx -> onnxruntime, .plan -> tensorrt)."),
+    device: str = typer.Option("cpu", help="cpu or cuda (torch on the GPU, onnxruntime's CUDA provider); "
+                               "engines always run on the GPU."),
+    batch: str = typer.Option("1,8", help="Batch sizes, comma-separated."),
+    seq: str = typer.Option("60,256", help="Sequence lengths (time steps), comma-separated."),
+    threads: Optional[str] = typer.Option(None, help="CPU thread counts to try, comma-separated (e.g. 1,2). "
+                                          "Default: the backend's own default."),
+    warmup: int = typer.Option(10, help="Untimed warm-up iterations before each measurement."),
+    iters: Optional[int] = typer.Option(None, help="Timed iterations per row (default 100 unless --min-time)."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", help="Instead of --iters: time each row for at "
+                                             "least this many seconds (and at least 5 iterations)."),
+    stream: bool = typer.Option(False, "--stream", help="Also time one streaming step (state carried) of a "
+                                "stateful artifact and compare it with re-running the window."),
+    input_size: Optional[int] = typer.Option(None, help="Features per time step, for torch models where it "
+                                             "cannot be inferred."),
+    opt_level: str = typer.Option("all", help="onnxruntime graph optimisation: disable | basic | extended | all."),
+    report: Optional[Path] = typer.Option(None, help="Write the full report as JSON here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV line per row here."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG plot here (latency by backend/precision and by "
+                                        "sequence length; needs matplotlib)."),
+    baseline: Optional[Path] = typer.Option(None, help="An earlier --report from the same machine and model to "
+                                            "compare with (exit 1 on a confirmed regression)."),
+    max_slowdown: float = typer.Option(1.10, help="With --baseline: the largest allowed p50 ratio "
+                                       "current/baseline (1.10 = 10% slower)."),
+    repeats: int = typer.Option(3, help="With --baseline: how many times a row that looks slower is re-measured "
+                                "before it counts as a regression."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from ..benchmarking import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
+                                plot_report, write_csv, write_json)
+    from ..benchmarking.report import device_line
+    from ..errors import BadInput
+    from ..options import parse_int_list
+    from ..runners.onnxruntime_runner import OPT_LEVELS
+
+    if iters is not None and min_time is not None:
+        raise BadInput("pass either --iters or --min-time, not both")
+    if opt_level not in OPT_LEVELS:
+        raise BadInput(f"--opt-level must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
+    for out, suffix, flag in ((report, ".json", "--report"), (csv_out, ".csv", "--csv"), (plot, ".png", "--plot")):
+        if out is not None and out.suffix.lower() != suffix:
+            raise BadInput(f"{flag} must end in {suffix}, got {out.name}")
+    if plot is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            from ..errors import BackendMissing
+
+            raise BackendMissing("--plot needs matplotlib", hint="pip install matplotlib")
+    grid = BenchGrid(tuple(parse_int_list(batch, what="--batch")), tuple(parse_int_list(seq, what="--seq")),
+                     tuple(parse_int_list(threads, what="--threads")) if threads else (None,))
+    options = BenchOptions(backend=backend, device=device,
+                           policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
+                           input_size=input_size, opt_level=opt_level)
+    total = planned_rows(len(artifacts), grid, stream)
+    console.step(f"timing {len(artifacts)} artifact(s) x {len(grid.points())} grid point(s)"
+                 + (" + streaming steps" if stream else "") + f" ({options.policy.describe()} each)")
+    with console.progress("benchmarking", total=total) as advance:
+        result = bench_artifacts(list(artifacts), grid, options, on_row=lambda _row: advance(),
+                                 baseline=baseline, max_slowdown=max_slowdown, repeats=repeats)
+    payload = result.to_dict()
+    console.info(f"[dim]device: {device_line(result.device)}[/]")
+    _print_tables(payload)
+    if report is not None:
+        write_json(payload, report)
+        console.success(f"wrote {report}")
+    if csv_out is not None:
+        write_csv(payload, csv_out)
+        console.success(f"wrote {csv_out}")
+    if plot is not None:
+        plot_report(payload, plot)
+        console.success(f"wrote {plot}")
+    exit_code = 0
+    reg = payload.get("regression")
+    if reg is not None:
+        if reg["passed"]:
+            cleared = len(reg["noise_cleared"])
+            console.success(f"no latency regression against {baseline.name}: {reg['compared']} row(s) within "
+                            f"{max_slowdown:g}x" + (f" ({cleared} suspect(s) cleared as noise on re-measurement)"
+                                                     if cleared else ""))
+        else:
+            worst = ", ".join(f"{r['row']} {r['confirmed_ratio'] or r['ratio']:.2f}x" for r in reg["regressed"])
+            console.error(f"latency regression: {len(reg['regressed'])} row(s) slower than {max_slowdown:g}x "
+                          f"the baseline: {worst}")
+            exit_code = 1
+    finish(payload, json_out, exit_code)
+
+
+def _fmt_ms(v: float) -> str:
+    return f"{v * 1000:.1f} µs" if v < 1 else f"{v:.3f} ms"
+
+
+def _print_tables(payload: dict) -> None:
+    from ..benchmarking import summarize
+
+    rows = payload["results"]
+    summary = summarize(payload)
+    console.table("latency", ["artifact", "backend", "precision", "mode", "batch", "seq", "threads", "p50", "p90",
+                              "p99", "seq/s", "steps/s", "size", "vs torch"],
+                  [[r["artifact"], r["backend"] + (f" ({r['variant']})" if r.get("variant") else ""), r["precision"],
+                    r["mode"], r["batch"], r["seq"], "default" if r["threads"] is None else r["threads"],
+                    _fmt_ms(r["latency_ms"]["p50"]), _fmt_ms(r["latency_ms"]["p90"]), _fmt_ms(r["latency_ms"]["p99"]),
+                    f"{r['throughput_seq_per_s']:.0f}", f"{r['throughput_steps_per_s']:.0f}",
+                    f"{r['model_size_bytes'] / 1024:.0f} KiB" if r.get("model_size_bytes") else "",
+                    f"{s['speedup']:.2f}x" if s["speedup"] is not None and s["reference"] != r["artifact"] else ""]
+                   for r, s in zip(rows, summary)])
+    if payload.get("stream"):
+        console.table("streaming: one step (state carried) vs re-running the window",
+                      ["artifact", "backend", "batch", "threads", "window", "step p50", "window p50", "step cheaper by"],
+                      [[s["artifact"], s["backend"], s["batch"], "default" if s["threads"] is None else s["threads"],
+                        s["window"], _fmt_ms(s["step_p50_ms"]), _fmt_ms(s["window_p50_ms"]), f"{s['speedup']:.1f}x"]
+                       for s in payload["stream"]])
+    reg = payload.get("regression")
+    if reg and (reg["regressed"] or reg["noise_cleared"]):
+        console.table(f"against the baseline (max slowdown {reg['max_slowdown']:g}x)",
+                      ["row", "baseline p50", "p50", "ratio", "re-measured ratio", "verdict"],
+                      [[r["row"], _fmt_ms(r["baseline_p50_ms"]), _fmt_ms(r["current_p50_ms"]), f"{r['ratio']:.2f}x",
+                        "" if r["confirmed_ratio"] is None else f"{r['confirmed_ratio']:.2f}x",
+                        "REGRESSED" if r["regressed"] else "noise"]
+                       for r in (*reg["regressed"], *reg["noise_cleared"])])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench", help=HELP)(command(bench))

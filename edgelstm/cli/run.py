@@ -1,0 +1,74 @@
+"""`edgelstm run PIPELINE.toml`: every stage, cached, one report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .. import console
+from .common import JsonOpt, QuietOpt, command, finish
+
+HELP = """Run a pipeline file: model → convert → quantize → validate → bench → report. Every stage is cached by
+the content hash of its inputs and options, so a re-run with nothing changed does no work (and says so), and
+an interrupted run resumes. Exit code 1 when any gate fails (after the report is written).
+
+  edgelstm run examples/pipelines/lstm_regressor.toml
+
+Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates, [bench], [targets],
+[output] dir. See examples/pipelines/ for every key.
+"""
+
+
+def _human(n) -> str:
+    return "–" if n is None else f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
+
+
+def render_summary(result) -> None:
+    rows = result.summary_rows()
+    console.table("pipeline summary", ["artifact", "precision", "size", "rel_l2", "task", "gates", "p50 ms",
+                                       "speed-up vs torch"],
+                  [[r["artifact"], r["precision"], _human(r["size_bytes"]),
+                    None if r["rel_l2"] is None else f"{r['rel_l2']:.2e}", r["task"],
+                    {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]"}.get(r["gates"], r["gates"]),
+                    r["p50_ms"], None if not r["speedup"] else f"{r['speedup']:.2f}×"] for r in rows])
+    for s in result.skipped:
+        console.info(f"[dim]skipped {s['stage']}: {s['reason']}[/]")
+    cached = sum(s["cached"] for s in result.stages)
+    if result.cached_everything:
+        console.success(f"nothing changed: all {len(result.stages)} stages served from cache "
+                        f"({result.seconds:.1f}s)")
+    else:
+        console.info(f"{len(result.stages) - cached} stages ran, {cached} from cache, {result.seconds:.1f}s")
+    for kind, path in result.reports.items():
+        if kind in ("markdown", "html"):
+            console.info(f"report: {path}")
+    for name, v in result.validations.items():
+        for g in v.get("gates", []):
+            if not g.get("passed"):
+                console.error(f"gate failed for {name}: {g.get('metric')} = {g.get('value')} "
+                              f"(limit {g.get('op', '<=')} {g.get('limit')})")
+
+
+def payload(result) -> dict:
+    return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
+            "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
+            "reports": {k: str(v) for k, v in result.reports.items()}}
+
+
+def run(
+    pipeline: Path = typer.Argument(..., help="The pipeline TOML file.", show_default=False),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from ..pipeline import run_pipeline
+    from ..pipeline_config import load_pipeline
+
+    p = load_pipeline(pipeline)
+    result = run_pipeline(p, on_step=console.step)
+    render_summary(result)
+    finish(payload(result), json_out, 0 if result.passed else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help=HELP)(command(run))

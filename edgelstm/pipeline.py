@@ -1,0 +1,350 @@
+"""`edgelstm run PIPELINE.toml`: model → export → quantize → validate → bench → report, each stage cached
+by the content hash of its inputs and options. Stages run in order; a gate failure does not stop later
+stages (the report shows everything) but makes the run fail."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import BackendMissing
+from .fileio import sha256_file, write_text_atomic
+from .pipeline_cache import StageCache
+from .pipeline_config import Pipeline
+
+DRIFT_LENGTHS = (1, 2, 4, 8, 16, 32, 60, 120)
+
+
+@dataclass
+class Artifact:
+    name: str          # fp32, fp32-stateful, fp16, int8-dynamic, int8-static, engine-fp16 ...
+    path: Path
+    precision: str
+    size_bytes: int
+
+
+@dataclass
+class PipelineResult:
+    pipeline: Pipeline
+    out_dir: Path
+    model_path: Path | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    validations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drift_by_length: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bench: dict[str, Any] | None = None
+    reports: dict[str, Path] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(v.get("passed", False) for v in self.validations.values())
+
+    @property
+    def cached_everything(self) -> bool:
+        return bool(self.stages) and all(s["cached"] for s in self.stages)
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """One row per artifact: size, drift, gates, p50 and speed-up over torch eager."""
+        from .benchmarking.bench import summarize
+
+        bench_rows = summarize(self.bench) if self.bench else []
+        rows = []
+        torch_p50 = next((r["p50_ms"] for r in bench_rows if r["backend"] == "torch" and r["mode"] == "window"), None)
+        if torch_p50 is not None and self.model_path is not None:
+            rows.append({"artifact": "torch (eager)", "precision": "fp32",
+                         "size_bytes": self.model_path.stat().st_size, "rel_l2": 0.0, "task": None,
+                         "gates": "reference", "p50_ms": torch_p50, "speedup": 1.0})
+        for a in self.artifacts:
+            v = self.validations.get(a.name, {})
+            outputs = v.get("outputs", {})
+            rel = max((o.get("rel_l2", 0.0) for o in outputs.values()), default=None)
+            b = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "window"), None)
+            rows.append({"artifact": a.path.name, "precision": a.name, "size_bytes": a.size_bytes, "rel_l2": rel,
+                         "task": _task_value(v.get("task") or {}),
+                         "gates": ("pass" if v.get("passed") else "FAIL") if v else "-",
+                         "p50_ms": b["p50_ms"] if b else None, "speedup": b["speedup"] if b else None})
+        return rows
+
+
+def _task_value(task: dict[str, Any]) -> str | None:
+    for key in ("mse", "accuracy"):
+        if key in task:
+            return f"{key}={task[key]:.4g}"
+    return None
+
+
+Say = Callable[[str], None]
+
+
+def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
+    say = on_step or (lambda _m: None)
+    t0 = time.perf_counter()
+    out = p.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    cache = StageCache.open(out)
+    res = PipelineResult(p, out)
+
+    def stage(name: str, material: Any, fn) -> dict[str, Any]:
+        started = time.perf_counter()
+        r = cache.run(name, material, fn)
+        res.stages.append({"stage": name, "cached": r["cached"], "seconds": round(time.perf_counter() - started, 3)})
+        say(f"{name}: {'cached' if r['cached'] else 'done'}")
+        return r
+
+    # 1. the model
+    res.model_path = _model_stage(p, out, stage, say)
+    model_sha = sha256_file(res.model_path)
+
+    # 2. export (plain, and stateful where it applies)
+    from . import zoo
+
+    reference = _load_reference(p, res.model_path)
+    onnx_path = out / "model.onnx"
+    r = stage("convert", {"model": model_sha, "export": p.export.__dict__, "input_size": p.model.input_size},
+              lambda: _export(reference, onnx_path, p, stateful=False))
+    res.artifacts.append(Artifact("fp32", onnx_path, "fp32", onnx_path.stat().st_size))
+    stateful_ok = p.export.stateful and not _is_bidirectional(reference.module)
+    if p.export.stateful and not stateful_ok:
+        res.skipped.append({"stage": "convert --stateful", "reason": "bidirectional models cannot stream"})
+    if stateful_ok:
+        st_path = out / "model.stateful.onnx"
+        stage("convert --stateful", {"model": model_sha, "export": p.export.__dict__},
+              lambda: _export(reference, st_path, p, stateful=True))
+        res.artifacts.append(Artifact("fp32-stateful", st_path, "fp32", st_path.stat().st_size))
+    del r
+
+    # data: validation (and calibration) sets against the reference's I/O
+    from .runners import open_runner
+
+    ref_runner = open_runner(reference)
+    val, calib, data_sha = _datasets(p, ref_runner.io, reference)
+
+    # 3. quantize
+    onnx_sha = sha256_file(onnx_path)
+    for prec in p.quantize.precisions:
+        q_path = out / f"model.{prec}.onnx"
+        material = {"onnx": onnx_sha, "precision": prec, "quantize": p.quantize.__dict__,
+                    "calib": data_sha if prec == "int8-static" else None}
+        stage(f"quantize {prec}", material, lambda prec=prec, q_path=q_path: _quantize(onnx_path, q_path, prec, p, calib))
+        res.artifacts.append(Artifact(prec, q_path, prec.split("-")[0], q_path.stat().st_size))
+
+    # 3b. TensorRT engines where asked and installed
+    if p.targets.tensorrt:
+        _tensorrt_stage(p, res, stage, calib, say)
+
+    # 4. validate every artifact against the torch reference
+    for a in list(res.artifacts):
+        if a.path.suffix != ".onnx":
+            continue
+        gates = list(p.validate.gates) + [str(g) for g in p.validate.precision_gates.get(a.name, [])]
+        report_path = out / "validate" / f"{a.name}.json"
+        material = {"model": model_sha, "candidate": sha256_file(a.path), "data": data_sha, "gates": gates}
+        v = stage(f"validate {a.name}", material,
+                  lambda a=a, gates=gates, report_path=report_path: _validate(reference, a, val, gates, report_path))
+        res.validations[a.name] = v["report"]
+        res.drift_by_length[a.name] = v["drift_by_length"]
+
+    # 5. bench
+    if p.bench.enabled:
+        bench_path = out / "bench.json"
+        material = {"model": model_sha, "artifacts": {a.name: sha256_file(a.path) for a in res.artifacts},
+                    "bench": p.bench.__dict__}
+        b = stage("bench", material, lambda: _bench(res, reference, bench_path, p))
+        res.bench = b["report"]
+
+    # 6. report
+    from .pipeline_report import write_reports
+
+    material = {"validations": res.validations, "bench": res.bench, "drift": res.drift_by_length,
+                "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": p.source_text}
+    rep = stage("report", material, lambda: write_reports(res))
+    res.reports = {k: Path(v) for k, v in rep["paths"].items()}
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+def _model_stage(p: Pipeline, out: Path, stage, say: Say) -> Path:
+    from . import zoo
+
+    m = p.model
+    if m.source is not None:
+        return p.resolve(m.source)
+    path = out / "model.pt"
+
+    def train():
+        say(f"training {m.zoo} on its synthetic task ({m.train_steps} steps, seed {m.seed})")
+        model = zoo.build(m.zoo, dict(m.config), seed=m.seed)
+        loss = zoo.train(model, m.zoo, steps=m.train_steps, seed=m.seed, seq=min(60, p.export.seq_len))
+        zoo.save_checkpoint(model, path)
+        return [path], {"loss": loss}
+
+    stage("train", {"zoo": m.zoo, "config": dict(m.config), "steps": m.train_steps, "seed": m.seed,
+                    "seq": p.export.seq_len}, train)
+    return path
+
+
+def _load_reference(p: Pipeline, path: Path):
+    from .loading import load_model
+
+    return load_model(path, factory=p.model.factory, trust_pickle=p.model.trust_pickle)
+
+
+def _is_bidirectional(module) -> bool:
+    import torch
+
+    return any(isinstance(m, torch.nn.RNNBase) and m.bidirectional for m in module.modules())
+
+
+def _export(reference, path: Path, p: Pipeline, *, stateful: bool):
+    from converters.torch_to_onnx import ExportOptions, export_onnx
+
+    r = export_onnx(reference, path, ExportOptions(input_size=p.model.input_size, seq_len=p.export.seq_len,
+                                                   batch=p.export.batch, opset=p.export.opset, stateful=stateful))
+    return [path, path.with_name(path.name + ".json")], {"route": r.route.value, "max_abs": r.verification.max_abs}
+
+
+def _datasets(p: Pipeline, spec, reference):
+    from calibration.sources import load_dataset, synthetic_dataset
+
+    from . import zoo
+
+    d = p.data
+    if d.validation:
+        path = p.resolve(d.validation)
+        val = load_dataset(path, spec, window=d.window, features=list(d.features) if d.features else None,
+                           target=d.target)
+        data_sha = sha256_file(path)
+    elif p.model.zoo:
+        from calibration.sources import dataset_from_arrays
+
+        x, y = zoo.synthetic_task(p.model.zoo, d.synthetic, d.seq, seed=d.seed)
+        val = dataset_from_arrays({"x": x}, spec, labels=y)
+        data_sha = f"zoo-task:{p.model.zoo}:{d.synthetic}:{d.seq}:{d.seed}"
+    else:
+        val = synthetic_dataset(spec, d.synthetic, seq=d.seq, seed=d.seed)
+        data_sha = f"synthetic:{d.synthetic}:{d.seq}:{d.seed}"
+    if d.calibration:
+        cpath = p.resolve(d.calibration)
+        calib = load_dataset(cpath, spec, window=d.window, features=list(d.features) if d.features else None)
+        data_sha += ":" + sha256_file(cpath)
+    elif p.model.zoo:
+        from calibration.sources import dataset_from_arrays
+
+        x, _ = zoo.synthetic_task(p.model.zoo, 128, d.seq, seed=d.seed + 1000)  # disjoint from validation
+        calib = dataset_from_arrays({"x": x}, spec)
+    else:
+        calib = synthetic_dataset(spec, 128, seq=d.seq, seed=d.seed + 1000)
+    return val, calib, data_sha
+
+
+def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib):
+    from calibration.sources import as_calibration_source
+
+    from .options import CalibMethod, QuantMode
+
+    if prec == "fp16":
+        from converters.onnx_to_fp16 import Fp16Options, quantize_fp16
+
+        r = quantize_fp16(src, out, Fp16Options(exclude=tuple(p.quantize.exclude)))
+    else:
+        from converters.onnx_to_int8 import Int8Options, quantize_int8
+
+        mode = QuantMode.dynamic if prec == "int8-dynamic" else QuantMode.static
+        opts = Int8Options(mode=mode, method=CalibMethod(p.quantize.calib_method), exclude=tuple(p.quantize.exclude))
+        source = as_calibration_source(calib, 32) if mode == QuantMode.static else None
+        r = quantize_int8(src, out, opts, source)
+    return [out, out.with_name(out.name + ".json")], {"size_bytes": r.size_bytes,
+                                                      "times_smaller": round(r.times_smaller, 3),
+                                                      "counts": r.counts()}
+
+
+def _validate(reference, artifact: Artifact, val, gates: list[str], report_path: Path):
+    from .gates import parse_gates
+    from .reports.validate_json import report_dict, write_validate_report
+    from .validation import ValidateOptions, validate_artifacts
+
+    result = validate_artifacts(reference, artifact.path, val, ValidateOptions(gates=tuple(parse_gates(gates))))
+    write_validate_report(result, report_path)
+    drift = drift_by_length(reference, artifact.path, val)
+    return [report_path], {"report": report_dict(result), "drift_by_length": drift}
+
+
+def drift_by_length(reference, candidate: Path, dataset, *, samples: int = 64) -> dict[str, Any]:
+    """rel_l2 of the candidate's output against torch when the sequence is cut at growing lengths: how drift
+    accumulates along the recurrence (time steps)."""
+    from .runners import open_runner
+
+    ref = open_runner(reference)
+    cand = open_runner(candidate)
+    x = dataset.inputs["x"][:samples]
+    lengths = [t for t in DRIFT_LENGTHS if t <= x.shape[1]]
+    if x.shape[1] not in lengths:
+        lengths.append(int(x.shape[1]))
+    extra = {t.name: np.zeros([x.shape[0] if d == "batch" else d for d in t.shape], np.float32)
+             for t in cand.io.inputs if t.state}
+    out_name = ref.io.outputs[0].name
+    rel = []
+    for t in lengths:
+        r = ref.run({"x": x[:, :t]})[out_name]
+        c = cand.run({"x": x[:, :t], **extra})[out_name]
+        rel.append(float(np.linalg.norm(c - r) / max(np.linalg.norm(r), 1e-12)))
+    return {"output": out_name, "lengths": lengths, "rel_l2": rel}
+
+
+def _bench(res: PipelineResult, reference, path: Path, p: Pipeline):
+    from .benchmarking.bench import BenchGrid, BenchOptions, BenchTarget, bench_artifacts
+    from .benchmarking.harness import TimingPolicy
+
+    targets = [BenchTarget(reference, name="torch (eager)")]
+    for a in res.artifacts:
+        drift = res.validations.get(a.name, {}).get("outputs", {})
+        rel = max((o.get("rel_l2", 0.0) for o in drift.values()), default=None)
+        targets.append(BenchTarget(a.path, extras={"drift": {"rel_l2": rel}} if rel is not None else {}))
+    grid = BenchGrid(batches=p.bench.batch, seqs=p.bench.seq, threads=p.bench.threads)
+    opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False)
+    stateful = [t for t in targets if isinstance(t.artifact, Path) and t.artifact.name.endswith(".stateful.onnx")]
+    report = bench_artifacts([t for t in targets if t not in stateful], grid, opts)
+    data = report.to_dict()
+    if stateful:  # streaming: one step with the state carried, beside re-running the window
+        opts = BenchOptions(stream=p.bench.stream, policy=opts.policy, measure_memory=False)
+        data["results"] += bench_artifacts(stateful, grid, opts).to_dict()["results"]
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))
+    return [path], {"report": data}
+
+
+def _tensorrt_stage(p: Pipeline, res: PipelineResult, stage, calib, say: Say) -> None:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        res.skipped.append({"stage": "build (TensorRT)", "reason": "tensorrt is not installed here; the bundle "
+                            "carries the ONNX and a build script for the device"})
+        return
+    from converters.onnx_to_tensorrt import BuildOptions, build_engine
+
+    from .options import Precision
+
+    src = res.out_dir / "model.onnx"
+    for prec in ("fp32", "fp16"):
+        eng = res.out_dir / f"model.{prec}.plan"
+        material = {"onnx": sha256_file(src), "precision": prec, "seq": p.export.seq_len}
+
+        def build(prec=prec, eng=eng):
+            r = build_engine(src, eng, BuildOptions(precision=Precision(prec)))
+            return [eng], {"precision": prec, "size_bytes": eng.stat().st_size, "path": str(r.path)}
+
+        try:
+            stage(f"build {prec}", material, build)
+        except BackendMissing as exc:
+            res.skipped.append({"stage": f"build {prec}", "reason": str(exc)})
+            return
+        res.artifacts.append(Artifact(f"engine-{prec}", eng, prec, eng.stat().st_size))
