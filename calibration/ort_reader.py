@@ -135,14 +135,15 @@ def augmented_model(model, names: Iterable[str] | None = None):
 
 def collect_activation_ranges(model_or_path, source: Iterable[Batch], *, io: IOSpec | None = None,
                               method: CalibMethod = CalibMethod.minmax, percentile: float = DEFAULT_PERCENTILE,
-                              bins: int = DEFAULT_BINS, threads: int | None = None) -> dict[str, TensorRange]:
-    """Ranges of every float tensor of the main graph over ``source`` (run in onnxruntime, no graph
-    optimizations so every tensor exists as in the file)."""
+                              bins: int = DEFAULT_BINS, threads: int | None = None,
+                              names: Iterable[str] | None = None) -> dict[str, TensorRange]:
+    """Ranges of every float tensor of the main graph (or just ``names``) over ``source`` (run in
+    onnxruntime without graph optimizations, so every tensor exists as in the file)."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(model_or_path)) if isinstance(model_or_path, (str, Path)) else model_or_path
-    aug = augmented_model(model)
+    aug = augmented_model(model, names)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -153,6 +154,9 @@ def collect_activation_ranges(model_or_path, source: Iterable[Batch], *, io: IOS
     except Exception as exc:  # noqa: BLE001
         raise BadInput(f"onnxruntime cannot run the model for calibration: {str(exc).splitlines()[0][:300]}") from None
     out_names = [o.name for o in sess.get_outputs()]
+    if names is not None:
+        wanted = set(names)
+        out_names = [n for n in out_names if n in wanted]
     in_names = [i.name for i in sess.get_inputs()]
     collector = RangeCollector(method, percentile=percentile, bins=bins)
 

@@ -330,7 +330,7 @@ class _Converter:
 
     def _row(self, node, scope: str) -> OpRow:
         reason, fp32_inputs = self.policy[(scope, node.name)]
-        has_float = any(self.is_float(n) for n in (*node.input, *node.output))
+        has_float = any(self.is_float(n) for n in (*node.input, *node.output)) and node.op_type not in _TYPE_AGNOSTIC_OPS
         if node.op_type in CONTROL_FLOW_OPS:
             has_float = has_float or any(True for _ in subgraphs(node))
         if reason is not None:

@@ -44,6 +44,9 @@ RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 DYNAMIC_QUANTIZABLE = frozenset({"LSTM", "MatMul", "Gemm", "Conv", "Attention", "Gather", "Transpose",
                                  "EmbedLayerNormalization"})
 RANGE_SOURCES = ("edgelstm", "onnxruntime")
+#: ops that only move or reshape data: nothing to quantize, they carry whatever precision flows in
+DATA_MOVEMENT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Gather", "Concat", "Split",
+                               "Flatten", "Expand", "Identity", "ConstantOfShape", "Constant", "Tile", "Pad"})
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,8 @@ class Int8Quantizer:
             from onnxruntime.quantization.calibrate import save_tensors_data
 
             ranges = collect_activation_ranges(self.pre, self.calib, io=io_spec,  # type: ignore[arg-type]
-                                               method=o.calib_method, percentile=o.percentile)
+                                               method=o.calib_method, percentile=o.percentile,
+                                               names=self._calibrated_tensors())
             save_tensors_data(_tensors_data(ranges, o.calib_method), self.cache)
             tensors = len(ranges)
         else:
@@ -199,6 +203,18 @@ class Int8Quantizer:
         self.calibration = {"samples": samples, "batches": batches, "method": o.calib_method.value,
                             "percentile": o.percentile if o.calib_method == CalibMethod.percentile else None,
                             "range_source": o.range_source, "tensors": tensors}
+
+    def _calibrated_tensors(self) -> list[str]:
+        """Activations the Q/DQ quantizer needs ranges for: inputs and outputs of the quantized op types in
+        the main graph (weights get their ranges from the weights themselves)."""
+        ops = set(self._op_types() or STATIC_DEFAULT_OPS)
+        names: list[str] = []
+        for node in self.pre.graph.node:
+            if node.op_type in ops:
+                for t in (*node.input, *node.output):
+                    if t and t not in self.initializers and self.types.get(t) == FLOAT and t not in names:
+                        names.append(t)
+        return names
 
     # ------------------------------------------------------------------------------------------ quantize
 
@@ -316,6 +332,8 @@ class Int8Quantizer:
                 return row("fp32", "both inputs are activations: dynamic INT8 quantizes constant weights only")
             if op in ("LSTM", "MatMul", "Gemm", "Conv"):
                 return row("fp32", "onnxruntime left it float (unsupported attributes or input types)")
+            if op in DATA_MOVEMENT_OPS:
+                return row("fp32", "moves float data, no arithmetic to quantize")
             return row("fp32", f"no dynamic integer kernel for {op}; runs in float")
         # static Q/DQ
         if op in RECURRENT_OPS:
@@ -330,6 +348,8 @@ class Int8Quantizer:
             return row("int8", "int8 inputs and weights through Q/DQ (fused by TensorRT / onnxruntime)", f"Q/DQ {op}")
         if op in ops:
             return row("fp32", "onnxruntime left it float (no calibration range or unsupported inputs)")
+        if op in DATA_MOVEMENT_OPS:
+            return row("fp32", "moves float data, no arithmetic to quantize")
         return row("fp32", f"outside the quantized op set ({', '.join(sorted(ops))}); runs in float")
 
     # ------------------------------------------------------------------------------------------ write

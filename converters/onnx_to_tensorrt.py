@@ -390,39 +390,17 @@ def _intermediate_fp16(src: Path, out: Path) -> Path:
 
 
 def _intermediate_int8(src: Path, out: Path, calib, options: BuildOptions) -> Path:
+    """Static Q/DQ quantization through the quantize stage (converters.onnx_to_int8): TensorRT's recipe
+    (symmetric int8 inputs/weights of MatMul/Gemm, LSTM/GRU left float)."""
     try:
-        from converters import onnx_to_int8
+        from converters.onnx_to_int8 import Int8Options, quantize_int8
     except ImportError as exc:
         raise BadInput(f"{src.name} has no Q/DQ nodes and converters.onnx_to_int8 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision int8 --mode static --calib DATA` "
                             "and build that") from None
-    return _call_quantize_int8(onnx_to_int8, src, out, calib, options)
-
-
-def _call_quantize_int8(mod, src: Path, out: Path, calib, options: BuildOptions) -> Path:
-    """Static Q/DQ quantization through converters.onnx_to_int8 (the quantize stage)."""
-    opts_cls = getattr(mod, "Int8Options")
-    import dataclasses
-    import inspect
-
-    fields = {f.name for f in dataclasses.fields(opts_cls)} if dataclasses.is_dataclass(opts_cls) else set()
-    kwargs: dict[str, Any] = {}
-    if "mode" in fields:
-        kwargs["mode"] = "static"
-    if "calib_method" in fields:
-        kwargs["calib_method"] = str(options.calib_method)
-    elif "method" in fields:
-        kwargs["method"] = str(options.calib_method)
-    opts = opts_cls(**kwargs)
-    params = inspect.signature(mod.quantize_int8).parameters
-    if "calib" in params:
-        res = mod.quantize_int8(src, out, opts, calib=calib)
-    elif "data" in params:
-        res = mod.quantize_int8(src, out, opts, data=calib)
-    else:
-        res = mod.quantize_int8(src, out, opts, calib)
-    path = getattr(res, "path", None) or out
-    return Path(path)
+    method = str(options.calib_method)
+    res = quantize_int8(src, out, Int8Options(mode="static", calib_method=method), calib=calib)
+    return Path(getattr(res, "path", None) or out)
 
 
 def _as_source(calib, spec: IOSpec, batch_size: int):

@@ -117,6 +117,10 @@ def _coerce(where: str, value: Any, default: Any, annotation: str) -> Any:
     def bad(expected: str) -> BadInput:
         return BadInput(f"{where} must be {expected}, got {value!r}")
 
+    if annotation.startswith("Mapping"):
+        if not isinstance(value, dict):
+            raise bad("a table")
+        return value
     if "tuple[int" in annotation:
         vals = value if isinstance(value, list) else [value]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vals):
@@ -127,10 +131,6 @@ def _coerce(where: str, value: Any, default: Any, annotation: str) -> Any:
         if not all(isinstance(v, str) for v in vals):
             raise bad("a string or a list of strings")
         return tuple(vals)
-    if "Mapping" in annotation:
-        if not isinstance(value, dict):
-            raise bad("a table")
-        return value
     if annotation.startswith("bool"):
         if not isinstance(value, bool):
             raise bad("true or false")

@@ -550,7 +550,7 @@ def make_module(version: str = "10.14.1.48", *, unsupported_ops: tuple[str, ...]
                                     break
                                 rec.add("calibrator.get_batch", tuple(names), tuple(ptrs))
                                 for name, ptr in zip(names, ptrs):
-                                    shape = cshapes.get(name, (0,))[1]
+                                    shape = cshapes.get(name, ((0,), (0,), (0,)))[1]
                                     t = next(t for t in network.inputs if t.name == name)
                                     need = int(np.prod(shape)) * np.dtype(NP_OF[t.dtype.name]).itemsize
                                     if ptr not in MEMORY or len(MEMORY[ptr]) < need:
@@ -827,8 +827,6 @@ def make_module(version: str = "10.14.1.48", *, unsupported_ops: tuple[str, ...]
                    EngineInspector=EngineInspector, ITimingCache=ITimingCache, nptype=nptype)
     for k, val in classes.items():
         setattr(trt, k, val)
-    for s in Severity:  # trt.Logger.WARNING etc. also exist at ILogger scope
-        pass
     if not v11:  # calibrators were removed in TensorRT 11
         class IInt8Calibrator:
             def __init__(self):

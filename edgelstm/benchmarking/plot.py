@@ -67,6 +67,11 @@ def plot_report(report: Any, out: str | Path, *, title: str | None = None) -> Pa
         ax2.axhline(r["latency_ms"]["p50"], color=colors[_series_name(r)], linestyle=":", linewidth=1)
         ax2.annotate(f"one step b{r['batch']}", (ax2.get_xlim()[0], r["latency_ms"]["p50"]), fontsize=7,
                      color=colors[_series_name(r)], va="bottom")
+    if len(batches) > 1 or len({k[2] for k in lines}) > 1:
+        from matplotlib.lines import Line2D
+
+        ax2.legend([Line2D([], [], color="gray", linestyle=styles[i % len(styles)]) for i in range(len(batches))],
+                   [f"batch {b}" for b in batches], fontsize=8, loc="upper left")
     ax2.set_xlabel("sequence length (time steps)")
     ax2.set_ylabel("p50 latency (ms, log)")
     ax2.set_yscale("log")

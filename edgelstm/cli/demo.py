@@ -9,8 +9,11 @@ import typer
 from .. import console
 from .common import JsonOpt, QuietOpt, command, finish
 
-HELP = """Run the whole flow on a built-in model: train the sine-wave LSTM forecaster on CPU (seeded, seconds),
-export it to ONNX (verified, plus a stateful variant), and report what was made and how it compares.
+HELP = """Run the whole pipeline on a built-in model: train the sine-wave LSTM forecaster on CPU (seeded,
+seconds), export it to ONNX (verified, plus a streaming variant), quantize it (fp16, int8 dynamic, int8
+static), validate every artifact against torch, benchmark them, and write report.md / report.html.
+
+The demo is an ordinary pipeline: OUT/pipeline.toml is written first, and a second run is served from cache.
 
   edgelstm demo
 
@@ -25,15 +28,13 @@ def demo(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..demo import DemoOptions, run_demo
+    from ..demo import run_demo
+    from .run import payload, render_summary
 
-    result = run_demo(DemoOptions(out_dir=out, train_steps=steps, seed=seed), on_step=console.step)
-    console.table("demo", ["step", "seconds", "result"],
-                  [[s["step"], s["seconds"], ", ".join(f"{k}={v}" for k, v in s.items()
-                                                      if k not in ("step", "seconds"))] for s in result.steps])
-    console.success(f"demo artifacts in {result.out_dir}/ (try: edgelstm inspect {result.out_dir}/model.onnx)")
-    finish({"out_dir": str(result.out_dir), "final_loss": result.final_loss,
-            "artifacts": {k: str(v) for k, v in result.artifacts.items()}, "steps": result.steps}, json_out)
+    result = run_demo(out, steps=steps, seed=seed, on_step=console.step)
+    render_summary(result)
+    console.success(f"demo artifacts in {out}/ — open {out}/report.html, or try: edgelstm inspect {out}/model.onnx")
+    finish(payload(result), json_out, 0 if result.passed else 1)
 
 
 def register(app: typer.Typer) -> None:

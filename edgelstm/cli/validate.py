@@ -199,7 +199,7 @@ def validate(
 
 def _summary(result) -> None:
     cols = ["output", "max_abs", "mean_abs", "rmse", "rel_l2", "cosine"]
-    rows = [[name, *(m.get(k) for k in cols[1:])] for name, m in result.outputs.items()]
+    rows = [[name, *(m.get(k) for k in cols[1:-1]), f"{m['cosine']:.6g}"] for name, m in result.outputs.items()]
     console.table(f"drift: {Path(result.candidate).name} vs {Path(result.reference).name} "
                   f"({result.samples} samples)", cols, rows)
     if result.task:
@@ -215,7 +215,8 @@ def _summary(result) -> None:
     if result.gates:
         console.table("gates", ["gate", "value", "limit", "result"],
                       [[(("baseline " if g.source == "baseline" else "") + g.metric + (f":{g.output}" if g.output else "")),
-                        g.value, f"{g.op} {g.limit:.4g}", "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"]
+                        None if g.value is None else f"{g.value:.6g}" if g.metric.endswith("cosine") else g.value,
+                        f"{g.op} {g.limit:.6g}" if g.metric.endswith("cosine") else f"{g.op} {g.limit:.4g}", "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"]
                        for g in result.gates])
 
 

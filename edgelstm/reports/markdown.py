@@ -12,7 +12,9 @@ from .validate_json import report_dict
 METRIC_COLUMNS = ("max_abs", "mean_abs", "rmse", "rel_l2", "cosine")
 
 
-def _n(v: Any) -> str:
+def _n(v: Any, metric: str = "") -> str:
+    if metric in ("cosine", "agreement", "accuracy", "reference_accuracy") and isinstance(v, float):
+        return f"{v:.6g}"  # 0.999973, not 1
     if v is None:
         return "n/a"
     if isinstance(v, bool):
@@ -59,7 +61,7 @@ def markdown_summary(result) -> str:
     if outputs:
         lines += ["#### Drift per output", ""]
         lines += _table(["output", *METRIC_COLUMNS],
-                        [[name, *(_n(m.get(k)) for k in METRIC_COLUMNS)] for name, m in outputs.items()])
+                        [[name, *(_n(m.get(k), k) for k in METRIC_COLUMNS)] for name, m in outputs.items()])
         lines.append("")
 
     task = rep.get("task") or {}
@@ -85,7 +87,8 @@ def markdown_summary(result) -> str:
             name = g["metric"] + (f":{g['output']}" if g.get("output") else "")
             if g.get("source") == "baseline":
                 name = f"baseline {name} (was {_n(g.get('baseline'))})"
-            rows.append([name, _n(g.get("value")), f"{g.get('op', '<=')} {_n(g.get('limit'))}",
+            metric = str(g["metric"]).split(".")[-1]
+            rows.append([name, _n(g.get("value"), metric), f"{g.get('op', '<=')} {_n(g.get('limit'), metric)}",
                          "✅ pass" if g.get("passed") else "❌ **fail**"])
         lines += _table(["gate", "value", "limit", "result"], rows)
     else:
@@ -112,7 +115,7 @@ def markdown_summary(result) -> str:
         rows = []
         for chunk, outs in (streaming.get("by_chunk") or {}).items():
             for name, m in outs.items():
-                rows.append([name, chunk, *(_n(m.get(k)) for k in METRIC_COLUMNS)])
+                rows.append([name, chunk, *(_n(m.get(k), k) for k in METRIC_COLUMNS)])
         lines += _table(["output", "chunk", *METRIC_COLUMNS], rows)
         lines.append("")
     notes = rep.get("notes") or []

@@ -85,7 +85,7 @@ def probe_session(path: str | Path, *, opt_level: str = "all", timeout: float = 
 class OrtRunner:
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, opt_level: str = "all",
+    def __init__(self, path: str | Path, *, threads: int | None = None, opt_level: str | None = None,
                  providers: list[str] | None = None):
         import onnx
 
@@ -99,6 +99,11 @@ class OrtRunner:
         self.manifest = read_manifest(self.path)
         self.io = self.manifest.io if self.manifest and self.manifest.io else iospec_from_onnx(model)
         self.precision = self.manifest.precision if self.manifest else _guess_precision(model)
+        if opt_level is None:  # `edgelstm quantize` records the level its crash-safe probe found safe
+            opt_level = (self.manifest.details.get("ort_opt_level") if self.manifest else None) or "all"
+            if opt_level not in OPT_LEVELS:
+                opt_level = "all"
+        self.opt_level = opt_level
         self.session = make_session(self.path, threads=threads, opt_level=opt_level, providers=providers)
         self._in_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -1,0 +1,116 @@
+"""`edgelstm build`: ONNX -> TensorRT engine (.plan) with a manifest that says what ran in which precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import console
+from ..options import CalibMethod, Precision, parse_range
+from .common import JsonOpt, QuietOpt, command, finish
+
+HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version.
+
+How each precision is built depends on the installed TensorRT. From 10.12 (and on 11.x, which has no
+other way) builds are strongly typed: FP16 comes from an FP16 ONNX (made automatically from an FP32 one),
+INT8 from a Q/DQ ONNX (made from --calib data when the ONNX has no Q/DQ nodes). Before 10.12 the builder's
+FP16/INT8 flags are used, with an INT8 calibrator over --calib and a reusable --calib-cache. Strongly typed
+FP16 LSTM/GRU needs TensorRT >= 10.14. The LSTM core itself never runs in INT8: the summary table says
+which layers ran in which precision.
+
+Engines are tied to the GPU architecture and TensorRT version: ship the ONNX and rebuild on the target
+(Jetson included) unless you build --hardware-compatible / --version-compatible.
+
+Examples:
+
+  edgelstm build model.onnx -o model.plan
+
+  edgelstm build model.onnx -o model.fp16.plan --precision fp16 --batch 1:8:32 --seq 1:128:512
+
+  edgelstm build model.onnx -o model.int8.plan --precision int8 --calib calib.npz --calib-cache model.calib
+
+  edgelstm build model.onnx -o model.plan --timing-cache trt.cache --workspace 2GiB   # faster rebuilds
+
+  edgelstm build model.fp16.onnx -o model.dla.plan --precision fp16 --dla-core 0   # Jetson AGX/NX Orin
+"""
+
+
+def build(
+    model: Path = typer.Argument(..., help="The ONNX model (FP32, FP16, or INT8 with Q/DQ nodes).", show_default=False),
+    out: Path = typer.Option(..., "-o", "--out", "--output",
+                             help="Engine file to write (.plan or .engine); a <file>.json manifest goes beside it."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", "-p",
+                                        help="fp32, fp16 (from an FP16 ONNX, converted for you) or int8 (needs "
+                                             "--calib, a --calib-cache, or a Q/DQ ONNX)."),
+    batch: Optional[str] = typer.Option(None, help="Batch range min:opt:max the engine accepts (axis 0 of x, axis 1 "
+                                                   "of h0/c0); a single N means N:N:N. Default 1:8:64."),
+    seq: Optional[str] = typer.Option(None, help="Sequence-length range min:opt:max (axis 1 of x). Default 1:64:512."),
+    calib: Optional[Path] = typer.Option(None, help="Calibration data for int8 (.npz/.npy/.csv shaped like the "
+                                                    "model's inputs; a few hundred representative sequences)."),
+    calib_cache: Optional[Path] = typer.Option(None, help="TensorRT < 10.12 INT8 calibration cache: reused when the "
+                                                          "file exists (no data needed), written after calibrating."),
+    calib_method: CalibMethod = typer.Option(CalibMethod.entropy, help="Calibration: entropy or minmax (percentile "
+                                                                       "only on the Q/DQ route)."),
+    calib_batch_size: int = typer.Option(32, min=1, help="Sequences per calibration batch."),
+    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file: loaded if it exists, saved "
+                                                           "after the build; makes rebuilds on this GPU much faster."),
+    workspace: Optional[str] = typer.Option(None, help="Builder workspace limit, e.g. 512MiB or 2GiB (a plain number "
+                                                       "is MiB). Default: TensorRT's (the GPU's memory)."),
+    dla_core: Optional[int] = typer.Option(None, min=0, help="Run on this DLA core (Jetson AGX/NX Orin, Xavier); "
+                                                             "fp16/int8 only. Layers the DLA cannot run go to the GPU "
+                                                             "and are reported."),
+    no_gpu_fallback: bool = typer.Option(False, "--no-gpu-fallback",
+                                         help="With --dla-core: fail instead of running unsupported layers on the GPU."),
+    hardware_compatible: bool = typer.Option(False, "--hardware-compatible",
+                                             help="Build an engine that runs on any Ampere-or-newer GPU "
+                                                  "(HardwareCompatibilityLevel.AMPERE_PLUS; may be slower)."),
+    version_compatible: bool = typer.Option(False, "--version-compatible",
+                                            help="Build an engine later TensorRT versions of the same major can load "
+                                                 "(embeds the lean runtime; loading runs code from the plan)."),
+    keep_onnx: Optional[Path] = typer.Option(None, help="Keep the FP16 / Q/DQ ONNX made on the way at this path."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from converters.onnx_to_tensorrt import BuildOptions, build_engine, parse_workspace, summary_rows
+
+    options = BuildOptions(
+        precision=precision,
+        batch=parse_range(batch, what="--batch") if batch else None,
+        seq=parse_range(seq, what="--seq") if seq else None,
+        workspace_bytes=parse_workspace(workspace),
+        timing_cache=timing_cache, calib_cache=calib_cache, calib_method=calib_method,
+        calib_batch_size=calib_batch_size, dla_core=dla_core, gpu_fallback=not no_gpu_fallback,
+        hardware_compatible=hardware_compatible, version_compatible=version_compatible, keep_intermediate=keep_onnx,
+    )
+    result = build_engine(model, out, options, calib=calib, progress=console.step)
+    size_mb = out.stat().st_size / 1e6
+    gpu = result.gpu or {}
+    console.success(f"wrote {out} ({size_mb:.2f} MB) in {result.seconds:.1f}s: TensorRT {result.tensorrt_version}, "
+                    f"{result.route}{' +' + ','.join(result.flags) if result.flags else ''}, "
+                    f"{gpu.get('name', 'GPU ?')} (compute {gpu.get('compute_capability', '?')})")
+    console.table("optimization profile", ["input", "min", "opt", "max"],
+                  [[n, str(p["min"]), str(p["opt"]), str(p["max"])] for n, p in result.profiles.items()])
+    rows = summary_rows(result.layer_precision)
+    if rows:
+        console.table("per-layer precision", ["layers", "count", "precision"], rows)
+    elif result.layer_precision.get("reason"):
+        console.warn(f"per-layer precision unavailable: {result.layer_precision['reason']}")
+    if result.timing_cache:
+        console.info(f"timing cache {result.timing_cache['file']}: "
+                     f"{'reused' if result.timing_cache['reused'] else 'created'}")
+    if result.calibration:
+        c = result.calibration
+        console.info(f"calibration: {'cache reused' if c['cache_read'] else str(c['batches_fed']) + ' batch(es) fed'}"
+                     + (f", cache written to {c['cache_file']}" if c["cache_written"] else ""))
+    if result.dla:
+        console.info(f"DLA core {result.dla['core']}: {len(result.dla['layers_on_gpu'])} of {result.dla['num_layers']} "
+                     "layer(s) fall back to the GPU")
+    for w in result.warnings:
+        console.warn(w)
+    finish(result.to_dict(), json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build", help=HELP, no_args_is_help=True)(command(build))

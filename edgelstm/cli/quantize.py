@@ -1,0 +1,161 @@
+"""`edgelstm quantize`: FP32 ONNX -> FP16 or INT8 ONNX, with an op-by-op report and an accuracy fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .. import console
+from ..errors import BadInput
+from ..options import CalibMethod, Precision, QuantMode
+from .common import JsonOpt, QuietOpt, command, finish
+
+HELP = """Quantize an FP32 ONNX model to FP16 or INT8 and say, op by op, what became FP16/INT8 and what stayed float and why. The result gets a manifest (precision, parent, report, sizes).
+
+FP16: weights and compute in float16 with float32 inputs/outputs (for GPUs and TensorRT); Loop/If bodies are converted too, LSTM/GRU integer inputs stay int32. FP16 on CPU is slower than FP32: it is for GPUs.
+
+INT8 --mode dynamic (default): int8 weights, activations quantized per call; LSTM becomes DynamicQuantizeLSTM, MatMul/Gemm MatMulInteger; GRU has no int8 kernel in onnxruntime and stays float.
+
+INT8 --mode static: Q/DQ (the format TensorRT builds INT8 from), calibrated on --calib DATA; LSTM/GRU stay float (no tool quantizes the recurrent core), the dense layers around them become int8.
+
+Accuracy fallback: --data DATA --max-drift rel_l2=0.01 keeps the most drift-sensitive nodes in float until the outputs stay within the budget of the FP32 model's, or fails with exit code 1.
+
+Examples:
+
+  edgelstm quantize model.onnx --precision fp16 -o model.fp16.onnx
+
+  edgelstm quantize model.onnx --precision int8 -o model.int8.onnx
+
+  edgelstm quantize model.onnx --precision int8 --mode static --calib calib.npz --calib-method entropy -o model.qdq.onnx
+
+  edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift rel_l2=0.01 -o model.int8.onnx
+"""
+
+
+def _model_io(path: Path):
+    from converters.onnx_graph import load_onnx
+
+    from ..iospec import iospec_from_onnx
+    from ..manifest import read_manifest
+
+    model = load_onnx(path)
+    man = read_manifest(path)
+    return man.io if man is not None and man.io is not None else iospec_from_onnx(model)
+
+
+def _load(path: Path, io, *, window: Optional[int], features: Optional[str], what: str):
+    from calibration.sources import load_dataset
+
+    ds = load_dataset(path, io, window=window, features=features)
+    return ds.for_spec(io)
+
+
+def quantize(
+    model: Path = typer.Argument(..., help="The FP32 ONNX model (e.g. from `edgelstm convert`).", show_default=False),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the quantized ONNX (a <file>.json manifest goes beside it)."),
+    precision: Precision = typer.Option(..., "--precision", "-p", help="fp16 or int8.", case_sensitive=False),
+    mode: Optional[QuantMode] = typer.Option(None, "--mode", help="INT8 only: dynamic (default; no calibration) or static (Q/DQ, needs --calib).", case_sensitive=False),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Static INT8: calibration data (.npz/.npy/.csv), at least 16 sequences like the real inputs."),
+    calib_method: Optional[CalibMethod] = typer.Option(None, "--calib-method", help="Static INT8: how activation ranges are chosen: minmax (default), entropy (KL, TensorRT's) or percentile.", case_sensitive=False),
+    percentile: float = typer.Option(99.999, "--percentile", help="For --calib-method percentile: the percentile of |x| used as the range."),
+    exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
+    per_channel: bool = typer.Option(False, "--per-channel", help="INT8: one scale per output channel of each weight (more accurate, slightly slower)."),
+    reduce_range: bool = typer.Option(False, "--reduce-range", help="INT8: 7-bit weights (for x86 CPUs without VNNI)."),
+    no_subgraphs: bool = typer.Option(False, "--no-subgraphs", help="Dynamic INT8: leave Loop/If bodies float."),
+    fp16_io: bool = typer.Option(False, "--fp16-io", help="FP16: make the graph inputs/outputs float16 too (default: float32 I/O with casts inside)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data for the accuracy fallback (.npz/.npy/.csv): drift is measured on it against the FP32 model."),
+    max_drift: Optional[str] = typer.Option(None, "--max-drift", help="Drift budget METRIC=VALUE on the outputs vs FP32 (metric rel_l2, max_abs, rmse or mean_abs); needs --data. Keeps the most sensitive nodes in float until it holds, else exit 1."),
+    window: Optional[int] = typer.Option(None, "--window", help="For .csv data: rows per sequence."),
+    features: Optional[str] = typer.Option(None, "--features", help="For .csv data: feature columns (names or indices, comma-separated)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Batch size for calibration and drift measurement."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from converters.onnx_to_fp16 import Fp16Options, quantize_fp16
+    from converters.onnx_to_int8 import Int8Options, quantize_int8
+    from converters.quant_fallback import DriftBudget, quantize_with_budget
+    from converters.quant_report import TABLE_COLUMNS, table_rows
+
+    # usage checks first, before anything is loaded
+    if precision == Precision.fp32:
+        raise BadInput("--precision fp32 is what the input already is; choose fp16 or int8")
+    if precision == Precision.fp16:
+        used = [f for f, v in (("--mode", mode), ("--calib", calib), ("--calib-method", calib_method),
+                               ("--per-channel", per_channel), ("--reduce-range", reduce_range),
+                               ("--no-subgraphs", no_subgraphs)) if v]
+        if used:
+            raise BadInput(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to --precision int8, not fp16")
+    else:
+        if fp16_io:
+            raise BadInput("--fp16-io applies to --precision fp16")
+        mode = mode or QuantMode.dynamic
+        if mode == QuantMode.static and calib is None:
+            raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv)")
+        if mode == QuantMode.dynamic and (calib is not None or calib_method is not None):
+            raise BadInput("--calib/--calib-method apply to --mode static; dynamic INT8 needs no calibration")
+    if max_drift is not None and data is None:
+        raise BadInput("--max-drift needs --data DATA to measure the drift on")
+    if data is not None and max_drift is None:
+        raise BadInput("--data is used by the accuracy fallback: add --max-drift METRIC=VALUE (e.g. rel_l2=0.01)")
+    budget = DriftBudget.parse(max_drift) if max_drift is not None else None
+    if batch_size < 1:
+        raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
+    if out.suffix.lower() != ".onnx":
+        raise BadInput(f"-o must end in .onnx, got {out.name}")
+
+    io = _model_io(model)
+    calib_src = None
+    if calib is not None:
+        from calibration.sources import as_calibration_source
+
+        ds = _load(calib, io, window=window, features=features, what="--calib")
+        calib_src = as_calibration_source(ds, batch_size, spec=io)
+        console.step(f"calibration data: {ds.describe()}")
+    data_src = None
+    if data is not None:
+        ds = _load(data, io, window=window, features=features, what="--data")
+        data_src = ds.batches(batch_size)
+        console.step(f"drift measured on: {ds.describe()}")
+
+    excl = tuple(exclude or ())
+    if precision == Precision.fp16:
+        options: object = Fp16Options(keep_io_types=not fp16_io, exclude=excl)
+    else:
+        options = Int8Options(mode=mode, calib_method=calib_method or CalibMethod.minmax, exclude=excl,
+                              per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
+                              percentile=percentile)
+    what = precision.value + (f" {mode.value}" if precision == Precision.int8 and mode else "")
+    console.step(f"quantizing {model.name} to {what}")
+    if budget is not None:
+        result = quantize_with_budget(model, out, precision, options, budget, data_src, calib_src,
+                                      on_step=console.step)
+    elif precision == Precision.fp16:
+        result = quantize_fp16(model, out, options)  # type: ignore[arg-type]
+    else:
+        result = quantize_int8(model, out, options, calib_src)  # type: ignore[arg-type]
+
+    q = result.details
+    console.table(f"{model.name} -> {out.name} ({what})", TABLE_COLUMNS, table_rows(result.report))
+    counts = result.counts()
+    console.info("  " + ", ".join(f"{v} node(s) {k}" for k, v in counts.items() if k != "n/a"))
+    if q.get("warning"):
+        console.warn(q["warning"])
+    fb = q.get("fallback")
+    if fb:
+        kept = fb.get("kept_float") or []
+        console.info(f"  accuracy fallback: {fb['metric']} {fb['drift']:.4g} <= {fb['budget']:g} "
+                     f"(all quantized: {fb['drift_all_quantized']:.4g}); kept in float: "
+                     f"{', '.join(kept) if kept else 'nothing'}")
+    if result.ort_opt_level != "all":
+        why = (result.manifest.details.get("ort_probe", {}).get("all") if result.manifest else None) or "failed"
+        console.warn(f"an onnxruntime session at ORT_ENABLE_ALL fails on this model ({why}); the manifest "
+                     f"records opt level '{result.ort_opt_level}', which edgelstm's onnxruntime runner uses")
+    console.success(f"wrote {out} ({result.size_bytes:,} bytes, {result.times_smaller:.2f}x smaller than "
+                    f"{model.name}'s {result.parent_size_bytes:,})")
+    finish({**result.to_dict(), "input": str(model)}, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quantize", help=HELP)(command(quantize))
