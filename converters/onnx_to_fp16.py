@@ -43,6 +43,9 @@ PRECISION_FP32_OPS: dict[str, str] = {
 }
 #: ops whose output does not depend on the float precision of their input (no cast needed)
 _TYPE_AGNOSTIC_OPS = {"Shape", "Size"}
+#: ops that only move data: they run in the precision of their (float32) inputs instead of forcing a cast
+_TRANSPARENT_OPS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice", "Gather",
+                    "Expand", "Tile", "Concat", "Split"}
 _DTYPE_ATTR_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "EyeLike", "Bernoulli"}
 
 
@@ -260,15 +263,19 @@ class _Converter:
         cache: dict = {}
         for node in list(graph.node):
             blocked = self.blocked(node, scope)
-            self.rows.append(self._row(node, scope))
+            float_in = [n for n in node.input if self.is_float(n)]
+            # data movement follows its input: x (float32) -> Transpose -> a float32 LSTM needs no cast
+            follows_fp32 = (not blocked and node.op_type in _TRANSPARENT_OPS and bool(float_in)
+                            and all(n in self.fp32 for n in float_in))
+            self.rows.append(self._row(node, scope, follows_fp32))
             for i, name in enumerate(node.input):
-                if not self.is_float(name) or node.op_type in _TYPE_AGNOSTIC_OPS:
+                if not self.is_float(name) or node.op_type in _TYPE_AGNOSTIC_OPS or follows_fp32:
                     continue
                 have = FLOAT if name in self.fp32 else FLOAT16
                 want = self.wants(node, i, scope)
                 if have != want:
                     node.input[i] = self.cast(new_nodes, cache, name, want)
-            if blocked:
+            if blocked or follows_fp32:
                 self.fp32.update(o for o in node.output if self.is_float(o))
             else:
                 self._convert_attributes(node)
@@ -328,8 +335,11 @@ class _Converter:
             if not has and op in ("RandomNormal", "RandomUniform"):
                 node.attribute.append(helper.make_attribute("dtype", FLOAT16))
 
-    def _row(self, node, scope: str) -> OpRow:
+    def _row(self, node, scope: str, follows_fp32: bool = False) -> OpRow:
         reason, fp32_inputs = self.policy[(scope, node.name)]
+        if follows_fp32:
+            return OpRow(node.name, node.op_type, "fp32", "moves data: stays float32 like its input", scope,
+                         node.op_type)
         has_float = any(self.is_float(n) for n in (*node.input, *node.output)) and node.op_type not in _TYPE_AGNOSTIC_OPS
         if node.op_type in CONTROL_FLOW_OPS:
             has_float = has_float or any(True for _ in subgraphs(node))

@@ -469,6 +469,9 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
             elif not strongly:
                 flags.append("FP16")
         elif precision == Precision.int8:
+            if strongly and options.calib_cache is not None:
+                warnings.append(f"--calib-cache is for TensorRT < 10.12 calibrators; TensorRT {version} builds INT8 "
+                                "from Q/DQ nodes, so the cache is not used")
             if strongly:
                 if not facts.has_qdq:
                     if calib is None:

@@ -24,11 +24,28 @@ def pytest_collection_modifyitems(config, items):
         has_gpu = torch.cuda.is_available()
     except Exception:  # noqa: BLE001
         pass
+    # TensorRT needs a CUDA device, not a CUDA build of torch (the TensorRT image has CPU torch)
+    has_device = has_gpu or _cuda_device_visible()
     for item in items:
-        if "trt" in item.keywords and not (has_trt and has_gpu):
+        if "trt" in item.keywords and not (has_trt and has_device):
             item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU (see docker/README.md)"))
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def _cuda_device_visible() -> bool:
+    import os
+    import shutil
+    import subprocess
+
+    if os.path.exists("/etc/nv_tegra_release"):  # Jetson: no nvidia-smi on older JetPacks
+        return True
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 @pytest.fixture

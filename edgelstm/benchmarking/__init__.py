@@ -25,6 +25,6 @@ from .bench import (  # noqa: F401
 )
 from .device import describe_device, machine_slug  # noqa: F401
 from .harness import Timing, TimingPolicy, latency_stats, time_callable, time_runner  # noqa: F401
-from .plot import plot_report  # noqa: F401
+from .plot import plot_report, plot_speedups  # noqa: F401
 from .regression import RegressionResult, compare_reports, load_baseline  # noqa: F401
 from .report import markdown_table, write_csv, write_json, write_markdown  # noqa: F401

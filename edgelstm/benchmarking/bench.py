@@ -59,7 +59,8 @@ class BenchOptions:
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     stream: bool = False              # also time one step of a stateful artifact with its state carried
     input_size: int | None = None     # for torch models whose input size cannot be inferred
-    opt_level: str = "all"            # onnxruntime graph optimisation level
+    opt_level: str | None = None      # onnxruntime graph optimisation level; None: the manifest's proven level
+                                      # (quantized models), else "all" (FP16 without one: crash-safe probe)
     measure_memory: bool = True
     seed: int = 0
 
@@ -105,6 +106,7 @@ class BenchRow:
     parent_sha256: str | None = None
     model_size_bytes: int | None = None
     memory: dict[str, Any] = field(default_factory=dict)
+    probe_ms: float | None = None     # harness.speed_probe() around this row: the machine's speed at the time
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -124,6 +126,7 @@ class BenchRow:
             "device": self.device, "variant": self.variant, "mode": self.mode, "warmup": self.warmup,
             "timer": self.timer, "timing_path": self.timing_path, "path": self.path, "sha256": self.sha256,
             "parent_sha256": self.parent_sha256, "model_size_bytes": self.model_size_bytes, "memory": self.memory,
+            "probe_ms": None if self.probe_ms is None else round(self.probe_ms, 6),
             **({"extras": self.extras} if self.extras else {}),
         }
 
@@ -362,7 +365,9 @@ class Bencher:
 
         opts = dict(res.target.runner_options)
         if res.backend == "onnxruntime":
-            opts.setdefault("opt_level", self.options.opt_level)
+            if "opt_level" not in opts:
+                opts["opt_level"] = self.options.opt_level or _safe_ort_level(res)
+            res.details.setdefault("bench_ort_opt_level", opts["opt_level"])
             if res.device.startswith("cuda"):
                 opts.setdefault("providers", ["CUDAExecutionProvider", "CPUExecutionProvider"])
         return open_runner(res.target.artifact, backend=res.backend, threads=threads,
@@ -389,8 +394,11 @@ class Bencher:
         from .adapters import fast_path
         from .stream import step_path
 
+        from .harness import speed_probe
+
         policy = policy or self.options.policy
         runner = self._runner(res, threads)
+        probe_before = speed_probe()
         amp, graph = "amp" in res.target.variant, "cuda-graph" in res.target.variant
         restore = _set_torch_threads(res.backend, threads)
         try:
@@ -422,6 +430,7 @@ class Bencher:
                 memory.update(self._memory(res, runner, feeds, path))
         finally:
             restore()
+        probe_ms = max(probe_before, speed_probe())
         stats = timing.stats()
         p50_s = stats["p50"] / 1e3
         return BenchRow(
@@ -431,8 +440,9 @@ class Bencher:
             throughput_steps_per_s=batch * seq_for_row / p50_s if p50_s > 0 else float("inf"),
             device=res.device, variant=res.target.variant, mode=mode, warmup=policy.warmup, timer=timing.timer,
             path=str(res.path) if res.path else None, timing_path=timing.extras.get("path"), sha256=res.sha256,
-            parent_sha256=res.parent_sha256, model_size_bytes=res.size, memory=memory,
-            extras=dict(res.target.extras))
+            parent_sha256=res.parent_sha256, model_size_bytes=res.size, memory=memory, probe_ms=probe_ms,
+            extras={**dict(res.target.extras), **({"ort_opt_level": res.details["bench_ort_opt_level"]}
+                                                    if "bench_ort_opt_level" in res.details else {})})
 
     def _memory(self, res: _Resolved, runner: Any, feeds: Mapping[str, np.ndarray], path: Any) -> dict[str, Any]:
         from .memory import cuda_peak_during, peak_during
@@ -452,14 +462,15 @@ class Bencher:
         return out
 
     def remeasure(self, row: Mapping[str, Any], policy: TimingPolicy | None = None) -> dict[str, float]:
-        """Time a row of this run again; returns its latency stats (ms)."""
+        """Time a row of this run again; returns its latency stats (ms) and the machine probe (probe_ms)."""
         key = row_key(row)
         d = dict(zip(ROW_KEY_FIELDS, key))
         for res in self._resolved:
             if (res.name, res.backend, res.device, res.precision, res.target.variant) == (
                     d["artifact"], d["backend"], d["device"], d["precision"], d["variant"]):
                 seq = d["seq"] if d["mode"] == "window" else 1
-                return self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy).latency_ms
+                row2 = self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy)
+                return {**row2.latency_ms, "probe_ms": row2.probe_ms}
         raise BadInput(f"no artifact in this run matches {describe_key(key)}")
 
     def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
@@ -519,6 +530,35 @@ class Bencher:
             if before is not None and after is not None:
                 res.load_mb[threads] = {"load_rss_mb": round(max(0, after - before) / 1024 ** 2, 3)}
         return res.runners[threads]
+
+
+def _safe_ort_level(res: _Resolved) -> str:
+    """The onnxruntime optimisation level to time at: the level the quantizer proved in its manifest; for an
+    FP16 model without one, the highest level that survives a crash-safe probe in a child process (an FP16
+    BiLSTM has crashed onnxruntime at ORT_ENABLE_ALL); otherwise "all"."""
+    level = res.details.get("ort_opt_level")
+    if level:
+        return str(level)
+    if res.path is None:
+        return "all"
+    try:
+        import onnx
+
+        model = onnx.load(str(res.path), load_external_data=False)
+        has_fp16 = any(i.data_type == 10 for i in model.graph.initializer)
+    except Exception:  # noqa: BLE001 - the runner reports a broken file properly
+        return "all"
+    if not has_fp16:
+        return "all"
+    from ..runners.onnxruntime_runner import probe_session
+
+    reasons = []
+    for level in ("all", "extended", "basic"):
+        ok, why = probe_session(res.path, opt_level=level)
+        if ok:
+            return level
+        reasons.append(f"{level}: {why}")
+    raise BadInput(f"{res.name} does not run in onnxruntime at any optimisation level ({'; '.join(reasons)})")
 
 
 def _set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:

@@ -166,3 +166,33 @@ def time_runner(runner: Any, feeds: Mapping[str, np.ndarray], policy: TimingPoli
     timing.timer = path.timer
     timing.extras["path"] = path.name
     return timing
+
+
+# --------------------------------------------------------------------------------- machine speed probe
+
+_PROBE_STATE: dict[str, Any] = {}
+
+
+def _probe_block() -> None:
+    w, h0 = _PROBE_STATE["w"], _PROBE_STATE["h"]
+    for _ in range(10):
+        h = h0
+        for _ in range(20):  # small matrix-vector products + tanh: the shape of a recurrent step
+            h = np.tanh((h @ w)[:, :64])
+
+
+def speed_probe(blocks: int = 5) -> float:
+    """Milliseconds of a fixed small numpy workload (the best of `blocks` runs): how fast this machine is
+    right now. Measured around every bench row, it lets the regression gate tell a slower model from a
+    slower machine (a busy SMT sibling, a noisy neighbour, a lower clock)."""
+    if "w" not in _PROBE_STATE:
+        rng = np.random.default_rng(12345)
+        _PROBE_STATE["w"] = rng.standard_normal((64, 256)).astype(np.float32) * 0.1
+        _PROBE_STATE["h"] = rng.standard_normal((1, 64)).astype(np.float32)
+        _probe_block()
+    best = float("inf")
+    for _ in range(max(1, blocks)):
+        t0 = time.perf_counter_ns()
+        _probe_block()
+        best = min(best, (time.perf_counter_ns() - t0) / 1e6)
+    return best

@@ -89,3 +89,66 @@ def plot_report(report: Any, out: str | Path, *, title: str | None = None) -> Pa
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_speedups(report: Any, out: str | Path, *, reference_kind: str = "torch-eager", title: str | None = None) -> Path:
+    """The benchmark suite's figure: one panel per model, the speed-up of every artifact over torch eager
+    (same batch / seq / threads) as grouped bars; hatched bars drifted more than 1% (rel_l2)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BackendMissing("plots need matplotlib", hint="pip install matplotlib") from None
+    data = as_dict(report)
+    rows = [r for r in data["results"] if r.get("mode", "window") == "window" and (r.get("extras") or {}).get("model")]
+    models = list(dict.fromkeys(r["extras"]["model"] for r in rows))
+    if not models:
+        raise ValueError("no suite rows (extras.model) to plot")
+    kinds = list(dict.fromkeys(r["extras"]["kind"] for r in rows if r["extras"]["kind"] != reference_kind))
+    colors = {k: plt.cm.tab10(i % 10) for i, k in enumerate(kinds)}
+    fig, axes = plt.subplots(len(models), 1, figsize=(12, 2.8 * len(models) + 1), squeeze=False)
+    for ax, model in zip(axes[:, 0], models):
+        mrows = [r for r in rows if r["extras"]["model"] == model]
+        configs = sorted({(r["batch"], r["seq"], r.get("threads") or 0) for r in mrows})
+        ref = {(r["batch"], r["seq"], r.get("threads") or 0): r["latency_ms"]["p50"]
+               for r in mrows if r["extras"]["kind"] == reference_kind}
+        present = [k for k in kinds if any(r["extras"]["kind"] == k for r in mrows)]
+        width = 0.8 / max(1, len(present))
+        for i, kind in enumerate(present):
+            for j, cfg in enumerate(configs):
+                match = [r for r in mrows if r["extras"]["kind"] == kind
+                         and (r["batch"], r["seq"], r.get("threads") or 0) == cfg]
+                if not match or cfg not in ref:
+                    continue
+                r = match[0]
+                drift = (r["extras"].get("drift") or {}).get("rel_l2")
+                ax.bar(j + (i - (len(present) - 1) / 2) * width, ref[cfg] / r["latency_ms"]["p50"], width=width,
+                       color=colors[kind], hatch="//" if drift is not None and drift > 0.01 else None,
+                       edgecolor="black" if drift is not None and drift > 0.01 else None,
+                       label=kind if j == 0 else None)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(configs)))
+        ax.set_xticklabels([f"batch {b} · seq {q} · {t or 'default'} thread{'s' if t != 1 else ''}"
+                            for b, q, t in configs], fontsize=8)
+        ax.set_ylabel("× torch eager")
+        ax.set_yscale("log")
+        ax.set_title(model, fontsize=10, loc="left")
+        ax.grid(axis="y", alpha=0.3, which="both")
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8, frameon=False)
+    dev = data.get("device") or {}
+    fig.suptitle(title or f"edgelstm artifacts vs torch eager (p50 speed-up; hatched: rel_l2 > 1%) — "
+                 f"{dev.get('machine') or ''}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05 + 0.02 * ((len(labels) - 1) // 4), 1, 0.97))
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out

@@ -5,6 +5,11 @@ from another device (CPU model, GPU, Jetson model) or from another model is refu
 artifact matches its baseline rows when it has the same sha256, or — a rebuilt artifact of the same
 model — the same parent sha256 in its manifest (e.g. the same checkpoint exported again).
 
+Machine speed: every row carries `probe_ms`, the time of a fixed numpy workload measured around it
+(harness.speed_probe). When the machine is slower now than when the baseline was made (a busy SMT
+sibling, a noisy neighbour on a shared runner, a lower clock), the limit is scaled by that factor; it is
+never made stricter than max_slowdown.
+
 Noise: a row whose p50 looks slower than max_slowdown x the baseline p50 is only a suspect. It is
 re-measured (up to `repeats` times); it counts as a regression only when a majority of the repeats is
 slow in both its p50 and its best (min) time, i.e. the medians of both exceed max_slowdown x the
@@ -37,6 +42,15 @@ class RowComparison:
     regressed: bool = False
     artifact_changed: bool = False
     note: str = ""
+    baseline_probe: float | None = None
+    current_probe: float | None = None
+    repeats_factor: list[float] = field(default_factory=list)
+
+    def machine_factor(self, probe: float | None) -> float:
+        """How much slower the machine is now than when the baseline was made (>= 1: never stricter)."""
+        if not probe or not self.baseline_probe:
+            return 1.0
+        return max(1.0, probe / self.baseline_probe)
 
     @property
     def ratio(self) -> float:
@@ -63,6 +77,9 @@ class RowComparison:
             "confirmed_ratio": None if self.confirmed_ratio is None else round(self.confirmed_ratio, 4),
             "confirmed_min_ratio": None if self.confirmed_min_ratio is None else round(self.confirmed_min_ratio, 4),
             "regressed": self.regressed, "artifact_changed": self.artifact_changed, "note": self.note,
+            "baseline_probe_ms": self.baseline_probe, "current_probe_ms": self.current_probe,
+            "machine_factor": round(self.machine_factor(self.current_probe), 4),
+            "repeats_machine_factor": [round(f, 4) for f in self.repeats_factor],
         }
 
 
@@ -85,7 +102,7 @@ class RegressionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "baseline": self.baseline, "max_slowdown": self.max_slowdown, "statistic": "p50 (confirmed by min)",
+            "baseline": self.baseline, "max_slowdown": self.max_slowdown, "statistic": "p50 (confirmed by min, scaled by the machine probe)",
             "repeats": self.repeats, "passed": self.passed, "compared": len(self.comparisons),
             "regressed": [c.to_dict() for c in self.regressed],
             "noise_cleared": [c.to_dict() for c in self.comparisons if c.suspected and not c.regressed],
@@ -201,8 +218,9 @@ def compare_reports(current: Mapping[str, Any], baseline: Mapping[str, Any], *, 
         matched_base.add(bkey)
         c = RowComparison(row_key(row), float(base["latency_ms"]["p50"]), float(row["latency_ms"]["p50"]),
                           _num(base["latency_ms"].get("min")), _num(row["latency_ms"].get("min")),
-                          artifact_changed=name in changed)
-        threshold = max_slowdown * c.baseline_p50
+                          artifact_changed=name in changed, baseline_probe=_num(base.get("probe_ms")),
+                          current_probe=_num(row.get("probe_ms")))
+        threshold = max_slowdown * c.baseline_p50 * c.machine_factor(c.current_probe)
         if c.current_p50 > threshold:
             c.suspected = True
             if remeasure is None:
@@ -218,16 +236,19 @@ def compare_reports(current: Mapping[str, Any], baseline: Mapping[str, Any], *, 
 def _confirm(c: RowComparison, row: Mapping[str, Any], remeasure: Callable[[Mapping[str, Any]], Mapping[str, float]],
              max_slowdown: float, repeats: int) -> None:
     """Re-measure a suspect: a repeat is slow when its p50 and its min both exceed max_slowdown x the
-    baseline's; the row regressed when a majority of the repeats is slow (so the medians are too)."""
-    thr_p50 = max_slowdown * c.baseline_p50
-    thr_min = max_slowdown * c.baseline_min if c.baseline_min else None
+    baseline's (x the machine factor at that moment); the row regressed when a majority of the repeats is
+    slow (so the medians are too)."""
     need = repeats // 2 + 1
     slow = fast = 0
     for _ in range(repeats):
         stats = remeasure(row)
         p50, mn = float(stats["p50"]), float(stats.get("min", stats["p50"]))
+        factor = c.machine_factor(_num(stats.get("probe_ms")))
         c.repeats_p50.append(p50)
         c.repeats_min.append(mn)
+        c.repeats_factor.append(factor)
+        thr_p50 = max_slowdown * c.baseline_p50 * factor
+        thr_min = max_slowdown * c.baseline_min * factor if c.baseline_min else None
         if p50 > thr_p50 and (thr_min is None or mn > thr_min):
             slow += 1
         else:

@@ -54,7 +54,8 @@ def bench(
                                 "stateful artifact and compare it with re-running the window."),
     input_size: Optional[int] = typer.Option(None, help="Features per time step, for torch models where it "
                                              "cannot be inferred."),
-    opt_level: str = typer.Option("all", help="onnxruntime graph optimisation: disable | basic | extended | all."),
+    opt_level: Optional[str] = typer.Option(None, help="onnxruntime graph optimisation: disable | basic | extended "
+                                            "| all. Default: the level recorded in the artifact's manifest, else all."),
     report: Optional[Path] = typer.Option(None, help="Write the full report as JSON here."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV line per row here."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG plot here (latency by backend/precision and by "
@@ -77,7 +78,7 @@ def bench(
 
     if iters is not None and min_time is not None:
         raise BadInput("pass either --iters or --min-time, not both")
-    if opt_level not in OPT_LEVELS:
+    if opt_level is not None and opt_level not in OPT_LEVELS:
         raise BadInput(f"--opt-level must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
     for out, suffix, flag in ((report, ".json", "--report"), (csv_out, ".csv", "--csv"), (plot, ".png", "--plot")):
         if out is not None and out.suffix.lower() != suffix:

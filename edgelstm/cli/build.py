@@ -13,15 +13,9 @@ from .common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version.
 
-How each precision is built depends on the installed TensorRT. From 10.12 (and on 11.x, which has no
-other way) builds are strongly typed: FP16 comes from an FP16 ONNX (made automatically from an FP32 one),
-INT8 from a Q/DQ ONNX (made from --calib data when the ONNX has no Q/DQ nodes). Before 10.12 the builder's
-FP16/INT8 flags are used, with an INT8 calibrator over --calib and a reusable --calib-cache. Strongly typed
-FP16 LSTM/GRU needs TensorRT >= 10.14. The LSTM core itself never runs in INT8: the summary table says
-which layers ran in which precision.
+How each precision is built depends on the installed TensorRT. From 10.12 on (and on 11.x, which has no other way) builds are strongly typed: FP16 comes from an FP16 ONNX (made automatically from an FP32 one), INT8 from a Q/DQ ONNX (made from --calib data when the ONNX has no Q/DQ nodes). Before 10.12 the builder's FP16/INT8 flags are used, with an INT8 calibrator over --calib and a reusable --calib-cache. Strongly typed FP16 LSTM/GRU needs TensorRT >= 10.14. The LSTM core itself never runs in INT8: the summary table says which layers ran in which precision.
 
-Engines are tied to the GPU architecture and TensorRT version: ship the ONNX and rebuild on the target
-(Jetson included) unless you build --hardware-compatible / --version-compatible.
+Engines are tied to the GPU architecture and the TensorRT version: ship the ONNX and rebuild on the target (Jetson included), unless you build --hardware-compatible / --version-compatible.
 
 Examples:
 
@@ -31,9 +25,9 @@ Examples:
 
   edgelstm build model.onnx -o model.int8.plan --precision int8 --calib calib.npz --calib-cache model.calib
 
-  edgelstm build model.onnx -o model.plan --timing-cache trt.cache --workspace 2GiB   # faster rebuilds
+  edgelstm build model.onnx -o model.plan --timing-cache trt.cache --workspace 2GiB
 
-  edgelstm build model.fp16.onnx -o model.dla.plan --precision fp16 --dla-core 0   # Jetson AGX/NX Orin
+  edgelstm build model.onnx -o model.dla.plan --precision fp16 --dla-core 0
 """
 
 
@@ -104,9 +98,8 @@ def build(
         c = result.calibration
         console.info(f"calibration: {'cache reused' if c['cache_read'] else str(c['batches_fed']) + ' batch(es) fed'}"
                      + (f", cache written to {c['cache_file']}" if c["cache_written"] else ""))
-    if result.dla:
-        console.info(f"DLA core {result.dla['core']}: {len(result.dla['layers_on_gpu'])} of {result.dla['num_layers']} "
-                     "layer(s) fall back to the GPU")
+    if result.dla and not result.dla["layers_on_gpu"]:
+        console.info(f"DLA core {result.dla['core']}: all {result.dla['num_layers']} layers run on the DLA")
     for w in result.warnings:
         console.warn(w)
     finish(result.to_dict(), json_out)

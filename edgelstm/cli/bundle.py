@@ -1,0 +1,169 @@
+"""`edgelstm bundle` / `edgelstm unbundle`: ship a pipeline's ONNX + a build recipe to the device, checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .. import console
+from ..options import Precision
+from .common import JsonOpt, QuietOpt, command, finish
+
+BUNDLE_HELP = """Pack a pipeline's output directory into a deployment bundle (.tar.gz) for building on the device.
+
+TensorRT engines are tied to the GPU architecture and the TensorRT version that built them, so the bundle
+carries the ONNX models with their manifests, an INT8 calibration cache if there is one, the pipeline file
+and reports, plus build_engine.sh: a recipe that runs `edgelstm build` (and then `edgelstm validate`) on
+the device, e.g. a Jetson. README.txt tells the operator what to do; bundle.json indexes every member;
+CHECKSUMS.sha256 works with `sha256sum -c`. Engines are left out unless --include-engines.
+
+The recipe builds, per --precision: fp32/fp16 from the FP32 ONNX models (plain and streaming), int8
+from the static Q/DQ model (or from the FP32 model with the calibration cache). --engine-from overrides
+the choice. Models with onnxruntime-only operators (dynamic INT8) are shipped but never built.
+
+Examples:
+
+  edgelstm bundle edgelstm-out/lstm_regressor -o lstm-jetson.tar.gz --pipeline pipeline.toml
+
+  edgelstm bundle out/ -o bundle.tar.gz --precision int8 --batch 1:1:4 --seq 1:60:240
+
+  edgelstm bundle out/ -o bundle.tar.gz --include "data/*.npz" --engine-from model.stateful.onnx
+"""
+
+UNBUNDLE_HELP = """Check and unpack a bundle made by `edgelstm bundle`.
+
+Before anything is written, every archive member is checked: absolute paths, `..` components,
+symbolic and hard links, device files and anything landing outside DIR are refused. The content is
+unpacked (tarfile's "data" filter where available) into a temp directory beside DIR, every file is
+checked against CHECKSUMS.sha256 and bundle.json (no missing or extra files) and every ONNX against
+its manifest, and only then is it renamed to DIR. A refused bundle leaves nothing behind.
+
+Exit codes: 0 verified (and unpacked), 2 refused (one line naming the culprit) or bad input.
+
+Examples:
+
+  edgelstm unbundle lstm-jetson.tar.gz -o model-bundle && ./model-bundle/build_engine.sh
+
+  edgelstm unbundle --verify-only lstm-jetson.tar.gz --json
+"""
+
+
+def _human(n) -> str:
+    if n is None:
+        return "–"
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
+
+
+def _range(text: Optional[str], what: str):
+    if text is None:
+        return None
+    from ..options import parse_range
+
+    return parse_range(text, what=what)
+
+
+def bundle(
+    artifact_dir: Path = typer.Argument(..., help="A pipeline's output directory (ONNX files with their "
+                                                  "<file>.json manifests).", show_default=False),
+    out: Path = typer.Option(..., "-o", "--out", help="The bundle to write (.tar.gz or .tgz); written atomically, "
+                                                      "with a <file>.json manifest beside it.", show_default=False),
+    pipeline: Optional[Path] = typer.Option(None, "--pipeline", show_default=False,
+                                            help="Include this pipeline file as pipeline.toml (default: "
+                                                 "ARTIFACT_DIR/pipeline.toml when it exists)."),
+    include: Optional[List[str]] = typer.Option(None, "--include", show_default=False,
+                                                help="Extra files to ship: a glob relative to ARTIFACT_DIR "
+                                                     "(repeatable), e.g. 'data/*.npz'."),
+    precision: Precision = typer.Option(Precision.fp16, "--precision",
+                                        help="Precision of the engines the recipe builds on the device."),
+    batch: Optional[str] = typer.Option(None, "--batch", show_default=False,
+                                        help="Batch range min:opt:max of the engines' optimization profile "
+                                             "[default: 1:1:8, or the model's fixed batch]."),
+    seq: Optional[str] = typer.Option(None, "--seq", show_default=False,
+                                      help="Sequence-length range min:opt:max [default: 1:L:max(512,4L) with L the "
+                                           "pipeline's export seq_len, else 64]."),
+    engine_from: Optional[List[str]] = typer.Option(None, "--engine-from", show_default=False,
+                                                    help="ONNX file (name or glob) the recipe builds an engine from "
+                                                         "(repeatable) [default: chosen per --precision]."),
+    include_engines: bool = typer.Option(False, "--include-engines",
+                                         help="Also ship the TensorRT engines found (they only run on the GPU "
+                                              "architecture and TensorRT version that built them)."),
+    no_validate: bool = typer.Option(False, "--no-device-validate",
+                                     help="Recipe default VALIDATE=0: do not compare each built engine with its ONNX."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from ..bundling import BundleOptions, make_bundle
+
+    options = BundleOptions(pipeline=pipeline, include=tuple(include or ()), precision=precision,
+                            batch=_range(batch, "--batch"), seq=_range(seq, "--seq"),
+                            engine_from=tuple(engine_from or ()), include_engines=include_engines,
+                            validate_on_device=not no_validate)
+    console.step(f"bundling {artifact_dir}")
+    result = make_bundle(artifact_dir, out, options)
+    console.table(f"bundle {out.name}", ["member", "role", "size", "sha256"],
+                  [[m.name, m.role + (" [yellow](GPU-tied)[/]" if m.tied_to else ""), _human(m.size), m.sha256[:12]]
+                   for m in result.members])
+    console.table("build recipe (build_engine.sh, runs on the device)",
+                  ["onnx", "engine", "precision", "batch", "seq", "calibration"],
+                  [[b.onnx, b.engine, b.precision, ":".join(map(str, b.batch)), ":".join(map(str, b.seq)),
+                    b.calib_cache or ("$CALIB" if b.needs_calib_data else "–")] for b in result.builds])
+    for s in result.skipped:
+        console.info(f"[dim]left out {s['file']}: {s['reason']}[/]")
+    for w in result.warnings:
+        console.warn(w)
+    console.success(f"wrote {out} ({_human(result.size)}, {len(result.members) + 1} files, "
+                    f"sha256 {result.sha256[:12]}…)")
+    finish(result.to_dict(), json_out)
+
+
+def unbundle(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The bundle (.tar.gz) to check and unpack.",
+                                       show_default=False),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", show_default=False,
+                                       help="Directory to unpack into (must not exist or be empty)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify",
+                                help="Check every file against CHECKSUMS.sha256, bundle.json and the manifests. "
+                                     "Unsafe members are refused either way."),
+    verify_only: bool = typer.Option(False, "--verify-only", help="Check the bundle without unpacking anything."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty -o directory (after all checks pass)."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    from ..bundling import BundleRefused, unpack_bundle, verify_bundle
+    from ..errors import BadInput
+
+    if not verify_only and out is None:
+        raise BadInput("give -o DIR to unpack into, or --verify-only to only check the bundle")
+    if verify_only and not verify:
+        raise BadInput("--verify-only and --no-verify contradict each other")
+    try:
+        if verify_only:
+            check = verify_bundle(bundle_path).raise_if_failed()
+        else:
+            if not verify:
+                console.warn("--no-verify: checksums are not checked (unsafe members are still refused)")
+            check = unpack_bundle(bundle_path, out, verify, force=force)
+    except BundleRefused as exc:
+        if json_out and exc.check is not None:
+            console.emit_json(exc.check.to_dict())
+        for extra in exc.problems[1:]:
+            console.info(f"[dim]  also: {extra}[/]")
+        raise
+    console.table(f"bundle {bundle_path.name}", ["member", "size", "sha256", "status"],
+                  [[m["name"], _human(m["size"]), (m["sha256"] or "")[:12],
+                    "[green]ok[/]" if m["status"] == "ok" else m["status"]] for m in check.members])
+    n = len(check.members)
+    if verify_only:
+        console.success(f"{bundle_path.name}: all {n} files verified (nothing unpacked)")
+    else:
+        console.success(f"unpacked {n} files into {out}" + (", all verified" if verify else " (not verified)"))
+        if any(m["name"] == "build_engine.sh" for m in check.members):
+            console.info(f"next, on the device: {out}/build_engine.sh")
+    finish(check.to_dict(), json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bundle", help=BUNDLE_HELP)(command(bundle))
+    app.command("unbundle", help=UNBUNDLE_HELP)(command(unbundle))

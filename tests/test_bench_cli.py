@@ -1,0 +1,145 @@
+"""`edgelstm bench` CLI: --json schema, report files, exit codes 0/1/2/3, one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm import zoo
+from edgelstm.loading import from_module
+
+FAST = ["--warmup", "2", "--iters", "10"]
+
+
+@pytest.fixture(scope="module")
+def arts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench_cli")
+    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
+    zoo.save_checkpoint(m, d / "m.pt")
+    loaded = from_module(m)
+    loaded.path = d / "m.pt"
+    quick = dict(seq_len=6, verify_seqs=(6,), verify_batches=(2,))
+    export_onnx(loaded, d / "m.onnx", ExportOptions(**quick))
+    export_onnx(loaded, d / "m.stateful.onnx", ExportOptions(stateful=True, **quick))
+    export_onnx(loaded, d / "m.static.onnx", ExportOptions(static=True, seq_len=6, batch=1, verify_seqs=(6,),
+                                                           verify_batches=(1,)))
+
+    class RepeatedWork(torch.nn.Module):  # the same model doing 4x the recurrent work
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+            self.extra = torch.nn.ModuleList([torch.nn.LSTM(1, 8, batch_first=True) for _ in range(3)])
+
+        def forward(self, x):
+            y = self.base(x)
+            for lstm in self.extra:
+                y = y + 0.0 * lstm(x)[0][:, -1, :1]
+            return y
+
+    slow = from_module(RepeatedWork(m).eval())
+    slow.path = d / "m.pt"
+    (d / "slow").mkdir()
+    export_onnx(slow, d / "slow" / "m.onnx", ExportOptions(**quick))
+    return d
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_json_schema_and_report_files(cli, arts, tmp_path):
+    code, stdout, stderr = cli("bench", arts / "m.onnx", arts / "m.pt", "--batch", "1,2", "--seq", "4,8",
+                               "--threads", "1", *FAST, "--json", "--report", tmp_path / "r.json",
+                               "--csv", tmp_path / "r.csv", "--plot", tmp_path / "r.png")
+    assert code == 0, stderr
+    payload = json.loads(stdout)
+    assert {"device", "results"} <= set(payload) and payload["device"]["cpu"]["model"]
+    assert len(payload["results"]) == 2 * 2 * 2
+    for row in payload["results"]:
+        assert {"artifact", "backend", "precision", "batch", "seq", "threads", "iters", "latency_ms",
+                "throughput_seq_per_s"} <= set(row)
+        assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean", "min"} and row["iters"] == 10
+        assert row["threads"] == 1 and row["model_size_bytes"] > 0
+    assert {r["backend"] for r in payload["results"]} == {"onnxruntime", "torch"}
+    assert json.loads((tmp_path / "r.json").read_text())["results"] == payload["results"]
+    assert len((tmp_path / "r.csv").read_text().strip().splitlines()) == 1 + 8
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert "latency" in stderr
+
+
+def test_stream_reports_step_vs_window(cli, arts):
+    code, stdout, stderr = cli("bench", arts / "m.stateful.onnx", "--stream", "--batch", "1", "--seq", "12",
+                               "--threads", "1", *FAST, "--json")
+    assert code == 0, stderr
+    payload = json.loads(stdout)
+    (s,) = payload["stream"]
+    assert s["window"] == 12 and s["speedup"] == pytest.approx(s["window_p50_ms"] / s["step_p50_ms"], rel=1e-3)
+    assert [r["mode"] for r in payload["results"]] == ["window", "step"]
+    assert "one step" in stderr
+
+
+def test_stream_needs_a_stateful_artifact(cli, arts):
+    code, _, stderr = cli("bench", arts / "m.onnx", "--stream", *FAST)
+    assert code == 2
+    assert "--stateful" in _one_error_line(stderr)
+
+
+def test_fixed_shape_outside_is_one_line_bad_input(cli, arts):
+    code, stdout, stderr = cli("bench", arts / "m.static.onnx", "--batch", "1,4", "--seq", "6", *FAST, "--json")
+    assert code == 2 and stdout == ""
+    line = _one_error_line(stderr)
+    assert "m.static.onnx" in line and "batch [4]" in line
+
+
+def test_unknown_and_missing_backends(cli, arts):
+    code, _, stderr = cli("bench", arts / "m.onnx", "--backend", "tflite", *FAST)
+    assert code == 2 and "unknown backend 'tflite'" in _one_error_line(stderr)
+    if importlib.util.find_spec("tensorrt") is None:
+        code, _, stderr = cli("bench", arts / "m.onnx", "--backend", "tensorrt", *FAST)
+        line = _one_error_line(stderr)
+        assert code == 3 and "tensorrt" in line and "install" in line
+    code, _, stderr = cli("bench", arts / "m.onnx", "--backend", "torch", *FAST)
+    assert code == 2 and "torch backend runs torch models" in _one_error_line(stderr)
+
+
+def test_usage_errors(cli, arts, tmp_path):
+    code, _, stderr = cli("bench", arts / "m.onnx", "--iters", "5", "--min-time", "1")
+    assert code == 2 and "either --iters or --min-time" in _one_error_line(stderr)
+    code, _, stderr = cli("bench", arts / "m.onnx", "--batch", "0")
+    assert code == 2 and "--batch" in _one_error_line(stderr)
+    code, _, stderr = cli("bench", tmp_path / "missing.onnx", *FAST)
+    assert code == 2 and "does not exist" in _one_error_line(stderr)
+    code, _, stderr = cli("bench", arts / "m.onnx", "--report", tmp_path / "r.txt", *FAST)
+    assert code == 2 and "--report must end in .json" in _one_error_line(stderr)
+
+
+def test_baseline_gate_exit_codes(cli, arts, tmp_path):
+    base = tmp_path / "base.json"
+    common = ["--batch", "1", "--seq", "20", "--threads", "1", "--warmup", "20", "--iters", "200"]
+    code, _, stderr = cli("bench", arts / "m.onnx", *common, "--report", base)
+    assert code == 0, stderr
+    code, stdout, stderr = cli("bench", arts / "m.onnx", *common, "--baseline", base, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["regression"]["passed"] is True and "no latency regression" in stderr
+    code, stdout, stderr = cli("bench", arts / "slow" / "m.onnx", *common, "--baseline", base, "--json",
+                               "--report", tmp_path / "after.json")
+    assert code == 1, stderr
+    reg = json.loads(stdout)["regression"]
+    assert reg["passed"] is False and reg["regressed"][0]["confirmed_ratio"] > 1.5
+    assert "latency regression" in _one_error_line(stderr) and (tmp_path / "after.json").exists()
+    # another model (no common parent) and another device are refused before timing
+    other = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=1)
+    export_onnx(other, tmp_path / "m.onnx", ExportOptions(seq_len=6, verify_seqs=(6,), verify_batches=(2,)))
+    code, _, stderr = cli("bench", tmp_path / "m.onnx", *common, "--baseline", base)
+    assert code == 2 and "another model" in _one_error_line(stderr)
+    data = json.loads(base.read_text())
+    data["device"]["cpu"]["model"] = "Some Other CPU"
+    (tmp_path / "other_device.json").write_text(json.dumps(data))
+    code, _, stderr = cli("bench", arts / "m.onnx", *common, "--baseline", tmp_path / "other_device.json")
+    assert code == 2 and "another device" in _one_error_line(stderr)
