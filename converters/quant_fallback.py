@@ -27,6 +27,8 @@ from edgelstm.options import Precision
 from .quant_report import OpRow, QuantResult
 
 DRIFT_METRICS = ("rel_l2", "max_abs", "rmse", "mean_abs")
+FP16_CPU_NOTE = ("onnxruntime on CPU has no FP16 LSTM/GRU kernel: it runs them in FP32 (and drops the cast of their "
+                 "input), so FP16 drift measured on CPU is optimistic; validate on the target GPU")
 #: nodes not worth keeping in float to save accuracy (no arithmetic, or cannot be kept as a whole)
 _NOT_CANDIDATES = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Gather", "Concat", "Split",
                              "Flatten", "Expand", "Identity", "Constant", "ConstantOfShape", "Shape", "Size", "Cast",
@@ -224,7 +226,10 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
             f"(budget {budget.limit:g})")
         info: dict[str, Any] = {"metric": budget.metric, "budget": budget.limit, "drift_all_quantized": drift_all,
                                 "candidates": candidates, "samples": int(sum(_n(b, io) for b in batches)),
-                                "strategy": "greedy, leave-one-out sensitivity, re-measured each round"}
+                                "strategy": "greedy, leave-one-out sensitivity, re-measured each round",
+                                "measured_with": f"onnxruntime CPU (opt level {level})"}
+        if precision == Precision.fp16:
+            info["note"] = FP16_CPU_NOTE
         if drift_all <= budget.limit:
             info.update({"kept_float": [], "drift": drift_all, "trials": trials, "steps": []})
             return job.write(model, rows, out, {"fallback": info})

@@ -43,7 +43,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import BadInput
@@ -80,7 +80,8 @@ class BundleRefused(BadInput):
 
     def __init__(self, bundle: str | Path, problems: list[str], check: "BundleCheck | None" = None):
         first = problems[0] if problems else "unknown problem"
-        more = f" (+{len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        more = (f" (+{len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}; --json lists them all)"
+                if len(problems) > 1 else "")
         super().__init__(f"refused {Path(bundle).name}: {first}{more}")
         self.problems = list(problems)
         self.check = check
@@ -140,7 +141,9 @@ class BuildStep:
                  f"--precision {self.precision}", "--batch " + ":".join(map(str, self.batch)),
                  "--seq " + ":".join(map(str, self.seq))]
         if self.calib_cache:
+            # TensorRT < 10.12 (JetPack 6) calibrates from the cache; newer ones need the data itself (CALIB)
             parts.append(f"--calib-cache {q(self.calib_cache)}")
+            parts.append('${CALIB:+--calib "$CALIB"}')
         elif self.needs_calib_data:
             parts.append(f'--calib "${{CALIB:?set CALIB=calibration data (.npz) for the INT8 build of {self.onnx}}}"')
         parts.append(f"--timing-cache {engine_dir}/timing.cache")
@@ -458,6 +461,12 @@ def plan_builds(sources: list[_Source], options: BundleOptions) -> tuple[list[Bu
             return "fp32"
         return s.precision
 
+    for s in onnx:
+        f, k = facts[s.name], kind(s)
+        notes = ["onnxruntime only (dynamic INT8 ops): not built by the recipe" if k == "ort-only" else
+                 "INT8 Q/DQ" if k == "qdq" else None, "streaming: h0/c0 -> hn/cn" if f["stateful"] else None]
+        s.note = "; ".join(n for n in notes if n) or None
+
     if options.engine_from:
         chosen = []
         for pattern in options.engine_from:
@@ -540,7 +549,8 @@ def render_recipe(steps: list[BuildStep], *, created: str, version: str, validat
         "#   ENGINE_DIR=engines   where the engines and the timing cache go",
         "#   VALIDATE=1           after each build, compare the engine with its ONNX (0 skips)",
         "#   GATE=...             the drift gate of that comparison (default per precision, e.g. rel_l2<=0.01)",
-        "#   CALIB=data.npz       calibration data, only for an INT8 build without a calibration cache",
+        "#   CALIB=data.npz       calibration data for an INT8 build from a float model (needed without a",
+        "#                        calibration cache, and on TensorRT >= 10.12, which no longer reads one)",
         "#   SKIP_VERIFY=1        skip `sha256sum -c CHECKSUMS.sha256`",
         "set -euo pipefail",
         'cd "$(dirname "${BASH_SOURCE[0]}")"',
@@ -599,8 +609,8 @@ def render_readme(sources: list[_Source], steps: list[BuildStep], *, src_name: s
     ]
     for s in sources:
         what = descr.get(s.role, s.role)
-        if s.role == "onnx" and s.precision:
-            what = f"ONNX model, {s.precision}"
+        if s.role == "onnx":
+            what = ", ".join(x for x in ("ONNX model", s.precision, s.note) if x)
         out.append(f"  {s.name:<{width}}{what} ({_human(s.path.stat().st_size)})")
     out += [f"  {RECIPE:<{width}}rebuilds the TensorRT engines on this device (below)",
             f"  {INDEX:<{width}}machine-readable index: members, sizes, sha256, build plan, versions",
@@ -667,13 +677,19 @@ def _tarinfo(name: str, size: int, mtime: int, mode: int = 0o644) -> tarfile.Tar
     return info
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = BundleOptions()) -> BundleResult:
     """Write a deployment bundle of the artifacts in src_dir to out (.tar.gz), atomically, plus its manifest."""
     import io
 
     from . import __version__
     from .fileio import sha256_file
-    from .manifest import Manifest, read_manifest, tool_versions, write_manifest
+    from .manifest import read_manifest, tool_versions, write_manifest
 
     src, out = Path(src_dir), Path(out)
     if not src.is_dir():
@@ -698,7 +714,6 @@ def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = B
     recipe = render_recipe(steps, created=created, version=str(versions["edgelstm"]),
                            validate=options.validate_on_device).encode("utf-8")
     members: list[BundleMember] = []
-    manifests: dict[str, Manifest | None] = {}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime, compresslevel=options.compresslevel) as gz, \
@@ -723,7 +738,6 @@ def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = B
                 digest = reader.h.hexdigest()
                 if s.role in ("onnx", "engine", "calib-cache", "extra"):
                     m = read_manifest(s.path, verify=False)
-                    manifests[s.name] = m
                     if m is not None and m.sha256 != digest:
                         raise BadInput(f"{s.name} does not match its manifest (sha256 {digest[:12]}… != "
                                        f"{m.sha256[:12]}…): the file changed after edgelstm wrote it; re-create it")
@@ -738,6 +752,7 @@ def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = B
             add_bytes(INDEX, index_bytes, "index")
             sums = "".join(f"{m.sha256}  {m.name}\n" for m in sorted(members, key=lambda m: m.name)).encode("utf-8")
             tar.addfile(_tarinfo(CHECKSUMS, len(sums), mtime), io.BytesIO(sums))
+        tmp.chmod(0o666 & ~_umask())  # a bundle is meant to be copied around: the usual file mode, not mkstemp's 0600
     digest = sha256_file(out)
     write_manifest(out, kind="bundle", precision=precision.value,
                    details={"format": BUNDLE_FORMAT, "members": len(members) + 1,
@@ -1014,12 +1029,6 @@ def _install(tmp: Path, dest: Path, force: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, dest)   # dest missing or an empty directory
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 _FilterError = getattr(tarfile, "FilterError", ())   # Python >= 3.12, 3.11.4+, 3.10.12+

@@ -95,6 +95,10 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
     out.mkdir(parents=True, exist_ok=True)
     cache = StageCache.open(out)
     res = PipelineResult(p, out)
+    if p.source_text:  # keep the pipeline beside its artifacts (bundles pick it up)
+        copy = out / "pipeline.toml"
+        if not copy.exists() or copy.read_text() != p.source_text:
+            write_text_atomic(copy, p.source_text)
 
     def stage(name: str, material: Any, fn) -> dict[str, Any]:
         started = time.perf_counter()

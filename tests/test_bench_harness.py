@@ -150,8 +150,12 @@ def test_torch_threads_restored(arts):
     import torch
 
     before = torch.get_num_threads()
-    bench_artifacts([arts / "m.pt"], BenchGrid((1,), (3,), (1,)), BenchOptions(policy=FAST))
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        bench_artifacts([arts / "m.pt"], BenchGrid((1,), (3,), (1,)), BenchOptions(policy=FAST))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_in_memory_module_target(tiny_model):
@@ -291,3 +295,38 @@ def test_report_writers(arts, tmp_path):
 def test_static_artifact_shape_is_read_from_the_onnx(arts):
     x = onnx.load(str(arts / "m.static.onnx")).graph.input[0]
     assert [d.dim_value for d in x.type.tensor_type.shape.dim] == [1, 6, 1]
+
+
+def test_per_target_stream_and_manifest_ort_level(arts, tmp_path):
+    import shutil
+
+    from edgelstm.manifest import write_manifest
+
+    plain = tmp_path / "plain.onnx"
+    shutil.copy(arts / "m.onnx", plain)
+    write_manifest(plain, kind="onnx", details={"ort_opt_level": "basic"})
+    report = bench_artifacts([BenchTarget(arts / "m.stateful.onnx", stream=True), plain],
+                             BenchGrid((1,), (4,), (1,)), BenchOptions(policy=FAST, measure_memory=False))
+    modes = [(r.artifact, r.mode) for r in report.results]
+    assert modes == [("m.stateful.onnx", "window"), ("m.stateful.onnx", "step"), ("plain.onnx", "window")]
+    assert report.find(artifact="plain.onnx")[0].extras["ort_opt_level"] == "basic"
+    assert report.find(artifact="m.stateful.onnx")[0].extras["ort_opt_level"] == "all"
+
+
+def test_summaries_compare_within_a_model_and_suite_plot(tmp_path):
+    from edgelstm.benchmarking import plot_speedups, speedup
+
+    def row(model, kind, p50, backend="onnxruntime"):
+        return {"artifact": f"{model}:{kind}", "backend": backend, "precision": "fp32", "batch": 1, "seq": 60,
+                "threads": 1, "iters": 10, "mode": "window", "model_size_bytes": 1024,
+                "latency_ms": {"p50": p50, "p90": p50, "p99": p50, "mean": p50, "min": p50},
+                "throughput_seq_per_s": 1e3 / p50, "extras": {"model": model, "kind": kind, "drift": {"rel_l2": 0.02}}}
+
+    data = {"device": {"machine": "test"}, "results": [
+        row("a", "torch-eager", 1.0, "torch"), row("a", "onnx-fp32", 0.25),
+        row("b", "torch-eager", 4.0, "torch"), row("b", "onnx-fp32", 2.0)]}
+    s = {x["artifact"]: x for x in summarize(data)}
+    assert s["a:onnx-fp32"]["speedup"] == pytest.approx(4.0) and s["b:onnx-fp32"]["speedup"] == pytest.approx(2.0)
+    assert s["b:onnx-fp32"]["reference"] == "b:torch-eager"
+    assert speedup(data, "b:onnx-fp32", "b:torch-eager") == pytest.approx(2.0)
+    assert plot_speedups(data, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

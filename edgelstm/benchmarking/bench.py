@@ -81,6 +81,7 @@ class BenchTarget:
     variant: str = ""                         # torch on CUDA: "amp", "cuda-graph", "amp+cuda-graph"
     runner_options: Mapping[str, Any] = field(default_factory=dict)  # open_runner extras (opt_level, providers)
     extras: Mapping[str, Any] = field(default_factory=dict)          # copied into each row (e.g. drift)
+    stream: bool | None = None                # time streaming steps for this target (None: BenchOptions.stream)
 
 
 @dataclass
@@ -196,6 +197,7 @@ class _Resolved:
     details: dict[str, Any]
     runners: dict[Any, Any] = field(default_factory=dict)
     load_mb: dict[Any, float] = field(default_factory=dict)
+    stream: bool = False
 
 
 def check_backend(backend: str | None) -> str | None:
@@ -352,7 +354,8 @@ class Bencher:
                 res.sha256 = _module_sha256(module)
                 res.size = _module_size(module)
         check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
-        if self.options.stream:
+        res.stream = bool(self.options.stream if t.stream is None else t.stream)
+        if res.stream:
             from .stream import check_streamable
 
             check_streamable(res.io, res.name)
@@ -392,9 +395,8 @@ class Bencher:
     def measure(self, res: _Resolved, batch: int, seq: int, threads: int | None, mode: str = "window",
                 policy: TimingPolicy | None = None) -> BenchRow:
         from .adapters import fast_path
-        from .stream import step_path
-
         from .harness import speed_probe
+        from .stream import step_path
 
         policy = policy or self.options.policy
         runner = self._runner(res, threads)
@@ -457,6 +459,11 @@ class Bencher:
             stats = getattr(runner, "memory_stats", None)
             if callable(stats):
                 out.update(stats())
+            engine = getattr(runner, "engine", None) if res.backend == "tensorrt" else None
+            if engine is not None:  # what the engine's execution context needs on the GPU
+                size = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", None)
+                if isinstance(size, int):
+                    out["engine_device_memory_mb"] = round(size / 1024 ** 2, 3)
         except Exception as exc:  # noqa: BLE001 - memory is a side fact; never fail a row over it
             out["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
         return out
@@ -491,7 +498,7 @@ class Bencher:
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
         for res in resolved:
             work = [(b, s, t, "window") for b, s, t in grid.points()]
-            if options.stream:
+            if res.stream:
                 work += [(b, 1, t, "step") for t in grid.threads for b in grid.batches]
             for batch, seq, threads, mode in work:
                 row = self.measure(res, batch, seq, threads, mode)
@@ -525,7 +532,14 @@ class Bencher:
             from .memory import rss_bytes
 
             before = rss_bytes()
-            res.runners[threads] = self._open(res, threads)
+            torch_threads = _torch_threads()
+            try:
+                res.runners[threads] = self._open(res, threads)
+            finally:  # TorchRunner(threads=n) sets torch's global thread count; measure() sets it per row
+                if torch_threads is not None:
+                    import torch
+
+                    torch.set_num_threads(torch_threads)
             after = rss_bytes()
             if before is not None and after is not None:
                 res.load_mb[threads] = {"load_rss_mb": round(max(0, after - before) / 1024 ** 2, 3)}
@@ -559,6 +573,13 @@ def _safe_ort_level(res: _Resolved) -> str:
             return level
         reasons.append(f"{level}: {why}")
     raise BadInput(f"{res.name} does not run in onnxruntime at any optimisation level ({'; '.join(reasons)})")
+
+
+def _torch_threads() -> int | None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
 
 
 def _set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:
@@ -628,13 +649,17 @@ def bench_artifacts(targets: Sequence[Any], grid: BenchGrid = BenchGrid(), optio
 
 def summarize(report: BenchReport | Mapping[str, Any], *, reference: str | None = None) -> list[dict[str, Any]]:
     """One line per row for people: artifact, backend, precision, shape, threads, size (MB), p50 (ms), and the
-    speed-up against the reference row with the same batch/seq/threads/mode (default reference: the first
-    torch row, i.e. torch eager)."""
+    speed-up against the reference row with the same batch/seq/threads/mode (and extras["model"], when rows
+    carry one) — by default the first torch row on the same device, i.e. torch eager; or the row whose
+    artifact is `reference`."""
     rows = [r.to_dict() for r in report.results] if isinstance(report, BenchReport) else list(report["results"])
+    def group(r: Mapping[str, Any]) -> Any:  # suite rows of several models: compare within one model
+        return (r.get("extras") or {}).get("model")
+
     def ref_for(r: Mapping[str, Any]) -> Mapping[str, Any] | None:
         for cand in rows:
-            if (cand["batch"], cand["seq"], cand.get("threads"), cand.get("mode", "window")) != (
-                    r["batch"], r["seq"], r.get("threads"), r.get("mode", "window")):
+            if (cand["batch"], cand["seq"], cand.get("threads"), cand.get("mode", "window"), group(cand)) != (
+                    r["batch"], r["seq"], r.get("threads"), r.get("mode", "window"), group(r)):
                 continue
             if reference is not None and cand["artifact"] == reference:
                 return cand

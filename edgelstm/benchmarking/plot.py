@@ -115,6 +115,8 @@ def plot_speedups(report: Any, out: str | Path, *, reference_kind: str = "torch-
         ref = {(r["batch"], r["seq"], r.get("threads") or 0): r["latency_ms"]["p50"]
                for r in mrows if r["extras"]["kind"] == reference_kind}
         present = [k for k in kinds if any(r["extras"]["kind"] == k for r in mrows)]
+        seen: set[str] = set()
+        values: list[float] = []
         width = 0.8 / max(1, len(present))
         for i, kind in enumerate(present):
             for j, cfg in enumerate(configs):
@@ -124,16 +126,27 @@ def plot_speedups(report: Any, out: str | Path, *, reference_kind: str = "torch-
                     continue
                 r = match[0]
                 drift = (r["extras"].get("drift") or {}).get("rel_l2")
-                ax.bar(j + (i - (len(present) - 1) / 2) * width, ref[cfg] / r["latency_ms"]["p50"], width=width,
-                       color=colors[kind], hatch="//" if drift is not None and drift > 0.01 else None,
+                xpos, value = j + (i - (len(present) - 1) / 2) * width, ref[cfg] / r["latency_ms"]["p50"]
+                ax.bar(xpos, value, width=width, color=colors[kind],
+                       hatch="//" if drift is not None and drift > 0.01 else None,
                        edgecolor="black" if drift is not None and drift > 0.01 else None,
-                       label=kind if j == 0 else None)
+                       label=kind if kind not in seen else None)
+                seen.add(kind)
+                values.append(value)
+                ax.annotate(f"{value:.1f}", (xpos, value), ha="center", va="bottom", fontsize=6)
         ax.axhline(1.0, color="black", linewidth=0.8)
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_yscale("log")
+        lo, hi = min(values + [1.0]), max(values + [1.0])
+        ax.set_ylim(lo / 1.6, hi * 1.8)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(range(len(configs)))
         ax.set_xticklabels([f"batch {b} · seq {q} · {t or 'default'} thread{'s' if t != 1 else ''}"
                             for b, q, t in configs], fontsize=8)
         ax.set_ylabel("× torch eager")
-        ax.set_yscale("log")
         ax.set_title(model, fontsize=10, loc="left")
         ax.grid(axis="y", alpha=0.3, which="both")
     handles, labels = [], []

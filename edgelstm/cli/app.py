@@ -30,6 +30,11 @@ for _name in COMMAND_MODULES:
         continue
     _mod.register(app)
 
+for _info in app.registered_commands:  # one clean line per command in `edgelstm --help`
+    if _info.help and not _info.short_help:
+        _first = " ".join(_info.help.strip().split("\n\n")[0].split())
+        _info.short_help = _first.split(". ")[0].rstrip(".") + "."
+
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True)):

@@ -148,8 +148,6 @@ def unbundle(
     except BundleRefused as exc:
         if json_out and exc.check is not None:
             console.emit_json(exc.check.to_dict())
-        for extra in exc.problems[1:]:
-            console.info(f"[dim]  also: {extra}[/]")
         raise
     console.table(f"bundle {bundle_path.name}", ["member", "size", "sha256", "status"],
                   [[m["name"], _human(m["size"]), (m["sha256"] or "")[:12],

@@ -129,6 +129,10 @@ def quantize(
     what = precision.value + (f" {mode.value}" if precision == Precision.int8 and mode else "")
     console.step(f"quantizing {model.name} to {what}")
     if budget is not None:
+        if precision == Precision.fp16:
+            from converters.quant_fallback import FP16_CPU_NOTE
+
+            console.warn(FP16_CPU_NOTE)
         result = quantize_with_budget(model, out, precision, options, budget, data_src, calib_src,
                                       on_step=console.step)
     elif precision == Precision.fp16:

@@ -55,11 +55,14 @@ so = ort.SessionOptions(); so.log_severity_level = 3; so.intra_op_num_threads = 
 so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 feeds = {}
+sym = {"batch": 2, "seq": 3}  # the same symbolic dim gets the same size in every input
 for i in s.get_inputs():
-    shape = [d if isinstance(d, int) and d > 0 else (2 if n == 0 else 3) for n, d in enumerate(i.shape)]
+    shape = [d if isinstance(d, int) and d > 0 else sym.setdefault(d, 2 if n == 0 else 3) if isinstance(d, str)
+             else (2 if n == 0 else 3) for n, d in enumerate(i.shape)]
     if i.name in ("h0", "c0") and len(shape) == 3:
         shape[1] = 2
-    dt = np.float16 if "float16" in i.type else np.int64 if "int64" in i.type else np.float32
+    dt = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+          "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
     feeds[i.name] = np.zeros(shape, dt)
 s.run(None, feeds)
 print(json.dumps({"ok": True}))
