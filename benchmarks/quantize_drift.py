@@ -112,6 +112,7 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
              "task_torch": task_torch, "task": _task(name, y_onnx, labels)[1], "size_bytes": fp32_size,
              "times_smaller": 1.0, "int8_nodes": 0, "route": exp.route.value, "train_loss": loss,
              "train_s": round(train_s, 1), "seconds": 0.0, "ort_opt_level": "all"}]
+    rows[0]["sensitivity"] = None  # filled below
     head = _head_pattern(onnx_path)
     # a GPU-like FP16 estimate: onnxruntime on CPU has no FP16 LSTM/GRU kernel and runs them in FP32
     # (dropping the cast of their input), so its FP16 drift is optimistic; torch .half() computes in FP16
@@ -119,8 +120,23 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
 
     with torch.no_grad():
         y_half = copy.deepcopy(model).half()(torch.from_numpy(x).half()).float().numpy()
+    # why drift differs between models: how much rounding only the input x moves the torch model's output,
+    # and how much of the ONNX file is weights (what INT8 can shrink at all)
+    with torch.no_grad():
+        x16 = torch.from_numpy(x.astype(np.float16).astype(np.float32))
+        lo, hi = float(x.min()), float(x.max())
+        step = (hi - lo) / 255.0
+        x8 = torch.from_numpy((np.round((x - lo) / step) * step + lo).astype(np.float32))
+        sens = {"x_fp16_rel_l2": _rel_l2(model(x16).numpy(), y_torch), "x_uint8_rel_l2": _rel_l2(model(x8).numpy(), y_torch)}
+    import onnx
+
+    weight_bytes = sum(onnx.numpy_helper.to_array(i).nbytes for i in onnx.load(str(onnx_path)).graph.initializer
+                       if i.data_type == onnx.TensorProto.FLOAT)
+    sens["weight_share"] = weight_bytes / fp32_size
+    sens["max_times_smaller_int8_weights"] = fp32_size / (fp32_size - weight_bytes + weight_bytes / 4)
     xv, _ = zoo.synthetic_task(name, 256, SEQ, seed=555)
     val = dataset_from_arrays({"x": xv}, exp.io, source="val").batches(64)
+    rows[0]["sensitivity"] = sens
     for label, prec, options, needs_calib in _variants():
         if label.endswith("head float"):
             if head is None:
@@ -230,6 +246,17 @@ def main() -> None:
         lines.append(f"| {r['model']} | {r['variant']} | {rel} | {r['task_metric']} {r['task_torch']:.4g} | "
                      f"{r['task']:.4g} | {r['size_bytes']:,} B | {r['times_smaller']:.2f} | {r['int8_nodes']} | "
                      f"{r['ort_opt_level']} |")
+    lines += ["", "## why the models differ", "",
+              "Input sensitivity: rel_l2 of the FP32 torch model's output when only its input x is rounded (to float16, "
+              "or to 256 uniform levels over its range like a per-tensor uint8 activation). Weight share: FP32 weight "
+              "bytes / ONNX file size; the last column is the most an INT8 model can shrink if every weight became "
+              "int8 and nothing else changed.", "",
+              "| model | x to fp16 | x to 8 bits | weight share | max x smaller with int8 weights |", "|---|---|---|---|---|"]
+    for r in rows:
+        sv = r.get("sensitivity")
+        if sv:
+            lines.append(f"| {r['model']} | {sv['x_fp16_rel_l2']:.2e} | {sv['x_uint8_rel_l2']:.2e} | "
+                         f"{sv['weight_share']:.1%} | {sv['max_times_smaller_int8_weights']:.2f} |")
     lines += ["", "## targets", "", "| model | target | value | met |", "|---|---|---|---|"]
     for t in tg:
         val = f"{t['value']:.2e}" if "rel_l2" in t["target"] else f"{t['value']:.2f}x"

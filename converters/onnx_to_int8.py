@@ -350,7 +350,7 @@ class Int8Quantizer:
             return row("fp32", "onnxruntime left it float (no calibration range or unsupported inputs)")
         if op in DATA_MOVEMENT_OPS:
             return row("fp32", "moves float data, no arithmetic to quantize")
-        return row("fp32", f"outside the quantized op set ({', '.join(sorted(ops))}); runs in float")
+        return row("fp32", f"static Q/DQ quantizes {'/'.join(sorted(ops))} only; runs in float")
 
     # ------------------------------------------------------------------------------------------ write
 

@@ -245,3 +245,10 @@ def test_cli_quantize_fp16(tmp_path, cli):
     assert "LSTM" in stderr  # the human table
     code, _, stderr = cli("quantize", src, "--precision", "fp16", "--calib", src, "-o", tmp_path / "x.onnx")
     assert code == 2 and "--precision int8" in stderr
+
+
+def test_fp16_cannot_exclude_a_whole_loop(tmp_path):
+    src = qm.save(qm.loop_with_body_op(), tmp_path, "lb.onnx")
+    with pytest.raises(BadInput, match="exclude the nodes inside its body"):
+        quantize_fp16(src, tmp_path / "o.onnx", Fp16Options(exclude=("Loop",)))
+    assert not (tmp_path / "o.onnx").exists()

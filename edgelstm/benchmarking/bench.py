@@ -468,14 +468,23 @@ class Bencher:
             out["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
         return out
 
-    def remeasure(self, row: Mapping[str, Any], policy: TimingPolicy | None = None) -> dict[str, float]:
-        """Time a row of this run again; returns its latency stats (ms) and the machine probe (probe_ms)."""
+    def remeasure(self, row: Mapping[str, Any], policy: TimingPolicy | None = None, *,
+                  fresh: bool = True) -> dict[str, float]:
+        """Time a row of this run again; returns its latency stats (ms) and the machine probe (probe_ms).
+        fresh: re-open the runner first, so that one unlucky session (memory placement, a stale cache) is
+        not measured again and again."""
         key = row_key(row)
         d = dict(zip(ROW_KEY_FIELDS, key))
         for res in self._resolved:
             if (res.name, res.backend, res.device, res.precision, res.target.variant) == (
                     d["artifact"], d["backend"], d["device"], d["precision"], d["variant"]):
                 seq = d["seq"] if d["mode"] == "window" else 1
+                if fresh and d["threads"] in res.runners:
+                    old = res.runners.pop(d["threads"])
+                    try:
+                        old.close()
+                    except Exception:  # noqa: BLE001
+                        pass
                 row2 = self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy)
                 return {**row2.latency_ms, "probe_ms": row2.probe_ms}
         raise BadInput(f"no artifact in this run matches {describe_key(key)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -192,9 +193,10 @@ def precheck_baseline(baseline: Mapping[str, Any], device: Mapping[str, Any], ar
 
 def compare_reports(current: Mapping[str, Any], baseline: Mapping[str, Any], *, max_slowdown: float = 1.10,
                     remeasure: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
-                    repeats: int = 3) -> RegressionResult:
+                    repeats: int = 3, pause_s: float = 0.2) -> RegressionResult:
     """Compare a current bench report with a baseline (both as dicts). `remeasure(row) -> latency stats`
-    re-times a suspected row; without it a suspect counts as a regression (marked "not re-measured")."""
+    re-times a suspected row (`pause_s` apart, so that a burst of background load does not cover every
+    repeat); without it a suspect counts as a regression (marked "not re-measured")."""
     if repeats < 1:
         raise BadInput(f"repeats must be >= 1, got {repeats}")
     what = _what(baseline)
@@ -227,20 +229,22 @@ def compare_reports(current: Mapping[str, Any], baseline: Mapping[str, Any], *, 
                 c.regressed = True
                 c.note = "not re-measured"
             else:
-                _confirm(c, row, remeasure, max_slowdown, repeats)
+                _confirm(c, row, remeasure, max_slowdown, repeats, pause_s)
         result.comparisons.append(c)
     result.unmatched_baseline = [k for k in base_index if k not in matched_base and k[0] in set(mapping.values())]
     return result
 
 
 def _confirm(c: RowComparison, row: Mapping[str, Any], remeasure: Callable[[Mapping[str, Any]], Mapping[str, float]],
-             max_slowdown: float, repeats: int) -> None:
+             max_slowdown: float, repeats: int, pause_s: float = 0.0) -> None:
     """Re-measure a suspect: a repeat is slow when its p50 and its min both exceed max_slowdown x the
     baseline's (x the machine factor at that moment); the row regressed when a majority of the repeats is
     slow (so the medians are too)."""
     need = repeats // 2 + 1
     slow = fast = 0
     for _ in range(repeats):
+        if pause_s > 0:
+            time.sleep(pause_s)
         stats = remeasure(row)
         p50, mn = float(stats["p50"]), float(stats.get("min", stats["p50"]))
         factor = c.machine_factor(_num(stats.get("probe_ms")))

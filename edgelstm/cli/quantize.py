@@ -156,8 +156,9 @@ def quantize(
         why = (result.manifest.details.get("ort_probe", {}).get("all") if result.manifest else None) or "failed"
         console.warn(f"an onnxruntime session at ORT_ENABLE_ALL fails on this model ({why}); the manifest "
                      f"records opt level '{result.ort_opt_level}', which edgelstm's onnxruntime runner uses")
-    console.success(f"wrote {out} ({result.size_bytes:,} bytes, {result.times_smaller:.2f}x smaller than "
-                    f"{model.name}'s {result.parent_size_bytes:,})")
+    ratio = (f"{result.times_smaller:.2f}x smaller than" if result.size_bytes <= result.parent_size_bytes
+             else f"{1 / result.times_smaller:.2f}x larger than")
+    console.success(f"wrote {out} ({result.size_bytes:,} bytes, {ratio} {model.name}'s {result.parent_size_bytes:,})")
     finish({**result.to_dict(), "input": str(model)}, json_out)
 
 
