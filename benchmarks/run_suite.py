@@ -24,8 +24,7 @@ are skipped, with the reason recorded, where there is no GPU.
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
+import importlib.util
 import sys
 import time
 import traceback
@@ -41,6 +40,7 @@ import numpy as np  # noqa: E402
 
 from edgelstm.benchmarking import (BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget, TimingPolicy,  # noqa: E402
                                    bench_artifacts, describe_device, plot_speedups, write_json, write_markdown)
+from edgelstm.benchmarking.bench import looks_disturbed  # noqa: E402
 from edgelstm.benchmarking.harness import speed_probe, time_callable  # noqa: E402
 from edgelstm.errors import EdgeLSTMError  # noqa: E402
 
@@ -61,6 +61,7 @@ class SuiteConfig:
     train_steps: int = 150
     min_time: float = 0.4                # seconds per row (after warm-up)
     warmup: int = 20
+    retry_noisy: int = 2                 # re-measure rows disturbed by other processes (keep the lowest p50)
     quick: bool = False
     out_dir: Path = ROOT / "benchmarks" / "results"
     work_dir: Path = Path("edgelstm-suite-work")
@@ -252,7 +253,7 @@ def torch_step_call(model: Any, batch: int, feature: int) -> Callable[[], Any] |
 
 
 def torch_step_rows(name: str, model: Any, feature: int, threads: tuple[int, ...], policy: TimingPolicy,
-                    size: int) -> list[BenchRow]:
+                    size: int, retry_noisy: int = 0) -> list[BenchRow]:
     import torch
 
     rows = []
@@ -263,15 +264,24 @@ def torch_step_rows(name: str, model: Any, feature: int, threads: tuple[int, ...
             if call is None:
                 return []
             torch.set_num_threads(t)
-            probe = speed_probe()
-            timing = time_callable(call, policy)
-            stats = timing.stats()
-            rows.append(BenchRow(
-                artifact=f"{name}:torch-eager", backend="torch", precision="fp32", batch=1, seq=1, threads=t,
-                iters=timing.iters, latency_ms=stats, throughput_seq_per_s=1e3 / stats["p50"],
-                throughput_steps_per_s=1e3 / stats["p50"], mode="step", warmup=policy.warmup,
-                timing_path="torch-eager-step", model_size_bytes=size, probe_ms=max(probe, speed_probe()),
-                extras={"model": name, "kind": "torch-eager"}))
+            best: BenchRow | None = None
+            p50s: list[float] = []
+            while best is None or (len(p50s) <= retry_noisy and looks_disturbed(best, None)):
+                probe = speed_probe()
+                timing = time_callable(call, policy)
+                stats = timing.stats()
+                row = BenchRow(
+                    artifact=f"{name}:torch-eager", backend="torch", precision="fp32", batch=1, seq=1, threads=t,
+                    iters=timing.iters, latency_ms=stats, throughput_seq_per_s=1e3 / stats["p50"],
+                    throughput_steps_per_s=1e3 / stats["p50"], mode="step", warmup=policy.warmup,
+                    timing_path="torch-eager-step", model_size_bytes=size, probe_ms=max(probe, speed_probe()),
+                    extras={"model": name, "kind": "torch-eager"})
+                p50s.append(row.p50)
+                if best is None or row.p50 < best.p50:
+                    best = row
+            if len(p50s) > 1:
+                best.extras["attempts_p50_ms"] = p50s
+            rows.append(best)
     finally:
         torch.set_num_threads(before)
     return rows
@@ -351,7 +361,7 @@ def run_model(name: str, cfg: SuiteConfig, report: BenchReport, models_info: dic
                                "size_bytes": a.path.stat().st_size, "drift": a.drift, "note": a.note} for a in arts},
     }
     policy = TimingPolicy(warmup=cfg.warmup, min_time=cfg.min_time, min_iters=5)
-    options = BenchOptions(policy=policy)
+    options = BenchOptions(policy=policy, retry_noisy=cfg.retry_noisy)
     torch_size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     window_targets = [BenchTarget(model, name=f"{name}:torch-eager", extras={"model": name, "kind": "torch-eager",
                                                                                "drift": {"rel_l2": 0.0, "max_abs": 0.0}})]
@@ -370,9 +380,11 @@ def run_model(name: str, cfg: SuiteConfig, report: BenchReport, models_info: dic
     if stream_targets:
         log(f"   streaming: {len(stream_targets)} stateful artifact(s), window {STREAM_WINDOW}")
         r = bench_artifacts(stream_targets, BenchGrid((1,), (STREAM_WINDOW,), cfg.threads),
-                            BenchOptions(policy=policy, stream=True), device=report.device)
+                            BenchOptions(policy=policy, stream=True, retry_noisy=cfg.retry_noisy),
+                            device=report.device)
         report.results += r.results
-        report.results += torch_step_rows(name, model, zoo.ZOO[name].input_size, cfg.threads, policy, torch_size)
+        report.results += torch_step_rows(name, model, zoo.ZOO[name].input_size, cfg.threads, policy, torch_size,
+                                          cfg.retry_noisy)
     else:
         report.skipped.append({"what": f"{name}:streaming", "reason": "no stateful artifact (a bidirectional model "
                                                                       "needs the whole sequence: it cannot stream)"})
@@ -434,11 +446,10 @@ def targets(report: BenchReport) -> dict[str, Any]:
 
 
 def markdown(report: BenchReport, info: dict[str, Any], tgt: dict[str, Any], cfg: SuiteConfig, seconds: float) -> str:
-    from edgelstm.benchmarking.report import device_line
-
     lines = [f"Measured {time.strftime('%Y-%m-%d')} in {seconds / 60:.1f} min with "
              f"`python benchmarks/run_suite.py{' --quick' if cfg.quick else ''}` "
-             f"({cfg.warmup} warm-up + >= {cfg.min_time:g} s per row; p50 latency; speed-up = torch eager p50 / "
+             f"({cfg.warmup} warm-up + >= {cfg.min_time:g} s per row, a row disturbed by other processes re-measured "
+             f"up to {cfg.retry_noisy}x keeping the lowest p50; p50 latency; speed-up = torch eager p50 / "
              "artifact p50 at the same batch, seq and threads; rel_l2 = drift of the output against torch on "
              f"{EVAL_SAMPLES} held-out task sequences of length {STREAM_WINDOW}).", ""]
     if tgt.get("best"):
@@ -481,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results directory")
     ap.add_argument("--work", type=Path, default=None,
                     help="keep the trained models and artifacts here (default: a temporary directory, removed)")
+    ap.add_argument("--retry-noisy", type=int, default=2, help="re-measure a row disturbed by other processes up "
+                    "to this many times, keeping the lowest p50 (default 2)")
     ap.add_argument("--debug", action="store_true", help="print tracebacks of skipped artifacts")
     args = ap.parse_args(argv)
     from edgelstm import zoo
@@ -496,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SuiteConfig(models=models, threads=threads,
                       train_steps=args.train_steps or (30 if args.quick else 150),
                       min_time=args.min_time or (0.05 if args.quick else 0.4),
-                      warmup=5 if args.quick else 20, quick=args.quick, out_dir=args.out,
+                      warmup=5 if args.quick else 20, retry_noisy=args.retry_noisy, quick=args.quick, out_dir=args.out,
                       work_dir=args.work or Path(tmp.name))  # type: ignore[union-attr]
     try:
         return run_suite(cfg)
@@ -519,6 +532,9 @@ def run_suite(cfg: SuiteConfig) -> int:
         run_model(name, cfg, report, info)
     from edgelstm.benchmarking.bench import stream_summary
 
+    for row in report.results:  # the artifacts lived in a work directory: keep file names only
+        if row.path:
+            row.path = Path(row.path).name
     report.stream = stream_summary(report.results)
     tgt = targets(report)
     seconds = time.perf_counter() - started

@@ -322,12 +322,11 @@ def _bench(res: PipelineResult, reference, path: Path, p: Pipeline):
         targets.append(BenchTarget(a.path, extras={"drift": {"rel_l2": rel}} if rel is not None else {}))
     grid = BenchGrid(batches=p.bench.batch, seqs=p.bench.seq, threads=p.bench.threads)
     opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False)
-    stateful = [t for t in targets if isinstance(t.artifact, Path) and t.artifact.name.endswith(".stateful.onnx")]
-    report = bench_artifacts([t for t in targets if t not in stateful], grid, opts)
-    data = report.to_dict()
-    if stateful:  # streaming: one step with the state carried, beside re-running the window
-        opts = BenchOptions(stream=p.bench.stream, policy=opts.policy, measure_memory=False)
-        data["results"] += bench_artifacts(stateful, grid, opts).to_dict()["results"]
+    # stateful artifacts also time one step with the state carried, beside re-running the window
+    targets = [BenchTarget(t.artifact, name=t.name, extras=t.extras,
+                           stream=p.bench.stream and isinstance(t.artifact, Path)
+                           and t.artifact.name.endswith(".stateful.onnx")) for t in targets]
+    data = bench_artifacts(targets, grid, opts).to_dict()
     write_text_atomic(path, json.dumps(data, indent=2, default=str))
     return [path], {"report": data}
 

@@ -143,3 +143,28 @@ def test_baseline_gate_exit_codes(cli, arts, tmp_path):
     (tmp_path / "other_device.json").write_text(json.dumps(data))
     code, _, stderr = cli("bench", arts / "m.onnx", *common, "--baseline", tmp_path / "other_device.json")
     assert code == 2 and "another device" in _one_error_line(stderr)
+
+
+def test_engine_rows_through_the_tensorrt_stand_in(cli, arts, monkeypatch, tmp_path):
+    """The bench path for engines, against tests/fake_tensorrt.py (no GPU here): the runner's own
+    CUDA-event timing is used, the profile bounds the grid before timing, streaming carries the state."""
+    try:
+        import fake_tensorrt as fake
+    except ImportError:
+        from tests import fake_tensorrt as fake  # type: ignore[no-redef]
+    from converters.onnx_to_tensorrt import BuildOptions, build_engine
+
+    fake.install(monkeypatch, "10.14.1.48")
+    plan = build_engine(arts / "m.onnx", tmp_path / "m.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 16))).path
+    splan = build_engine(arts / "m.stateful.onnx", tmp_path / "s.plan",
+                         BuildOptions(batch=(1, 1, 2), seq=(1, 8, 16))).path
+    code, stdout, stderr = cli("bench", plan, "--batch", "1,4", "--seq", "8", *FAST, "--json")
+    assert code == 0, stderr
+    rows = json.loads(stdout)["results"]
+    assert [(r["backend"], r["device"], r["batch"]) for r in rows] == [("tensorrt", "cuda", 1), ("tensorrt", "cuda", 4)]
+    assert all(r["iters"] == 10 and r["timing_path"] is None and r["timer"] == "cuda-event" for r in rows)
+    code, _, stderr = cli("bench", plan, "--batch", "8", "--seq", "8", *FAST)
+    assert code == 2 and "optimization profile" in _one_error_line(stderr)
+    code, stdout, stderr = cli("bench", splan, "--stream", "--batch", "1", "--seq", "8", *FAST, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["stream"][0]["window"] == 8

@@ -330,3 +330,31 @@ def test_summaries_compare_within_a_model_and_suite_plot(tmp_path):
     assert s["b:onnx-fp32"]["reference"] == "b:torch-eager"
     assert speedup(data, "b:onnx-fp32", "b:torch-eager") == pytest.approx(2.0)
     assert plot_speedups(data, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_disturbed_rows_are_remeasured_keeping_the_lowest_p50(monkeypatch, tmp_path):
+    """A runner whose first measurement was preempted (p50 far above min) is measured again."""
+    runs = iter([[1.0] * 3 + [6.0] * 7, [1.1] * 10, [9.0] * 10])
+
+    class Fake:
+        backend, precision, label, timer = "custom", "fp32", "fake", "fake-clock"
+        io = IOSpec((TensorSpec("x", shape=("batch", "seq", 1)),), (TensorSpec("y", shape=("batch", 1)),))
+
+        def timed_run(self, feeds, iters, warmup=0):
+            return next(runs) if iters > 1 else [1.0]
+
+        def run(self, feeds):
+            return {"y": np.zeros((1, 1), np.float32)}
+
+        def close(self):
+            pass
+
+    art = tmp_path / "fake.onnx"
+    art.write_bytes(b"\x08\x07")
+    monkeypatch.setattr(Bencher, "_open", lambda self, res, threads: Fake())
+    opts = BenchOptions(policy=TimingPolicy(warmup=0, iters=10), measure_memory=False, retry_noisy=2)
+    (row,) = bench_artifacts([art], BenchGrid((1,), (4,)), opts).results
+    assert row.p50 == pytest.approx(1.1) and row.extras["attempts_p50_ms"] == [6.0, 1.1]
+    assert row.timer == "fake-clock"
+    with pytest.raises(BadInput):
+        BenchOptions(retry_noisy=-1)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import BadInput, BackendMissing
 from ..options import Backend
-from .harness import Timing, TimingPolicy, time_callable, time_runner, time_timed_run
+from .harness import TimingPolicy, time_callable, time_runner, time_timed_run
 
 SCHEMA = "edgelstm-bench/1"
 MODES = ("window", "step")
@@ -63,10 +63,27 @@ class BenchOptions:
                                       # (quantized models), else "all" (FP16 without one: crash-safe probe)
     measure_memory: bool = True
     seed: int = 0
+    retry_noisy: int = 0              # re-measure a disturbed row up to this many times, keep the lowest p50
+
+    def __post_init__(self) -> None:
+        if self.retry_noisy < 0:
+            raise BadInput(f"--retry-noisy must be >= 0, got {self.retry_noisy}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "stream": self.stream, "opt_level": self.opt_level,
-                **self.policy.to_dict()}
+                "retry_noisy": self.retry_noisy, **self.policy.to_dict()}
+
+
+NOISY_SPREAD = 1.5   # p50 / min above this: the run was preempted (deterministic inference is ~1.0-1.1)
+NOISY_PROBE = 1.15   # machine probe this much slower than the best seen in the run: the machine was busy
+
+
+def looks_disturbed(row: "BenchRow", best_probe: float | None) -> bool:
+    """Whether a row was measured while something else used the machine (see BenchOptions.retry_noisy)."""
+    lat = row.latency_ms
+    if lat["min"] > 0 and lat["p50"] > NOISY_SPREAD * lat["min"]:
+        return True
+    return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
 
 
 @dataclass(frozen=True)
@@ -207,12 +224,23 @@ def check_backend(backend: str | None) -> str | None:
     known = [b.value for b in Backend]
     if backend not in known:
         raise BadInput(f"unknown backend {backend!r}; known backends: {', '.join(known)}")
-    import importlib.util
-
     module, install = BACKEND_INSTALL[backend]
-    if importlib.util.find_spec(module) is None:
+    if not _importable(module):
         raise BackendMissing(f"the {backend} backend is not installed", hint=f"install it with: {install}")
     return backend
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` can be imported, without importing it (a module already imported counts)."""
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def check_device(device: str) -> str:
@@ -302,6 +330,7 @@ class Bencher:
         check_device(options.device)
         check_backend(options.backend)
         self._resolved: list[_Resolved] = []
+        self._best_probe: float | None = None
 
     # -- resolution (before any timing) ------------------------------------------------------------
     def add(self, target: Any) -> _Resolved:
@@ -446,6 +475,23 @@ class Bencher:
             extras={**dict(res.target.extras), **({"ort_opt_level": res.details["bench_ort_opt_level"]}
                                                     if "bench_ort_opt_level" in res.details else {})})
 
+    def measure_robust(self, res: _Resolved, batch: int, seq: int, threads: int | None,
+                       mode: str = "window") -> BenchRow:
+        """measure(), then up to options.retry_noisy more attempts while the row looks disturbed (preempted,
+        or the machine probe slow); the attempt with the lowest p50 is kept and the row says so."""
+        row = self.measure(res, batch, seq, threads, mode)
+        self._best_probe = min(filter(None, (self._best_probe, row.probe_ms)), default=None)
+        p50s = [row.p50]
+        while len(p50s) <= self.options.retry_noisy and looks_disturbed(row, self._best_probe):
+            again = self.measure(res, batch, seq, threads, mode)
+            self._best_probe = min(filter(None, (self._best_probe, again.probe_ms)), default=None)
+            p50s.append(again.p50)
+            if again.p50 < row.p50:
+                row = again
+        if len(p50s) > 1:
+            row.extras["attempts_p50_ms"] = p50s
+        return row
+
     def _memory(self, res: _Resolved, runner: Any, feeds: Mapping[str, np.ndarray], path: Any) -> dict[str, Any]:
         from .memory import cuda_peak_during, peak_during
 
@@ -510,7 +556,7 @@ class Bencher:
             if res.stream:
                 work += [(b, 1, t, "step") for t in grid.threads for b in grid.batches]
             for batch, seq, threads, mode in work:
-                row = self.measure(res, batch, seq, threads, mode)
+                row = self.measure_robust(res, batch, seq, threads, mode)
                 report.results.append(row)
                 if on_row:
                     on_row(row)

@@ -158,7 +158,8 @@ def time_runner(runner: Any, feeds: Mapping[str, np.ndarray], policy: TimingPoli
 
     timed = getattr(runner, "timed_run", None)
     if callable(timed):
-        return time_timed_run(timed, feeds, policy, timer=str(getattr(runner, "timer", "runner")))
+        default = "cuda-event" if getattr(runner, "backend", "") == "tensorrt" else "runner"
+        return time_timed_run(timed, feeds, policy, timer=str(getattr(runner, "timer", default)))
     path = fast_path(runner, feeds)
     if path.timed_run is not None:
         return time_timed_run(path.timed_run, None, policy, timer=path.timer)

@@ -66,6 +66,9 @@ def bench(
                                        "current/baseline (1.10 = 10% slower)."),
     repeats: int = typer.Option(3, help="With --baseline: how many times a row that looks slower is re-measured "
                                 "before it counts as a regression."),
+    retry_noisy: int = typer.Option(0, help="Re-measure a row up to N times when it looks disturbed by other "
+                                    "processes (p50 > 1.5x min, or the machine probe slower than earlier), keeping the "
+                                    "lowest p50. Useful on shared machines."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -94,7 +97,7 @@ def bench(
                      tuple(parse_int_list(threads, what="--threads")) if threads else (None,))
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
-                           input_size=input_size, opt_level=opt_level)
+                           input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy)
     total = planned_rows(len(artifacts), grid, stream)
     console.step(f"timing {len(artifacts)} artifact(s) x {len(grid.points())} grid point(s)"
                  + (" + streaming steps" if stream else "") + f" ({options.policy.describe()} each)")

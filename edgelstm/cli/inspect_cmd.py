@@ -63,6 +63,13 @@ def inspect(
     if layers:
         cols = sorted({k for layer in layers for k in layer if layer[k] is not None}, key=list(layers[0]).index)
         console.table("recurrent layers", cols, [[layer.get(c) for c in cols] for layer in layers])
+    layer_precision = ((man or {}).get("details") or {}).get("layer_precision")
+    if info["kind"] == "engine" and layer_precision:
+        from converters.onnx_to_tensorrt import summary_rows
+
+        rows_lp = summary_rows(layer_precision)
+        if rows_lp:
+            console.table("engine layers by precision", ["group", "layers", "precisions"], rows_lp)
     if info.get("op_histogram"):
         console.table("ops", ["op", "count"], [[k, v] for k, v in info["op_histogram"].items()])
     if info.get("note"):
