@@ -135,12 +135,45 @@ def _simplify(model):
 
     import logging
 
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    drop_zero_initial_states(model)  # the optimizer below removes the chains left dangling
     logging.getLogger("onnxscript").setLevel(logging.ERROR)
     logging.getLogger("onnx_ir").setLevel(logging.ERROR)
     sink = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         warnings.simplefilter("ignore")
         return onnxscript.optimizer.optimize(model)
+
+
+def drop_zero_initial_states(model):
+    """LSTM/GRU whose initial state is a ConstantOfShape of zeros get no initial state input instead (the ONNX
+    default is zero): the Shape→Gather→Concat→ConstantOfShape chain the exporter emits costs time on every call.
+    The caller re-verifies the result."""
+    from onnx import numpy_helper
+
+    producers = {o: n for n in model.graph.node for o in n.output}
+
+    def is_zero_fill(name: str) -> bool:
+        node = producers.get(name)
+        if node is not None and node.op_type in ("Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape"):
+            return is_zero_fill(node.input[0])  # a slice of zeros (one layer's share) is zeros
+        if node is None or node.op_type != "ConstantOfShape":
+            return False
+        for attr in node.attribute:
+            if attr.name == "value":
+                return not numpy_helper.to_array(attr.t).any()
+        return True  # ConstantOfShape defaults to 0
+
+    changed = False
+    for node in model.graph.node:
+        if node.op_type in ("LSTM", "GRU"):
+            for idx in (5, 6):
+                if idx < len(node.input) and node.input[idx] and is_zero_fill(node.input[idx]):
+                    node.input[idx] = ""
+                    changed = True
+    return changed
 
 
 def _ort_callable(model) -> Callable[[dict], list[np.ndarray]]:

@@ -166,8 +166,8 @@ def fast_and_slow(tmp_path_factory):
     return paths
 
 
-GRID = BenchGrid((1,), (20,), (1,))
-OPTS = BenchOptions(policy=TimingPolicy(warmup=20, iters=200), measure_memory=False)
+GRID = BenchGrid((1,), (60,), (1,))  # ~50 µs rows: long enough that timer noise stays small
+OPTS = BenchOptions(policy=TimingPolicy(warmup=30, iters=300), measure_memory=False)
 
 
 def test_rerun_of_the_same_artifact_never_fails_the_gate(fast_and_slow):

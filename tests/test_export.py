@@ -55,6 +55,7 @@ def test_nn_lstm_and_gru_use_the_torchscript_route(tmp_path, tiny_model):
         r = export_onnx(tiny_model(name), tmp_path / f"{name}.onnx")
         assert r.route == ExportRoute.torchscript
         assert _ops(r.path)[op] == 2  # two layers
+        assert "ConstantOfShape" not in _ops(r.path)  # zero initial states dropped (ONNX default), re-verified
     gru = onnx.load(str(tmp_path / "gru.onnx"))
     attrs = [a for n in gru.graph.node if n.op_type == "GRU" for a in n.attribute if a.name == "linear_before_reset"]
     assert attrs and all(a.i == 1 for a in attrs)
