@@ -47,7 +47,7 @@ def test_dynamic_lstm_becomes_dynamic_quantize_lstm(tmp_path):
     assert by_op["LSTM"].precision == "int8" and by_op["LSTM"].became == "DynamicQuantizeLSTM"
     assert by_op["Gemm"].precision == "int8" and by_op["Gemm"].became == "MatMulInteger"
     assert by_op["Transpose"].precision == "fp32" and "no arithmetic" in by_op["Transpose"].reason
-    assert by_op["Shape"].precision == "n/a"
+    assert "Shape" not in by_op  # the exporter drops the zero initial-state chain (Shape→…→ConstantOfShape)
     x = qm.x_for("lstm_regressor", n=8, seq=10)
     assert qm.rel_l2(qm.run(out, {"x": x})[0], qm.run(src, {"x": x})[0]) < 0.05
     man = read_manifest(out)
@@ -286,3 +286,14 @@ def test_cli_missing_or_corrupt_model(tmp_path, cli, case):
     code, _, stderr = cli("quantize", src, "-p", "int8", "-o", tmp_path / "o.onnx")
     assert code == 2 and ("does not exist" in stderr or "not a valid ONNX" in stderr)
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_shape_ops_are_reported_as_having_no_float_math(tmp_path):
+    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm import zoo
+
+    src = export_onnx(zoo.build("lstm_regressor", {"hidden_size": 8}), tmp_path / "raw.onnx",
+                      ExportOptions(simplify=False)).path  # unsimplified: keeps the Shape→ConstantOfShape chain
+    res = quantize_int8(src, tmp_path / "raw.int8.onnx")
+    by_op = {r.op: r for r in res.report}
+    assert by_op["Shape"].precision == "n/a" and by_op["LSTM"].precision == "int8"
