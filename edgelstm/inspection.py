@@ -28,7 +28,7 @@ def _walk_nodes(graph):
 
 def inspect_onnx(path: Path) -> dict[str, Any]:
     import onnx
-    from onnx import helper, numpy_helper  # noqa: F401
+    from onnx import helper
 
     from .iospec import iospec_from_onnx
     from .runners.onnxruntime_runner import _guess_precision

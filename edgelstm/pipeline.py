@@ -112,11 +112,9 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
     model_sha = sha256_file(res.model_path)
 
     # 2. export (plain, and stateful where it applies)
-    from . import zoo
-
     reference = _load_reference(p, res.model_path)
     onnx_path = out / "model.onnx"
-    r = stage("convert", {"model": model_sha, "export": p.export.__dict__, "input_size": p.model.input_size},
+    stage("convert", {"model": model_sha, "export": p.export.__dict__, "input_size": p.model.input_size},
               lambda: _export(reference, onnx_path, p, stateful=False))
     res.artifacts.append(Artifact("fp32", onnx_path, "fp32", onnx_path.stat().st_size))
     stateful_ok = p.export.stateful and not _is_bidirectional(reference.module)
@@ -127,7 +125,6 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
         stage("convert --stateful", {"model": model_sha, "export": p.export.__dict__},
               lambda: _export(reference, st_path, p, stateful=True))
         res.artifacts.append(Artifact("fp32-stateful", st_path, "fp32", st_path.stat().st_size))
-    del r
 
     # data: validation (and calibration) sets against the reference's I/O
     from .runners import open_runner

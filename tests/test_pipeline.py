@@ -129,7 +129,7 @@ def _chromium() -> str | None:
 
 
 def test_html_report_renders_in_headless_chromium_with_its_plots(tmp_path):
-    from PIL import Image  # noqa: F401  (pulled in by matplotlib)
+    from PIL import Image  # pulled in by matplotlib
 
     from edgelstm import pipeline
 
@@ -152,8 +152,6 @@ def test_html_report_renders_in_headless_chromium_with_its_plots(tmp_path):
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'chrome2'}", "--window-size=1100,2400", f"--screenshot={shot}",
          html_path.resolve().as_uri()], capture_output=True, timeout=120)
-    from PIL import Image
-
     img = Image.open(shot).convert("RGB")
     assert img.size == (1100, 2400)
     # the plots are drawn: the plot lines' colours (matplotlib's default blue/orange/green) appear on screen,
