@@ -18,6 +18,7 @@ from .pipeline_cache import StageCache
 from .pipeline_config import Pipeline
 
 DRIFT_LENGTHS = (1, 2, 4, 8, 16, 32, 60, 120)
+STATEFUL = "fp32-stateful"  # the artifact name of the streaming export
 
 
 @dataclass
@@ -124,12 +125,13 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
         st_path = out / "model.stateful.onnx"
         stage("convert --stateful", {"model": model_sha, "export": p.export.__dict__},
               lambda: _export(reference, st_path, p, stateful=True))
-        res.artifacts.append(Artifact("fp32-stateful", st_path, "fp32", st_path.stat().st_size))
+        res.artifacts.append(Artifact(STATEFUL, st_path, "fp32", st_path.stat().st_size))
 
     # data: validation (and calibration) sets against the reference's I/O
     from .runners import open_runner
 
     ref_runner = open_runner(reference)
+    ref_runner.label = str(res.model_path)  # reports name the files, not the architecture
     val, calib, data_sha = _datasets(p, ref_runner.io, reference)
 
     # 3. quantize
@@ -154,7 +156,7 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
         report_path = out / "validate" / f"{a.name}.json"
         material = {"model": model_sha, "candidate": sha256_file(a.path), "data": data_sha, "gates": gates}
         v = stage(f"validate {a.name}", material,
-                  lambda a=a, gates=gates, report_path=report_path: _validate(reference, a, val, gates, report_path))
+                  lambda a=a, gates=gates, report_path=report_path: _validate(ref_runner, a, val, gates, report_path))
         res.validations[a.name] = v["report"]
         res.drift_by_length[a.name] = v["drift_by_length"]
 
@@ -275,24 +277,26 @@ def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib):
                                                       "counts": r.counts()}
 
 
-def _validate(reference, artifact: Artifact, val, gates: list[str], report_path: Path):
+def _validate(ref_runner, artifact: Artifact, val, gates: list[str], report_path: Path):
     from .gates import parse_gates
     from .reports.validate_json import report_dict, write_validate_report
+    from .runners import open_runner
     from .validation import ValidateOptions, validate_artifacts
 
-    result = validate_artifacts(reference, artifact.path, val, ValidateOptions(gates=tuple(parse_gates(gates))))
-    write_validate_report(result, report_path)
-    drift = drift_by_length(reference, artifact.path, val)
+    cand = open_runner(artifact.path)
+    cand.label = str(artifact.path)
+    try:
+        result = validate_artifacts(ref_runner, cand, val, ValidateOptions(gates=tuple(parse_gates(gates))))
+        write_validate_report(result, report_path)
+        drift = drift_by_length(ref_runner, cand, val)
+    finally:
+        cand.close()
     return [report_path], {"report": report_dict(result), "drift_by_length": drift}
 
 
-def drift_by_length(reference, candidate: Path, dataset, *, samples: int = 64) -> dict[str, Any]:
-    """rel_l2 of the candidate's output against torch when the sequence is cut at growing lengths: how drift
-    accumulates along the recurrence (time steps)."""
-    from .runners import open_runner
-
-    ref = open_runner(reference)
-    cand = open_runner(candidate)
+def drift_by_length(ref, cand, dataset, *, samples: int = 64) -> dict[str, Any]:
+    """rel_l2 of the candidate runner's output against the reference runner's when the sequence is cut at
+    growing lengths: how drift accumulates along the recurrence (time steps)."""
     x = dataset.inputs["x"][:samples]
     lengths = [t for t in DRIFT_LENGTHS if t <= x.shape[1]]
     if x.shape[1] not in lengths:
@@ -316,13 +320,11 @@ def _bench(res: PipelineResult, reference, path: Path, p: Pipeline):
     for a in res.artifacts:
         drift = res.validations.get(a.name, {}).get("outputs", {})
         rel = max((o.get("rel_l2", 0.0) for o in drift.values()), default=None)
-        targets.append(BenchTarget(a.path, extras={"drift": {"rel_l2": rel}} if rel is not None else {}))
+        # stateful artifacts also time one step with the state carried, beside re-running the window
+        targets.append(BenchTarget(a.path, extras={"drift": {"rel_l2": rel}} if rel is not None else {},
+                                   stream=p.bench.stream and a.name == STATEFUL))
     grid = BenchGrid(batches=p.bench.batch, seqs=p.bench.seq, threads=p.bench.threads)
     opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False)
-    # stateful artifacts also time one step with the state carried, beside re-running the window
-    targets = [BenchTarget(t.artifact, name=t.name, extras=t.extras,
-                           stream=p.bench.stream and isinstance(t.artifact, Path)
-                           and t.artifact.name.endswith(".stateful.onnx")) for t in targets]
     data = bench_artifacts(targets, grid, opts).to_dict()
     write_text_atomic(path, json.dumps(data, indent=2, default=str))
     return [path], {"report": data}

@@ -11,17 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import TINY  # the suite's one table of tiny zoo configs
 
 _DIR = Path(tempfile.mkdtemp(prefix="edgelstm-qtest-"))
 atexit.register(shutil.rmtree, _DIR, True)
 
-TINY = {
-    "lstm_regressor": {"hidden_size": 8},
-    "stacked_lstm": {"hidden_size": 8},
-    "bilstm_attention": {"input_size": 5, "hidden_size": 8, "attention_size": 4},
-    "gru": {"hidden_size": 8},
-    "hand_lstm": {"hidden_size": 8},
-}
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,7 +38,9 @@ def exported(name: str, dst: Path) -> Path:
 
 
 def features(name: str) -> int:
-    return int(TINY[name].get("input_size", {"gru": 4}.get(name, 1)))
+    from edgelstm import zoo
+
+    return int(TINY[name].get("input_size", zoo.zoo_entry(name).input_size))
 
 
 def x_for(name: str, n: int = 4, seq: int = 7, seed: int = 0) -> np.ndarray:

@@ -10,6 +10,7 @@ Tests replace `get_backend` with a host-memory stand-in (tests/fake_tensorrt.py)
 
 from __future__ import annotations
 
+import abc
 import ctypes
 from dataclasses import dataclass
 from typing import Any
@@ -29,26 +30,49 @@ class DeviceBuffer:
     handle: Any = None  # keeps the owning object (pycuda allocation, torch tensor) alive
 
 
-class CudaBackend:
+class CudaBackend(abc.ABC):
     """The interface every backend implements (pointers and handles are plain ints)."""
 
     name = "none"
 
-    def malloc(self, nbytes: int) -> DeviceBuffer: raise NotImplementedError
-    def free(self, buf: DeviceBuffer) -> None: raise NotImplementedError
-    def stream(self) -> int: raise NotImplementedError
-    def htod(self, buf: DeviceBuffer, host: np.ndarray, stream: int) -> None: raise NotImplementedError
-    def dtoh(self, host: np.ndarray, buf: DeviceBuffer, stream: int) -> None: raise NotImplementedError
-    def synchronize(self, stream: int) -> None: raise NotImplementedError
-    def event(self) -> Any: raise NotImplementedError
-    def record(self, event: Any, stream: int) -> None: raise NotImplementedError
-    def elapsed_ms(self, start: Any, end: Any) -> float: raise NotImplementedError
-    def device_info(self) -> dict[str, Any]: raise NotImplementedError
-    # CUDA graphs (optional): begin_capture/end_capture return an executable graph, launch runs it.
+    @abc.abstractmethod
+    def malloc(self, nbytes: int) -> DeviceBuffer: ...
+    @abc.abstractmethod
+    def free(self, buf: DeviceBuffer) -> None: ...
+    @abc.abstractmethod
+    def stream(self) -> int: ...
+    @abc.abstractmethod
+    def htod(self, buf: DeviceBuffer, host: np.ndarray, stream: int) -> None: ...
+    @abc.abstractmethod
+    def dtoh(self, host: np.ndarray, buf: DeviceBuffer, stream: int) -> None: ...
+    @abc.abstractmethod
+    def synchronize(self, stream: int) -> None: ...
+    @abc.abstractmethod
+    def event(self) -> Any: ...
+    @abc.abstractmethod
+    def record(self, event: Any, stream: int) -> None: ...
+    @abc.abstractmethod
+    def elapsed_ms(self, start: Any, end: Any) -> float: ...
+    @abc.abstractmethod
+    def device_info(self) -> dict[str, Any]: ...
+
+    # CUDA graphs (optional, see supports_graphs): begin_capture/end_capture return an executable graph,
+    # launch runs it. Backends without graph support say so instead of failing obscurely.
     supports_graphs = False
-    def begin_capture(self, stream: int) -> None: raise NotImplementedError
-    def end_capture(self, stream: int) -> Any: raise NotImplementedError
-    def launch(self, graph: Any, stream: int) -> None: raise NotImplementedError
+
+    def _no_graphs(self) -> BackendMissing:
+        return BackendMissing(f"CUDA graph capture is not available through the {self.name} backend",
+                              hint="install cuda-python or pycuda, or run without CUDA graphs")
+
+    def begin_capture(self, stream: int) -> None:
+        raise self._no_graphs()
+
+    def end_capture(self, stream: int) -> Any:
+        raise self._no_graphs()
+
+    def launch(self, graph: Any, stream: int) -> None:
+        raise self._no_graphs()
+
     def close(self) -> None: pass
 
 
