@@ -1,6 +1,7 @@
 """Drift and size of `edgelstm quantize` on each zoo model at its real size.
 
-    python benchmarks/quantize_drift.py      # writes benchmarks/results/quantize_drift.{json,md}
+    python benchmarks/quantize_drift.py                  # writes benchmarks/results/quantize_drift.{json,md}
+    python benchmarks/quantize_drift.py --models gru --out /tmp/bench
 
 Each zoo model is trained briefly (150 steps) on its own synthetic task, exported with the verified
 exporter (the hand-written cell is lifted to nn.LSTM), then quantized to FP16, INT8 dynamic and INT8 static
@@ -13,10 +14,13 @@ onnxruntime (CPU) on 512 held-out sequences of the task and is compared with the
 
 Targets (the issue): FP16 rel_l2 < 0.1 %; INT8 dynamic of LSTM models rel_l2 < 1 % and >= 3x smaller. Extra
 rows (per-channel, reduce-range, head kept float) are the investigation where a target is missed.
+
+Results that already exist are kept: the new ones go to quantize_drift-2.* (-3, ...) unless --replace.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import sys
@@ -34,6 +38,37 @@ SEQ = 40
 N_HELD_OUT = 512
 N_CALIB = 256
 LSTM_MODELS = ("lstm_regressor", "stacked_lstm", "bilstm_attention", "hand_lstm")
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def result_stem(out_dir: Path, stem: str, suffixes: tuple[str, ...], replace: bool) -> Path:
+    """out_dir/stem, or with --replace not given and a result there, out_dir/stem-N: the first N that is free."""
+    def taken(name: str) -> bool:
+        return any((out_dir / f"{name}{s}").exists() for s in suffixes)
+
+    if replace or not taken(stem):
+        return out_dir / stem
+    n = 2
+    while taken(f"{stem}-{n}"):
+        n += 1
+    return out_dir / f"{stem}-{n}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python benchmarks/quantize_drift.py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=None, help="comma-separated zoo models (default: all of them)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default: {RESULTS.relative_to(ROOT)})")
+    ap.add_argument("--replace", action="store_true",
+                    help="overwrite quantize_drift.{json,md} in --out instead of writing a new -N file beside it")
+    args = ap.parse_args(argv)
+    from edgelstm import zoo
+
+    args.models = [m.strip() for m in (args.models or ",".join(zoo.ZOO)).split(",") if m.strip()]
+    unknown = [m for m in args.models if m not in zoo.ZOO]
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; known: {', '.join(zoo.ZOO)}")
+    return args
 
 
 def _variants():
@@ -196,7 +231,10 @@ def targets(rows: list[dict]) -> list[dict]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    target = result_stem(args.out, "quantize_drift", (".json", ".md"), args.replace)
+    print(f"results will be written to {target}.{{json,md}}", file=sys.stderr)
     import torch
 
     from edgelstm import zoo
@@ -207,7 +245,7 @@ def main() -> None:
     rows: list[dict] = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgelstm-qdrift-") as tmp:
-        for name in zoo.ZOO:
+        for name in args.models:
             rows += measure_model(name, Path(tmp))
     total = time.perf_counter() - t0
     tg = targets(rows)
@@ -217,9 +255,8 @@ def main() -> None:
            "setup": {"train_steps": TRAIN_STEPS, "seq": SEQ, "held_out": N_HELD_OUT, "calib": N_CALIB,
                      "reference": "the FP32 torch model", "runtime": "onnxruntime CPU"},
            "seconds": round(total, 1), "rows": rows, "targets": tg}
-    res = ROOT / "benchmarks" / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    (res / "quantize_drift.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.with_name(target.name + ".json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     v = out["machine"]["versions"]
     lines = [
         "# quantize: drift and size on the zoo models", "",
@@ -261,8 +298,9 @@ def main() -> None:
     for t in tg:
         val = f"{t['value']:.2e}" if "rel_l2" in t["target"] else f"{t['value']:.2f}x"
         lines.append(f"| {t['model']} | {t['target']} | {val} | {'yes' if t['met'] else '**no**'} |")
-    (res / "quantize_drift.md").write_text("\n".join(lines) + "\n")
+    target.with_name(target.name + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    print(f"wrote {target}.json and {target}.md", file=sys.stderr)
 
 
 if __name__ == "__main__":

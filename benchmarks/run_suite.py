@@ -15,7 +15,8 @@ task data) is recorded beside speed. An artifact that cannot be made (a converte
 is skipped with the reason recorded.
 
 Writes benchmarks/results/<machine>.json (the full report: device, rows, streaming, drift, skips,
-targets), <machine>.md (tables) and <machine>.png (speed-ups per model).
+targets), <machine>.md (tables) and <machine>.png (speed-ups per model). Results that already exist are
+kept: the new ones go to <machine>-2.* (-3, ...) unless --replace.
 
 The CUDA paths (torch CUDA rows, onnxruntime's CUDA provider, TensorRT) are written for GPU machines and
 are skipped, with the reason recorded, where there is no GPU.
@@ -65,6 +66,7 @@ class SuiteConfig:
     quick: bool = False
     out_dir: Path = ROOT / "benchmarks" / "results"
     work_dir: Path = Path("edgelstm-suite-work")
+    replace: bool = False                # overwrite <machine>.* instead of writing <machine>-N.*
 
 
 @dataclass
@@ -480,8 +482,21 @@ def markdown(report: BenchReport, info: dict[str, Any], tgt: dict[str, Any], cfg
     return "\n".join(lines)
 
 
+def result_stem(out_dir: Path, stem: str, suffixes: tuple[str, ...], replace: bool) -> Path:
+    """out_dir/stem, or with --replace not given and a result there, out_dir/stem-N: the first N that is free."""
+    def taken(name: str) -> bool:
+        return any((out_dir / f"{name}{s}").exists() for s in suffixes)
+
+    if replace or not taken(stem):
+        return out_dir / stem
+    n = 2
+    while taken(f"{stem}-{n}"):
+        n += 1
+    return out_dir / f"{stem}-{n}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python benchmarks/run_suite.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a short smoke run (fewer training steps, 0.05 s per row, "
                     "1 thread); results are written as <machine>-quick.*")
@@ -489,7 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default=None, help="thread counts (default 1,2; --quick: 1)")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per row (default 0.4; --quick 0.05)")
     ap.add_argument("--train-steps", type=int, default=None, help="training steps per model (default 150; --quick 30)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results directory")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                    help="results directory (default: benchmarks/results)")
+    ap.add_argument("--replace", action="store_true",
+                    help="overwrite <machine>.{json,md,png} in --out instead of writing new <machine>-N.* files")
     ap.add_argument("--work", type=Path, default=None,
                     help="keep the trained models and artifacts here (default: a temporary directory, removed)")
     ap.add_argument("--retry-noisy", type=int, default=2, help="re-measure a row disturbed by other processes up "
@@ -502,7 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in models if m not in zoo.ZOO]
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {', '.join(zoo.ZOO)}")
-    threads = tuple(int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(","))
+    try:
+        threads = tuple(int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(","))
+    except ValueError:
+        ap.error(f"--threads must be comma-separated integers, got {args.threads!r}")
     import tempfile
 
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="edgelstm-suite-")
@@ -510,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
                       train_steps=args.train_steps or (30 if args.quick else 150),
                       min_time=args.min_time or (0.05 if args.quick else 0.4),
                       warmup=5 if args.quick else 20, retry_noisy=args.retry_noisy, quick=args.quick, out_dir=args.out,
-                      work_dir=args.work or Path(tmp.name))  # type: ignore[union-attr]
+                      work_dir=args.work or Path(tmp.name), replace=args.replace)  # type: ignore[union-attr]
     try:
         return run_suite(cfg)
     finally:
@@ -526,8 +547,10 @@ def run_suite(cfg: SuiteConfig) -> int:
                                                  "min_time_s": cfg.min_time, "warmup": cfg.warmup,
                                                  "train_steps": cfg.train_steps, "quick": cfg.quick})
     info: dict[str, Any] = {}
+    target = result_stem(cfg.out_dir, device["machine"] + ("-quick" if cfg.quick else ""), (".json", ".md", ".png"),
+                         cfg.replace)
     log(f"edgelstm benchmark suite on {device['machine']}: models {list(models)}, threads {list(threads)}, "
-        f"{cfg.min_time:g} s per row")
+        f"{cfg.min_time:g} s per row; results to {target}.{{json,md,png}}")
     for name in models:
         run_model(name, cfg, report, info)
     from edgelstm.benchmarking.bench import stream_summary
@@ -540,12 +563,12 @@ def run_suite(cfg: SuiteConfig) -> int:
     seconds = time.perf_counter() - started
     report.extras = {"suite": {"models": info, "targets": tgt, "streaming": stream_rows(report),
                                "seconds": round(seconds, 1)}}
-    stem = device["machine"] + ("-quick" if cfg.quick else "")
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = write_json(report, cfg.out_dir / f"{stem}.json")
-    md_path = write_markdown(report, cfg.out_dir / f"{stem}.md", title=f"edgelstm benchmark suite — {device['machine']}",
+    target.parent.mkdir(parents=True, exist_ok=True)
+    json_path = write_json(report, target.with_name(target.name + ".json"))
+    md_path = write_markdown(report, target.with_name(target.name + ".md"),
+                             title=f"edgelstm benchmark suite — {device['machine']}",
                              preamble=markdown(report, info, tgt, cfg, seconds))
-    png_path = plot_speedups(report, cfg.out_dir / f"{stem}.png")
+    png_path = plot_speedups(report, target.with_name(target.name + ".png"))
     log(f"wrote {json_path}, {md_path}, {png_path} in {seconds / 60:.1f} min")
     if tgt.get("best"):
         b = tgt["best"]

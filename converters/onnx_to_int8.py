@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from edgelstm.cpu_isa import TargetCpu
 from edgelstm.errors import BadInput, InternalError
 from edgelstm.options import CalibMethod, Precision, QuantMode
 
@@ -34,6 +35,7 @@ from .onnx_graph import (
     CONTROL_FLOW_OPS, FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
     value_types, walk,
 )
+from .int8_target import Int8Recipe, choose_int8_recipe
 from .quant_report import NA, OpRow, QuantResult, write_quantized
 
 #: op types a static (Q/DQ) quantization covers by default: the layers with weights (TensorRT's recipe)
@@ -55,7 +57,9 @@ class Int8Options:
     calib_method: CalibMethod = CalibMethod.minmax
     exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float
     per_channel: bool = False
-    reduce_range: bool = False               # 7-bit weights (old x86 without VNNI)
+    reduce_range: bool | None = None         # 7-bit weights; None: chosen for the target CPU
+    target: TargetCpu = TargetCpu.auto       # the CPU class the file must not saturate on (auto: this one)
+    weight_type: str | None = None           # dynamic: "s8" (default) or "u8"
     subgraphs: bool = True                   # dynamic: quantize Loop/If bodies too
     percentile: float = 99.999               # calib_method=percentile
     min_calib_samples: int = 16              # static: fewer calibration sequences is bad input
@@ -68,6 +72,12 @@ class Int8Options:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", QuantMode(self.mode))
         object.__setattr__(self, "calib_method", CalibMethod(self.calib_method))
+        object.__setattr__(self, "target", TargetCpu(self.target))
+
+    def recipe(self) -> Int8Recipe:
+        """The weight type / reduce_range / onnxruntime levels that do not saturate on the target."""
+        return choose_int8_recipe(self.target, self.mode, reduce_range=self.reduce_range,
+                                  weight_type=self.weight_type)
         if self.range_source not in RANGE_SOURCES:
             raise BadInput(f"range_source must be one of {RANGE_SOURCES}, got {self.range_source!r}")
         if not 0 < self.percentile <= 100:
@@ -158,6 +168,7 @@ class Int8Quantizer:
         import onnx
 
         o = self.options
+        self.recipe = o.recipe()
         if o.mode == QuantMode.static and self.calib is None:
             raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv)")
         self.parent = load_onnx(self.src)
@@ -246,8 +257,9 @@ class Int8Quantizer:
             with quiet_ort():
                 if o.mode == QuantMode.dynamic:
                     quantize_dynamic(str(self.pre_path), str(out), op_types_to_quantize=self._op_types(),
-                                     per_channel=o.per_channel, reduce_range=o.reduce_range,
-                                     weight_type=QuantType.QInt8, nodes_to_exclude=excl,
+                                     per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,
+                                     weight_type=QuantType.QUInt8 if self.recipe.weight_type == "u8"
+                                     else QuantType.QInt8, nodes_to_exclude=excl,
                                      extra_options={"EnableSubgraph": o.subgraphs, "MatMulConstBOnly": True})
                 else:
                     ops = self._op_types() or list(STATIC_DEFAULT_OPS)
@@ -259,7 +271,7 @@ class Int8Quantizer:
                     reader = getattr(self, "_reader", None) if not self.cache.exists() else None  # type: ignore[union-attr]
                     quantize_static(str(self.pre_path), str(out), calibration_data_reader=reader,
                                     quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
-                                    per_channel=o.per_channel, reduce_range=o.reduce_range,
+                                    per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,
                                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                                     nodes_to_exclude=excl, calibrate_method=_ort_method(o.calib_method),
                                     calibration_cache_path=str(self.cache), extra_options=extra)
@@ -360,7 +372,9 @@ class Int8Quantizer:
             "precision": "int8", "mode": o.mode.value,
             "method": o.calib_method.value if o.mode == QuantMode.static else None,
             "excluded": sorted(self.excluded), "exclude_patterns": dict(self.exclude_patterns),
-            "per_channel": o.per_channel, "reduce_range": o.reduce_range, "preprocess": self.preprocess_note,
+            "per_channel": o.per_channel, "reduce_range": self.recipe.reduce_range,
+            "weight_type": self.recipe.weight_type, "target": self.recipe.to_dict(o.target.value),
+            "preprocess": self.preprocess_note,
             "op_types": self._op_types() or "onnxruntime default",
         }
         if o.mode == QuantMode.dynamic:
@@ -377,7 +391,8 @@ class Int8Quantizer:
         if not any(r.precision == "int8" for r in rows):
             d["warning"] = "no node became int8"
         return write_quantized(model, self.src, Path(out), precision=Precision.int8, parent_model=self.parent,
-                               rows=rows, details=d, probe=self.options.probe)
+                               rows=rows, details=d, probe=self.options.probe, levels=self.recipe.ort_levels,
+                               target_isa=str(self.recipe.target))
 
 
 def check_output_path(src: Path, out: Path) -> None:

@@ -212,7 +212,8 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
         # the first trial is probed in a child process: a crashing session must not take us down
         model, rows = job.quantize({})
         trial_path.write_bytes(model.SerializeToString())
-        level, tried = probe_levels(trial_path)
+        recipe = getattr(job, "recipe", None)
+        level, tried = probe_levels(trial_path, *(() if recipe is None else (recipe.ort_levels,)))
         if level is None:
             from edgelstm.errors import InternalError
 

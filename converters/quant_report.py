@@ -135,7 +135,8 @@ def probe_levels(path: Path, levels: tuple[str, ...] = ("all", "extended", "basi
 
 
 def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent_model, rows: list[OpRow],
-                    details: dict[str, Any], probe: bool = True) -> QuantResult:
+                    details: dict[str, Any], probe: bool = True, levels: tuple[str, ...] = ("all", "extended", "basic"),
+                    target_isa: str | None = None) -> QuantResult:
     """Serialize ``model`` to ``out`` atomically after an onnxruntime session over it has been probed
     crash-safely (``all``, then ``extended``, then ``basic``); then write its manifest. Nothing is written
     when no level runs it."""
@@ -143,11 +144,11 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
 
     data = model.SerializeToString()
     parent_size = src.stat().st_size
-    level, tried = "all", {}
+    level, tried = levels[0], {}
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
         if probe:
-            level, tried = probe_levels(tmp)
+            level, tried = probe_levels(tmp, levels)
             if level is None:
                 raise InternalError(
                     f"the {precision.value} model does not run in onnxruntime at any optimization level "
@@ -160,6 +161,8 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
     man_details: dict[str, Any] = {"quantization": q, "parent": src.name, "ort_opt_level": level}
     if tried:
         man_details["ort_probe"] = tried
+    if target_isa:
+        man_details["target_isa"] = target_isa
     io = io_for_output(src, parent_model, model)
     manifest = write_manifest(out, kind="onnx", precision=precision.value, parent=src, io=io, details=man_details)
     return QuantResult(out, precision, rows, size, parent_size, manifest, q, level)

@@ -311,6 +311,23 @@ def _lookup(result: Mapping[str, Any], metric: str, output: str | None) -> float
     return None if v is None else float(v)
 
 
+def fmt_value(value: float | None, limit: float | None = None) -> str:
+    """A measured value for a human message: 3 significant digits, more only where 3 would print it equal
+    to `limit` (0.99949 against 0.9995). Reports keep the full values."""
+    if value is None:
+        return "n/a"
+    for digits in range(3, 10):
+        text = f"{value:.{digits}g}"
+        if limit is None or value == limit or text != f"{limit:.{digits}g}":
+            return text
+    return repr(value)
+
+
+def fmt_limit(limit: float | None) -> str:
+    """A budget as the user wrote it (0.9995 stays 0.9995, 1e-05 stays 1e-05)."""
+    return "n/a" if limit is None else f"{limit:g}"
+
+
 def _passes(value: float, op: str, limit: float) -> bool:
     if math.isnan(value):
         return False
@@ -327,7 +344,8 @@ def evaluate_gates(gates: Iterable[Gate], result: Mapping[str, Any]) -> list[Gat
                                   f"{g.metric} was not computed for {g.output!r}"))
             continue
         ok = _passes(value, g.op, g.limit)
-        msg = "" if ok else f"{g.metric}{':' + g.output if g.output else ''} = {value:.6g}, budget {g.op} {g.limit:.6g}"
+        msg = "" if ok else (f"{g.metric}{':' + g.output if g.output else ''} = {fmt_value(value, g.limit)}, "
+                             f"budget {g.op} {fmt_limit(g.limit)}")
         out.append(GateResult(g.metric, g.output, g.limit, value, ok, g.op, g.source, msg))
     return out
 
@@ -365,8 +383,9 @@ def baseline_gates(baseline: Mapping[str, Any], result: Mapping[str, Any], *,
         limit = 1.0 - bad_limit if higher else bad_limit
         op = ">=" if higher else "<="
         ok = _passes(float(new), op, limit)
-        msg = "" if ok else (f"{gate_metric}{':' + output if output else ''} = {float(new):.6g} drifted beyond the "
-                             f"baseline {float(old):.6g} (+{tolerance:.0%} + {floor:g}: {op} {limit:.6g})")
+        msg = "" if ok else (f"{gate_metric}{':' + output if output else ''} = {fmt_value(float(new), limit)} drifted "
+                             f"beyond the baseline {fmt_value(float(old))} (+{tolerance:.0%} + {floor:g}: {op} "
+                             f"{fmt_value(limit, float(new))})")
         results.append(GateResult(gate_metric, output, limit, float(new), ok, op, "baseline", msg, float(old)))
 
     for output, old_m in (baseline.get("outputs") or {}).items():
@@ -394,4 +413,4 @@ def failed(results: Iterable[GateResult]) -> list[GateResult]:
 
 __all__ = ["ALL_METRICS", "Gate", "GateResult", "Policy", "parse_gate", "parse_gates", "parse_policy", "load_policy",
            "resolve_gates", "evaluate_gates", "load_baseline", "baseline_gates", "failed", "natural_op",
-           "DEFAULT_BASELINE_TOLERANCE", "DEFAULT_BASELINE_FLOOR"]
+           "DEFAULT_BASELINE_TOLERANCE", "DEFAULT_BASELINE_FLOOR", "fmt_value", "fmt_limit"]

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .cpu_isa import resolve_target
 from .errors import BackendMissing
 from .fileio import sha256_file, write_text_atomic
 from .pipeline_cache import StageCache
@@ -41,6 +42,7 @@ class PipelineResult:
     bench: dict[str, Any] | None = None
     reports: dict[str, Path] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -141,7 +143,14 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
         static = prec == "int8-static"
         material = {"onnx": onnx_sha, "precision": prec, "exclude": p.quantize.exclude,
                     "calib_method": p.quantize.calib_method if static else None, "calib": data_sha if static else None}
-        stage(f"quantize {prec}", material, lambda prec=prec, q_path=q_path: _quantize(onnx_path, q_path, prec, p, calib))
+        if prec.startswith("int8"):  # "auto" resolves per machine: a cache from another CPU class is not reused
+            material["target_isa"] = str(resolve_target(p.quantize.target_cpu))
+        if p.quantize.max_drift:
+            material.update({"max_drift": p.quantize.max_drift, "data": data_sha})
+        q = stage(f"quantize {prec}", material,
+                  lambda prec=prec, q_path=q_path: _quantize(onnx_path, q_path, prec, p, calib, val))
+        for note in q.get("notes", []):
+            res.notes.append(f"{prec}: {note}")
         res.artifacts.append(Artifact(prec, q_path, prec.split("-")[0], q_path.stat().st_size))
 
     # 3b. TensorRT engines where asked and installed
@@ -158,6 +167,7 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None) -> PipelineResult:
         v = stage(f"validate {a.name}", material,
                   lambda a=a, gates=gates, report_path=report_path: _validate(ref_runner, a, val, gates, report_path))
         res.validations[a.name] = v["report"]
+        res.notes.extend(f"{a.name}: {w}" for w in v["report"].get("warnings", []))
         res.drift_by_length[a.name] = v["drift_by_length"]
 
     # 5. bench
@@ -256,25 +266,57 @@ def _datasets(p: Pipeline, spec, reference):
     return val, calib, data_sha
 
 
-def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib):
+def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
     from calibration.sources import as_calibration_source
 
-    from .options import CalibMethod, QuantMode
+    from .options import CalibMethod, Precision, QuantMode
 
+    source = None
     if prec == "fp16":
-        from converters.onnx_to_fp16 import Fp16Options, quantize_fp16
+        from converters.onnx_to_fp16 import Fp16Options
 
-        r = quantize_fp16(src, out, Fp16Options(exclude=tuple(p.quantize.exclude)))
+        precision, opts = Precision.fp16, Fp16Options(exclude=tuple(p.quantize.exclude))
     else:
-        from converters.onnx_to_int8 import Int8Options, quantize_int8
+        from converters.onnx_to_int8 import Int8Options
 
         mode = QuantMode.dynamic if prec == "int8-dynamic" else QuantMode.static
-        opts = Int8Options(mode=mode, calib_method=CalibMethod(p.quantize.calib_method), exclude=tuple(p.quantize.exclude))
+        precision = Precision.int8
+        opts = Int8Options(mode=mode, calib_method=CalibMethod(p.quantize.calib_method),
+                           exclude=tuple(p.quantize.exclude), target=p.quantize.target_cpu)
         source = as_calibration_source(calib, 32) if mode == QuantMode.static else None
-        r = quantize_int8(src, out, opts, source)
+    if p.quantize.max_drift:
+        from converters.quant_fallback import DriftBudget, quantize_with_budget
+
+        r = quantize_with_budget(src, out, precision, opts, DriftBudget.parse(p.quantize.max_drift),
+                                 val.batches(32), source)
+    elif precision == Precision.fp16:
+        from converters.onnx_to_fp16 import quantize_fp16
+
+        r = quantize_fp16(src, out, opts)  # type: ignore[arg-type]
+    else:
+        from converters.onnx_to_int8 import quantize_int8
+
+        r = quantize_int8(src, out, opts, source)  # type: ignore[arg-type]
     return [out, out.with_name(out.name + ".json")], {"size_bytes": r.size_bytes,
                                                       "times_smaller": round(r.times_smaller, 3),
-                                                      "counts": r.counts()}
+                                                      "counts": r.counts(), "notes": quantize_notes(r.details)}
+
+
+def quantize_notes(q: dict[str, Any]) -> list[str]:
+    """What a reader of the summary must know about a quantized file: its INT8 target and any fallback."""
+    notes = []
+    t = q.get("target")
+    if t:
+        notes.append(f"targets {t['isa']} ({t['weight_type']} {'7-bit' if t['reduce_range'] else '8-bit'} weights, "
+                     f"onnxruntime level {t['ort_levels'][0]}): {t['why']}")
+    fb = q.get("fallback")
+    if fb:
+        kept = fb.get("kept_float") or []
+        notes.append(f"accuracy fallback ({fb['metric']} <= {fb['budget']:g} vs FP32 ONNX): "
+                     + (f"kept {len(kept)} node(s) float ({', '.join(kept[:4])}), {fb['metric']} "
+                        f"{fb['drift_all_quantized']:.3g} -> {fb['drift']:.3g}" if kept
+                        else f"all quantized already fits ({fb['drift']:.3g})"))
+    return notes
 
 
 def _validate(ref_runner, artifact: Artifact, val, gates: list[str], report_path: Path):

@@ -37,6 +37,8 @@ class QuantizeSection:
     precisions: tuple[str, ...] = PRECISIONS
     calib_method: str = "minmax"
     exclude: tuple[str, ...] = ()
+    target_cpu: str = "auto"          # INT8: the CPU class the files must not saturate on (auto: this machine)
+    max_drift: str | None = None      # accuracy fallback budget, e.g. "rel_l2=0.009", measured on [data]
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,18 @@ def _check_semantics(p: Pipeline, name: str) -> None:
         if prec not in PRECISIONS:
             raise BadInput(f"{name}: [quantize].precisions has unknown {prec!r}{_suggest(prec, PRECISIONS)}; "
                            f"known: {', '.join(PRECISIONS)}")
+    from .cpu_isa import TargetCpu
+
+    if p.quantize.target_cpu not in {t.value for t in TargetCpu}:
+        raise BadInput(f"{name}: [quantize].target_cpu must be one of {', '.join(t.value for t in TargetCpu)}, "
+                       f"got {p.quantize.target_cpu!r}")
+    if p.quantize.max_drift is not None:
+        from converters.quant_fallback import DriftBudget
+
+        try:
+            DriftBudget.parse(p.quantize.max_drift)
+        except BadInput as exc:
+            raise BadInput(f"{name}: [quantize].max_drift: {exc.message.replace('--max-drift: ', '')}") from None
     if p.quantize.calib_method not in ("minmax", "entropy", "percentile"):
         raise BadInput(f"{name}: [quantize].calib_method must be minmax, entropy or percentile")
     for key in ("validation", "calibration"):

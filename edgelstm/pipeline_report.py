@@ -82,7 +82,14 @@ def _environment(res) -> dict[str, Any]:
         return res.bench["device"]
     from .environment import cpu_facts, package_versions
 
-    return {**cpu_facts(), "versions": package_versions()}
+    from .cpu_isa import isa_facts
+
+    return {**cpu_facts(), **isa_facts(), "versions": package_versions()}
+
+
+def _isa(env: dict[str, Any]) -> str:
+    cpu = env.get("cpu")
+    return str((cpu.get("isa") if isinstance(cpu, dict) else env.get("isa")) or "unknown")
 
 
 def _gate_lines(res) -> list[tuple[str, dict[str, Any]]]:
@@ -92,13 +99,16 @@ def _gate_lines(res) -> list[tuple[str, dict[str, Any]]]:
 def render_markdown(res, rows, env) -> str:
     status = "✅ all gates passed" if res.passed else "❌ a gate failed"
     lines = [f"# edgelstm report — {status}", "",
-             f"Model: `{res.model_path.name if res.model_path else '?'}` · artifacts in `{res.out_dir}`", "",
+             f"Model: `{res.model_path.name if res.model_path else '?'}` · artifacts in `{res.out_dir}` · "
+             f"measured on a {_isa(env)} CPU", "",
              "| artifact | precision | size | rel_l2 vs torch | task | gates | p50 ms | speed-up vs torch |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['artifact']} | {r['precision']} | {_size(r['size_bytes'])} | {_fmt(r['rel_l2'], '.2e')} | "
                      f"{r['task'] or '–'} | {r['gates']} | {_fmt(r['p50_ms'])} | "
                      f"{_fmt(r['speedup'], '.2f') + '×' if r['speedup'] else '–'} |")
+    if res.notes:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in res.notes)]
     lines += ["", "## Gates", "", "| artifact | gate | value | limit | result |", "|---|---|---|---|---|"]
     for name, g in _gate_lines(res):
         lines.append(f"| {name} | `{g.get('metric')}{':' + g['output'] if g.get('output') else ''}` | "
@@ -147,7 +157,11 @@ def render_html(res, rows, env, pngs: dict[str, bytes]) -> str:
                      f"<td>{_fmt(r['rel_l2'], '.2e')}</td><td>{e(r['task'] or '–')}</td>"
                      f"<td class='{cls}'>{e(r['gates'])}</td><td>{_fmt(r['p50_ms'])}</td>"
                      f"<td>{_fmt(r['speedup'], '.2f') + '×' if r['speedup'] else '–'}</td></tr>")
-    parts.append("</table><h2>Gates</h2><table id='gates'><tr><th>artifact</th><th>gate</th><th>value</th>"
+    parts.append(f"</table><p id='machine-isa'>Measured on a <b>{e(_isa(env))}</b> CPU "
+                 "(INT8 drift and speed depend on the CPU's int8 class).</p>")
+    if res.notes:
+        parts.append("<h2>Notes</h2><ul id='notes'>" + "".join(f"<li>{e(n)}</li>" for n in res.notes) + "</ul>")
+    parts.append("<h2>Gates</h2><table id='gates'><tr><th>artifact</th><th>gate</th><th>value</th>"
                  "<th>limit</th><th>result</th></tr>")
     for name, g in _gate_lines(res):
         ok = g.get("passed")

@@ -94,6 +94,22 @@ class ValidationResult:
 # ------------------------------------------------------------------------------------------- helpers
 
 
+def artifact_target_isa(runner: Any) -> str | None:
+    """The CPU class an INT8 artifact was quantized for (its manifest), or None."""
+    manifest = getattr(runner, "manifest", None)
+    details = getattr(manifest, "details", None) or {}
+    return details.get("target_isa")
+
+
+def isa_warning(runner: Any, who: str, measured_on: str, *, what: str = "validated") -> str | None:
+    """A warning when an INT8 artifact is measured on another CPU class than it targets."""
+    from .cpu_isa import mismatch_warning
+
+    target = artifact_target_isa(runner)
+    name = Path(str(getattr(runner, "label", None) or who)).name
+    return mismatch_warning(name, target, measured_on, what=what)
+
+
 def _is_runner(obj: Any) -> bool:
     return hasattr(obj, "run") and hasattr(obj, "io") and not isinstance(obj, (str, Path))
 
@@ -408,6 +424,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
                              "tolerance": options.baseline_tolerance, "floor": options.baseline_floor,
                              "compared": len(b)}
         passed = all(g.passed for g in gate_results)
+        from .cpu_isa import isa_facts
         from .manifest import tool_versions
 
         info: dict[str, Any] = {
@@ -423,6 +440,11 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         }
         if baseline_info:
             info["baseline"] = baseline_info
+        info["machine"] = isa_facts()
+        warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
+                                for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
+        if warnings:
+            info["warnings"] = warnings
         return ValidationResult(_label(reference, ref), _label(candidate, cand), dataset.n, passed, outputs, task,
                                 gate_results, streaming, info)
     finally:

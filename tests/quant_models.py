@@ -52,12 +52,21 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
 
 
-def run(path: Path, feeds: dict, level: str = "extended") -> list[np.ndarray]:
+def run(path: Path, feeds: dict, level: str | None = None) -> list[np.ndarray]:
+    """Run in onnxruntime at ``level``; by default at the level the file's manifest records (the level that
+    will run it: a Q/DQ file for an x86 CPU without VNNI records "basic"), else "extended"."""
     import onnxruntime as ort
 
+    from edgelstm.manifest import read_manifest
+
+    if level is None:
+        man = read_manifest(path) if Path(str(path) + ".json").exists() else None
+        level = (man.details.get("ort_opt_level") if man is not None else None) or "extended"
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.graph_optimization_level = {"extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    so.graph_optimization_level = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                   "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                                    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[level]
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     return [np.asarray(o, np.float32) for o in sess.run(None, feeds)]

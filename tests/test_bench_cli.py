@@ -119,19 +119,34 @@ def test_usage_errors(cli, arts, tmp_path):
     assert code == 2 and "--report must end in .json" in _one_error_line(stderr)
 
 
-def test_baseline_gate_exit_codes(cli, arts, tmp_path):
+def _virtual_machine(monkeypatch):
+    """tests/test_bench_regression.py's fake clock and machine probe: latency = the artifact's LSTM work."""
+    try:
+        from test_bench_regression import VirtualMachine
+    except ImportError:
+        from tests.test_bench_regression import VirtualMachine  # type: ignore[no-redef]
+    return VirtualMachine().install(monkeypatch)
+
+
+def test_baseline_gate_exit_codes(cli, arts, tmp_path, monkeypatch):
+    vm = _virtual_machine(monkeypatch)  # no wall time: the verdicts hold on a loaded machine
     base = tmp_path / "base.json"
-    common = ["--batch", "1", "--seq", "20", "--threads", "1", "--warmup", "20", "--iters", "200"]
+    common = ["--batch", "1", "--seq", "20", "--threads", "1", "--warmup", "10", "--iters", "50"]
     code, _, stderr = cli("bench", arts / "m.onnx", *common, "--report", base)
     assert code == 0, stderr
     code, stdout, stderr = cli("bench", arts / "m.onnx", *common, "--baseline", base, "--json")
     assert code == 0, stderr
     assert json.loads(stdout)["regression"]["passed"] is True and "no latency regression" in stderr
+    vm.set(load=0.6)  # background load: p50 looks 2x slower, re-measuring clears it
+    code, stdout, stderr = cli("bench", arts / "m.onnx", *common, "--baseline", base, "--json")
+    assert code == 0, stderr
+    assert "1 suspect(s) cleared as noise" in " ".join(stderr.split())
+    vm.set()
     code, stdout, stderr = cli("bench", arts / "slow" / "m.onnx", *common, "--baseline", base, "--json",
                                "--report", tmp_path / "after.json")
     assert code == 1, stderr
     reg = json.loads(stdout)["regression"]
-    assert reg["passed"] is False and reg["regressed"][0]["confirmed_ratio"] > 1.5
+    assert reg["passed"] is False and reg["regressed"][0]["confirmed_ratio"] == pytest.approx(4.0)
     assert "latency regression" in _one_error_line(stderr) and (tmp_path / "after.json").exists()
     # another model (no common parent) and another device are refused before timing
     other = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=1)
@@ -143,6 +158,26 @@ def test_baseline_gate_exit_codes(cli, arts, tmp_path):
     (tmp_path / "other_device.json").write_text(json.dumps(data))
     code, _, stderr = cli("bench", arts / "m.onnx", *common, "--baseline", tmp_path / "other_device.json")
     assert code == 2 and "another device" in _one_error_line(stderr)
+
+
+def test_baseline_without_a_matching_row_is_bad_input(cli, arts, tmp_path, monkeypatch):
+    """Comparing nothing is not a pass: a run whose rows all miss the baseline (another batch/seq/threads)
+    exits 2 with one line naming what differs, before anything is timed."""
+    base = tmp_path / "base.json"
+    code, _, stderr = cli("bench", arts / "m.onnx", "--batch", "1", "--seq", "20", "--threads", "1", *FAST,
+                          "--report", base)
+    assert code == 0, stderr
+    from edgelstm.benchmarking import Bencher
+
+    monkeypatch.setattr(Bencher, "measure", lambda *a, **k: pytest.fail("timed before checking the baseline"))
+    code, stdout, stderr = cli("bench", arts / "m.onnx", "--batch", "2,4", "--seq", "20", "--threads", "1", *FAST,
+                               "--baseline", base, "--json")
+    assert code == 2 and stdout == ""
+    line = _one_error_line(stderr)
+    assert "base.json has no row to compare with this run" in line and "batch 2, 4 here vs 1 in the baseline" in line
+    assert "0 row(s) within" not in stderr
+    code, _, stderr = cli("bench", arts / "m.onnx", "--batch", "1", "--seq", "20", *FAST, "--baseline", base)
+    assert code == 2 and "threads default here vs 1 in the baseline" in _one_error_line(stderr)
 
 
 def test_engine_rows_through_the_tensorrt_stand_in(cli, arts, monkeypatch, tmp_path):

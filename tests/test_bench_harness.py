@@ -16,6 +16,7 @@ from edgelstm.benchmarking import (BenchGrid, BenchOptions, BenchReport, BenchTa
                                    bench_artifacts, latency_stats, planned_rows, plot_report, summarize,
                                    time_callable, time_runner, write_csv, write_json, write_markdown)
 from edgelstm.benchmarking import device as device_mod
+from edgelstm.benchmarking import harness
 from edgelstm.benchmarking.bench import check_grid, shape_limits
 from edgelstm.benchmarking.memory import peak_during
 from edgelstm.benchmarking.stream import check_streamable, step_path, zero_state
@@ -64,39 +65,72 @@ def test_time_callable_counts_warmup_and_iters():
     assert all(v >= 0 for v in t.samples_ms)
 
 
-def test_time_callable_min_time_runs_until_budget():
+class FakeClock:
+    """A clock (nanoseconds) that moves only when the code under test says so: no wall time involved."""
+
+    def __init__(self):
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance_ms(self, ms: float) -> None:
+        self.now += int(round(ms * 1e6))
+
+
+def test_time_callable_min_time_runs_until_budget(monkeypatch):
+    clock = FakeClock()
     calls = []
-    t = time_callable(lambda: calls.append(1), TimingPolicy(warmup=0, min_time=0.02, min_iters=4))
-    assert t.iters >= 4 and sum(t.samples_ms) <= 1000
-    # wall time spent >= the budget: the loop only stops after min_time elapsed
-    assert len(calls) == t.iters
-    capped = time_callable(lambda: None, TimingPolicy(warmup=0, min_time=60.0, min_iters=1, max_iters=5))
+
+    def work():  # each call "takes" 3 ms on the fake clock
+        calls.append(1)
+        clock.advance_ms(3.0)
+
+    # 20 ms budget: the loop stops at the first iteration that ends at or after 20 ms (the 7th, at 21 ms);
+    # the 2 warm-up calls (6 ms) are not part of the budget
+    t = time_callable(work, TimingPolicy(warmup=2, min_time=0.02, min_iters=4), clock=clock)
+    assert t.iters == 7 and t.samples_ms == [3.0] * 7 and len(calls) == 2 + 7
+    # min_iters wins over a budget that is already spent (5 ms is over after 2 iterations)
+    assert time_callable(work, TimingPolicy(warmup=0, min_time=0.005, min_iters=4), clock=clock).iters == 4
+    # max_iters caps a budget that is never reached
+    capped = time_callable(work, TimingPolicy(warmup=0, min_time=60.0, min_iters=1, max_iters=5), clock=clock)
     assert capped.iters == 5
+    # the module's clock is what bench rows are timed with: replacing it reaches the loop
+    monkeypatch.setattr(harness, "clock_ns", clock)
+    assert time_callable(work, TimingPolicy(warmup=0, min_time=0.0095, min_iters=1)).samples_ms == [3.0] * 4
 
 
 class _SelfTimedRunner:
-    """A runner implementing the timing protocol (like the TensorRT runner: CUDA-event milliseconds)."""
+    """A runner implementing the timing protocol (like the TensorRT runner: CUDA-event milliseconds). Each
+    iteration, warm-up included, takes 2 ms on `clock` when one is given."""
 
     timer = "cuda-event"
 
-    def __init__(self):
+    def __init__(self, clock: FakeClock | None = None):
         self.calls = []
+        self.clock = clock
 
     def timed_run(self, feeds, iters, warmup=10):
         self.calls.append((iters, warmup))
+        if self.clock is not None:
+            self.clock.advance_ms(2.0 * (iters + warmup))
         return [2.0] * iters
 
     def run(self, feeds):  # pragma: no cover - must not be used when timed_run exists
         raise AssertionError("run() used although timed_run exists")
 
 
-def test_time_runner_prefers_timed_run_and_passes_warmup():
-    r = _SelfTimedRunner()
+def test_time_runner_prefers_timed_run_and_passes_warmup(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(harness, "clock_ns", clock)
+    r = _SelfTimedRunner(clock)
     t = time_runner(r, {"x": np.zeros((1, 2, 1), np.float32)}, TimingPolicy(warmup=4, iters=6))
     assert t.timer == "cuda-event" and t.samples_ms == [2.0] * 6
     assert r.calls == [(6, 4)]  # warm-up handed to the runner, not run separately
-    t2 = time_runner(r, {}, TimingPolicy(warmup=1, min_time=0.001, min_iters=3))
-    assert t2.iters >= 3 and r.calls[1][1] == 1 and all(w == 0 for _, w in r.calls[2:])
+    # min_time: chunks of min_iters, doubling, until the budget is spent; warm-up only with the first chunk.
+    # On the fake clock: 3 iterations + 1 warm-up = 8 ms < 20 ms, then 6 more (20 ms in all): stop.
+    t2 = time_runner(r, {}, TimingPolicy(warmup=1, min_time=0.02, min_iters=3))
+    assert r.calls[1:] == [(3, 1), (6, 0)] and t2.iters == 9
 
 
 def test_time_runner_uses_bind():
@@ -293,8 +327,18 @@ def test_report_writers(arts, tmp_path):
 
 
 def test_static_artifact_shape_is_read_from_the_onnx(arts):
+    """bench reads a static export's fixed batch/seq from the artifact itself (its ONNX input shape), feeds
+    exactly that shape, and a dynamic export has no limits."""
     x = onnx.load(str(arts / "m.static.onnx")).graph.input[0]
     assert [d.dim_value for d in x.type.tensor_type.shape.dim] == [1, 6, 1]
+    with Bencher(BenchOptions(policy=FAST, measure_memory=False), BenchGrid((1,), (6,), (1,))) as bencher:
+        static, dynamic = bencher.add(arts / "m.static.onnx"), bencher.add(arts / "m.onnx")
+        assert shape_limits(static.io) == {"batch": (1, 1, "a fixed shape (static export)"),
+                                           "seq": (6, 6, "a fixed shape (static export)")}
+        assert shape_limits(dynamic.io) == {}
+        assert bencher.feeds(static, 1, 6)["x"].shape == (1, 6, 1)
+        row = bencher.measure(static, 1, 6, 1)
+    assert (row.artifact, row.batch, row.seq, row.iters) == ("m.static.onnx", 1, 6, 8)
 
 
 def test_per_target_stream_and_manifest_ort_level(arts, tmp_path):
@@ -332,16 +376,18 @@ def test_summaries_compare_within_a_model_and_suite_plot(tmp_path):
     assert plot_speedups(data, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_disturbed_rows_are_remeasured_keeping_the_lowest_p50(monkeypatch, tmp_path):
-    """A runner whose first measurement was preempted (p50 far above min) is measured again."""
-    runs = iter([[1.0] * 3 + [6.0] * 7, [1.1] * 10, [9.0] * 10])
+def _fake_timed(monkeypatch, tmp_path, timings, probes):
+    """bench on a runner whose latencies (`timings`, one list per measurement) and machine probe (`probes`,
+    one value per call; bench probes before and after each row) are scripted: no wall clock decides
+    anything. Returns the artifact path and the list of probe calls."""
+    runs, probe_values, probe_calls = iter(timings), iter(probes), []
 
     class Fake:
         backend, precision, label, timer = "custom", "fp32", "fake", "fake-clock"
         io = IOSpec((TensorSpec("x", shape=("batch", "seq", 1)),), (TensorSpec("y", shape=("batch", 1)),))
 
         def timed_run(self, feeds, iters, warmup=0):
-            return next(runs) if iters > 1 else [1.0]
+            return next(runs)
 
         def run(self, feeds):
             return {"y": np.zeros((1, 1), np.float32)}
@@ -349,12 +395,45 @@ def test_disturbed_rows_are_remeasured_keeping_the_lowest_p50(monkeypatch, tmp_p
         def close(self):
             pass
 
+    def fake_probe(blocks: int = 5) -> float:
+        probe_calls.append(blocks)
+        return next(probe_values)
+
     art = tmp_path / "fake.onnx"
     art.write_bytes(b"\x08\x07")
     monkeypatch.setattr(Bencher, "_open", lambda self, res, threads: Fake())
+    monkeypatch.setattr(harness, "speed_probe", fake_probe)
+    monkeypatch.setattr(harness, "clock_ns", lambda: pytest.fail("a fixed-iteration timed_run row read the clock"))
+    return art, probe_calls
+
+
+def test_disturbed_rows_are_remeasured_keeping_the_lowest_p50(monkeypatch, tmp_path):
+    """A runner whose first measurement was preempted (p50 far above min) is measured again; the machine
+    probe is steady (fake), so only the spread decides."""
+    art, probe_calls = _fake_timed(monkeypatch, tmp_path, [[1.0] * 3 + [6.0] * 7, [1.1] * 10, [9.0] * 10],
+                                   [0.5] * 100)
     opts = BenchOptions(policy=TimingPolicy(warmup=0, iters=10), measure_memory=False, retry_noisy=2)
     (row,) = bench_artifacts([art], BenchGrid((1,), (4,)), opts).results
     assert row.p50 == pytest.approx(1.1) and row.extras["attempts_p50_ms"] == [6.0, 1.1]
-    assert row.timer == "fake-clock"
+    assert row.timer == "fake-clock" and row.probe_ms == 0.5
+    assert len(probe_calls) == 4  # before and after each of the two measurements: the fake probe was used
     with pytest.raises(BadInput):
         BenchOptions(retry_noisy=-1)
+
+
+def test_rows_measured_while_the_machine_probe_was_slow_are_remeasured(monkeypatch, tmp_path):
+    """Steady latencies, but the probe around the second row's first attempt is 1.3x the best seen (> 1.15x):
+    that attempt is repeated; a steady probe is not; with retry_noisy=0 nothing is repeated."""
+    timings = [[1.0] * 10, [1.3] * 10, [1.2] * 10]
+    probes = [0.50, 0.50, 0.50, 0.65, 0.50, 0.52]  # row 1 | row 2 (slow probe) | row 2 again (within 1.15x)
+    art, _ = _fake_timed(monkeypatch, tmp_path, timings, probes)
+    opts = BenchOptions(policy=TimingPolicy(warmup=0, iters=10), measure_memory=False, retry_noisy=2)
+    first, second = bench_artifacts([art], BenchGrid((1,), (4, 8)), opts).results
+    assert "attempts_p50_ms" not in first.extras and first.probe_ms == 0.5
+    assert second.extras["attempts_p50_ms"] == [1.3, 1.2] and second.p50 == pytest.approx(1.2)
+    assert second.probe_ms == pytest.approx(0.52)
+    art, _ = _fake_timed(monkeypatch, tmp_path, timings, probes)
+    rows = bench_artifacts([art], BenchGrid((1,), (4, 8)), BenchOptions(
+        policy=TimingPolicy(warmup=0, iters=10), measure_memory=False)).results
+    assert [r.p50 for r in rows] == [pytest.approx(1.0), pytest.approx(1.3)]
+    assert all("attempts_p50_ms" not in r.extras for r in rows)

@@ -1,21 +1,96 @@
 """The latency regression gate: matching, identity checks (device, model), noise handling (re-measure,
 min confirmation, machine-speed probe), and on real artifacts: no false alarm on a re-run, a failure on an
-artifact that really got slower."""
+artifact that really got slower.
+
+No test here depends on wall time: the logic tests feed latencies in; the real-artifact tests run the real
+bench path (real ONNX files, manifests, runners, the harness's timing loop) on a `VirtualMachine`, a fake
+clock and fake machine probe on which a model's latency is a function of its graph."""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import onnx
 import pytest
 
 from converters.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm import zoo
-from edgelstm.benchmarking import BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, compare_reports
-from edgelstm.benchmarking.regression import load_baseline, precheck_baseline
+from edgelstm.benchmarking import (BenchGrid, BenchOptions, Bencher, TimingPolicy, bench_artifacts,
+                                   compare_reports, harness, regression)
+from edgelstm.benchmarking.regression import load_baseline, planned_keys, precheck_baseline
 from edgelstm.errors import BadInput
 from edgelstm.loading import from_module
+
+
+class VirtualMachine:
+    """A fake clock and machine probe for the bench harness (installed with `install(monkeypatch)`).
+
+    Time moves only when a model runs: by its cost — 1 µs per LSTM node of its ONNX graph per time step per
+    sequence in the batch — times `slowness` (the whole machine slower: a lower clock, a busy SMT sibling;
+    the probe reports it too). `load` is the share of iterations preempted by another process (each such
+    iteration takes twice as long): it inflates p50, never the best (min) time. The models really run (the
+    real runner, through the harness's timing loop); only the time they take is made up."""
+
+    US_PER_LSTM_STEP = 1.0
+    PROBE_MS = 0.4
+
+    def __init__(self):
+        self.now_ns = 0
+        self.slowness = 1.0
+        self.load = 0.0
+        self.iterations = 0
+        self.pauses: list[float] = []
+
+    def clock_ns(self) -> int:
+        return self.now_ns
+
+    def speed_probe(self, blocks: int = 5) -> float:
+        return self.PROBE_MS * self.slowness
+
+    def run(self, cost_ns: float) -> None:
+        self.iterations += 1
+        t = cost_ns * self.slowness
+        if (self.iterations % 10) < round(self.load * 10):  # a fixed share of every 10 iterations
+            t *= 2
+        self.now_ns += int(t)
+
+    def set(self, *, slowness: float = 1.0, load: float = 0.0) -> "VirtualMachine":
+        self.slowness, self.load = slowness, load
+        return self
+
+    def install(self, monkeypatch) -> "VirtualMachine":
+        vm, real_open = self, Bencher._open
+
+        class Costed:
+            """The real runner, timed through bind() (the harness's own loop) on the virtual clock."""
+
+            timed_run = None
+
+            def __init__(self, real, lstm_nodes):
+                self._real, self._lstm_nodes = real, lstm_nodes
+
+            def __getattr__(self, name):
+                return getattr(self._real, name)
+
+            def bind(self, feeds):
+                x = feeds[self._real.io.data_inputs[0].name]
+                cost_ns = self._lstm_nodes * x.shape[0] * x.shape[1] * vm.US_PER_LSTM_STEP * 1e3
+
+                def call():
+                    self._real.run(feeds)
+                    vm.run(cost_ns)
+                return call
+
+        def open_costed(bencher, res, threads):
+            nodes = sum(n.op_type == "LSTM" for n in onnx.load(str(res.path)).graph.node)
+            assert nodes, f"{res.path} has no LSTM node to cost"
+            return Costed(real_open(bencher, res, threads), nodes)
+
+        monkeypatch.setattr(Bencher, "_open", open_costed)
+        monkeypatch.setattr(harness, "clock_ns", self.clock_ns)
+        monkeypatch.setattr(harness, "speed_probe", self.speed_probe)
+        monkeypatch.setattr(regression, "sleep", self.pauses.append)
+        return self
 
 DEVICE = {"cpu": {"model": "Test CPU"}, "gpu": None, "jetson": None}
 
@@ -55,7 +130,8 @@ def test_suspect_is_remeasured_and_noise_is_cleared():
         return {"p50": 1.02, "min": 0.97}
 
     res = compare_reports(_report(_row(p50=1.5), _row(p50=1.0, batch=8)),
-                          _report(_row(p50=1.0), _row(p50=1.0, batch=8)), max_slowdown=1.10, remeasure=remeasure)
+                          _report(_row(p50=1.0), _row(p50=1.0, batch=8)), max_slowdown=1.10, remeasure=remeasure,
+                          pause_s=0.0)
     assert res.passed and calls == [1, 1]  # only the suspect, stopped once a majority of 3 was fast
     (c,) = [c for c in res.comparisons if c.suspected]
     assert not c.regressed and "noise" in c.note and c.confirmed_ratio == pytest.approx(1.02)
@@ -63,7 +139,7 @@ def test_suspect_is_remeasured_and_noise_is_cleared():
 
 def test_slowdown_that_holds_is_a_regression():
     res = compare_reports(_report(_row(p50=1.5)), _report(_row(p50=1.0)), max_slowdown=1.10,
-                          remeasure=lambda row: {"p50": 1.4, "min": 1.3}, repeats=3)
+                          remeasure=lambda row: {"p50": 1.4, "min": 1.3}, repeats=3, pause_s=0.0)
     (c,) = res.regressed
     assert c.repeats_p50 == [1.4, 1.4] and c.confirmed_ratio == pytest.approx(1.4)
 
@@ -71,7 +147,7 @@ def test_slowdown_that_holds_is_a_regression():
 def test_slow_p50_with_fast_min_is_background_load():
     # p50 inflated by load, but the best times are as fast as ever: not a slower model
     res = compare_reports(_report(_row(p50=1.5, mn=0.96)), _report(_row(p50=1.0, mn=0.95)), max_slowdown=1.10,
-                          remeasure=lambda row: {"p50": 1.4, "min": 0.96})
+                          remeasure=lambda row: {"p50": 1.4, "min": 0.96}, pause_s=0.0)
     assert res.passed and res.comparisons[0].suspected
 
 
@@ -79,11 +155,11 @@ def test_machine_probe_excuses_a_slower_machine_but_not_a_slower_model():
     base = _report(_row(p50=1.0, probe=0.40))
     # the whole machine is 1.6x slower now (probe), the row 1.5x: no regression
     res = compare_reports(_report(_row(p50=1.5, probe=0.64)), base, max_slowdown=1.10,
-                          remeasure=lambda row: {"p50": 1.5, "min": 1.45, "probe_ms": 0.64})
+                          remeasure=lambda row: {"p50": 1.5, "min": 1.45, "probe_ms": 0.64}, pause_s=0.0)
     assert res.passed and res.comparisons[0].machine_factor(0.64) == pytest.approx(1.6)
     # same machine speed, 1.5x slower row: regression
     res = compare_reports(_report(_row(p50=1.5, probe=0.40)), base, max_slowdown=1.10,
-                          remeasure=lambda row: {"p50": 1.5, "min": 1.45, "probe_ms": 0.41})
+                          remeasure=lambda row: {"p50": 1.5, "min": 1.45, "probe_ms": 0.41}, pause_s=0.0)
     assert not res.passed
     # a faster machine never makes the limit stricter
     res = compare_reports(_report(_row(p50=1.05, probe=0.20)), base, max_slowdown=1.10)
@@ -166,38 +242,130 @@ def fast_and_slow(tmp_path_factory):
     return paths
 
 
-GRID = BenchGrid((1,), (60,), (1,))  # ~50 µs rows: long enough that timer noise stays small
-OPTS = BenchOptions(policy=TimingPolicy(warmup=30, iters=300), measure_memory=False)
+GRID = BenchGrid((1,), (60,), (1,))
+OPTS = BenchOptions(policy=TimingPolicy(warmup=10, iters=50), measure_memory=False)
 
 
-def test_rerun_of_the_same_artifact_never_fails_the_gate(fast_and_slow):
+@pytest.fixture
+def vm(monkeypatch):
+    return VirtualMachine().install(monkeypatch)
+
+
+def test_rerun_of_the_same_artifact_never_fails_the_gate(fast_and_slow, vm):
+    """The same artifact re-measured on a quiet, a loaded, a slower, and a loaded slower machine: never a
+    regression; load is cleared as noise by re-measuring (min stays fast), a slower machine by its probe."""
     baseline = bench_artifacts([fast_and_slow["fast"]], GRID, OPTS).to_dict()
-    verdicts, alarms = [], []
-    for _ in range(10):
+    (brow,) = baseline["results"]
+    assert brow["latency_ms"]["p50"] == brow["latency_ms"]["min"] == pytest.approx(0.060)  # 1 LSTM x 60 steps
+    conditions = {"quiet": {}, "loaded": {"load": 0.6}, "slower": {"slowness": 1.5},
+                  "loaded and slower": {"load": 0.6, "slowness": 1.3}}
+    rows = {}
+    for name, condition in conditions.items():
+        vm.set(**condition)
         report = bench_artifacts([fast_and_slow["fast"]], GRID, OPTS, baseline=baseline, max_slowdown=1.10)
-        verdicts.append(report.regression["passed"])
-        assert report.regression["compared"] == 1
-        if not report.regression["passed"]:
-            alarms.append(report.regression["rows"][0])
-    assert verdicts == [True] * 10, (baseline["results"][0]["latency_ms"], baseline["results"][0]["probe_ms"], alarms)
+        assert report.regression["passed"], (name, report.regression)
+        assert report.regression["compared"] == 1 and report.regression["regressed"] == []
+        (rows[name],) = report.regression["rows"]
+    assert not rows["quiet"]["suspected"] and rows["quiet"]["ratio"] == pytest.approx(1.0)
+    assert not rows["slower"]["suspected"] and rows["slower"]["machine_factor"] == pytest.approx(1.5)
+    for name in ("loaded", "loaded and slower"):  # p50 looked slow: re-measured, then cleared
+        row = rows[name]
+        assert row["suspected"] and row["ratio"] > 1.10 * row["machine_factor"], row
+        assert "cleared as noise" in row["note"] and len(row["repeats_p50_ms"]) == 2
+    assert rows["loaded"]["current_min_ms"] == pytest.approx(brow["latency_ms"]["min"])
+    assert vm.pauses == [0.2] * 4  # re-measurements are spaced out (2 suspects x 2 repeats)
 
 
-def test_a_slower_artifact_of_the_same_model_fails_the_gate(fast_and_slow):
+@pytest.mark.parametrize("condition", [{}, {"load": 0.6}, {"slowness": 1.5}], ids=["quiet", "loaded", "slower"])
+def test_a_slower_artifact_of_the_same_model_fails_the_gate(fast_and_slow, vm, condition):
+    """4x the recurrent work (same checkpoint, same file name): a confirmed regression on a quiet machine,
+    and neither background load nor a slower machine excuses it."""
     baseline = bench_artifacts([fast_and_slow["fast"]], GRID, OPTS).to_dict()
+    vm.set(**condition)
     report = bench_artifacts([fast_and_slow["slow"]], GRID, OPTS, baseline=baseline, max_slowdown=1.10)
     reg = report.regression
     assert reg["passed"] is False
     (row,) = reg["regressed"]
-    assert row["artifact_changed"] and row["ratio"] > 1.5 and row["confirmed_ratio"] > 1.5
-    assert row["regressed"] and "confirmed" in row["note"]
+    factor = condition.get("slowness", 1.0)
+    assert row["artifact_changed"] and row["machine_factor"] == pytest.approx(factor)
+    assert row["confirmed_min_ratio"] == pytest.approx(4.0 * factor)
+    assert row["confirmed_ratio"] == pytest.approx(4.0 * factor * (2 if condition.get("load") else 1))
+    assert row["regressed"] and row["note"] == "confirmed: 2 of 2 re-measurements slower than the limit"
 
 
 def test_baseline_checks_run_before_timing(fast_and_slow, monkeypatch):
-    from edgelstm.benchmarking import Bencher
+    """A baseline from another device, from another model, or without a single row this run would measure
+    is refused before the first measurement."""
+    baseline = {"device": {}, "results": [{
+        "artifact": "m.onnx", "backend": "onnxruntime", "device": "cpu", "precision": "fp32", "variant": "",
+        "mode": "window", "batch": 1, "seq": 60, "threads": 1, "iters": 50,
+        "latency_ms": {"p50": 0.06, "min": 0.06}, "sha256": "0" * 64, "parent_sha256": None}]}
+    timed, opened = [], []
+    real_open = Bencher._open
+    monkeypatch.setattr(Bencher, "measure", lambda *a, **k: timed.append(a))
+    monkeypatch.setattr(Bencher, "_open", lambda self, res, threads: opened.append(res.path.name) or real_open(
+        self, res, threads))
+    from edgelstm.benchmarking.device import describe_device
 
-    baseline = bench_artifacts([fast_and_slow["fast"]], GRID, OPTS).to_dict()
-    baseline["device"]["cpu"]["model"] = "Some Other CPU"
-    monkeypatch.setattr(Bencher, "measure", lambda *a, **k: pytest.fail("timed before checking the baseline"))
-    with pytest.raises(BadInput, match="another device"):
-        bench_artifacts([fast_and_slow["fast"]], GRID, OPTS, baseline=baseline)
-    assert isinstance(Path(fast_and_slow["fast"]), Path)
+    here = describe_device(gpu=False)
+    cases = {  # what the baseline says -> what the error says
+        "another device": {"device": {**here, "cpu": {**here["cpu"], "model": "Some Other CPU"}}},
+        "another model": {"device": here},  # sha256 0000… and no common parent
+        "no row to compare": {"device": here, "sha": True, "batch": 8},
+    }
+    from edgelstm.fileio import sha256_file
+    from edgelstm.manifest import read_manifest
+
+    manifest = read_manifest(fast_and_slow["fast"], verify=False)
+    sha = manifest.sha256 if manifest is not None else sha256_file(fast_and_slow["fast"])
+    for match, case in cases.items():
+        base = copy.deepcopy(baseline)
+        base["device"] = case["device"]
+        if case.get("sha"):
+            base["results"][0]["sha256"] = sha
+        base["results"][0]["batch"] = case.get("batch", 1)
+        with pytest.raises(BadInput, match=match):
+            bench_artifacts([fast_and_slow["fast"]], GRID, OPTS, baseline=base)
+    assert opened == ["m.onnx"] * 3  # each run got as far as opening the artifact (the checks need it) ...
+    assert timed == []  # ... and none timed anything
+
+
+# ---------------------------------------------------------------------------------- nothing to compare
+
+
+def test_no_matching_row_is_bad_input_naming_what_differs():
+    base = _report(_row(batch=1, seq=60), _row(batch=1, seq=256))
+    with pytest.raises(BadInput) as err:
+        compare_reports(_report(_row(batch=8, seq=60), _row(batch=8, seq=256)), base)
+    assert str(err.value).startswith("the baseline has no row to compare with this run (batch 8 here vs 1 in the "
+                                     "baseline) (rows match on artifact, backend, device, precision, variant, mode, "
+                                     "batch, seq, threads;")
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    # only the fields that cannot match are named (seq 60 is in the baseline: not a cause)
+    with pytest.raises(BadInput, match=r"\(backend torch here vs onnxruntime in the baseline; threads default here "
+                                       r"vs 1 in the baseline\)"):
+        compare_reports(_report(_row(seq=60, threads=None, backend="torch")), base)
+    # the same values in other combinations: the rows are listed
+    with pytest.raises(BadInput, match=r"this run: m.onnx \[onnxruntime/fp32\] batch 1, seq 256.* / the baseline: "):
+        compare_reports(_report(_row(batch=1, seq=256), _row(batch=8, seq=60)),
+                        _report(_row(batch=1, seq=60), _row(batch=8, seq=256)))
+    # a renamed artifact is matched first; what differs is then the shape
+    with pytest.raises(BadInput, match="seq 20 here vs 60, 256 in the baseline"):
+        compare_reports(_report(_row(artifact="renamed.onnx", seq=20)), base)
+    # one matching row is enough: the rest are listed as unmatched
+    res = compare_reports(_report(_row(batch=1, seq=60), _row(batch=8, seq=60)), base)
+    assert res.passed and len(res.comparisons) == 1 and len(res.unmatched_current) == 1
+    # the same check before timing, on the rows a run plans to measure
+    with pytest.raises(BadInput, match="batch 8 here vs 1"):
+        precheck_baseline(base, DEVICE, [{"artifact": "m.onnx", "sha256": "a" * 64}],
+                          planned=[{**_row(batch=8), "mode": "window", "device": "cpu", "variant": ""}])
+
+
+def test_planned_keys_are_the_rows_a_run_measures(fast_and_slow, vm):
+    from edgelstm.benchmarking.bench import row_key
+
+    grid = BenchGrid((1, 2), (6, 12), (1,))
+    with Bencher(OPTS, grid) as bencher:
+        report = bencher.run([fast_and_slow["fast"]])
+        planned = planned_keys(bencher.resolved, grid)
+    assert [row_key(p) for p in planned] == [r.key() for r in report.results]

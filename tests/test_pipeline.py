@@ -104,12 +104,12 @@ def test_interrupted_run_leaves_no_partial_artifact_and_resumes(tmp_path, monkey
     p = load_pipeline(write(tmp_path))
     real = pipeline._quantize
 
-    def interrupted(src, out, prec, p_, calib):
+    def interrupted(src, out, prec, p_, calib, val):
         if prec == "int8-dynamic":
             out.write_bytes(b"half")  # what a crash mid-write would leave without atomic writes...
             out.unlink()              # ...the real stages write to a temp file and rename
             raise KeyboardInterrupt
-        return real(src, out, prec, p_, calib)
+        return real(src, out, prec, p_, calib, val)
 
     monkeypatch.setattr(pipeline, "_quantize", interrupted)
     with pytest.raises(KeyboardInterrupt):

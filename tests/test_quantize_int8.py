@@ -157,9 +157,12 @@ def test_loop_body_dynamic_quantized_or_left_float(tmp_path):
     res3 = quantize_int8(src, tmp_path / "loop.static.onnx", Int8Options(mode=QuantMode.static), _calib(src))
     assert all(r.precision != "int8" for r in res3.report if r.graph != "main")
     assert "does not quantize" in next(r.reason for r in res3.report if r.op == "Loop")
+    # every variant is measured at the level its manifest records, and each is checked on its own
     x = np.random.default_rng(2).standard_normal((3, 9, 1)).astype(np.float32)
-    for p in ("loop.int8.onnx", "loop.nosub.onnx", "loop.static.onnx"):
-        assert qm.rel_l2(qm.run(tmp_path / p, {"x": x})[0], qm.run(src, {"x": x})[0]) < 0.05
+    ref = qm.run(src, {"x": x})[0]
+    drift = {p: qm.rel_l2(qm.run(tmp_path / p, {"x": x})[0], ref)
+             for p in ("loop.int8.onnx", "loop.nosub.onnx", "loop.static.onnx")}
+    assert all(d < 0.05 for d in drift.values()), drift
 
 
 def _bad_calib(kind: str, src):

@@ -551,6 +551,9 @@ class Bencher:
             before_timing(device, resolved)
         report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
+        warnings = isa_warnings(resolved, device)
+        if warnings:
+            report.extras["warnings"] = warnings
         for res in resolved:
             work = [(b, s, t, "window") for b, s, t in grid.points()]
             if res.stream:
@@ -599,6 +602,19 @@ class Bencher:
             if before is not None and after is not None:
                 res.load_mb[threads] = {"load_rss_mb": round(max(0, after - before) / 1024 ** 2, 3)}
         return res.runners[threads]
+
+
+def isa_warnings(resolved: Sequence[_Resolved], device: Mapping[str, Any]) -> list[str]:
+    """One warning per INT8 artifact timed on another CPU class than the one it was quantized for."""
+    from ..cpu_isa import mismatch_warning
+
+    here = str((device.get("cpu") or {}).get("isa") or "")
+    out = []
+    for res in resolved:
+        w = mismatch_warning(res.name, res.details.get("target_isa"), here, what="benchmarked") if here else None
+        if w:
+            out.append(w.replace("the drift measured here is", "the latency (and drift) measured here are"))
+    return out
 
 
 def _safe_ort_level(res: _Resolved) -> str:
@@ -679,7 +695,7 @@ def bench_artifacts(targets: Sequence[Any], grid: BenchGrid = BenchGrid(), optio
     dict or a path to one), rows are compared with it and suspected regressions are re-measured `repeats`
     times before they count; the verdict is in `report.regression` (["passed"] False: a confirmed
     regression, exit code 1 in the CLI). Raises BadInput/BackendMissing before any timing."""
-    from .regression import compare_reports, load_baseline, precheck_baseline
+    from .regression import compare_reports, load_baseline, planned_keys, precheck_baseline
 
     base = None
     if baseline is not None:
@@ -688,7 +704,8 @@ def bench_artifacts(targets: Sequence[Any], grid: BenchGrid = BenchGrid(), optio
     def check(dev: dict[str, Any], resolved: list[_Resolved]) -> None:
         if base is not None:
             precheck_baseline(base, dev, [{"artifact": r.name, "sha256": r.sha256, "parent_sha256": r.parent_sha256}
-                                          for r in resolved], max_slowdown=max_slowdown)
+                                          for r in resolved], max_slowdown=max_slowdown,
+                              planned=planned_keys(resolved, grid))
 
     with Bencher(options, grid) as bencher:
         report = bencher.run(targets, on_row=on_row, device=device, before_timing=check)

@@ -50,7 +50,10 @@ def cpu_block() -> dict[str, Any]:
             affinity = len(os.sched_getaffinity(0))
         except OSError:
             affinity = None
+    from ..cpu_isa import detect_isa
+
     return {"model": model or platform.processor() or platform.machine(), "arch": platform.machine(),
+            "isa": str(detect_isa()),
             "logical_cores": os.cpu_count(), "physical_cores": len(physical) or None,
             "usable_cores": affinity, "simd": simd}
 
@@ -149,6 +152,8 @@ def machine_slug(device: dict[str, Any]) -> str:
         cpu = device.get("cpu") or {}
         parts.append(str(cpu.get("model") or "cpu"))
         parts.append(f"{cpu.get('usable_cores') or cpu.get('logical_cores') or 0}c")
+        if cpu.get("isa"):  # two CPUs of one name but another int8 class never share a machine name
+            parts.append(str(cpu["isa"]))
         if gpu.get("name"):
             parts.append(gpu["name"])
     text = "-".join(parts).lower()
@@ -160,9 +165,11 @@ def machine_slug(device: dict[str, Any]) -> str:
 def same_device(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
     """Whether two device blocks describe the same hardware (CPU model, GPU, Jetson model); the reason if not."""
     def facts(d: dict[str, Any]) -> dict[str, Any]:
-        return {"cpu": (d.get("cpu") or {}).get("model"), "gpu": (d.get("gpu") or {}).get("name"),
+        return {"cpu": (d.get("cpu") or {}).get("model"), "isa": (d.get("cpu") or {}).get("isa"),
+                "gpu": (d.get("gpu") or {}).get("name"),
                 "jetson": (d.get("jetson") or {}).get("model")}
 
     fa, fb = facts(a), facts(b)
-    diffs = [f"{k} {fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k]]
+    # a report from before the ISA class was recorded still compares on the CPU model
+    diffs = [f"{k} {fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k] and not (k == "isa" and None in (fa[k], fb[k]))]
     return (not diffs, "; ".join(diffs))

@@ -7,12 +7,18 @@ Runner timing protocol (optional methods a runner may implement; checked in this
   milliseconds measured by the runner's own clock (the TensorRT runner uses CUDA events). A runner that
   implements it may set ``timer = "cuda-event"`` (any short name) so that reports say which clock it was.
 - ``bind(feeds) -> Callable[[], object]``: stage the inputs once (device buffers, IO binding) and return
-  a zero-argument callable that runs one inference; timed with the wall clock (``time.perf_counter_ns``).
+  a zero-argument callable that runs one inference; timed with the wall clock (`clock_ns`).
   ``sync()`` (optional, e.g. ``torch.cuda.synchronize``) is called after each iteration when present.
 - otherwise ``run(feeds)`` is timed with the wall clock.
 
 The edgelstm runners for torch and onnxruntime get fast paths from `adapters.py` (pre-made tensors,
 onnxruntime IO binding), so a comparison measures the models, not numpy conversions.
+
+Clocks: every wall-clock reading that decides something (a latency sample, when a `min_time` loop
+stops) goes through the module-level `clock_ns` (``time.perf_counter_ns``), and the machine's speed
+through the module-level `speed_probe`; both are looked up at call time, so that tests replace them with
+a fake clock / fake probe (``monkeypatch.setattr(harness, "clock_ns", fake)``) and assert exact outcomes
+on a loaded machine. `time_callable` and `time_timed_run` also take a `clock=` argument.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ import numpy as np
 from ..errors import BadInput
 
 DEFAULT_ITERS = 100
+
+#: The wall clock of every timing loop (nanoseconds, monotonic). Bound to the builtin, so the timed path
+#: pays no extra call; replace it (module attribute, looked up per call) to time against a fake clock.
+clock_ns: Callable[[], int] = time.perf_counter_ns
 
 
 @dataclass(frozen=True)
@@ -85,14 +95,15 @@ def latency_stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
 
 
 def time_callable(fn: Callable[[], Any], policy: TimingPolicy, *, sync: Callable[[], Any] | None = None,
-                  on_iter: Callable[[], None] | None = None) -> Timing:
-    """Time `fn` with time.perf_counter_ns: warm-up, then `iters` runs or runs until `min_time` elapsed."""
+                  on_iter: Callable[[], None] | None = None, clock: Callable[[], int] | None = None) -> Timing:
+    """Time `fn` with `clock` (nanoseconds; default: the module's `clock_ns`, time.perf_counter_ns):
+    warm-up, then `iters` runs or runs until `min_time` elapsed."""
     for _ in range(policy.warmup):
         fn()
     if sync:
         sync()
     samples: list[float] = []
-    clock = time.perf_counter_ns
+    clock = clock or clock_ns
     fixed = policy.iters if policy.iters is not None or policy.min_time is None else None
     target = fixed or DEFAULT_ITERS
     budget_ns = int((policy.min_time or 0) * 1e9)
@@ -116,10 +127,11 @@ def time_callable(fn: Callable[[], Any], policy: TimingPolicy, *, sync: Callable
 
 
 def time_timed_run(timed_run: Callable[[Any, int], list[float]], feeds: Any, policy: TimingPolicy, *,
-                   timer: str = "runner") -> Timing:
+                   timer: str = "runner", clock: Callable[[], int] | None = None) -> Timing:
     """Time a runner that measures itself (`timed_run(feeds, iters) -> [ms]`), honouring the policy.
     When timed_run accepts a `warmup` keyword (the TensorRT runner's does), the harness's warm-up is
-    passed through it and later calls get warmup=0."""
+    passed through it and later calls get warmup=0. With `min_time`, `clock` (nanoseconds; default the
+    module's `clock_ns`) decides when enough chunks have run."""
     import inspect
 
     try:
@@ -138,12 +150,14 @@ def time_timed_run(timed_run: Callable[[Any, int], list[float]], feeds: Any, pol
         return Timing([float(v) for v in call(policy.iters or DEFAULT_ITERS, first=True)], timer)
     samples: list[float] = []
     chunk = policy.min_iters
-    started = time.perf_counter()
+    clock = clock or clock_ns
+    budget_ns = int(policy.min_time * 1e9)
+    started = clock()
     first = True
     while True:
         samples.extend(float(v) for v in call(chunk, first=first))
         first = False
-        if len(samples) >= policy.min_iters and (time.perf_counter() - started >= policy.min_time):
+        if len(samples) >= policy.min_iters and clock() - started >= budget_ns:
             break
         if len(samples) >= policy.max_iters:
             break
@@ -185,7 +199,12 @@ def _probe_block() -> None:
 def speed_probe(blocks: int = 5) -> float:
     """Milliseconds of a fixed small numpy workload (the best of `blocks` runs): how fast this machine is
     right now. Measured around every bench row, it lets the regression gate tell a slower model from a
-    slower machine (a busy SMT sibling, a noisy neighbour, a lower clock)."""
+    slower machine (a busy SMT sibling, a noisy neighbour, a lower clock), and bench's `retry_noisy` tell
+    a row measured while the machine was busy.
+
+    Callers look it up at call time (``from .harness import speed_probe`` inside the function, or
+    ``harness.speed_probe(...)``), so that tests can replace it with a fake probe. It reads
+    time.perf_counter_ns itself, not `clock_ns`: a fake clock then sees only the timed iterations."""
     if "w" not in _PROBE_STATE:
         rng = np.random.default_rng(12345)
         _PROBE_STATE["w"] = rng.standard_normal((64, 256)).astype(np.float32) * 0.1

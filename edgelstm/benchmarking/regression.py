@@ -14,6 +14,12 @@ Noise: a row whose p50 looks slower than max_slowdown x the baseline p50 is only
 re-measured (up to `repeats` times); it counts as a regression only when a majority of the repeats is
 slow in both its p50 and its best (min) time, i.e. the medians of both exceed max_slowdown x the
 baseline's. Background load inflates p50 but rarely the minimum; a model that really got slower moves both.
+
+Nothing to compare is an error, not a pass: when no row of the run matches a baseline row (another
+batch/seq/threads grid, another backend or precision), BadInput names what differs.
+
+Clocks: the gate itself reads no clock. Latencies and `probe_ms` come from the rows and from `remeasure`;
+the pause between re-measurements goes through the module-level `sleep` (time.sleep), which tests replace.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from typing import Any, Callable, Mapping, Sequence
 from ..errors import BadInput
 from .bench import ROW_KEY_FIELDS, describe_key, row_key
 from .device import same_device
+
+#: The pause between re-measurements of a suspect (seconds); a module attribute so that tests replace it.
+sleep: Callable[[float], Any] = time.sleep
 
 
 @dataclass
@@ -177,9 +186,11 @@ def _what(baseline: Mapping[str, Any]) -> str:
 
 
 def precheck_baseline(baseline: Mapping[str, Any], device: Mapping[str, Any], artifacts: Sequence[Mapping[str, Any]],
-                      *, max_slowdown: float = 1.10) -> None:
-    """The checks compare_reports makes that need no timing (device, model identity, max_slowdown), so
-    that a wrong baseline fails before the benchmark runs. `artifacts`: [{artifact, sha256, parent_sha256}]."""
+                      *, max_slowdown: float = 1.10, planned: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """The checks compare_reports makes that need no timing (device, model identity, max_slowdown, and with
+    `planned` — the rows the run will measure, see planned_keys — that at least one of them has a baseline
+    row), so that a wrong baseline fails before the benchmark runs. `artifacts`: [{artifact, sha256,
+    parent_sha256}]."""
     if not max_slowdown >= 1.0:
         raise BadInput(f"--max-slowdown must be >= 1.0 (1.10 = 10% slower allowed), got {max_slowdown}")
     what = _what(baseline)
@@ -188,7 +199,60 @@ def precheck_baseline(baseline: Mapping[str, Any], device: Mapping[str, Any], ar
     if not ok:
         raise BadInput(f"{what} was measured on another device ({why})",
                        hint="compare only with a baseline made on the same hardware")
-    _artifact_map(artifacts, baseline["results"], what)
+    mapping, _ = _artifact_map(artifacts, baseline["results"], what)
+    if planned is not None:
+        _check_some_row_matches(planned, baseline["results"], mapping, what)
+
+
+def planned_keys(resolved: Sequence[Any], grid: Any) -> list[dict[str, Any]]:
+    """The row keys a Bencher.run over `resolved` targets and `grid` will measure (the same work list:
+    every grid point in window mode, and with streaming one step per batch and thread count)."""
+    out = []
+    for r in resolved:
+        work = [(b, s, t, "window") for b, s, t in grid.points()]
+        if getattr(r, "stream", False):
+            work += [(b, 1, t, "step") for t in grid.threads for b in grid.batches]
+        for batch, seq, threads, mode in work:
+            out.append({"artifact": r.name, "backend": r.backend, "device": r.device, "precision": r.precision,
+                        "variant": r.target.variant, "mode": mode, "batch": batch, "seq": seq, "threads": threads})
+    return out
+
+
+def _check_some_row_matches(rows: Sequence[Mapping[str, Any]], base_rows: Sequence[Mapping[str, Any]],
+                            mapping: Mapping[str, str], what: str) -> None:
+    """BadInput when none of `rows` (artifact names mapped to the baseline's) has a baseline row: comparing
+    nothing must not pass the gate. The message names the key fields whose values differ."""
+    cur = [row_key({**r, "artifact": mapping[r["artifact"]]}) for r in rows if r["artifact"] in mapping]
+    base = [row_key(r) for r in base_rows if r["artifact"] in set(mapping.values())]
+    if set(cur) & set(base):
+        return
+    raise BadInput(f"{what} has no row to compare with this run ({_differences(cur, base)})",
+                   hint="rows match on " + ", ".join(ROW_KEY_FIELDS) + "; bench with the baseline's settings "
+                        "or make a new baseline with --report")
+
+
+def _differences(cur: Sequence[tuple], base: Sequence[tuple]) -> str:
+    """One line: the key fields on which no row of the run can match the baseline (no value in common), e.g.
+    "batch 8 here vs 1 in the baseline; seq 60, 256 here vs 20 in the baseline"; when every field shares
+    a value (the same values in other combinations), the rows themselves."""
+    def values(keys: Sequence[tuple], i: int) -> list[Any]:
+        return sorted({k[i] for k in keys}, key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
+
+    def show(vals: list[Any]) -> str:
+        return ", ".join("default" if v is None else str(v) if v != "" else "none" for v in vals) or "nothing"
+
+    parts = []
+    for i, field_name in enumerate(ROW_KEY_FIELDS):
+        here, there = values(cur, i), values(base, i)
+        if not set(here) & set(there):
+            parts.append(f"{field_name} {show(here)} here vs {show(there)} in the baseline")
+    if not parts:  # the same values, in other combinations
+        def rows(keys: Sequence[tuple]) -> str:
+            shown = [describe_key(k) for k in sorted(keys, key=str)[:3]]
+            return "; ".join(shown) + (f"; … {len(keys) - 3} more" if len(keys) > 3 else "")
+
+        parts.append(f"this run: {rows(cur)} / the baseline: {rows(base)}")
+    return "; ".join(parts)
 
 
 def compare_reports(current: Mapping[str, Any], baseline: Mapping[str, Any], *, max_slowdown: float = 1.10,
@@ -232,6 +296,8 @@ def compare_reports(current: Mapping[str, Any], baseline: Mapping[str, Any], *, 
                 _confirm(c, row, remeasure, max_slowdown, repeats, pause_s)
         result.comparisons.append(c)
     result.unmatched_baseline = [k for k in base_index if k not in matched_base and k[0] in set(mapping.values())]
+    if not result.comparisons:
+        _check_some_row_matches(cur_rows, base_rows, mapping, what)  # raises: nothing was compared
     return result
 
 
@@ -244,7 +310,7 @@ def _confirm(c: RowComparison, row: Mapping[str, Any], remeasure: Callable[[Mapp
     slow = fast = 0
     for _ in range(repeats):
         if pause_s > 0:
-            time.sleep(pause_s)
+            sleep(pause_s)
         stats = remeasure(row)
         p50, mn = float(stats["p50"]), float(stats.get("min", stats["p50"]))
         factor = c.machine_factor(_num(stats.get("probe_ms")))

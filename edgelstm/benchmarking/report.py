@@ -94,7 +94,8 @@ def stream_table(report: Any) -> str:
 
 def device_line(device: Mapping[str, Any]) -> str:
     cpu = device.get("cpu") or {}
-    parts = [f"{cpu.get('model')} ({cpu.get('usable_cores') or cpu.get('logical_cores')} cores, {cpu.get('arch')})",
+    isa = f", int8 class {cpu['isa']}" if cpu.get("isa") else ""
+    parts = [f"{cpu.get('model')} ({cpu.get('usable_cores') or cpu.get('logical_cores')} cores, {cpu.get('arch')}{isa})",
              f"{device.get('memory_gb')} GB RAM", str(device.get("os"))]
     if device.get("gpu"):
         parts.append(f"GPU {device['gpu'].get('name')} (sm {device['gpu'].get('capability')})")

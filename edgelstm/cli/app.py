@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 
 import typer
+from typer.core import HAS_RICH
+from typer.models import ParameterInfo
 
 app = typer.Typer(
     name="edgelstm",
@@ -21,28 +25,66 @@ app = typer.Typer(
 COMMAND_MODULES = ["convert", "quantize", "build", "validate", "bench", "inspect_cmd", "doctor", "run",
                    "bundle", "demo"]
 
+# A command module that fails to import is a bug: let the ImportError surface (command modules import only
+# typer and edgelstm's light modules at the top; torch, onnx and TensorRT are imported inside the commands).
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(f"edgelstm.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command whose module has not landed yet
-        if _exc.name != f"edgelstm.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"edgelstm.cli.{_name}").register(app)
 
-for _info in app.registered_commands:  # one clean line per command in `edgelstm --help`
-    if _info.help and not _info.short_help:
-        _first = " ".join(_info.help.strip().split("\n\n")[0].split())
-        _info.short_help = _first.split(". ")[0].rstrip(".") + "."
+
+# What Rich would take for a markup tag: "[" then a lowercase letter, "#", "/" or "@" (rich.markup.RE_TAGS);
+# one already escaped by its author ("\\[default]") is left alone.
+_TAG_START = re.compile(r"(?<!\\)\[(?=[a-z#/@])")
+
+
+def _literal(text: str | None) -> str | None:
+    """Help text is prose, not Rich markup: escape `[model]`, `[default: ...]` so that Rich shows them, and
+    join the hard-wrapped lines of prose paragraphs (indented example lines are kept as they are)."""
+    if not text:
+        return text
+    paragraphs = []
+    for para in inspect.cleandoc(text).split("\n\n"):
+        lines = para.split("\n")
+        if not any(line.startswith((" ", "\b")) for line in lines):
+            para = " ".join(line.strip() for line in lines)
+        paragraphs.append(_TAG_START.sub(r"\\[", para))
+    return "\n\n".join(paragraphs)
+
+
+def _escape_help(typer_app: typer.Typer) -> None:
+    """Escape every command's and parameter's help text once (shared OptionInfo objects included)."""
+    if typer_app.rich_markup_mode != "rich" or not HAS_RICH:
+        return
+    typer_app.info.help = _literal(typer_app.info.help)
+    seen: set[int] = set()
+    for info in typer_app.registered_commands:
+        if info.help and not info.short_help:  # one clean line per command in `edgelstm --help`
+            first = " ".join(info.help.strip().split("\n\n")[0].split())
+            info.short_help = first.split(". ")[0].rstrip(".") + "."
+        info.help, info.short_help = _literal(info.help), _literal(info.short_help)
+        if info.callback is None:
+            continue
+        for param in inspect.signature(info.callback).parameters.values():
+            default = param.default
+            if isinstance(default, ParameterInfo) and id(default) not in seen:
+                seen.add(id(default))
+                default.help = _literal(default.help)
+
+
+_escape_help(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"edgelstm {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True)):
-    if version:
-        from .. import __version__
-
-        typer.echo(__version__)
-        raise typer.Exit(0)
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                       callback=_version, expose_value=True)) -> None:
+    """The commands are registered above; this only adds --version."""
 
 
 def main() -> None:

@@ -106,6 +106,8 @@ def bench(
                                  baseline=baseline, max_slowdown=max_slowdown, repeats=repeats)
     payload = result.to_dict()
     console.info(f"[dim]device: {device_line(result.device)}[/]")
+    for w in payload.get("warnings", []):
+        console.warn(w)
     _print_tables(payload)
     if report is not None:
         write_json(payload, report)

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from .. import console
+from ..cpu_isa import TargetCpu, detect_isa
 from ..errors import BadInput
 from ..options import CalibMethod, Precision, QuantMode
 from .common import JsonOpt, QuietOpt, command, finish
@@ -20,6 +21,8 @@ INT8 --mode dynamic (default): int8 weights, activations quantized per call; LST
 
 INT8 --mode static: Q/DQ (the format TensorRT builds INT8 from), calibrated on --calib DATA; LSTM/GRU stay float (no tool quantizes the recurrent core), the dense layers around them become int8.
 
+INT8 target: on x86 CPUs without VNNI (AVX2-only, AVX-512 without VNNI) onnxruntime's u8×s8 int8 kernel saturates; --target-cpu (default: this machine's class) picks 7-bit weights (dynamic) or the unfused onnxruntime level (static) there, records the target in the manifest, and validate/bench warn when they run on another class.
+
 Accuracy fallback: --data DATA --max-drift rel_l2=0.01 keeps the most drift-sensitive nodes in float until the outputs stay within the budget of the FP32 model's, or fails with exit code 1.
 
 Examples:
@@ -27,6 +30,8 @@ Examples:
   edgelstm quantize model.onnx --precision fp16 -o model.fp16.onnx
 
   edgelstm quantize model.onnx --precision int8 -o model.int8.onnx
+
+  edgelstm quantize model.onnx --precision int8 --target-cpu x86-avx2 -o model.avx2.int8.onnx
 
   edgelstm quantize model.onnx --precision int8 --mode static --calib calib.npz --calib-method entropy -o model.qdq.onnx
 
@@ -62,7 +67,9 @@ def quantize(
     percentile: float = typer.Option(99.999, "--percentile", help="For --calib-method percentile: the percentile of |x| used as the range."),
     exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
     per_channel: bool = typer.Option(False, "--per-channel", help="INT8: one scale per output channel of each weight (more accurate, slightly slower)."),
-    reduce_range: bool = typer.Option(False, "--reduce-range", help="INT8: 7-bit weights (for x86 CPUs without VNNI)."),
+    target_cpu: TargetCpu = typer.Option(TargetCpu.auto, "--target-cpu", help="INT8: the CPU class the file must not saturate on: auto (this machine), x86-vnni, x86-avx2 (x86 without VNNI) or arm64. Chooses 7-bit weights (dynamic) or the unfused onnxruntime level (static) where the int8 kernel would saturate.", case_sensitive=False),
+    reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--no-reduce-range", help="INT8: force 7-bit weights on/off (default: chosen for --target-cpu).", show_default=False),
+    weight_type: Optional[str] = typer.Option(None, "--weight-type", help="Dynamic INT8: s8 (default) or u8 weights (u8 runs onnxruntime's non-saturating u8×u8 kernel).", show_default=False),
     no_subgraphs: bool = typer.Option(False, "--no-subgraphs", help="Dynamic INT8: leave Loop/If bodies float."),
     fp16_io: bool = typer.Option(False, "--fp16-io", help="FP16: make the graph inputs/outputs float16 too (default: float32 I/O with casts inside)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data for the accuracy fallback (.npz/.npy/.csv): drift is measured on it against the FP32 model."),
@@ -83,7 +90,8 @@ def quantize(
         raise BadInput("--precision fp32 is what the input already is; choose fp16 or int8")
     if precision == Precision.fp16:
         used = [f for f, v in (("--mode", mode), ("--calib", calib), ("--calib-method", calib_method),
-                               ("--per-channel", per_channel), ("--reduce-range", reduce_range),
+                               ("--per-channel", per_channel), ("--reduce-range", reduce_range is not None),
+                               ("--weight-type", weight_type), ("--target-cpu", target_cpu != TargetCpu.auto),
                                ("--no-subgraphs", no_subgraphs)) if v]
         if used:
             raise BadInput(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to --precision int8, not fp16")
@@ -125,7 +133,15 @@ def quantize(
     else:
         options = Int8Options(mode=mode, calib_method=calib_method or CalibMethod.minmax, exclude=excl,
                               per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
-                              percentile=percentile)
+                              percentile=percentile, target=target_cpu, weight_type=weight_type)
+        recipe = options.recipe()  # type: ignore[attr-defined]
+        here = detect_isa()
+        if not recipe.safe:
+            console.warn(f"this INT8 file can saturate on {recipe.target}: {recipe.why}")
+        if str(recipe.target) != str(here):
+            console.warn(f"the file targets {recipe.target} but this machine is {here}: drift measured here "
+                         f"(--max-drift, validate) is not what a {recipe.target} device will see"
+                         .replace(" a x86", " an x86"))
     what = precision.value + (f" {mode.value}" if precision == Precision.int8 and mode else "")
     console.step(f"quantizing {model.name} to {what}")
     if budget is not None:
@@ -141,6 +157,11 @@ def quantize(
         result = quantize_int8(model, out, options, calib_src)  # type: ignore[arg-type]
 
     q = result.details
+    t = q.get("target")
+    if t:
+        where = " (this machine)" if t["requested"] == "auto" else f" (this machine: {t['quantized_on']})"
+        console.step(f"INT8 for {t['isa']}{where}: {t['weight_type']} {'7-bit' if t['reduce_range'] else '8-bit'} "
+                     f"weights, onnxruntime level {result.ort_opt_level}; {t['why']}")
     console.table(f"{model.name} -> {out.name} ({what})", TABLE_COLUMNS, table_rows(result.report))
     counts = result.counts()
     console.info("  " + ", ".join(f"{v} node(s) {k}" for k, v in counts.items() if k != "n/a"))
@@ -152,7 +173,11 @@ def quantize(
         console.info(f"  accuracy fallback: {fb['metric']} {fb['drift']:.4g} <= {fb['budget']:g} "
                      f"(all quantized: {fb['drift_all_quantized']:.4g}); kept in float: "
                      f"{', '.join(kept) if kept else 'nothing'}")
-    if result.ort_opt_level != "all":
+    limited = (result.manifest.details.get("quantization", {}).get("target", {}) if result.manifest else {})
+    if limited and result.ort_opt_level != "all" and "all" not in limited.get("ort_levels", ["all"]):
+        console.info(f"  onnxruntime level '{result.ort_opt_level}' recorded for {limited.get('isa')}: the level "
+                     "validate, bench and the pipeline will run it at")
+    elif result.ort_opt_level != "all":
         why = (result.manifest.details.get("ort_probe", {}).get("all") if result.manifest else None) or "failed"
         console.warn(f"an onnxruntime session at ORT_ENABLE_ALL fails on this model ({why}); the manifest "
                      f"records opt level '{result.ort_opt_level}', which edgelstm's onnxruntime runner uses")

@@ -24,16 +24,31 @@ def _human(n) -> str:
     return "–" if n is None else f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
 
 
+def _task(text):
+    """`mse=0.0004413` -> `mse 0.000441` (3 significant digits; wraps at the space in a narrow table)."""
+    name, sep, value = (text or "").partition("=")
+    try:
+        return f"{name} {float(value):.3g}" if sep else text
+    except ValueError:
+        return text
+
+
 def render_summary(result) -> None:
+    from rich.markup import escape
+
     rows = result.summary_rows()
-    console.table("pipeline summary", ["artifact", "precision", "size", "rel_l2", "task", "gates", "p50 ms",
-                                       "speed-up vs torch"],
-                  [[r["artifact"], r["precision"], _human(r["size_bytes"]),
-                    None if r["rel_l2"] is None else f"{r['rel_l2']:.2e}", r["task"],
+    # The artifact's file name says its precision (model.int8-dynamic.onnx); --json and report.md carry the column.
+    # Short cells that can wrap at a space keep the table readable in an 80-column terminal.
+    console.table("pipeline summary", ["artifact", "size", "rel_l2", "task", "gates", "p50 ms", "speed-up vs torch"],
+                  [[r["artifact"], _human(r["size_bytes"]),
+                    None if r["rel_l2"] is None else f"{r['rel_l2']:.2e}", _task(r["task"]),
                     {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]"}.get(r["gates"], r["gates"]),
-                    r["p50_ms"], None if not r["speedup"] else f"{r['speedup']:.2f}×"] for r in rows])
+                    None if r["p50_ms"] is None else f"{r['p50_ms']:.3g}",
+                    None if not r["speedup"] else f"{r['speedup']:.2f}×"] for r in rows])
     for s in result.skipped:
         console.info(f"[dim]skipped {s['stage']}: {s['reason']}[/]")
+    for note in result.notes:
+        console.info(f"  {escape(note)}")
     cached = sum(s["cached"] for s in result.stages)
     if result.cached_everything:
         console.success(f"nothing changed: all {len(result.stages)} stages served from cache "
@@ -43,16 +58,20 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
+    from ..gates import fmt_limit, fmt_value
+
     for name, v in result.validations.items():
         for g in v.get("gates", []):
             if not g.get("passed"):
-                console.error(f"gate failed for {name}: {g.get('metric')} = {g.get('value')} "
-                              f"(limit {g.get('op', '<=')} {g.get('limit')})")
+                metric = f"{g.get('metric')}{':' + g['output'] if g.get('output') else ''}"
+                console.error(f"gate failed for {name}: {metric} = {fmt_value(g.get('value'), g.get('limit'))} "
+                              f"(limit {g.get('op', '<=')} {fmt_limit(g.get('limit'))})")
 
 
 def payload(result) -> dict:
     return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
+            "notes": result.notes,
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 

@@ -178,6 +178,8 @@ def validate(
         written.append(str(write_markdown(result, markdown)))
 
     _summary(result)
+    for w in result.info.get("warnings", []):
+        console.warn(w)
     for note in result.info.get("notes", []):
         console.info(f"  [dim]{note}[/]")
     for w in written:

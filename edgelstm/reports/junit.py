@@ -52,6 +52,11 @@ def junit_xml(result, *, suite_name: str | None = None) -> str:
     data = rep.get("data") or {}
     if data.get("source"):
         ET.SubElement(props, "property", name="data", value=str(data["source"]))
+    machine = rep.get("machine") or {}
+    if machine.get("isa"):
+        ET.SubElement(props, "property", name="machine_isa", value=str(machine["isa"]))
+    for i, w in enumerate(rep.get("warnings") or []):
+        ET.SubElement(props, "property", name=f"warning_{i + 1}", value=str(w))
     if not gates:
         ET.SubElement(suite, "testcase", classname=classname, name="validation ran (no gates given)", time="0")
     for g in gates:
@@ -66,7 +71,8 @@ def junit_xml(result, *, suite_name: str | None = None) -> str:
                 detail.append(f"baseline value: {_fmt(g['baseline'])}")
             fail.text = "\n".join(detail)
     out_lines = [f"reference: {rep.get('reference')}", f"candidate: {rep.get('candidate')}",
-                 f"samples: {rep.get('samples')}"]
+                 f"samples: {rep.get('samples')}", f"measured on: {machine.get('isa', 'unknown')}",
+                 *(f"warning: {w}" for w in rep.get("warnings") or [])]
     for oname, m in (rep.get("outputs") or {}).items():
         out_lines.append(f"{oname}: " + ", ".join(f"{k}={_fmt(m.get(k))}" for k in
                                                   ("max_abs", "mean_abs", "rmse", "rel_l2", "cosine")))

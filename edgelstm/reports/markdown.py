@@ -54,8 +54,11 @@ def markdown_summary(result) -> str:
 
     lines.append(f"**reference** {who(rep.get('reference'), ri)} → **candidate** {who(rep.get('candidate'), ci)} · "
                  f"{rep.get('samples')} samples" + (f" from `{_cell(data['source'])}`" if data.get("source") else "")
-                 + (f" · seq {data['seq']}" if data.get("seq") else ""))
+                 + (f" · seq {data['seq']}" if data.get("seq") else "")
+                 + (f" · measured on {(rep.get('machine') or {}).get('isa')}" if rep.get("machine") else ""))
     lines.append("")
+    for w in rep.get("warnings") or []:
+        lines += [f"> ⚠️ {_cell(w)}", ""]
 
     outputs = rep.get("outputs") or {}
     if outputs:
