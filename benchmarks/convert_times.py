@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.reps < 1:
         ap.error("--reps must be >= 1")
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     args.models = [m.strip() for m in (args.models or ",".join(zoo.ZOO)).split(",") if m.strip()]
     unknown = [m for m in args.models if m not in zoo.ZOO]
@@ -64,8 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
-    from edgelstm.environment import cpu_facts, package_versions
+    from edgelstm.models import zoo
+    from edgelstm.machine.environment import cpu_facts, package_versions
 
     host = cpu_facts()
     machine = f"{platform.machine()}-{host['cores']}core"

@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--replace", action="store_true",
                     help="overwrite quantize_drift.{json,md} in --out instead of writing a new -N file beside it")
     args = ap.parse_args(argv)
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     args.models = [m.strip() for m in (args.models or ",".join(zoo.ZOO)).split(",") if m.strip()]
     unknown = [m for m in args.models if m not in zoo.ZOO]
@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _variants():
-    from converters.onnx_to_fp16 import Fp16Options
-    from converters.onnx_to_int8 import Int8Options
+    from converters.fp16 import Fp16Options
+    from converters.int8 import Int8Options
     from edgelstm.options import CalibMethod, QuantMode
 
     return [
@@ -98,7 +98,7 @@ def _run_ort(path: Path, x: np.ndarray, batch: int = 128) -> np.ndarray:
 
 
 def _task(name: str, y_pred: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     if zoo.ZOO[name].task == "classification":
         return "accuracy", float(np.mean(np.argmax(y_pred, axis=-1) == labels))
@@ -123,11 +123,11 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
 
     import torch
 
-    from calibration.sources import as_calibration_source, dataset_from_arrays
-    from converters.onnx_to_fp16 import quantize_fp16
-    from converters.onnx_to_int8 import quantize_int8
+    from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
+    from converters.fp16 import quantize_fp16
+    from converters.int8 import quantize_int8
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     model = zoo.build(name, seed=0)
     t0 = time.perf_counter()
@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"results will be written to {target}.{{json,md}}", file=sys.stderr)
     import torch
 
-    from edgelstm import zoo
-    from edgelstm.environment import cpu_facts, package_versions
+    from edgelstm.models import zoo
+    from edgelstm.machine.environment import cpu_facts, package_versions
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     host = cpu_facts()

@@ -4,7 +4,7 @@
     python benchmarks/run_suite.py --quick         # a smoke run (about a minute), results named *-quick
     python benchmarks/run_suite.py --models lstm_regressor,gru
 
-For each zoo model (trained briefly with edgelstm.zoo.train so that drift is measured on a model that
+For each zoo model (trained briefly with edgelstm.models.zoo.train so that drift is measured on a model that
 learned something): torch eager FP32 (the reference), ONNX FP32, FP16, INT8 dynamic (all of
 onnxruntime's default ops, and the LSTM only), INT8 static (Q/DQ), the stateful ONNX (and its INT8
 dynamic variant) for streaming, TensorRT engines FP32/FP16 when TensorRT and a GPU are present, and
@@ -39,10 +39,10 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from edgelstm.benchmarking import (BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget, TimingPolicy,  # noqa: E402
+from edgelstm.latency import (BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget, TimingPolicy,  # noqa: E402
                                    bench_artifacts, describe_device, plot_speedups, write_json, write_markdown)
-from edgelstm.benchmarking.bench import looks_disturbed  # noqa: E402
-from edgelstm.benchmarking.harness import speed_probe, time_callable  # noqa: E402
+from edgelstm.latency.bench import looks_disturbed  # noqa: E402
+from edgelstm.latency.harness import speed_probe, time_callable  # noqa: E402
 from edgelstm.errors import EdgeLSTMError  # noqa: E402
 
 MODELS = ["lstm_regressor", "stacked_lstm", "gru", "hand_lstm", "bilstm_attention"]
@@ -92,7 +92,7 @@ def first_line(exc: BaseException) -> str:
 
 def make_artifacts(name: str, loaded: Any, work: Path, skipped: list[dict[str, Any]]) -> list[Artifact]:
     """Export (plain and stateful) and quantize with the project's converters; skip what cannot be made."""
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     arts: list[Artifact] = []
 
@@ -130,14 +130,14 @@ def make_artifacts(name: str, loaded: Any, work: Path, skipped: list[dict[str, A
     attempt("onnx-stateful-fp32", lambda: export(True))
 
     def fp16() -> Artifact:
-        from converters.onnx_to_fp16 import Fp16Options, quantize_fp16
+        from converters.fp16 import Fp16Options, quantize_fp16
 
         r = quantize_fp16(fp32, work / "model.fp16.onnx", Fp16Options())
         return Artifact("onnx-fp16", r.path, note=f"ort level {r.ort_opt_level}")
 
     def int8(mode: str, kind: str, src: Path, out: str, **extra: Any) -> Callable[[], Artifact]:
         def make() -> Artifact:
-            from converters.onnx_to_int8 import Int8Options, quantize_int8
+            from converters.int8 import Int8Options, quantize_int8
             from edgelstm.options import QuantMode
 
             calib = None
@@ -172,7 +172,7 @@ def make_engines(name: str, onnx_path: Path, work: Path, arts: list[Artifact], s
         skipped.append({"what": f"{name}:tensorrt", "reason": "tensorrt is not installed"})
         return
     try:
-        from converters.onnx_to_tensorrt import BuildOptions, build_engine
+        from converters.tensorrt.build import BuildOptions, build_engine
     except ImportError as exc:
         skipped.append({"what": f"{name}:tensorrt", "reason": f"converter not available ({first_line(exc)})"})
         return
@@ -195,9 +195,9 @@ def primary_output(io: Any) -> str:
 
 
 def measure_drift(art: Artifact, x: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
-    from edgelstm.benchmarking.stream import zero_state
-    from edgelstm.manifest import read_manifest
-    from edgelstm.metrics import output_metrics
+    from edgelstm.latency.stream import zero_state
+    from edgelstm.artifacts.manifest import read_manifest
+    from edgelstm.validation.metrics import output_metrics
     from edgelstm.runners import open_runner
 
     m = read_manifest(art.path)
@@ -213,7 +213,7 @@ def measure_drift(art: Artifact, x: np.ndarray, ref: np.ndarray) -> dict[str, An
         metrics = output_metrics(ref, y)
         out = {"rel_l2": float(metrics["rel_l2"]), "max_abs": float(metrics["max_abs"])}
         if runner.io.stateful:  # streaming, one step at a time, must land on the same prediction
-            from edgelstm.benchmarking.stream import state_pairs
+            from edgelstm.latency.stream import state_pairs
 
             state = zero_state(runner.io, len(x), m.details if m else None)
             for t in range(x.shape[1]):
@@ -328,8 +328,8 @@ def cuda_targets(name: str, model: Any, skipped: list[dict[str, Any]], arts: lis
 def run_model(name: str, cfg: SuiteConfig, report: BenchReport, models_info: dict[str, Any]) -> None:
     import torch
 
-    from edgelstm import zoo
-    from edgelstm.loading import from_module
+    from edgelstm.models import zoo
+    from edgelstm.models.loading import from_module
 
     t_model = time.perf_counter()
     work = cfg.work_dir / name
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                     "to this many times, keeping the lowest p50 (default 2)")
     ap.add_argument("--debug", action="store_true", help="print tracebacks of skipped artifacts")
     args = ap.parse_args(argv)
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     unknown = [m for m in models if m not in zoo.ZOO]
@@ -553,7 +553,7 @@ def run_suite(cfg: SuiteConfig) -> int:
         f"{cfg.min_time:g} s per row; results to {target}.{{json,md,png}}")
     for name in models:
         run_model(name, cfg, report, info)
-    from edgelstm.benchmarking.bench import stream_summary
+    from edgelstm.latency.bench import stream_summary
 
     for row in report.results:  # the artifacts lived in a work directory: keep file names only
         if row.path:

@@ -1,5 +1,5 @@
 """onnxruntime side of calibration, over the one calibration contract (a re-iterable
-``Iterable[dict[str, ndarray]]``, see ``calibration.sources``):
+``Iterable[dict[str, ndarray]]``, see ``edgelstm.data.sources``):
 
 - ``OrtCalibrationReader``: onnxruntime's ``CalibrationDataReader`` protocol (``get_next`` until None,
   ``rewind``, ``set_range``) as a thin adapter; every batch is checked against the model's I/O spec;
@@ -18,10 +18,10 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 
 from edgelstm.errors import BadInput
-from edgelstm.iospec import IOSpec, check_feeds
+from edgelstm.artifacts.iospec import IOSpec, check_feeds
 from edgelstm.options import CalibMethod
 
-from .ranges import DEFAULT_BINS, DEFAULT_PERCENTILE, RangeCollector, TensorRange
+from calibration.ranges import DEFAULT_BINS, DEFAULT_PERCENTILE, RangeCollector, TensorRange
 
 Batch = Mapping[str, np.ndarray]
 
@@ -96,7 +96,7 @@ def check_calibration(source: Iterable[Batch], io: IOSpec | None, *, min_samples
     ``min_samples`` is BadInput. A one-shot iterator (not re-iterable) is refused: calibration reads twice."""
     if iter(source) is source:
         raise BadInput(f"the {what} is a one-shot iterator; pass a re-iterable source "
-                       "(a list of batches or calibration.sources.as_calibration_source(...))")
+                       "(a list of batches or edgelstm.data.sources.as_calibration_source(...))")
     samples = batches = 0
     for i, b in enumerate(source):
         checked = _checked(b, io, i)
@@ -114,7 +114,7 @@ def augmented_model(model, names: Iterable[str] | None = None):
     import onnx
     from onnx import helper
 
-    from converters.onnx_graph import FLOAT, value_types
+    from edgelstm.artifacts.onnx_graph import FLOAT, value_types
 
     types = value_types(model)
     aug = onnx.ModelProto()

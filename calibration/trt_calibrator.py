@@ -1,6 +1,6 @@
 """TensorRT INT8 calibrators (TensorRT 10.x weakly typed builds only) over the calibration contract.
 
-The contract (calibration.sources): a re-iterable ``Iterable[dict[str, ndarray]]`` of feed dicts named like the
+The contract (edgelstm.data.sources): a re-iterable ``Iterable[dict[str, ndarray]]`` of feed dicts named like the
 model's inputs. TensorRT may call ``get_batch`` through the data more than once; every pass restarts the
 source, so both passes see the same batches in the same order.
 

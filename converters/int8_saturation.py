@@ -103,7 +103,7 @@ def _tensors(model) -> dict[str, Any]:
     """Every constant tensor by name: initializers and Constant outputs of every (sub)graph."""
     from onnx import numpy_helper
 
-    from .onnx_graph import subgraphs
+    from edgelstm.artifacts.onnx_graph import subgraphs
 
     out: dict[str, Any] = {}
 
@@ -134,7 +134,7 @@ def saturating_pairs(model: Any) -> dict[str, Any]:
     """
     import onnx
 
-    from .onnx_graph import walk
+    from edgelstm.artifacts.onnx_graph import walk
 
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(Path(model)))

@@ -1,4 +1,4 @@
-"""Which INT8 recipe does not saturate on the CPU a file is quantized for (see ``edgelstm.cpu_isa``).
+"""Which INT8 recipe does not saturate on the CPU a file is quantized for (see ``edgelstm.machine.isa``).
 
 - dynamic, ``x86-vnni`` / ``arm64``: signed 8-bit weights, full range (32-bit accumulation there).
 - dynamic, ``x86-avx2``: signed 7-bit weights (``reduce_range``): ``VPMADDUBSW`` pair sums stay below 2^15.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgelstm.cpu_isa import IsaClass, TargetCpu, detect_isa, resolve_target, saturates_u8s8
+from edgelstm.machine.isa import IsaClass, TargetCpu, detect_isa, resolve_target, saturates_u8s8
 from edgelstm.options import QuantMode
 
 ALL_LEVELS = ("all", "extended", "basic")

@@ -24,7 +24,7 @@ import numpy as np
 from edgelstm.errors import BadInput, GateFailed
 from edgelstm.options import Precision
 
-from .quant_report import OpRow, QuantResult
+from converters.quant_report import OpRow, QuantResult
 
 DRIFT_METRICS = ("rel_l2", "max_abs", "rmse", "mean_abs")
 FP16_CPU_NOTE = ("onnxruntime on CPU has no FP16 LSTM/GRU kernel: it runs them in FP32 (and drops the cast of their "
@@ -71,7 +71,7 @@ class FallbackOptions:
 
 def drift_of(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]], metric: str) -> float:
     """The metric over all batches, worst output (all outputs, state outputs included)."""
-    from edgelstm.metrics import DriftAccumulator
+    from edgelstm.validation.metrics import DriftAccumulator
 
     accs: dict[str, DriftAccumulator] = {}
     for r, c in zip(reference, candidate):
@@ -105,7 +105,7 @@ class _OrtEvaluator:
 
 
 def _measurement_batches(data: Iterable[Mapping[str, np.ndarray]], io) -> list[dict[str, np.ndarray]]:
-    from edgelstm.iospec import check_feeds
+    from edgelstm.artifacts.iospec import check_feeds
 
     if data is None:
         raise BadInput("--max-drift needs data to measure the drift on: pass --data DATA")
@@ -121,7 +121,7 @@ class _Fp16Job:
     precision = Precision.fp16
 
     def __init__(self, src: Path, options):
-        from .onnx_graph import load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns
+        from edgelstm.artifacts.onnx_graph import load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns
 
         self.src, self.options = src, options
         self.parent = load_onnx(src)
@@ -140,7 +140,7 @@ class _Fp16Job:
         return None
 
     def quantize(self, keep_float: Mapping[str, str] = {}):  # noqa: B006 - read only
-        from .onnx_to_fp16 import check_converted, convert_model_to_fp16
+        from converters.fp16 import check_converted, convert_model_to_fp16
 
         model = type(self.base)()
         model.CopyFrom(self.base)
@@ -153,7 +153,7 @@ class _Fp16Job:
         return model, rows
 
     def write(self, model, rows, out: Path, extra: Mapping[str, Any] | None = None) -> QuantResult:
-        from .quant_report import write_quantized
+        from converters.quant_report import write_quantized
 
         details = {"precision": "fp16", "mode": None, "method": None, "keep_io_types": self.options.keep_io_types,
                    "excluded": sorted(self.excluded), "exclude_patterns": dict(self.by_pattern), "fp16": self.stats,
@@ -179,11 +179,11 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
     """Quantize ``src`` (FP16 with Fp16Options or INT8 with Int8Options) keeping the most drift-sensitive
     nodes in float until ``budget`` holds on ``data`` (outputs vs the FP32 ONNX model). Raises GateFailed
     (exit 1) when no configuration with at least one quantized node meets the budget; nothing is written."""
-    from edgelstm.iospec import iospec_from_onnx
-    from edgelstm.manifest import read_manifest
+    from edgelstm.artifacts.iospec import iospec_from_onnx
+    from edgelstm.artifacts.manifest import read_manifest
 
-    from .onnx_to_int8 import Int8Quantizer, check_output_path
-    from .quant_report import probe_levels
+    from converters.int8 import Int8Quantizer, check_output_path
+    from converters.quant_report import probe_levels
 
     say = on_step or (lambda _m: None)
     src, out, precision = Path(src), Path(out), Precision(precision)

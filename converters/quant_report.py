@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from edgelstm.errors import InternalError
 from edgelstm.fileio import atomic_path
-from edgelstm.iospec import IOSpec, TensorSpec, iospec_from_onnx
+from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import Precision
 
 NA = "n/a"
@@ -104,7 +104,7 @@ TABLE_COLUMNS = ["op", "nodes", "precision", "became", "why"]
 def io_for_output(src: Path, parent_model, out_model) -> IOSpec:
     """The output's I/O spec: the parent's manifest spec (state roles, symbolic dims) with dtypes from the
     output model (FP16 without keep_io_types changes them)."""
-    from edgelstm.manifest import read_manifest
+    from edgelstm.artifacts.manifest import read_manifest
 
     parent_io = None
     m = read_manifest(src)
@@ -140,7 +140,7 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
     """Serialize ``model`` to ``out`` atomically after an onnxruntime session over it has been probed
     crash-safely (``all``, then ``extended``, then ``basic``); then write its manifest. Nothing is written
     when no level runs it."""
-    from edgelstm.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_manifest
 
     data = model.SerializeToString()
     parent_size = src.stat().st_size

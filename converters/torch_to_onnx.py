@@ -19,10 +19,10 @@ from typing import Any, Callable
 import numpy as np
 
 from edgelstm.errors import BadInput, ExportMismatch, require_torch
-from edgelstm.iospec import IOSpec, TensorSpec, iospec_from_onnx
+from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import ExportRoute
 
-from .onnx_verify import Tolerance, VerifyReport, verify_grid, verify_streaming
+from converters.onnx_verify import Tolerance, VerifyReport, verify_grid, verify_streaming
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class _Candidate:
 def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: bool) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     """Candidate routes in order of preference, and the routes already ruled out (with reasons)."""
     torch = require_torch()
-    from .cell_lifting import LiftError, _cell_candidates, lift_cells
+    from converters.cell_lifting import LiftError, _cell_candidates, lift_cells
 
     rejected: list[tuple[str, str]] = []
     is_script = isinstance(module, torch.jit.ScriptModule)
@@ -194,11 +194,11 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
     verifies. Nothing is written unless the result verified."""
     torch = require_torch()
     from edgelstm.fileio import write_bytes_atomic
-    from edgelstm.loading import LoadedModel, from_module, infer_input_size
-    from edgelstm.manifest import write_manifest
+    from edgelstm.models.loading import LoadedModel, from_module, infer_input_size
+    from edgelstm.artifacts.manifest import write_manifest
     from edgelstm.runners.torch_runner import flatten_outputs, output_names_for, probe_torch_io
 
-    from .stateful import make_stateful, state_names
+    from converters.stateful import make_stateful, state_names
 
     t_start = time.perf_counter()
     say = on_step or (lambda _msg: None)

@@ -1,6 +1,6 @@
 """`python -m edgelstm`: the same CLI as the `edgelstm` command."""
 
-from .cli.app import main
+from edgelstm.cli.app import main
 
 if __name__ == "__main__":
     main()

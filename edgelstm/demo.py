@@ -53,7 +53,7 @@ dir = "."
 
 def write_demo_pipeline(out_dir: Path, *, steps: int = 150, seed: int = 0) -> Path:
     """Write the demo's pipeline.toml into out_dir (unchanged content keeps the cache valid)."""
-    from .fileio import write_text_atomic
+    from edgelstm.fileio import write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "pipeline.toml"
@@ -65,8 +65,8 @@ def write_demo_pipeline(out_dir: Path, *, steps: int = 150, seed: int = 0) -> Pa
 
 def run_demo(out_dir: Path = Path("edgelstm-demo"), *, steps: int = 150, seed: int = 0,
              on_step: Callable[[str], None] | None = None):
-    from .pipeline import run_pipeline
-    from .pipeline_config import load_pipeline
+    from edgelstm.pipeline.flow import run_pipeline
+    from edgelstm.pipeline.config import load_pipeline
 
     path = write_demo_pipeline(Path(out_dir), steps=steps, seed=seed)
     return run_pipeline(load_pipeline(path), on_step=on_step)

@@ -50,7 +50,7 @@ class ExportRoute(StrEnum):
 
 
 def parse_int_list(text: str, *, what: str) -> list[int]:
-    from .errors import BadInput
+    from edgelstm.errors import BadInput
 
     try:
         values = [int(v) for v in text.replace(" ", "").split(",") if v]
@@ -63,7 +63,7 @@ def parse_int_list(text: str, *, what: str) -> list[int]:
 
 def parse_range(text: str, *, what: str) -> tuple[int, int, int]:
     """Parse `min:opt:max` (or a single `n` meaning n:n:n)."""
-    from .errors import BadInput
+    from edgelstm.errors import BadInput
 
     parts = text.split(":")
     try:

@@ -50,7 +50,7 @@ def _cuda_device_visible() -> bool:
 
 @pytest.fixture
 def tiny_model():
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     def make(name: str, **overrides):
         return zoo.build(name, {**TINY[name], **overrides}, seed=0)

@@ -21,7 +21,7 @@ atexit.register(shutil.rmtree, _DIR, True)
 @functools.lru_cache(maxsize=None)
 def _exported(name: str) -> Path:
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     out = _DIR / f"{name}.onnx"
     export_onnx(zoo.build(name, TINY[name], seed=0), out, ExportOptions(seq_len=6))
@@ -38,7 +38,7 @@ def exported(name: str, dst: Path) -> Path:
 
 
 def features(name: str) -> int:
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     return int(TINY[name].get("input_size", zoo.zoo_entry(name).input_size))
 
@@ -57,7 +57,7 @@ def run(path: Path, feeds: dict, level: str | None = None) -> list[np.ndarray]:
     will run it: a Q/DQ file for an x86 CPU without VNNI records "basic"), else "extended"."""
     import onnxruntime as ort
 
-    from edgelstm.manifest import read_manifest
+    from edgelstm.artifacts.manifest import read_manifest
 
     if level is None:
         man = read_manifest(path) if Path(str(path) + ".json").exists() else None

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from converters.torch_to_onnx import ExportOptions, export_onnx
-from edgelstm import zoo
-from edgelstm.loading import from_module
+from edgelstm.models import zoo
+from edgelstm.models.loading import from_module
 
 FAST = ["--warmup", "2", "--iters", "10"]
 
@@ -167,7 +167,7 @@ def test_baseline_without_a_matching_row_is_bad_input(cli, arts, tmp_path, monke
     code, _, stderr = cli("bench", arts / "m.onnx", "--batch", "1", "--seq", "20", "--threads", "1", *FAST,
                           "--report", base)
     assert code == 0, stderr
-    from edgelstm.benchmarking import Bencher
+    from edgelstm.latency import Bencher
 
     monkeypatch.setattr(Bencher, "measure", lambda *a, **k: pytest.fail("timed before checking the baseline"))
     code, stdout, stderr = cli("bench", arts / "m.onnx", "--batch", "2,4", "--seq", "20", "--threads", "1", *FAST,
@@ -187,7 +187,7 @@ def test_engine_rows_through_the_tensorrt_stand_in(cli, arts, monkeypatch, tmp_p
         import fake_tensorrt as fake
     except ImportError:
         from tests import fake_tensorrt as fake  # type: ignore[no-redef]
-    from converters.onnx_to_tensorrt import BuildOptions, build_engine
+    from converters.tensorrt.build import BuildOptions, build_engine
 
     fake.install(monkeypatch, "10.14.1.48")
     plan = build_engine(arts / "m.onnx", tmp_path / "m.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 16))).path

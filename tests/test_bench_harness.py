@@ -11,17 +11,17 @@ import onnx
 import pytest
 
 from converters.torch_to_onnx import ExportOptions, export_onnx
-from edgelstm import zoo
-from edgelstm.benchmarking import (BenchGrid, BenchOptions, BenchReport, BenchTarget, Bencher, TimingPolicy,
+from edgelstm.models import zoo
+from edgelstm.latency import (BenchGrid, BenchOptions, BenchReport, BenchTarget, Bencher, TimingPolicy,
                                    bench_artifacts, latency_stats, planned_rows, plot_report, summarize,
                                    time_callable, time_runner, write_csv, write_json, write_markdown)
-from edgelstm.benchmarking import device as device_mod
-from edgelstm.benchmarking import harness
-from edgelstm.benchmarking.bench import check_grid, shape_limits
-from edgelstm.benchmarking.memory import peak_during
-from edgelstm.benchmarking.stream import check_streamable, step_path, zero_state
+from edgelstm.machine import device as device_mod
+from edgelstm.latency import harness
+from edgelstm.latency.bench import check_grid, shape_limits
+from edgelstm.latency.memory import peak_during
+from edgelstm.latency.stream import check_streamable, step_path, zero_state
 from edgelstm.errors import BadInput
-from edgelstm.iospec import IOSpec, TensorSpec
+from edgelstm.artifacts.iospec import IOSpec, TensorSpec
 from edgelstm.runners import open_runner
 
 FAST = TimingPolicy(warmup=2, iters=8)
@@ -344,7 +344,7 @@ def test_static_artifact_shape_is_read_from_the_onnx(arts):
 def test_per_target_stream_and_manifest_ort_level(arts, tmp_path):
     import shutil
 
-    from edgelstm.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_manifest
 
     plain = tmp_path / "plain.onnx"
     shutil.copy(arts / "m.onnx", plain)
@@ -358,7 +358,7 @@ def test_per_target_stream_and_manifest_ort_level(arts, tmp_path):
 
 
 def test_summaries_compare_within_a_model_and_suite_plot(tmp_path):
-    from edgelstm.benchmarking import plot_speedups, speedup
+    from edgelstm.latency import plot_speedups, speedup
 
     def row(model, kind, p50, backend="onnxruntime"):
         return {"artifact": f"{model}:{kind}", "backend": backend, "precision": "fp32", "batch": 1, "seq": 60,

@@ -14,12 +14,12 @@ import onnx
 import pytest
 
 from converters.torch_to_onnx import ExportOptions, export_onnx
-from edgelstm import zoo
-from edgelstm.benchmarking import (BenchGrid, BenchOptions, Bencher, TimingPolicy, bench_artifacts,
+from edgelstm.models import zoo
+from edgelstm.latency import (BenchGrid, BenchOptions, Bencher, TimingPolicy, bench_artifacts,
                                    compare_reports, harness, regression)
-from edgelstm.benchmarking.regression import load_baseline, planned_keys, precheck_baseline
+from edgelstm.latency.regression import load_baseline, planned_keys, precheck_baseline
 from edgelstm.errors import BadInput
-from edgelstm.loading import from_module
+from edgelstm.models.loading import from_module
 
 
 class VirtualMachine:
@@ -305,7 +305,7 @@ def test_baseline_checks_run_before_timing(fast_and_slow, monkeypatch):
     monkeypatch.setattr(Bencher, "measure", lambda *a, **k: timed.append(a))
     monkeypatch.setattr(Bencher, "_open", lambda self, res, threads: opened.append(res.path.name) or real_open(
         self, res, threads))
-    from edgelstm.benchmarking.device import describe_device
+    from edgelstm.machine.device import describe_device
 
     here = describe_device(gpu=False)
     cases = {  # what the baseline says -> what the error says
@@ -314,7 +314,7 @@ def test_baseline_checks_run_before_timing(fast_and_slow, monkeypatch):
         "no row to compare": {"device": here, "sha": True, "batch": 8},
     }
     from edgelstm.fileio import sha256_file
-    from edgelstm.manifest import read_manifest
+    from edgelstm.artifacts.manifest import read_manifest
 
     manifest = read_manifest(fast_and_slow["fast"], verify=False)
     sha = manifest.sha256 if manifest is not None else sha256_file(fast_and_slow["fast"])
@@ -362,7 +362,7 @@ def test_no_matching_row_is_bad_input_naming_what_differs():
 
 
 def test_planned_keys_are_the_rows_a_run_measures(fast_and_slow, vm):
-    from edgelstm.benchmarking.bench import row_key
+    from edgelstm.latency.bench import row_key
 
     grid = BenchGrid((1, 2), (6, 12), (1,))
     with Bencher(OPTS, grid) as bencher:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from edgelstm import zoo
-from edgelstm.bundling import (BundleOptions, BundleRefused, extract_bundle, make_bundle, member_problem,
+from edgelstm.models import zoo
+from edgelstm.bundle.bundling import (BundleOptions, BundleRefused, extract_bundle, make_bundle, member_problem,
                                verify_bundle)
-from edgelstm.manifest import read_manifest, write_manifest
+from edgelstm.artifacts.manifest import read_manifest, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -396,7 +396,7 @@ def test_example_pipelines_parse(name):
     assert data["output"]["dir"] == f"edgelstm-out/{name}"
     assert set(data["quantize"]["precisions"]) <= {"fp16", "int8-dynamic", "int8-static"}
     try:
-        from edgelstm.pipeline_config import load_pipeline
+        from edgelstm.pipeline.config import load_pipeline
     except ImportError:  # the runner has not landed
         return
     p = load_pipeline(path)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from edgelstm import zoo
+from edgelstm.models import zoo
 
 
 @pytest.fixture

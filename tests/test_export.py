@@ -10,7 +10,7 @@ import pytest
 
 from converters.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.errors import BadInput, ExportMismatch
-from edgelstm.manifest import read_manifest
+from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import ExportRoute
 
 ZOO_NAMES = ["lstm_regressor", "stacked_lstm", "bilstm_attention", "gru", "hand_lstm"]
@@ -134,7 +134,7 @@ def test_model_without_inferable_input_is_bad_input(tmp_path):
 def test_fixed_shape_exported_program_is_explained_then_exports_static(tmp_path, tiny_model):
     import torch
 
-    from edgelstm.loading import load_model
+    from edgelstm.models.loading import load_model
 
     m = tiny_model("lstm_regressor")
     torch.export.save(torch.export.export(m, (torch.randn(2, 5, 1),)), str(tmp_path / "m.pt2"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgelstm.errors import BadInput
-from edgelstm.gates import (Gate, baseline_gates, evaluate_gates, load_baseline, load_policy, parse_gate,
+from edgelstm.validation.gates import (Gate, baseline_gates, evaluate_gates, load_baseline, load_policy, parse_gate,
                             parse_policy, resolve_gates)
 
 

@@ -13,15 +13,15 @@ import pytest
 from onnx import numpy_helper
 
 import quant_models as qm
-from calibration.sources import as_calibration_source, dataset_from_arrays
+from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
 from converters.int8_target import choose_int8_recipe
-from converters.onnx_graph import walk
-from converters.onnx_to_int8 import Int8Options, quantize_int8
-from edgelstm import cpu_isa
-from edgelstm.cpu_isa import IsaClass, TargetCpu, classify, cpu_flags
+from edgelstm.artifacts.onnx_graph import walk
+from converters.int8 import Int8Options, quantize_int8
+from edgelstm.machine import isa as cpu_isa
+from edgelstm.machine.isa import IsaClass, TargetCpu, classify, cpu_flags
 from edgelstm.errors import BadInput
-from edgelstm.iospec import iospec_from_onnx
-from edgelstm.manifest import read_manifest
+from edgelstm.artifacts.iospec import iospec_from_onnx
+from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import QuantMode
 
 ZEN3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"
@@ -144,21 +144,21 @@ def test_cli_says_what_it_chose_and_warns_off_target(tmp_path, cli, monkeypatch)
 
 
 def _validate(ref, cand, data):
-    from edgelstm.validation import ValidateOptions, validate_artifacts
+    from edgelstm.validation.validate import ValidateOptions, validate_artifacts
 
     return validate_artifacts(ref, cand, data, ValidateOptions())
 
 
 def test_validate_warns_when_measured_on_another_class(tmp_path, monkeypatch):
-    from edgelstm.reports.junit import junit_xml
-    from edgelstm.reports.markdown import markdown_summary
+    from edgelstm.validation.reports.junit import junit_xml
+    from edgelstm.validation.reports.markdown import markdown_summary
 
     src = qm.exported("lstm_regressor", tmp_path)
     out = tmp_path / "m.int8.onnx"
     quantize_int8(src, out, Int8Options(target="x86-avx2"))
     x = qm.x_for("lstm_regressor", n=8, seq=10)
     np.save(tmp_path / "x.npy", x)
-    from edgelstm.validation import DataRequest
+    from edgelstm.validation.validate import DataRequest
 
     data = DataRequest(path=tmp_path / "x.npy")
     monkeypatch.setattr(cpu_isa, "detect_isa", lambda: IsaClass.x86_vnni)
@@ -174,9 +174,9 @@ def test_validate_warns_when_measured_on_another_class(tmp_path, monkeypatch):
 
 
 def test_bench_names_the_isa_and_warns_off_target(tmp_path, monkeypatch):
-    from edgelstm.benchmarking import BenchGrid, BenchOptions, bench_artifacts
-    from edgelstm.benchmarking import TimingPolicy
-    from edgelstm.benchmarking.device import machine_slug
+    from edgelstm.latency import BenchGrid, BenchOptions, bench_artifacts
+    from edgelstm.latency import TimingPolicy
+    from edgelstm.machine.device import machine_slug
 
     src = qm.exported("lstm_regressor", tmp_path)
     out = tmp_path / "m.int8.onnx"

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 import torch
 
-from edgelstm import zoo
+from edgelstm.models import zoo
 from edgelstm.errors import BadInput, UntrustedFile
-from edgelstm.loading import load_model
+from edgelstm.models.loading import load_model
 
 
 def _same(a, b, n=1):
@@ -50,7 +50,7 @@ def test_state_dict_needs_a_factory(tmp_path, tiny_model, monkeypatch):
     with pytest.raises(BadInput, match="--factory"):
         load_model(tmp_path / "sd.pt")
     (tmp_path / "factory_mod.py").write_text(textwrap.dedent("""
-        from edgelstm import zoo
+        from edgelstm.models import zoo
         def build():
             return zoo.build("gru", {"hidden_size": 8})
         def wrong():

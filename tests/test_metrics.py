@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgelstm.metrics import (DriftAccumulator, badness, classification_metrics, infer_task, output_metrics,
+from edgelstm.validation.metrics import (DriftAccumulator, badness, classification_metrics, infer_task, output_metrics,
                               per_step_summary, regression_metrics, task_metrics, worst_of)
 
 R = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)

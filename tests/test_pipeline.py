@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgelstm.errors import BadInput
-from edgelstm.pipeline_config import load_pipeline
+from edgelstm.pipeline.config import load_pipeline
 
 TINY = """
 [model]
@@ -99,7 +99,7 @@ def test_bad_pipeline_names_the_culprit(cli, tmp_path, text, culprit):
 
 
 def test_interrupted_run_leaves_no_partial_artifact_and_resumes(tmp_path, monkeypatch):
-    from edgelstm import pipeline
+    from edgelstm.pipeline import flow as pipeline
 
     p = load_pipeline(write(tmp_path))
     real = pipeline._quantize
@@ -131,7 +131,7 @@ def _chromium() -> str | None:
 def test_html_report_renders_in_headless_chromium_with_its_plots(tmp_path):
     from PIL import Image  # pulled in by matplotlib
 
-    from edgelstm import pipeline
+    from edgelstm.pipeline import flow as pipeline
 
     browser = _chromium()
     if browser is None:

@@ -10,13 +10,13 @@ import onnx
 import pytest
 
 import quant_models as qm
-from calibration.sources import dataset_from_arrays
-from converters.onnx_to_fp16 import Fp16Options
-from converters.onnx_to_int8 import Int8Options, quantize_int8
+from edgelstm.data.sources import dataset_from_arrays
+from converters.fp16 import Fp16Options
+from converters.int8 import Int8Options, quantize_int8
 from converters.quant_fallback import DriftBudget, drift_of, quantize_with_budget
 from edgelstm.errors import BadInput, GateFailed
-from edgelstm.iospec import iospec_from_onnx
-from edgelstm.manifest import read_manifest
+from edgelstm.artifacts.iospec import iospec_from_onnx
+from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import Precision
 
 

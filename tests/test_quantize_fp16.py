@@ -11,11 +11,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import quant_models as qm
-from converters.onnx_graph import is_sorted, subgraphs, topological_sort, walk
-from converters.onnx_to_fp16 import Fp16Options, convert_model_to_fp16, quantize_fp16
+from edgelstm.artifacts.onnx_graph import is_sorted, subgraphs, topological_sort, walk
+from converters.fp16 import Fp16Options, convert_model_to_fp16, quantize_fp16
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file
-from edgelstm.manifest import read_manifest
+from edgelstm.artifacts.manifest import read_manifest
 
 
 def _float_initializers(model) -> dict[int, int]:

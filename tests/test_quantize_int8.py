@@ -11,13 +11,13 @@ import onnx
 import pytest
 
 import quant_models as qm
-from calibration.sources import as_calibration_source, dataset_from_arrays
-from converters.onnx_graph import walk
-from converters.onnx_to_int8 import Int8Options, quantize_int8
+from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
+from edgelstm.artifacts.onnx_graph import walk
+from converters.int8 import Int8Options, quantize_int8
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file
-from edgelstm.iospec import iospec_from_onnx
-from edgelstm.manifest import read_manifest
+from edgelstm.artifacts.iospec import iospec_from_onnx
+from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import CalibMethod, QuantMode
 
 
@@ -198,7 +198,7 @@ def test_static_bad_calibration_is_bad_input(tmp_path, kind):
 
 
 def test_calibration_data_nan_via_loader_is_bad_input(tmp_path):
-    from calibration.sources import load_dataset
+    from edgelstm.data.sources import load_dataset
 
     src = qm.exported("lstm_regressor", tmp_path)
     x = np.ones((20, 6, 1), np.float32)
@@ -293,7 +293,7 @@ def test_cli_missing_or_corrupt_model(tmp_path, cli, case):
 
 def test_shape_ops_are_reported_as_having_no_float_math(tmp_path):
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     src = export_onnx(zoo.build("lstm_regressor", {"hidden_size": 8}), tmp_path / "raw.onnx",
                       ExportOptions(simplify=False)).path  # unsimplified: keeps the Shape→ConstantOfShape chain

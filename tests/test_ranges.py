@@ -12,7 +12,7 @@ from calibration.ranges import (
     RangeCollector, abs_histogram, collect_ranges, entropy_threshold, minmax, percentile_threshold,
 )
 from edgelstm.errors import BadInput
-from edgelstm.iospec import IOSpec, TensorSpec, iospec_from_onnx
+from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import CalibMethod
 
 IO = IOSpec((TensorSpec("x", "float32", ("batch", "seq", 2)),))

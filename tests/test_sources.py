@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.sources import (BatchSource, Dataset, as_calibration_source, calibration_source, dataset_from_arrays,
+from edgelstm.data.sources import (BatchSource, Dataset, as_calibration_source, calibration_source, dataset_from_arrays,
                                  load_dataset, parse_features, require_min_samples, synthetic_dataset,
                                  with_default_state)
 from edgelstm.errors import BadInput
-from edgelstm.iospec import IOSpec, TensorSpec
+from edgelstm.artifacts.iospec import IOSpec, TensorSpec
 
 SPEC = IOSpec((TensorSpec("x", "float32", ("batch", "seq", 3)),), (TensorSpec("y", "float32", ("batch", 1)),))
 STATEFUL = IOSpec((TensorSpec("x", "float32", ("batch", "seq", 3)),

@@ -16,11 +16,11 @@ try:
 except ImportError:  # tests/ is a package in some layouts
     from tests import fake_tensorrt as fake  # type: ignore[no-redef]
 
-from converters.onnx_to_tensorrt import (
+from converters.tensorrt.build import (
     BuildOptions, build_engine, check_range, layer_precision_summary, parse_workspace, plan_profile,
 )
 from edgelstm.errors import BackendMissing, BadInput
-from edgelstm.manifest import read_manifest
+from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import parse_range
 
 
@@ -31,7 +31,7 @@ from edgelstm.options import parse_range
 def models(tmp_path_factory):
     """Tiny ONNX models exported once: a stateless LSTM regressor and its stateful (h0/c0) variant."""
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     d = tmp_path_factory.mktemp("onnx")
     m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
@@ -53,7 +53,7 @@ def calls(mod, name):
 
 
 def calib_data(n=24, seq=6, seed=0):
-    from calibration.sources import BatchSource
+    from edgelstm.data.sources import BatchSource
 
     x = np.random.default_rng(seed).normal(size=(n, seq, 1)).astype(np.float32)
     return BatchSource({"x": x}, {"x": 0}, n, 8)
@@ -83,7 +83,7 @@ def test_trt_10_14_fp16_is_strongly_typed_from_an_fp16_onnx(trt, models, tmp_pat
     assert res.built_from.name == "lstm.fp16.onnx"
     assert res.layer_precision["groups"]["recurrent"] == {"FP16": res.layer_precision["groups"]["recurrent"]["FP16"]}
     m = read_manifest(tmp_path / "m.plan")
-    assert m.details["built_from"]["made_by"] == "converters.onnx_to_fp16.quantize_fp16"
+    assert m.details["built_from"]["made_by"] == "converters.fp16.quantize_fp16"
     assert m.details["built_from"]["precision"] == "fp16"
     assert not list(tmp_path.glob(".edgelstm-build-*"))  # the intermediate is gone
 
@@ -342,7 +342,7 @@ def test_missing_tensorrt_is_exit_3_with_install_hint(monkeypatch, cli, models, 
 
 
 def test_jetson_install_hint(monkeypatch, tmp_path):
-    from edgelstm import trt_info
+    from edgelstm.artifacts import trt as trt_info
 
     rel = tmp_path / "nv_tegra_release"
     rel.write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: x\n")
@@ -563,7 +563,7 @@ def test_cli_build_help_mentions_the_options(cli):
 
 
 def test_tensorrt_facts_without_tensorrt(monkeypatch):
-    from edgelstm import trt_info
+    from edgelstm.artifacts import trt as trt_info
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     facts = trt_info.tensorrt_facts()
@@ -571,7 +571,7 @@ def test_tensorrt_facts_without_tensorrt(monkeypatch):
 
 
 def test_tensorrt_facts_with_the_stand_in(trt):
-    from edgelstm import trt_info
+    from edgelstm.artifacts import trt as trt_info
 
     trt("10.3.0.26", dla_cores=2)
     facts = trt_info.tensorrt_facts()
@@ -585,7 +585,7 @@ def test_tensorrt_facts_with_the_stand_in(trt):
 
 
 def test_jetson_facts(tmp_path, monkeypatch):
-    from edgelstm import trt_info
+    from edgelstm.artifacts import trt as trt_info
 
     rel = tmp_path / "nv_tegra_release"
     rel.write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: x\n")

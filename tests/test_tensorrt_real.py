@@ -51,7 +51,7 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def onnx_models(tmp_path_factory):
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     d = tmp_path_factory.mktemp("trt-real")
     out = {}
@@ -63,7 +63,7 @@ def onnx_models(tmp_path_factory):
 
 
 def _data(name: str, n: int, seed: int):
-    from edgelstm import zoo
+    from edgelstm.models import zoo
 
     x, _ = zoo.synthetic_task(name, n, SEQ, seed=seed)
     if name == "bilstm_attention":
@@ -74,10 +74,10 @@ def _data(name: str, n: int, seed: int):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("name", list(TINY))
 def test_engine_matches_onnxruntime(onnx_models, tmp_path, name, precision):
-    from calibration.sources import BatchSource
-    from converters.onnx_to_tensorrt import BuildOptions, build_engine
+    from edgelstm.data.sources import BatchSource
+    from converters.tensorrt.build import BuildOptions, build_engine
     from edgelstm.errors import BackendMissing
-    from edgelstm.manifest import read_manifest
+    from edgelstm.artifacts.manifest import read_manifest
     from edgelstm.runners.onnxruntime_runner import OrtRunner
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
@@ -113,9 +113,9 @@ def test_engine_matches_onnxruntime(onnx_models, tmp_path, name, precision):
 
 
 def test_stateful_engine_streams_like_the_full_sequence(tmp_path):
-    from converters.onnx_to_tensorrt import BuildOptions, build_engine
+    from converters.tensorrt.build import BuildOptions, build_engine
     from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm import zoo
+    from edgelstm.models import zoo
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
     model = zoo.build("lstm_regressor", {"hidden_size": 16}, seed=0)
@@ -130,7 +130,7 @@ def test_stateful_engine_streams_like_the_full_sequence(tmp_path):
 
 
 def test_timing_cache_and_cuda_graph_on_real_tensorrt(onnx_models, tmp_path):
-    from converters.onnx_to_tensorrt import BuildOptions, build_engine
+    from converters.tensorrt.build import BuildOptions, build_engine
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
     cache = tmp_path / "trt.cache"

@@ -11,14 +11,14 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from calibration.sources import synthetic_dataset
+from edgelstm.data.sources import synthetic_dataset
 from converters.torch_to_onnx import ExportOptions, export_onnx
-from edgelstm import zoo
+from edgelstm.models import zoo
 from edgelstm.errors import BadInput
-from edgelstm.gates import parse_gate, parse_gates
-from edgelstm.reports import junit_xml, markdown_summary, write_junit, write_markdown, write_validate_report
+from edgelstm.validation.gates import parse_gate, parse_gates
+from edgelstm.validation.reports import junit_xml, markdown_summary, write_junit, write_markdown, write_validate_report
 from edgelstm.runners.onnxruntime_runner import OrtRunner
-from edgelstm.validation import DataRequest, ValidateOptions, map_outputs, validate_artifacts
+from edgelstm.validation.validate import DataRequest, ValidateOptions, map_outputs, validate_artifacts
 
 
 class SeqModel(torch.nn.Module):

@@ -11,7 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from converters.torch_to_onnx import ExportOptions, export_onnx
-from edgelstm import zoo
+from edgelstm.models import zoo
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ _escape_help(app)
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from edgelstm import __version__
 
         typer.echo(f"edgelstm {__version__}")
         raise typer.Exit(0)

@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from .. import console
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Measure latency and throughput of one or more artifacts (torch models, ONNX files, TensorRT engines)
 over a grid of batch sizes, sequence lengths and thread counts, with warm-up and percentiles
@@ -72,12 +72,12 @@ def bench(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..benchmarking import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
+    from edgelstm.latency import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
                                 plot_report, write_csv, write_json)
-    from ..benchmarking.report import device_line
-    from ..errors import BadInput
-    from ..options import parse_int_list
-    from ..runners.onnxruntime_runner import OPT_LEVELS
+    from edgelstm.latency.report import device_line
+    from edgelstm.errors import BadInput
+    from edgelstm.options import parse_int_list
+    from edgelstm.runners.onnxruntime_runner import OPT_LEVELS
 
     if iters is not None and min_time is not None:
         raise BadInput("pass either --iters or --min-time, not both")
@@ -90,7 +90,7 @@ def bench(
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
-            from ..errors import BackendMissing
+            from edgelstm.errors import BackendMissing
 
             raise BackendMissing("--plot needs matplotlib", hint="pip install matplotlib")
     grid = BenchGrid(tuple(parse_int_list(batch, what="--batch")), tuple(parse_int_list(seq, what="--seq")),
@@ -139,7 +139,7 @@ def _fmt_ms(v: float) -> str:
 
 
 def _print_tables(payload: dict) -> None:
-    from ..benchmarking import summarize
+    from edgelstm.latency import summarize
 
     rows = payload["results"]
     summary = summarize(payload)

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from .. import console
-from ..options import CalibMethod, Precision, parse_range
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.options import CalibMethod, Precision, parse_range
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version.
 
@@ -67,7 +67,7 @@ def build(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from converters.onnx_to_tensorrt import BuildOptions, build_engine, parse_workspace, summary_rows
+    from converters.tensorrt.build import BuildOptions, build_engine, parse_workspace, summary_rows
 
     options = BuildOptions(
         precision=precision,

@@ -7,9 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from .. import console
-from ..options import Precision
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.options import Precision
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 BUNDLE_HELP = """Pack a pipeline's output directory into a deployment bundle (.tar.gz) for building on the device.
 
@@ -59,7 +59,7 @@ def _human(n) -> str:
 def _range(text: Optional[str], what: str):
     if text is None:
         return None
-    from ..options import parse_range
+    from edgelstm.options import parse_range
 
     return parse_range(text, what=what)
 
@@ -94,7 +94,7 @@ def bundle(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..bundling import BundleOptions, make_bundle
+    from edgelstm.bundle.bundling import BundleOptions, make_bundle
 
     options = BundleOptions(pipeline=pipeline, include=tuple(include or ()), precision=precision,
                             batch=_range(batch, "--batch"), seq=_range(seq, "--seq"),
@@ -131,8 +131,8 @@ def unbundle(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..bundling import BundleRefused, unpack_bundle, verify_bundle
-    from ..errors import BadInput
+    from edgelstm.bundle.bundling import BundleRefused, unpack_bundle, verify_bundle
+    from edgelstm.errors import BadInput
 
     if not verify_only and out is None:
         raise BadInput("give -o DIR to unpack into, or --verify-only to only check the bundle")

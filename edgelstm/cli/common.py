@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import typer
 
-from .. import console
-from ..errors import EdgeLSTMError
+from edgelstm import console
+from edgelstm.errors import EdgeLSTMError
 
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only errors on stderr.")

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from .. import console
-from ..options import ExportRoute
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.options import ExportRoute
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Export a trained PyTorch model to ONNX and prove it: onnxruntime must reproduce torch at several
 sequence lengths (1, the example length, a longer one) and batch sizes, or nothing is written.
@@ -45,10 +45,10 @@ def convert(
 ) -> None:
     from converters.torch_to_onnx import ExportOptions, export_onnx
 
-    from ..loading import load_model
+    from edgelstm.models.loading import load_model
 
     if out.suffix.lower() != ".onnx":
-        from ..errors import BadInput
+        from edgelstm.errors import BadInput
 
         raise BadInput(f"-o must end in .onnx, got {out.name}")
     loaded = load_model(model, factory=factory, trust_pickle=trust_pickle)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .. import console
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Run the whole pipeline on a built-in model: train the sine-wave LSTM forecaster on CPU (seeded,
 seconds), export it to ONNX (verified, plus a streaming variant), quantize it (fp16, int8 dynamic, int8
@@ -28,8 +28,8 @@ def demo(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..demo import run_demo
-    from .run import payload, render_summary
+    from edgelstm.demo import run_demo
+    from edgelstm.cli.run import payload, render_summary
 
     result = run_demo(out, steps=steps, seed=seed, on_step=console.step)
     render_summary(result)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from .. import console
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Report what is installed (torch, onnx, onnxruntime, tensorrt, pycuda, cuda-python), which backends
 actually work here, and GPU / TensorRT / Jetson facts. Never fails because something is missing: it tells
@@ -18,7 +18,7 @@ you what to install.
 
 
 def doctor(json_out: bool = JsonOpt, quiet: bool = QuietOpt) -> None:
-    from ..environment import doctor_report
+    from edgelstm.machine.environment import doctor_report
 
     report = doctor_report()
     host = report["host"]

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from .. import console
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Describe an artifact: inputs/outputs with symbolic dims, recurrent layers (hidden size, directions,
 layers), op histogram, parameter count, file size, precision and its manifest.
@@ -36,7 +36,7 @@ def inspect(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..inspection import inspect_artifact
+    from edgelstm.artifacts.inspection import inspect_artifact
 
     info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle)
     rows = [["kind", info["kind"]], ["size", _human(info["size_bytes"])], ["precision", info.get("precision", "?")]]
@@ -65,7 +65,7 @@ def inspect(
         console.table("recurrent layers", cols, [[layer.get(c) for c in cols] for layer in layers])
     layer_precision = ((man or {}).get("details") or {}).get("layer_precision")
     if info["kind"] == "engine" and layer_precision:
-        from converters.onnx_to_tensorrt import summary_rows
+        from converters.tensorrt.build import summary_rows
 
         rows_lp = summary_rows(layer_precision)
         if rows_lp:

@@ -7,11 +7,11 @@ from typing import List, Optional
 
 import typer
 
-from .. import console
-from ..cpu_isa import TargetCpu, detect_isa
-from ..errors import BadInput
-from ..options import CalibMethod, Precision, QuantMode
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.machine.isa import TargetCpu, detect_isa
+from edgelstm.errors import BadInput
+from edgelstm.options import CalibMethod, Precision, QuantMode
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Quantize an FP32 ONNX model to FP16 or INT8 and say, op by op, what became FP16/INT8 and what stayed float and why. The result gets a manifest (precision, parent, report, sizes).
 
@@ -40,10 +40,10 @@ Examples:
 
 
 def _model_io(path: Path):
-    from converters.onnx_graph import load_onnx
+    from edgelstm.artifacts.onnx_graph import load_onnx
 
-    from ..iospec import iospec_from_onnx
-    from ..manifest import read_manifest
+    from edgelstm.artifacts.iospec import iospec_from_onnx
+    from edgelstm.artifacts.manifest import read_manifest
 
     model = load_onnx(path)
     man = read_manifest(path)
@@ -51,7 +51,7 @@ def _model_io(path: Path):
 
 
 def _load(path: Path, io, *, window: Optional[int], features: Optional[str], what: str):
-    from calibration.sources import load_dataset
+    from edgelstm.data.sources import load_dataset
 
     ds = load_dataset(path, io, window=window, features=features)
     return ds.for_spec(io)
@@ -80,8 +80,8 @@ def quantize(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from converters.onnx_to_fp16 import Fp16Options, quantize_fp16
-    from converters.onnx_to_int8 import Int8Options, quantize_int8
+    from converters.fp16 import Fp16Options, quantize_fp16
+    from converters.int8 import Int8Options, quantize_int8
     from converters.quant_fallback import DriftBudget, quantize_with_budget
     from converters.quant_report import TABLE_COLUMNS, table_rows
 
@@ -116,7 +116,7 @@ def quantize(
     io = _model_io(model)
     calib_src = None
     if calib is not None:
-        from calibration.sources import as_calibration_source
+        from edgelstm.data.sources import as_calibration_source
 
         ds = _load(calib, io, window=window, features=features, what="--calib")
         calib_src = as_calibration_source(ds, batch_size, spec=io)

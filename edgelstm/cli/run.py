@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .. import console
-from .common import JsonOpt, QuietOpt, command, finish
+from edgelstm import console
+from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Run a pipeline file: model → convert → quantize → validate → bench → report. Every stage is cached by
 the content hash of its inputs and options, so a re-run with nothing changed does no work (and says so), and
@@ -58,7 +58,7 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
-    from ..gates import fmt_limit, fmt_value
+    from edgelstm.validation.gates import fmt_limit, fmt_value
 
     for name, v in result.validations.items():
         for g in v.get("gates", []):
@@ -80,8 +80,8 @@ def run(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..pipeline import run_pipeline
-    from ..pipeline_config import load_pipeline
+    from edgelstm.pipeline.flow import run_pipeline
+    from edgelstm.pipeline.config import load_pipeline
 
     p = load_pipeline(pipeline)
     result = run_pipeline(p, on_step=console.step)

@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from .. import console
-from .common import JsonOpt, QuietOpt, command
+from edgelstm import console
+from edgelstm.cli.common import JsonOpt, QuietOpt, command
 
 HELP = """Measure how far a CANDIDATE artifact drifted from a REFERENCE on the same data, and fail (exit 1)
 when a gate is exceeded. Both may be any artifact: a torch model (TorchScript, .pt2, edgelstm
@@ -59,7 +59,7 @@ Examples:
 def _parse_chunks(text: Optional[str]) -> Optional[tuple[int, ...]]:
     if not text:
         return None
-    from ..options import parse_int_list
+    from edgelstm.options import parse_int_list
 
     return tuple(parse_int_list(text, what="--chunks"))
 
@@ -123,11 +123,11 @@ def validate(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from ..errors import BadInput, GateFailed
-    from ..gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline, load_policy,
+    from edgelstm.errors import BadInput, GateFailed
+    from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline, load_policy,
                          parse_gates)
-    from ..reports import write_junit, write_markdown, write_validate_report
-    from ..validation import DataRequest, ValidateOptions, validate_artifacts
+    from edgelstm.validation.reports import write_junit, write_markdown, write_validate_report
+    from edgelstm.validation.validate import DataRequest, ValidateOptions, validate_artifacts
 
     # everything that can be checked without running a model, first
     if (data is None) == (synthetic is None):
@@ -186,7 +186,7 @@ def validate(
         console.info(f"  wrote {w}")
     payload = result.to_dict()
     if json_out:
-        from ..reports.validate_json import report_dict
+        from edgelstm.validation.reports.validate_json import report_dict
 
         console.emit_json(report_dict(payload))
     failed = result.failed_gates

@@ -1,3 +1,3 @@
 """Runners: one interface over torch, onnxruntime and TensorRT (see base.Runner)."""
 
-from .base import Runner, artifact_kind, open_runner  # noqa: F401
+from edgelstm.runners.base import Runner, artifact_kind, open_runner  # noqa: F401

@@ -7,9 +7,9 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from ..errors import BadInput
-from ..iospec import IOSpec
-from ..options import ArtifactKind, Backend
+from edgelstm.errors import BadInput
+from edgelstm.artifacts.iospec import IOSpec
+from edgelstm.options import ArtifactKind, Backend
 
 TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit"}
 ENGINE_SUFFIXES = {".plan", ".engine", ".trt"}
@@ -53,10 +53,10 @@ def default_backend(kind: ArtifactKind) -> Backend:
 def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads: int | None = None,
                 input_size: int | None = None, device: str = "cpu", **options: Any) -> Runner:
     """Open a runner for a path (torch file, ONNX, engine) or an in-memory LoadedModel/nn.Module."""
-    from ..loading import LoadedModel
+    from edgelstm.models.loading import LoadedModel
 
     if not isinstance(artifact, (str, Path)):
-        from .torch_runner import TorchRunner
+        from edgelstm.runners.torch_runner import TorchRunner
 
         return TorchRunner(artifact, input_size=input_size, threads=threads, device=device)
     path = Path(artifact)
@@ -67,8 +67,8 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
     if chosen == Backend.torch:
         if kind != ArtifactKind.torch:
             raise BadInput(f"the torch backend runs torch models, not {kind.value} files ({path.name})")
-        from ..loading import load_model
-        from .torch_runner import TorchRunner
+        from edgelstm.models.loading import load_model
+        from edgelstm.runners.torch_runner import TorchRunner
 
         loaded: LoadedModel = load_model(path, factory=options.get("factory"),
                                          trust_pickle=bool(options.get("trust_pickle")))
@@ -76,14 +76,14 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
     if chosen == Backend.onnxruntime:
         if kind != ArtifactKind.onnx:
             raise BadInput(f"onnxruntime runs .onnx files, not {kind.value} files ({path.name})")
-        from .onnxruntime_runner import OrtRunner
+        from edgelstm.runners.onnxruntime_runner import OrtRunner
 
         return OrtRunner(path, threads=threads, **{k: v for k, v in options.items() if k in ("providers", "opt_level")})
     if chosen == Backend.tensorrt:
         if kind != ArtifactKind.engine:
             raise BadInput(f"the tensorrt backend runs engines (.plan), not {kind.value} files; build one with "
                            "`edgelstm build`")
-        from .tensorrt_runner import TensorRTRunner  # type: ignore[import-not-found]
+        from edgelstm.runners.tensorrt_runner import TensorRTRunner  # type: ignore[import-not-found]
 
         return TensorRTRunner(path, **options)
     raise BadInput(f"unknown backend {backend!r}")  # pragma: no cover

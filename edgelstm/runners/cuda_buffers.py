@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendMissing
+from edgelstm.errors import BackendMissing
 
 CUDA_INSTALL_HINT = ("pip install cuda-python (matching your CUDA major version), or pycuda, or a CUDA build of "
                      "torch; on Jetson: pip install cuda-python inside a venv made with --system-site-packages")

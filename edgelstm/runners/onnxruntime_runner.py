@@ -9,8 +9,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import BackendMissing, BadInput
-from ..iospec import iospec_from_onnx
+from edgelstm.errors import BackendMissing, BadInput
+from edgelstm.artifacts.iospec import iospec_from_onnx
 
 OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
               "all": "ORT_ENABLE_ALL"}
@@ -91,7 +91,7 @@ class OrtRunner:
                  providers: list[str] | None = None):
         import onnx
 
-        from ..manifest import read_manifest
+        from edgelstm.artifacts.manifest import read_manifest
 
         self.path = Path(path)
         try:

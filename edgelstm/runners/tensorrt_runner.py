@@ -16,8 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import BadInput, InternalError
-from ..iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec
+from edgelstm.errors import BadInput, InternalError
+from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec
 
 _NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64, "int8": np.int8,
        "uint8": np.uint8, "bool": np.bool_}
@@ -34,7 +34,7 @@ def _cc_tuple(cc: Any) -> tuple[int, int] | None:
 
 def check_engine_compat(name: str, details: Mapping[str, Any], trt_version: str, gpu: Mapping[str, Any] | None) -> None:
     """Refuse (BadInput, one line) an engine built for another TensorRT version or GPU architecture."""
-    from ..trt_info import parse_version
+    from edgelstm.artifacts.trt import parse_version
 
     built = str((details.get("tensorrt") or {}).get("version") or "")
     built_gpu = details.get("gpu") or {}
@@ -75,11 +75,11 @@ class TensorRTRunner:
 
     def __init__(self, path: str | Path, *, cuda_backend: Any = None, cuda_graph: bool = False,
                  check_compat: bool = True, **_ignored: Any):
-        from converters.onnx_to_tensorrt import engine_iospec, make_logger
+        from converters.tensorrt.build import engine_iospec, make_logger
 
-        from ..manifest import read_manifest
-        from ..trt_info import gpu_info, import_tensorrt
-        from .cuda_buffers import CudaBackend, get_backend
+        from edgelstm.artifacts.manifest import read_manifest
+        from edgelstm.artifacts.trt import gpu_info, import_tensorrt
+        from edgelstm.runners.cuda_buffers import CudaBackend, get_backend
 
         self.path = Path(path)
         if not self.path.is_file():

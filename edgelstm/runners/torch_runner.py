@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import BackendMissing, BadInput, require_torch
-from ..iospec import IOSpec, TensorSpec
+from edgelstm.errors import BackendMissing, BadInput, require_torch
+from edgelstm.artifacts.iospec import IOSpec, TensorSpec
 
 
 def output_names_for(n: int) -> list[str]:
@@ -56,7 +56,7 @@ class TorchRunner:
 
     def __init__(self, model: Any, *, input_size: int | None = None, threads: int | None = None, device: str = "cpu"):
         torch = require_torch()
-        from ..loading import LoadedModel, from_module, infer_input_size
+        from edgelstm.models.loading import LoadedModel, from_module, infer_input_size
 
         loaded = model if isinstance(model, LoadedModel) else from_module(model)
         self.loaded = loaded

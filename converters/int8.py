@@ -1,0 +1,417 @@
+"""ONNX FP32 -> INT8 with onnxruntime's quantizer, and an op-by-op account of what became int8 and why
+the rest stayed float.
+
+- ``dynamic``: weights int8 ahead of time, activations quantized per call. LSTM becomes
+  ``DynamicQuantizeLSTM``; MatMul and Gemm (rewritten to MatMul + Add) become ``MatMulInteger``; Loop/If
+  bodies are quantized too unless ``subgraphs=False``. GRU has no int8 kernel in onnxruntime.
+- ``static``: Q/DQ format for TensorRT and onnxruntime, calibrated on a re-iterable source with
+  ``calibration.ranges`` (minmax / entropy / percentile; one range implementation for every backend).
+  Default scope is TensorRT's recipe: int8 inputs and weights of MatMul/Gemm/Conv, symmetric (zero point 0),
+  outputs left float. LSTM/GRU stay float (no Q/DQ recurrent op; TensorRT cannot run them in INT8 either).
+
+The model is pre-processed first (``quant_pre_process`` shape inference, without graph optimizations so
+that node names, which ``--exclude`` and the report use, survive). ``Int8Quantizer`` keeps the prepared
+model and the calibration ranges so that the accuracy fallback can quantize many times cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from edgelstm.machine.isa import TargetCpu
+from edgelstm.errors import BadInput, InternalError
+from edgelstm.options import CalibMethod, Precision, QuantMode
+
+from edgelstm.artifacts.onnx_graph import (
+    CONTROL_FLOW_OPS, FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
+    value_types, walk,
+)
+from converters.int8_target import Int8Recipe, choose_int8_recipe
+from converters.quant_report import NA, OpRow, QuantResult, write_quantized
+
+#: op types a static (Q/DQ) quantization covers by default: the layers with weights (TensorRT's recipe)
+STATIC_DEFAULT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+INTEGER_OPS = frozenset({"DynamicQuantizeLSTM", "MatMulInteger", "ConvInteger", "QAttention", "DynamicQuantizeMatMul",
+                         "MatMulIntegerToFloat", "QLinearMatMul", "QLinearConv", "QGemm"})
+RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
+DYNAMIC_QUANTIZABLE = frozenset({"LSTM", "MatMul", "Gemm", "Conv", "Attention", "Gather", "Transpose",
+                                 "EmbedLayerNormalization"})
+RANGE_SOURCES = ("edgelstm", "onnxruntime")
+#: ops that only move or reshape data: nothing to quantize, they carry whatever precision flows in
+DATA_MOVEMENT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Gather", "Concat", "Split",
+                               "Flatten", "Expand", "Identity", "ConstantOfShape", "Constant", "Tile", "Pad"})
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    mode: QuantMode = QuantMode.dynamic
+    calib_method: CalibMethod = CalibMethod.minmax
+    exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float
+    per_channel: bool = False
+    reduce_range: bool | None = None         # 7-bit weights; None: chosen for the target CPU
+    target: TargetCpu = TargetCpu.auto       # the CPU class the file must not saturate on (auto: this one)
+    weight_type: str | None = None           # dynamic: "s8" (default) or "u8"
+    subgraphs: bool = True                   # dynamic: quantize Loop/If bodies too
+    percentile: float = 99.999               # calib_method=percentile
+    min_calib_samples: int = 16              # static: fewer calibration sequences is bad input
+    op_types: tuple[str, ...] | None = None  # None: dynamic -> onnxruntime's set; static -> STATIC_DEFAULT_OPS
+    quantize_outputs: bool = False           # static: also Q/DQ the outputs of quantized ops (onnxruntime's default)
+    symmetric_activations: bool = True       # static: zero point 0 (TensorRT requires it)
+    range_source: str = "edgelstm"           # "edgelstm" (calibration.ranges) or "onnxruntime" (its calibrators)
+    probe: bool = True                       # probe an onnxruntime session (child process) before writing
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", QuantMode(self.mode))
+        object.__setattr__(self, "calib_method", CalibMethod(self.calib_method))
+        object.__setattr__(self, "target", TargetCpu(self.target))
+
+    def recipe(self) -> Int8Recipe:
+        """The weight type / reduce_range / onnxruntime levels that do not saturate on the target."""
+        return choose_int8_recipe(self.target, self.mode, reduce_range=self.reduce_range,
+                                  weight_type=self.weight_type)
+        if self.range_source not in RANGE_SOURCES:
+            raise BadInput(f"range_source must be one of {RANGE_SOURCES}, got {self.range_source!r}")
+        if not 0 < self.percentile <= 100:
+            raise BadInput(f"--percentile must be in (0, 100], got {self.percentile}")
+
+
+@contextlib.contextmanager
+def quiet_ort() -> Any:
+    """onnxruntime's quantizer logs warnings on the root logger and may print: keep stdout (--json) clean."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _ort_method(method: CalibMethod):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {CalibMethod.minmax: CalibrationMethod.MinMax, CalibMethod.entropy: CalibrationMethod.Entropy,
+            CalibMethod.percentile: CalibrationMethod.Percentile}[method]
+
+
+def preprocess(model, workdir: Path) -> tuple[Path, str]:
+    """Shape inference for the quantizer (symbolic, then ONNX), no graph optimizations: names survive."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    named = workdir / "named.onnx"
+    onnx.save(model, str(named))
+    pre = workdir / "pre.onnx"
+    errors = []
+    for kwargs, note in (({}, "symbolic + ONNX shape inference"),
+                         ({"skip_symbolic_shape": True}, "ONNX shape inference (symbolic inference failed)")):
+        try:
+            with quiet_ort():
+                quant_pre_process(str(named), str(pre), skip_optimization=True, **kwargs)
+            return pre, note
+        except Exception as exc:  # noqa: BLE001 - try the next, weaker pre-processing
+            errors.append(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+    shutil.copyfile(named, pre)
+    return pre, f"none (shape inference failed: {errors[-1]})"
+
+
+def _tensors_data(ranges: Mapping[str, Any], method: CalibMethod):
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+    data = {name: TensorData(lowest=np.array(r.lo, dtype=np.float32), highest=np.array(r.hi, dtype=np.float32))
+            for name, r in ranges.items()}
+    return TensorsData(_ort_method(method), data)
+
+
+class Int8Quantizer:
+    """A prepared INT8 quantization of one model: load + checks + pre-processing + calibration done once,
+    then ``quantize(keep_float)`` as often as needed (the accuracy fallback). Use as a context manager."""
+
+    precision = Precision.int8
+
+    def __init__(self, src: str | Path, options: Int8Options = Int8Options(),
+                 calib: Iterable[Mapping[str, np.ndarray]] | None = None):
+        self.src = Path(src)
+        self.options = options
+        self.calib = calib
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgelstm-int8-")
+        self.workdir = Path(self._tmp.name)
+        self.calibration: dict[str, Any] = {}
+        self.cache: Path | None = None
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Int8Quantizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    # ------------------------------------------------------------------------------------------ prepare
+
+    def _prepare(self) -> None:
+        import onnx
+
+        o = self.options
+        self.recipe = o.recipe()
+        if o.mode == QuantMode.static and self.calib is None:
+            raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv)")
+        self.parent = load_onnx(self.src)
+        reject_quantized(self.parent, self.src.name, target="INT8 quantization")
+        model = onnx.ModelProto()
+        model.CopyFrom(self.parent)
+        name_unnamed_nodes(model)
+        topological_sort(model.graph)
+        self.excluded, self.exclude_patterns = (resolve_patterns(model, o.exclude) if o.exclude else (set(), {}))
+        self.pre_path, self.preprocess_note = preprocess(model, self.workdir)
+        self.pre = onnx.load(str(self.pre_path))
+        self.types = value_types(self.pre)
+        self.initializers = {i.name for _, g, _ in walk(self.pre.graph) for i in g.initializer} | \
+            {i.name for i in self.pre.graph.initializer}
+        if o.mode == QuantMode.static:
+            self._calibrate()
+
+    def _io(self):
+        from edgelstm.artifacts.iospec import iospec_from_onnx
+        from edgelstm.artifacts.manifest import read_manifest
+
+        m = read_manifest(self.src)
+        return m.io if m is not None and m.io is not None else iospec_from_onnx(self.parent)
+
+    def _calibrate(self) -> None:
+        from calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
+
+        o = self.options
+        io_spec = self._io()
+        samples, batches = check_calibration(self.calib, io_spec, min_samples=o.min_calib_samples)  # type: ignore[arg-type]
+        self.cache = self.workdir / "calibration.json"
+        if o.range_source == "edgelstm":
+            from onnxruntime.quantization.calibrate import save_tensors_data
+
+            ranges = collect_activation_ranges(self.pre, self.calib, io=io_spec,  # type: ignore[arg-type]
+                                               method=o.calib_method, percentile=o.percentile,
+                                               names=self._calibrated_tensors())
+            save_tensors_data(_tensors_data(ranges, o.calib_method), self.cache)
+            tensors = len(ranges)
+        else:
+            self._reader = OrtCalibrationReader(self.calib, io=io_spec)  # type: ignore[arg-type]
+            tensors = None
+        self.calibration = {"samples": samples, "batches": batches, "method": o.calib_method.value,
+                            "percentile": o.percentile if o.calib_method == CalibMethod.percentile else None,
+                            "range_source": o.range_source, "tensors": tensors}
+
+    def _calibrated_tensors(self) -> list[str]:
+        """Activations the Q/DQ quantizer needs ranges for: inputs and outputs of the quantized op types in
+        the main graph (weights get their ranges from the weights themselves)."""
+        ops = set(self._op_types() or STATIC_DEFAULT_OPS)
+        names: list[str] = []
+        for node in self.pre.graph.node:
+            if node.op_type in ops:
+                for t in (*node.input, *node.output):
+                    if t and t not in self.initializers and self.types.get(t) == FLOAT and t not in names:
+                        names.append(t)
+        return names
+
+    # ------------------------------------------------------------------------------------------ quantize
+
+    def _op_types(self) -> list[str] | None:
+        o = self.options
+        if o.op_types:
+            return list(o.op_types)
+        return None if o.mode == QuantMode.dynamic else list(STATIC_DEFAULT_OPS)
+
+    def _exclusions(self, keep: Iterable[str]) -> list[str]:
+        names = set(self.excluded) | set(keep)
+        gemms = {n.name for _, _, n in walk(self.pre.graph) if n.op_type == "Gemm"}
+        # onnxruntime rewrites Gemm to '<name>_MatMul' + '<name>_Add' before it reads the exclusion list
+        return sorted(names | {f"{n}_MatMul" for n in names & gemms})
+
+    def quantize(self, keep_float: Mapping[str, str] | Iterable[str] = ()) -> tuple[Any, list[OpRow]]:
+        """Quantize with ``keep_float`` (node names, or {name: reason}) also left in float.
+        Returns (onnx.ModelProto, report rows)."""
+        import onnx
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+        keep = dict(keep_float) if isinstance(keep_float, Mapping) else {k: "kept float" for k in keep_float}
+        o = self.options
+        out = self.workdir / "quantized.onnx"
+        if out.exists():
+            out.unlink()
+        excl = self._exclusions(keep)
+        try:
+            with quiet_ort():
+                if o.mode == QuantMode.dynamic:
+                    quantize_dynamic(str(self.pre_path), str(out), op_types_to_quantize=self._op_types(),
+                                     per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,
+                                     weight_type=QuantType.QUInt8 if self.recipe.weight_type == "u8"
+                                     else QuantType.QInt8, nodes_to_exclude=excl,
+                                     extra_options={"EnableSubgraph": o.subgraphs, "MatMulConstBOnly": True})
+                else:
+                    ops = self._op_types() or list(STATIC_DEFAULT_OPS)
+                    extra = {"ActivationSymmetric": o.symmetric_activations, "WeightSymmetric": True}
+                    if not o.quantize_outputs:
+                        extra["OpTypesToExcludeOutputQuantization"] = ops
+                    if o.calib_method == CalibMethod.percentile:
+                        extra["CalibPercentile"] = o.percentile
+                    reader = getattr(self, "_reader", None) if not self.cache.exists() else None  # type: ignore[union-attr]
+                    quantize_static(str(self.pre_path), str(out), calibration_data_reader=reader,
+                                    quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
+                                    per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,
+                                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                                    nodes_to_exclude=excl, calibrate_method=_ort_method(o.calib_method),
+                                    calibration_cache_path=str(self.cache), extra_options=extra)
+                    if self.calibration.get("tensors") is None and self.cache.exists():
+                        from onnxruntime.quantization.calibrate import load_tensors_data
+
+                        self.calibration["tensors"] = len(load_tensors_data(self.cache).data)
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise InternalError(f"onnxruntime's {o.mode.value} quantizer failed on {self.src.name}: "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0][:240] if str(exc) else ''}") from None
+        model = onnx.load(str(out))
+        topological_sort(model.graph)
+        try:
+            onnx.checker.check_model(model)
+        except Exception as exc:  # noqa: BLE001
+            raise InternalError(f"the INT8 model fails the ONNX checker: {str(exc).splitlines()[0][:240]}") from None
+        return model, self.rows(model, keep)
+
+    # ------------------------------------------------------------------------------------------ report
+
+    def rows(self, qmodel, keep: Mapping[str, str]) -> list[OpRow]:
+        o = self.options
+        q_by_scope: dict[str, dict[str, Any]] = {}
+        dq_outputs: set[str] = set()
+        for scope, _, n in walk(qmodel.graph):
+            q_by_scope.setdefault(scope, {})[n.name] = n
+            if n.op_type == "DequantizeLinear":
+                dq_outputs.update(n.output)
+        ops = set(self._op_types() or (DYNAMIC_QUANTIZABLE if o.mode == QuantMode.dynamic else STATIC_DEFAULT_OPS))
+        rows = []
+        for scope, _, node in walk(self.pre.graph):
+            rows.append(self._row(scope, node, q_by_scope.get(scope, {}), dq_outputs, ops, keep))
+        return rows
+
+    def _row(self, scope: str, node, q_nodes: Mapping[str, Any], dq_outputs: set[str], ops: set[str],
+             keep: Mapping[str, str]) -> OpRow:
+        o = self.options
+        op, name = node.op_type, node.name
+        is_cf = op in CONTROL_FLOW_OPS
+        has_float = is_cf or any(self.types.get(t) == FLOAT for t in (*node.input, *node.output) if t)
+        row = lambda prec, why, became=op: OpRow(name, op, prec, why, scope, became)  # noqa: E731
+        if not has_float or op in ("Shape", "Size"):
+            return row(NA, "no float math")
+        if name in self.excluded:
+            return row("fp32", "excluded by --exclude")
+        if name in keep:
+            return row("fp32", keep[name])
+        if o.mode == QuantMode.dynamic:
+            became = [q_nodes[k].op_type for k in (f"{name}_quant", f"{name}_MatMul_quant")
+                      if k in q_nodes and q_nodes[k].op_type in INTEGER_OPS]
+            if became:
+                if op == "LSTM":
+                    why = "int8 weights; activations quantized per call"
+                elif op == "Gemm":
+                    why = "rewritten to MatMul + Add; int8 weights, activations quantized per call"
+                else:
+                    why = "int8 weights; activations quantized per call"
+                return row("int8", why, became[0])
+            if op in ("GRU", "RNN"):
+                return row("fp32", f"onnxruntime has no int8 {op} kernel (no DynamicQuantize{op})")
+            if is_cf:
+                if scope == "main" and not o.subgraphs:
+                    return row("fp32", "control flow: body stays float (subgraph quantization off)")
+                return row("fp32", "control flow: body quantized where it has weights (see its rows)")
+            if scope != "main" and not o.subgraphs:
+                return row("fp32", "inside a Loop/If body: stays float (subgraph quantization off)")
+            if op == "MatMul" and not any(i in self.initializers for i in node.input[1:2]):
+                return row("fp32", "both inputs are activations: dynamic INT8 quantizes constant weights only")
+            if op in ("LSTM", "MatMul", "Gemm", "Conv"):
+                return row("fp32", "onnxruntime left it float (unsupported attributes or input types)")
+            if op in DATA_MOVEMENT_OPS:
+                return row("fp32", "moves float data, no arithmetic to quantize")
+            return row("fp32", f"no dynamic integer kernel for {op}; runs in float")
+        # static Q/DQ
+        if op in RECURRENT_OPS:
+            return row("fp32", f"no Q/DQ {op} in onnxruntime's quantizer (TensorRT runs recurrent layers in "
+                               "FP32/FP16 only)")
+        if is_cf:
+            return row("fp32", "static Q/DQ does not quantize Loop/If bodies: the body stays float")
+        if scope != "main":
+            return row("fp32", "inside a Loop/If body: static Q/DQ does not quantize subgraphs")
+        qn = q_nodes.get(name)
+        if op in ops and qn is not None and any(i in dq_outputs for i in qn.input):
+            return row("int8", "int8 inputs and weights through Q/DQ (fused by TensorRT / onnxruntime)", f"Q/DQ {op}")
+        if op in ops:
+            return row("fp32", "onnxruntime left it float (no calibration range or unsupported inputs)")
+        if op in DATA_MOVEMENT_OPS:
+            return row("fp32", "moves float data, no arithmetic to quantize")
+        return row("fp32", f"static Q/DQ quantizes {'/'.join(sorted(ops))} only; runs in float")
+
+    # ------------------------------------------------------------------------------------------ write
+
+    def details(self) -> dict[str, Any]:
+        o = self.options
+        d: dict[str, Any] = {
+            "precision": "int8", "mode": o.mode.value,
+            "method": o.calib_method.value if o.mode == QuantMode.static else None,
+            "excluded": sorted(self.excluded), "exclude_patterns": dict(self.exclude_patterns),
+            "per_channel": o.per_channel, "reduce_range": self.recipe.reduce_range,
+            "weight_type": self.recipe.weight_type, "target": self.recipe.to_dict(o.target.value),
+            "preprocess": self.preprocess_note,
+            "op_types": self._op_types() or "onnxruntime default",
+        }
+        if o.mode == QuantMode.dynamic:
+            d["subgraphs"] = o.subgraphs
+        else:
+            d.update({"format": "QDQ", "activations": "int8 symmetric" if o.symmetric_activations else "int8",
+                      "weights": "int8 symmetric", "quantize_outputs": o.quantize_outputs,
+                      "calibration": dict(self.calibration)})
+        return d
+
+    def write(self, model, rows: list[OpRow], out: str | Path, extra: Mapping[str, Any] | None = None) -> QuantResult:
+        d = self.details()
+        d.update(extra or {})
+        if not any(r.precision == "int8" for r in rows):
+            d["warning"] = "no node became int8"
+        return write_quantized(model, self.src, Path(out), precision=Precision.int8, parent_model=self.parent,
+                               rows=rows, details=d, probe=self.options.probe, levels=self.recipe.ort_levels,
+                               target_isa=str(self.recipe.target))
+
+
+def check_output_path(src: Path, out: Path) -> None:
+    if out.suffix.lower() != ".onnx":
+        raise BadInput(f"the output must end in .onnx, got {out.name}")
+    if src.exists() and out.exists() and out.resolve() == src.resolve():
+        raise BadInput("the output would overwrite the input model; pass another -o path")
+
+
+def quantize_int8(src: str | Path, out: str | Path, options: Int8Options = Int8Options(),
+                  calib: Iterable[Mapping[str, np.ndarray]] | None = None) -> QuantResult:
+    """FP32 ONNX -> INT8 ONNX at ``out`` (+ manifest with the op-by-op report). ``calib`` (static mode) is a
+    re-iterable source of feed dicts. Nothing is written on failure."""
+    src, out = Path(src), Path(out)
+    check_output_path(src, out)
+    with Int8Quantizer(src, options, calib) as q:
+        model, rows = q.quantize()
+        return q.write(model, rows, out)
+
+
+__all__ = ["Int8Options", "Int8Quantizer", "quantize_int8", "STATIC_DEFAULT_OPS", "preprocess", "quiet_ort",
+           "check_output_path"]

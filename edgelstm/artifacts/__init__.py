@@ -1,0 +1,1 @@
+"""Everything about a file edgelstm reads or writes: manifests, I/O specs, ONNX facts, sessions."""

@@ -1,0 +1,152 @@
+"""I/O specs: names, dtypes and shapes (with symbolic `batch`/`seq` axes) of a model's inputs and
+outputs, and which of them are recurrent state. Feeds are checked against a spec before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgelstm.errors import BadInput
+
+Dim = int | str
+
+STATE_INPUTS = ("h0", "c0")
+STATE_OUTPUTS = ("hn", "cn")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str = "float32"
+    shape: tuple[Dim, ...] = ()
+    state: bool = False  # a recurrent state tensor (h0/c0 in, hn/cn out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "state": self.state}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
+        return cls(d["name"], d.get("dtype", "float32"), tuple(d.get("shape", ())), bool(d.get("state", False)))
+
+    def resolve(self, **dims: int) -> tuple[int, ...]:
+        """Concrete shape with symbolic dims replaced (batch=..., seq=...); unknown symbols -> error."""
+        out = []
+        for d in self.shape:
+            if isinstance(d, int) and d > 0:
+                out.append(d)
+            elif isinstance(d, str) and d in dims:
+                out.append(int(dims[d]))
+            else:
+                raise BadInput(f"cannot resolve dimension {d!r} of {self.name!r}; pass it explicitly")
+        return tuple(out)
+
+    def describe(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]" + (" (state)" if self.state else "")
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    @property
+    def data_inputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(t for t in self.inputs if not t.state)
+
+    @property
+    def state_inputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(t for t in self.inputs if t.state)
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.state_inputs)
+
+    def input(self, name: str) -> TensorSpec:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise BadInput(f"no input named {name!r}; the model's inputs are {self.input_names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "IOSpec":
+        return cls(tuple(TensorSpec.from_dict(t) for t in d.get("inputs", [])),
+                   tuple(TensorSpec.from_dict(t) for t in d.get("outputs", [])))
+
+    def seq_axis(self, name: str) -> int | None:
+        for t in (*self.inputs, *self.outputs):
+            if t.name == name and "seq" in t.shape:
+                return t.shape.index("seq")
+        return None
+
+
+_ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 6: "int32", 7: "int64", 9: "bool", 3: "int8", 2: "uint8"}
+
+
+def iospec_from_onnx(model) -> IOSpec:
+    """Read the I/O spec of an onnx.ModelProto (initializers are not inputs)."""
+    inits = {i.name for i in model.graph.initializer}
+
+    def conv(v, *, is_input: bool) -> TensorSpec:
+        tt = v.type.tensor_type
+        dims: list[Dim] = []
+        for d in tt.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            else:
+                dims.append(d.dim_param or "?")
+        names = STATE_INPUTS if is_input else STATE_OUTPUTS
+        return TensorSpec(v.name, _ONNX_DTYPES.get(tt.elem_type, f"onnx:{tt.elem_type}"), tuple(dims), v.name in names)
+
+    ins = tuple(conv(v, is_input=True) for v in model.graph.input if v.name not in inits)
+    outs = tuple(conv(v, is_input=False) for v in model.graph.output)
+    return IOSpec(ins, outs)
+
+
+def check_feeds(spec: IOSpec, feeds: Mapping[str, np.ndarray], *, what: str = "data") -> dict[str, np.ndarray]:
+    """Check names, rank, fixed dims, dtype kind and finiteness; return feeds cast to the spec's dtypes.
+
+    Collects every problem before raising, so the user fixes them in one go."""
+    problems: list[str] = []
+    wanted = {t.name for t in spec.inputs}
+    missing = [n for n in spec.input_names if n not in feeds]
+    extra = [n for n in feeds if n not in wanted]
+    if missing:
+        problems.append(f"missing input(s) {missing} (have {sorted(feeds)})")
+    if extra:
+        problems.append(f"unknown input(s) {extra}; the model's inputs are {spec.input_names}")
+    out: dict[str, np.ndarray] = {}
+    for t in spec.inputs:
+        if t.name not in feeds:
+            continue
+        a = np.asarray(feeds[t.name])
+        if a.dtype.kind not in "fiub":
+            problems.append(f"{t.name!r} has dtype {a.dtype}, expected {t.dtype}")
+            continue
+        if t.shape and a.ndim != len(t.shape):
+            problems.append(f"{t.name!r} has shape {list(a.shape)} (rank {a.ndim}), expected rank {len(t.shape)} {list(t.shape)}")
+            continue
+        for axis, (got, want) in enumerate(zip(a.shape, t.shape)):
+            if isinstance(want, int) and want > 0 and got != want:
+                problems.append(f"{t.name!r} has {got} on axis {axis}, the model needs {want} (shape {list(t.shape)})")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).sum())
+            problems.append(f"{t.name!r} contains {bad} NaN/inf value(s)")
+        np_dtype = {"float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}.get(t.dtype, np.float32)
+        out[t.name] = np.ascontiguousarray(a.astype(np_dtype, copy=False))
+    if problems:
+        raise BadInput(f"{what}: " + "; ".join(problems))
+    return out

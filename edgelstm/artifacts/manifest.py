@@ -1,0 +1,96 @@
+"""Sidecar manifests `<artifact>.json`: what an artifact is, where it came from, what made it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgelstm.errors import BadInput
+from edgelstm.fileio import sha256_file, write_text_atomic
+from edgelstm.artifacts.iospec import IOSpec
+
+MANIFEST_VERSION = 1
+
+
+def manifest_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".json")
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of the libraries that make artifacts, without importing heavy ones needlessly."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"edgelstm": None, "python": platform.python_version()}
+    for dist in ("edgelstm", "torch", "onnx", "onnxruntime", "onnxscript", "tensorrt"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    if out["edgelstm"] is None:
+        from edgelstm import __version__
+
+        out["edgelstm"] = __version__
+    return out
+
+
+@dataclass
+class Manifest:
+    kind: str
+    file: str
+    sha256: str
+    precision: str = "fp32"
+    parent_sha256: str | None = None
+    io: IOSpec | None = None
+    versions: dict[str, Any] = field(default_factory=tool_versions)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    details: dict[str, Any] = field(default_factory=dict)  # route, arch/config, quant report, engine facts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "manifest_version": MANIFEST_VERSION, "kind": self.kind, "file": self.file, "sha256": self.sha256,
+            "parent_sha256": self.parent_sha256, "precision": self.precision,
+            "io": self.io.to_dict() if self.io else None, "versions": self.versions, "created": self.created,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        return cls(kind=d["kind"], file=d["file"], sha256=d["sha256"], precision=d.get("precision", "fp32"),
+                   parent_sha256=d.get("parent_sha256"), io=IOSpec.from_dict(d["io"]) if d.get("io") else None,
+                   versions=d.get("versions", {}), created=d.get("created", ""), details=d.get("details", {}))
+
+
+def write_manifest(artifact: str | Path, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
+                   parent_sha256: str | None = None, io: IOSpec | None = None,
+                   details: dict[str, Any] | None = None) -> Manifest:
+    artifact = Path(artifact)
+    if parent is not None and parent_sha256 is None and Path(parent).exists():
+        parent_sha256 = sha256_file(parent)
+    m = Manifest(kind=kind, file=artifact.name, sha256=sha256_file(artifact), precision=precision,
+                 parent_sha256=parent_sha256, io=io, details=details or {})
+    write_text_atomic(manifest_path(artifact), json.dumps(m.to_dict(), indent=2, default=str) + "\n")
+    return m
+
+
+def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | None:
+    """The artifact's manifest, or None if it has none. With verify, a sha256 mismatch is an error."""
+    path = manifest_path(artifact)
+    if not path.exists():
+        return None
+    try:
+        m = Manifest.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"manifest {path} is not a valid edgelstm manifest: {exc}") from None
+    if verify:
+        actual = sha256_file(artifact)
+        if actual != m.sha256:
+            raise BadInput(
+                f"{Path(artifact).name} does not match its manifest (sha256 {actual[:12]}… != {m.sha256[:12]}…)",
+                hint="the file changed after edgelstm wrote it; re-create it or delete the stale manifest",
+            )
+    return m

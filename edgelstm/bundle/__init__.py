@@ -1,0 +1,1 @@
+"""Bundles: collect, pack, verify and unpack an artifact set for a device."""

@@ -1,0 +1,1 @@
+"""Datasets and loaders (npz/npy/csv/synthetic): the data layer of validation, calibration and the pipeline."""

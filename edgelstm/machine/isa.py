@@ -1,0 +1,102 @@
+"""The CPU's ISA class: what decides whether onnxruntime's integer kernels are exact on a machine.
+
+onnxruntime's x86 int8 GEMM (MLAS) multiplies unsigned 8-bit activations by signed 8-bit weights. With VNNI
+(``avx512_vnni`` or ``avx_vnni``) it uses ``VPDPBUSD``, which accumulates in 32 bits: exact. Without VNNI
+(AVX2-only, and AVX-512 without VNNI) it uses ``VPMADDUBSW``, which adds two u8×s8 products into a
+*saturating* int16: ``2 · 255 · 127 = 64770 > 32767``, so full-range weights can saturate. 7-bit weights
+(``reduce_range``: ``2 · 255 · 64 = 32640``) cannot. arm64 kernels (UDOT/SDOT, or widening NEON multiplies)
+accumulate in 32 bits.
+
+The classes (what a quantized file is targeted at and what a measurement ran on):
+
+- ``x86-vnni``: x86-64 with AVX512-VNNI or AVX-VNNI (exact u8×s8)
+- ``x86-avx2``: x86-64 without VNNI (AVX2-only, AVX-512 without VNNI, older): u8×s8 can saturate
+- ``arm64``: aarch64
+- ``other``: anything else (treated like ``x86-avx2`` when a recipe must be chosen: the safe choice)
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from edgelstm.options import StrEnum
+
+CPUINFO = Path("/proc/cpuinfo")
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+#: the flags that say something about int8 kernels, shown beside the class
+RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+
+
+class IsaClass(StrEnum):
+    x86_vnni = "x86-vnni"
+    x86_avx2 = "x86-avx2"
+    arm64 = "arm64"
+    other = "other"
+
+
+class TargetCpu(StrEnum):
+    """What an INT8 file is quantized for: ``auto`` is this machine's class."""
+    auto = "auto"
+    x86_vnni = "x86-vnni"
+    x86_avx2 = "x86-avx2"
+    arm64 = "arm64"
+
+
+def cpu_flags(text: str | None = None) -> frozenset[str]:
+    """The CPU feature flags of this machine (x86 ``flags``, arm ``Features``); empty when unknown."""
+    if text is None:
+        try:
+            text = CPUINFO.read_text(errors="replace")
+        except OSError:
+            return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def classify(machine: str, flags: frozenset[str] | set[str]) -> IsaClass:
+    """The ISA class of a machine from ``platform.machine()`` and its CPU flags (pure)."""
+    m = machine.lower()
+    if m in ("aarch64", "arm64", "armv8l") or m.startswith("arm64"):
+        return IsaClass.arm64
+    if m in ("x86_64", "amd64", "i686", "i386", "x86"):
+        return IsaClass.x86_vnni if flags & VNNI_FLAGS else IsaClass.x86_avx2
+    return IsaClass.other
+
+
+def detect_isa() -> IsaClass:
+    """This machine's ISA class (tests monkeypatch this one function)."""
+    return classify(platform.machine(), cpu_flags())
+
+
+def isa_facts() -> dict[str, object]:
+    """The ISA class with the flags behind it, for reports and ``doctor``."""
+    flags = cpu_flags()
+    return {"isa": str(detect_isa()), "arch": platform.machine(),
+            "int8_flags": [f for f in RELEVANT_FLAGS if f in flags]}
+
+
+def resolve_target(target: TargetCpu | str | None) -> IsaClass:
+    """``auto``/None -> this machine's class; otherwise the named class."""
+    t = TargetCpu(target or TargetCpu.auto)
+    return detect_isa() if t == TargetCpu.auto else IsaClass(t.value)
+
+
+def saturates_u8s8(isa: IsaClass | str) -> bool:
+    """Whether onnxruntime's u8×s8 int8 GEMM can saturate on this class (no VNNI on x86, or unknown)."""
+    return IsaClass(isa) in (IsaClass.x86_avx2, IsaClass.other)
+
+
+def mismatch_warning(artifact: str, target: str | None, measured_on: str, *, what: str = "validated") -> str | None:
+    """The warning when an INT8 artifact is measured on another ISA class than the one it targets."""
+    if not target or target == measured_on:
+        return None
+    return (f"{what} on {measured_on}; {artifact} targets {target}: the drift measured here is not what "
+            f"the device will see (re-run on a {target} machine)".replace(" a x86", " an x86"))
+
+
+__all__ = ["IsaClass", "TargetCpu", "cpu_flags", "classify", "detect_isa", "isa_facts", "resolve_target",
+           "saturates_u8s8", "mismatch_warning"]

@@ -1,0 +1,1 @@
+"""Torch models: loading users' files and the built-in zoo."""

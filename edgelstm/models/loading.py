@@ -1,0 +1,163 @@
+"""Model loading: TorchScript, torch.export programs (.pt2), edgelstm checkpoints, a state_dict plus a
+factory, and a whole pickled module only with trust_pickle=True (refused otherwise, with the reason)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgelstm.errors import BadInput, UntrustedFile, require_torch
+
+
+@dataclass
+class LoadedModel:
+    module: Any                      # an nn.Module (eval mode) or ScriptModule
+    source: str                      # torchscript | exported-program | checkpoint | state-dict | pickle | in-memory
+    path: Path | None = None
+    arch: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    exported_program: Any = None     # the ExportedProgram for .pt2 sources
+
+    @property
+    def name(self) -> str:
+        return self.arch or (self.path.stem if self.path else type(self.module).__name__)
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _import_factory(spec: str):
+    if ":" not in spec:
+        raise BadInput(f"--factory must look like pkg.module:function or path/to/file.py:function, got {spec!r}")
+    mod_name, func_name = spec.rsplit(":", 1)
+    try:
+        if mod_name.endswith(".py"):
+            file = Path(mod_name)
+            if not file.exists():
+                raise BadInput(f"factory file {file} does not exist")
+            s = importlib.util.spec_from_file_location(f"_edgelstm_factory_{file.stem}", file)
+            module = importlib.util.module_from_spec(s)
+            s.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(mod_name)
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any import failure of user code is bad input
+        raise BadInput(f"cannot import factory module {mod_name!r}: {type(exc).__name__}: {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise BadInput(f"factory {spec!r}: {mod_name} has no callable {func_name!r}")
+    return func
+
+
+def from_module(module, *, arch: str | None = None, config: dict | None = None) -> LoadedModel:
+    """Wrap an in-memory nn.Module (library use)."""
+    module.eval()
+    remembered = getattr(module, "_edgelstm_arch", None)
+    if remembered and arch is None:
+        arch, config = remembered
+    return LoadedModel(module, "in-memory", None, arch, dict(config or {}))
+
+
+def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    torch = require_torch()
+    from edgelstm.models import zoo
+
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"model file {path} does not exist")
+    if path.is_dir():
+        raise BadInput(f"{path} is a directory, not a model file")
+    names = _zip_names(path)
+    if not names:
+        head = path.read_bytes()[:8]
+        if head[:2] != b"\x80\x02" and head[:1] != b"\x80":
+            raise BadInput(f"{path} is not a PyTorch model (not a TorchScript, .pt2 or torch.save file)")
+    # torch.export programs
+    if any(n.endswith("archive_format") or "/serialized_exported_program" in n or n.endswith("models/model.json")
+           for n in names) or path.suffix == ".pt2":
+        try:
+            ep = torch.export.load(str(path))
+        except Exception as exc:  # noqa: BLE001
+            raise BadInput(f"{path} looks like a torch.export program but does not load: {exc}") from None
+        mod = ep.module()
+        return LoadedModel(mod, "exported-program", path, exported_program=ep)
+    # TorchScript archives hold code/ and constants.pkl
+    if any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names):
+        try:
+            mod = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # noqa: BLE001
+            raise BadInput(f"{path} looks like TorchScript but does not load: {exc}") from None
+        mod.eval()
+        return LoadedModel(mod, "torchscript", path)
+    # torch.save files: weights only unless the user trusts the pickle
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
+            if not trust_pickle:
+                raise UntrustedFile(
+                    f"{path.name} is a pickled Python object (a whole module?); loading it would run arbitrary code",
+                    hint="save a state_dict and pass --factory pkg.module:function, save an edgelstm checkpoint, "
+                         "TorchScript or torch.export (.pt2); or pass --trust-pickle if you trust this file",
+                ) from None
+            try:
+                obj = torch.load(str(path), map_location="cpu", weights_only=False)
+            except Exception as exc2:  # noqa: BLE001
+                raise BadInput(f"{path} does not unpickle: {type(exc2).__name__}: {exc2}") from None
+        else:
+            raise BadInput(f"{path} is not a PyTorch model: {type(exc).__name__}: {text.splitlines()[0][:200]}") from None
+    if isinstance(obj, torch.nn.Module):
+        obj.eval()
+        return LoadedModel(obj, "pickle", path)
+    if zoo.is_checkpoint(obj):
+        mod = zoo.from_checkpoint(obj)
+        return LoadedModel(mod, "checkpoint", path, obj["arch"], dict(obj.get("config", {})))
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if not factory:
+            raise BadInput(f"{path.name} is a state_dict (weights without architecture)",
+                           hint="pass --factory pkg.module:function that builds the model")
+        mod = _import_factory(factory)()
+        if not isinstance(mod, torch.nn.Module):
+            raise BadInput(f"factory {factory} returned {type(mod).__name__}, not an nn.Module")
+        try:
+            mod.load_state_dict(obj, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()
+            raise BadInput(f"state_dict does not fit the factory's model: {' '.join(first[:3])[:300]}") from None
+        mod.eval()
+        return LoadedModel(mod, "state-dict", path)
+    raise BadInput(f"{path.name} holds a {type(obj).__name__}, not a model, checkpoint or state_dict")
+
+
+def recurrent_modules(module) -> list[tuple[str, Any]]:
+    torch = require_torch()
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.RNNBase)]
+
+
+def infer_input_size(module) -> int | None:
+    """Feature size from the first recurrent layer (nn.LSTM/GRU, or weight_ih_l0 in TorchScript)."""
+    torch = require_torch()
+    for _, m in module.named_modules():
+        if isinstance(m, torch.nn.RNNBase):
+            return int(m.input_size)
+    for name, p in module.named_parameters():
+        if name.endswith("weight_ih_l0"):
+            return int(p.shape[1])
+    # a hand-written cell: one Linear(in + h, 4h) or four Linear(in + h, h)
+    from converters.cell_lifting import _cell_candidates
+
+    sizes = {in_size for *_, in_size in _cell_candidates(module)}
+    return sizes.pop() if len(sizes) == 1 else None

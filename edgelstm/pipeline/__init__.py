@@ -1,0 +1,1 @@
+"""`edgelstm run`: the pipeline config, its cache, the stages and the report."""

@@ -1,0 +1,1 @@
+"""Drift metrics, gates and budgets, validation and its reports."""

@@ -1,0 +1,131 @@
+"""A Markdown summary for a CI job page (e.g. appended to $GITHUB_STEP_SUMMARY): verdict, outputs x
+metrics, task metrics, gates with pass/fail, per-step drift and streaming drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgelstm.fileio import write_text_atomic
+from edgelstm.validation.reports.validate_json import report_dict
+
+METRIC_COLUMNS = ("max_abs", "mean_abs", "rmse", "rel_l2", "cosine")
+
+
+def _n(v: Any, metric: str = "") -> str:
+    if metric in ("cosine", "agreement", "accuracy", "reference_accuracy") and isinstance(v, float):
+        return f"{v:.6g}"  # 0.999973, not 1
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v == 0.0:
+            return "0"
+        return f"{v:.4g}" if 1e-3 <= abs(v) < 1e5 else f"{v:.3e}"
+    return str(v)
+
+
+def _cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return [_row(header), "|" + "|".join("---" for _ in header) + "|", *(_row(r) for r in rows)]
+
+
+def markdown_summary(result) -> str:
+    rep = report_dict(result)
+    gates = rep.get("gates", [])
+    failed = [g for g in gates if not g.get("passed")]
+    verdict = "✅ passed" if rep.get("passed") else "❌ failed"
+    counts = f"{len(gates) - len(failed)}/{len(gates)} gates passed" if gates else "no gates given"
+    lines = [f"### edgelstm validate: {verdict} ({counts})", ""]
+    ri, ci = rep.get("reference_info") or {}, rep.get("candidate_info") or {}
+    data = rep.get("data") or {}
+
+    def who(path: Any, info: dict) -> str:
+        extra = ", ".join(str(x) for x in (info.get("backend"), info.get("precision")) if x)
+        return f"`{_cell(Path(str(path)).name)}`" + (f" ({extra})" if extra else "")
+
+    lines.append(f"**reference** {who(rep.get('reference'), ri)} → **candidate** {who(rep.get('candidate'), ci)} · "
+                 f"{rep.get('samples')} samples" + (f" from `{_cell(data['source'])}`" if data.get("source") else "")
+                 + (f" · seq {data['seq']}" if data.get("seq") else "")
+                 + (f" · measured on {(rep.get('machine') or {}).get('isa')}" if rep.get("machine") else ""))
+    lines.append("")
+    for w in rep.get("warnings") or []:
+        lines += [f"> ⚠️ {_cell(w)}", ""]
+
+    outputs = rep.get("outputs") or {}
+    if outputs:
+        lines += ["#### Drift per output", ""]
+        lines += _table(["output", *METRIC_COLUMNS],
+                        [[name, *(_n(m.get(k), k) for k in METRIC_COLUMNS)] for name, m in outputs.items()])
+        lines.append("")
+
+    task = rep.get("task") or {}
+    if task:
+        lines += [f"#### Task ({task.get('kind')}, output `{task.get('output')}`)", ""]
+        if task.get("kind") == "regression":
+            rows = [[k, _n(task.get(k)), _n(task.get(f"reference_{k}")), _n(task.get(f"{k}_delta"))]
+                    for k in ("mse", "mae") if k in task]
+            lines += _table(["metric", "candidate", "reference", "delta"], rows)
+        else:
+            rows = []
+            if "accuracy" in task:
+                rows.append(["accuracy", _n(task["accuracy"]), _n(task.get("reference_accuracy")),
+                             _n(task.get("accuracy_delta"))])
+            rows.append(["agreement (argmax)", _n(task.get("agreement")), "", ""])
+            lines += _table(["metric", "candidate", "reference", "delta"], rows)
+        lines.append("")
+
+    lines += ["#### Gates", ""]
+    if gates:
+        rows = []
+        for g in gates:
+            name = g["metric"] + (f":{g['output']}" if g.get("output") else "")
+            if g.get("source") == "baseline":
+                name = f"baseline {name} (was {_n(g.get('baseline'))})"
+            metric = str(g["metric"]).split(".")[-1]
+            rows.append([name, _n(g.get("value"), metric), f"{g.get('op', '<=')} {_n(g.get('limit'), metric)}",
+                         "✅ pass" if g.get("passed") else "❌ **fail**"])
+        lines += _table(["gate", "value", "limit", "result"], rows)
+    else:
+        lines.append("No gates were given: drift is reported, not enforced (use `--gate` or `--policy`).")
+    lines.append("")
+
+    stepped = {n: m for n, m in outputs.items() if m.get("time_axis") is not None}
+    lines += ["#### Per-step drift", ""]
+    if stepped:
+        rows = []
+        for name, m in stepped.items():
+            s = m.get("per_step_summary") or {}
+            rows.append([name, s.get("steps"), _n(s.get("first")), _n(s.get("last")),
+                         f"{_n(s.get('max'))} (step {s.get('max_step')})", _n(s.get("growth"))])
+        lines += _table(["output", "steps", "first rmse", "last rmse", "max rmse", "last/first"], rows)
+    else:
+        lines.append("No output has a time axis: drift is measured on the final output only.")
+    lines.append("")
+
+    streaming = rep.get("streaming")
+    if streaming:
+        cs = ", ".join(str(c) for c in streaming.get("chunk_sizes", []))
+        lines += [f"#### Streaming (chunks of {cs} steps, state carried; {streaming.get('samples')} samples)", ""]
+        rows = []
+        for chunk, outs in (streaming.get("by_chunk") or {}).items():
+            for name, m in outs.items():
+                rows.append([name, chunk, *(_n(m.get(k), k) for k in METRIC_COLUMNS)])
+        lines += _table(["output", "chunk", *METRIC_COLUMNS], rows)
+        lines.append("")
+    notes = rep.get("notes") or []
+    if notes:
+        lines += ["#### Notes", "", *(f"- {_cell(n)}" for n in notes), ""]
+    return "\n".join(lines)
+
+
+def write_markdown(result, path: str | Path) -> Path:
+    return write_text_atomic(path, markdown_summary(result))

@@ -1,0 +1,501 @@
+"""Validate a candidate artifact against a reference: run both on the same data, measure the drift of
+every output, task metrics against labels, streaming drift for stateful candidates, and evaluate gates.
+
+`validate_artifacts(reference, candidate, data, options) -> ValidationResult` is a pure stage: nothing is
+printed and nothing exits; the CLI turns a failed result into exit code 1 after writing its reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from edgelstm.errors import BadInput
+from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult, baseline_gates,
+                    evaluate_gates, resolve_gates)
+from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec, TensorSpec, check_feeds
+from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics, worst_of
+
+REPORT_SCHEMA = "edgelstm.validate/1"
+STATE_CARRY = {"h0": "hn", "c0": "cn"}
+
+ProgressFn = Callable[[int, int], None]  # (done, total) work units (batches, streamed chunks included)
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Data to validate on, resolved against the reference's I/O spec: a file or `synthetic` samples."""
+
+    path: str | Path | None = None
+    synthetic: int | None = None
+    seq: int = 16
+    seed: int = 0
+    window: int | None = None
+    features: str | tuple[str | int, ...] | None = None
+    target: str | int | None = None
+    min_samples: int = 1
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    gates: tuple[Gate, ...] = ()
+    baseline: Mapping[str, Any] | None = None          # a previous report (edgelstm.validation.gates.load_baseline)
+    baseline_tolerance: float = DEFAULT_BASELINE_TOLERANCE
+    baseline_floor: float = DEFAULT_BASELINE_FLOOR
+    batch_size: int = 32
+    streaming: bool = True                             # stream stateful candidates chunk by chunk
+    chunk_sizes: tuple[int, ...] | None = None         # default: 1 and seq // 4
+    streaming_samples: int | None = 256                # stream at most this many samples (None: all)
+    task: str | None = None                            # regression | classification | None (inferred)
+    input_size: int | None = None                      # torch models whose input size cannot be inferred
+    factory: str | None = None
+    trust_pickle: bool = False
+    threads: int | None = None
+    reference_backend: str | None = None
+    candidate_backend: str | None = None
+    progress: ProgressFn | None = field(default=None, compare=False)
+
+
+@dataclass
+class ValidationResult:
+    reference: str
+    candidate: str
+    samples: int
+    passed: bool
+    outputs: dict[str, dict[str, Any]]
+    task: dict[str, Any]
+    gates: list[GateResult]
+    streaming: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--report` JSON (DESIGN.md's schema plus extras)."""
+        d: dict[str, Any] = {
+            "schema": REPORT_SCHEMA,
+            "reference": self.reference, "candidate": self.candidate, "samples": self.samples,
+            "passed": self.passed, "outputs": self.outputs, "task": self.task,
+            "gates": [g.to_dict() for g in self.gates],
+            "failed_gates": [g.name for g in self.failed_gates],
+        }
+        if self.streaming is not None:
+            d["streaming"] = self.streaming
+        d.update(self.info)
+        return d
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def artifact_target_isa(runner: Any) -> str | None:
+    """The CPU class an INT8 artifact was quantized for (its manifest), or None."""
+    manifest = getattr(runner, "manifest", None)
+    details = getattr(manifest, "details", None) or {}
+    return details.get("target_isa")
+
+
+def isa_warning(runner: Any, who: str, measured_on: str, *, what: str = "validated") -> str | None:
+    """A warning when an INT8 artifact is measured on another CPU class than it targets."""
+    from edgelstm.machine.isa import mismatch_warning
+
+    target = artifact_target_isa(runner)
+    name = Path(str(getattr(runner, "label", None) or who)).name
+    return mismatch_warning(name, target, measured_on, what=what)
+
+
+def _is_runner(obj: Any) -> bool:
+    return hasattr(obj, "run") and hasattr(obj, "io") and not isinstance(obj, (str, Path))
+
+
+def _label(obj: Any, runner: Any) -> str:
+    return str(obj) if isinstance(obj, (str, Path)) else getattr(runner, "label", type(obj).__name__)
+
+
+def _open(artifact: Any, *, backend: str | None, input_size: int | None, options: ValidateOptions, role: str):
+    from edgelstm.runners.base import open_runner
+
+    if _is_runner(artifact):
+        return artifact, False
+    try:
+        return open_runner(artifact, backend=backend, threads=options.threads, input_size=input_size,
+                           factory=options.factory, trust_pickle=options.trust_pickle), True
+    except BadInput as exc:
+        raise BadInput(f"{role}: {exc.message}", hint=exc.hint) from None
+
+
+def _is_state(t: TensorSpec, names: tuple[str, ...]) -> bool:
+    return bool(t.state) or t.name in names
+
+
+def _data_inputs(spec: IOSpec) -> list[TensorSpec]:
+    return [t for t in spec.inputs if not _is_state(t, STATE_INPUTS)]
+
+
+def _feature_size(spec: IOSpec) -> int | None:
+    data = _data_inputs(spec)
+    if len(data) == 1 and data[0].shape and isinstance(data[0].shape[-1], int):
+        return int(data[0].shape[-1])
+    return None
+
+
+def _fixed_batch(spec: IOSpec) -> int | None:
+    for t in _data_inputs(spec):
+        if t.shape and isinstance(t.shape[0], int) and t.shape[0] > 0:
+            return int(t.shape[0])
+    return None
+
+
+def _fixed_seq(spec: IOSpec) -> int | None:
+    for t in _data_inputs(spec):
+        if len(t.shape) >= 3 and isinstance(t.shape[1], int) and t.shape[1] > 0:
+            return int(t.shape[1])
+    return None
+
+
+def _time_axis(t: TensorSpec | None) -> int | None:
+    if t is None:
+        return None
+    return t.shape.index("seq") if "seq" in t.shape else None
+
+
+def map_outputs(reference: IOSpec, candidate: IOSpec, *, positional_fallback: bool = False) -> dict[str, str]:
+    """reference output name -> candidate output name. Candidate hn/cn are ignored when the reference
+    has no state outputs (and the reference's when the candidate has none). Names must match (else BadInput naming them); with `positional_fallback` (the
+    reference is a torch model whose output names edgelstm invented) non-state outputs map in order."""
+    cand_all = candidate.output_names
+    cand_has_state = any(_is_state(t, STATE_OUTPUTS) for t in candidate.outputs)
+    # a stateless candidate cannot return state: compare the reference's data outputs only
+    ref_names = [t.name for t in reference.outputs if cand_has_state or not _is_state(t, STATE_OUTPUTS)]
+    ref_has_state = any(_is_state(t, STATE_OUTPUTS) for t in reference.outputs if t.name in ref_names)
+    cand_names = [t.name for t in candidate.outputs if ref_has_state or not _is_state(t, STATE_OUTPUTS)]
+    missing = [n for n in ref_names if n not in cand_all]
+    extra = [n for n in cand_names if n not in ref_names]
+    if not missing and not extra:
+        mapping = {n: n for n in ref_names}
+    elif positional_fallback and len(ref_names) == len(cand_names):
+        mapping = dict(zip(ref_names, cand_names))
+    else:
+        parts = []
+        if missing:
+            parts.append(f"lacks output(s) {missing}")
+        if extra:
+            parts.append(f"has output(s) {extra} the reference does not")
+        raise BadInput(f"the candidate's outputs do not match the reference's: it {' and '.join(parts)} "
+                       f"(reference {ref_names}, candidate {cand_all})")
+    ref_specs = {t.name: t for t in reference.outputs}
+    cand_specs = {t.name: t for t in candidate.outputs}
+    for r, c in mapping.items():
+        rs, cs = ref_specs[r].shape, cand_specs[c].shape
+        if rs and cs and len(rs) != len(cs):
+            raise BadInput(f"output {c!r}: the candidate's shape {list(cs)} has rank {len(cs)}, the reference's "
+                           f"{list(rs)} has rank {len(rs)}")
+        for axis, (a, b) in enumerate(zip(rs, cs)):
+            if isinstance(a, int) and isinstance(b, int) and a > 0 and b > 0 and a != b:
+                raise BadInput(f"output {c!r}: the candidate has {b} on axis {axis}, the reference {a} "
+                               f"(reference {list(rs)}, candidate {list(cs)})")
+    return mapping
+
+
+def _map_inputs(reference: IOSpec, candidate: IOSpec) -> dict[str, str]:
+    """candidate data input name -> reference data input name (renaming a single differently named input)."""
+    ref_d, cand_d = [t.name for t in _data_inputs(reference)], [t.name for t in _data_inputs(candidate)]
+    if set(cand_d) <= set(ref_d):
+        return {n: n for n in cand_d}
+    if len(ref_d) == 1 and len(cand_d) == 1:
+        return {cand_d[0]: ref_d[0]}
+    raise BadInput(f"the candidate's inputs {cand_d} do not match the reference's {ref_d}")
+
+
+def _candidate_feeds(batch: Mapping[str, np.ndarray], in_map: Mapping[str, str], cand_io: IOSpec) -> dict[str, np.ndarray]:
+    from edgelstm.data.sources import with_default_state
+
+    feeds = {c: batch[r] for c, r in in_map.items()}
+    for t in cand_io.inputs:
+        if t.name in batch and t.name not in feeds:  # state provided by the data
+            feeds[t.name] = batch[t.name]
+    return with_default_state(cand_io, feeds)
+
+
+def _check_labels_fit(labels: np.ndarray, n: int, out: TensorSpec, kind: str) -> None:
+    """Labels must hold one class per sample (classification) or the output's values per sample."""
+    per_sample = int(np.asarray(labels).size // max(1, n))
+    if kind == "classification":
+        want = 1
+    else:
+        dims = [d for i, d in enumerate(out.shape) if i != 0]
+        if not all(isinstance(d, int) and d > 0 for d in dims):
+            return  # symbolic (e.g. seq) dims: checked when the outputs exist
+        want = int(np.prod(dims)) if dims else 1
+    if per_sample != want or np.asarray(labels).size != per_sample * n:
+        raise BadInput(f"labels 'y' have shape {list(np.shape(labels))}, but {kind} on output {out.name!r} "
+                       f"{list(out.shape)} needs {want} value(s) per sample")
+
+
+def _resolve_data(data: Any, ref_io: IOSpec, options: ValidateOptions):
+    from edgelstm.data.sources import Dataset, load_dataset, synthetic_dataset
+
+    if isinstance(data, Dataset):
+        return data
+    if not isinstance(data, DataRequest):
+        raise BadInput(f"data must be a Dataset or a DataRequest, got {type(data).__name__}")
+    if data.path is not None and data.synthetic is not None:
+        raise BadInput("give either --data or --synthetic, not both")
+    if data.path is not None:
+        return load_dataset(data.path, ref_io, window=data.window, features=data.features, target=data.target,
+                            min_samples=data.min_samples)
+    if data.synthetic is not None:
+        if data.window is not None or data.features is not None or data.target is not None:
+            raise BadInput("--window/--features/--target apply to --data FILE.csv, not --synthetic")
+        return synthetic_dataset(ref_io, data.synthetic, seq=data.seq, seed=data.seed)
+    raise BadInput("no data: pass --data FILE (.npz/.npy/.csv) or --synthetic N")
+
+
+# ------------------------------------------------------------------------------------------- the stage
+
+
+def validate_artifacts(reference: Any, candidate: Any, data: Any, options: ValidateOptions = ValidateOptions()) -> ValidationResult:
+    """Run `reference` and `candidate` (paths to torch/ONNX/engine artifacts, nn.Modules or open runners)
+    on `data` (a edgelstm.data.sources.Dataset or a DataRequest) and compare them.
+
+    Raises BadInput (before any inference) for data that does not fit the reference or the candidate,
+    outputs that do not match, and gates that name unknown outputs or need labels/streaming this run
+    lacks. Returns a ValidationResult whose `passed` is False when a gate failed."""
+    from edgelstm.data.sources import require_min_samples
+
+    t0 = time.perf_counter()
+    opened: list[Any] = []
+    try:
+        ref, own = _open(reference, backend=options.reference_backend, input_size=options.input_size,
+                         options=options, role="reference")
+        if own:
+            opened.append(ref)
+        cand_size = options.input_size or _feature_size(ref.io)
+        cand, own = _open(candidate, backend=options.candidate_backend, input_size=cand_size, options=options,
+                          role="candidate")
+        if own:
+            opened.append(cand)
+        dataset = _resolve_data(data, ref.io, options)
+        require_min_samples(dataset, max(1, getattr(data, "min_samples", 1)), what="validation data set")
+        dataset = dataset.for_spec(ref.io)
+
+        positional = getattr(ref, "backend", "") == "torch"
+        out_map = map_outputs(ref.io, cand.io, positional_fallback=positional)
+        in_map = _map_inputs(ref.io, cand.io)
+        notes: list[str] = []
+        if any(r != c for r, c in out_map.items()):
+            notes.append("outputs mapped by position (the torch reference has no output names): "
+                         + ", ".join(f"{r}->{c}" for r, c in out_map.items()))
+
+        # batch size: a static model fixes it
+        fixed = {b for b in (_fixed_batch(ref.io), _fixed_batch(cand.io)) if b}
+        if len(fixed) > 1:
+            raise BadInput(f"the reference and the candidate have different fixed batch sizes {sorted(fixed)}")
+        batch_size = fixed.pop() if fixed else int(options.batch_size)
+        if batch_size < 1:
+            raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
+        drop_last = _fixed_batch(ref.io) is not None or _fixed_batch(cand.io) is not None
+        if drop_last:
+            require_min_samples(dataset, batch_size, what="validation data set (a static model's fixed batch)")
+            used = dataset.n // batch_size * batch_size
+            if used != dataset.n:
+                notes.append(f"a static model takes batches of exactly {batch_size}: "
+                             f"validated {used} of {dataset.n} samples")
+                dataset = dataset.head(used)
+        batches = dataset.batches(batch_size)
+
+        # check the data against both specs before anything runs
+        first = next(iter(batches))
+        check_feeds(ref.io, first, what=f"data for the reference ({dataset.source})")
+        check_feeds(cand.io, _candidate_feeds(first, in_map, cand.io), what=f"data for the candidate ({dataset.source})")
+
+        ref_out_specs = {t.name: t for t in ref.io.outputs}
+        compared = list(out_map)
+        task_output = next((n for n in compared if not _is_state(ref_out_specs[n], STATE_OUTPUTS)), compared[0])
+        task_kind = options.task or infer_task(dataset.labels, ref_out_specs[task_output].shape)
+        if task_kind == "regression" and dataset.labels is None:
+            task_kind = None  # regression metrics need labels; classification still gives agreement
+        if task_kind and dataset.labels is not None:
+            _check_labels_fit(dataset.labels, dataset.n, ref_out_specs[task_output], task_kind)
+
+        # streaming plan
+        stream_outputs: list[str] = []
+        cand_state_in = [t.name for t in cand.io.inputs if _is_state(t, STATE_INPUTS)]
+        seq = dataset.seq
+        stream_note = None
+        if options.streaming and cand_state_in:
+            missing_carry = [n for n in cand_state_in if STATE_CARRY.get(n) not in cand.io.output_names]
+            if missing_carry:
+                stream_note = f"not streamed: the candidate has no state output for {missing_carry}"
+            elif seq is None or seq < 2:
+                stream_note = "not streamed: the sequence is shorter than 2 steps"
+            elif _fixed_seq(cand.io) is not None:
+                stream_note = f"not streamed: the candidate has a fixed sequence length {_fixed_seq(cand.io)}"
+            else:
+                stream_outputs = [r for r in compared if not _is_state(ref_out_specs[r], STATE_OUTPUTS)]
+        if stream_note:
+            notes.append(stream_note)
+
+        gates = resolve_gates(options.gates, compared, task_kind=task_kind, task_output=task_output,
+                              streaming_outputs=stream_outputs)
+
+        chunk_sizes: list[int] = []
+        stream_n = 0
+        if stream_outputs:
+            chunk_sizes = sorted({c for c in (options.chunk_sizes or (1, max(1, (seq or 1) // 4))) if c >= 1})
+            if any(c < 1 for c in (options.chunk_sizes or ())):
+                raise BadInput(f"chunk sizes must be >= 1, got {list(options.chunk_sizes or ())}")
+            stream_n = dataset.n if options.streaming_samples is None else min(dataset.n, options.streaming_samples)
+        stream_batches = -(-stream_n // batch_size) if stream_n else 0
+        total = len(batches) + stream_batches * len(chunk_sizes)
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if options.progress:
+                options.progress(done, total)
+
+        # main pass
+        accs = {r: DriftAccumulator(_time_axis(ref_out_specs[r])) for r in compared}
+        ref_keep: list[dict[str, np.ndarray]] = []   # reference outputs of the streamed samples
+        task_ref, task_cand = [], []
+        seen = 0
+        for batch in batches:
+            r_out = ref.run(batch)
+            c_out = cand.run(_candidate_feeds(batch, in_map, cand.io))
+            for r, c in out_map.items():
+                if r not in r_out:
+                    raise BadInput(f"the reference did not return output {r!r} (it returned {sorted(r_out)})")
+                if c not in c_out:
+                    raise BadInput(f"the candidate did not return output {c!r} (it returned {sorted(c_out)})")
+                a, b = np.asarray(r_out[r]), np.asarray(c_out[c])
+                if a.shape != b.shape:
+                    raise BadInput(f"output {c!r}: the candidate returned shape {list(b.shape)}, the reference "
+                                   f"{list(a.shape)}")
+                accs[r].update(a, b)
+            if task_kind:
+                task_ref.append(np.asarray(r_out[task_output]))
+                task_cand.append(np.asarray(c_out[out_map[task_output]]))
+            if seen < stream_n:
+                keep = stream_n - seen
+                ref_keep.append({r: np.asarray(r_out[r])[:keep] for r in stream_outputs})
+            seen += _batch_len(batch, dataset)
+            tick()
+
+        outputs = {}
+        for r, acc in accs.items():
+            m = acc.result()
+            m["time_axis"] = acc.time_axis
+            if acc.time_axis is not None:
+                m["per_step_summary"] = per_step_summary(m["per_step_rmse"])
+            outputs[r] = m
+
+        task: dict[str, Any] = {}
+        if task_kind:
+            try:
+                task = task_metrics(np.concatenate(task_ref), np.concatenate(task_cand), dataset.labels,
+                                    task=task_kind)
+            except ValueError as exc:
+                raise BadInput(f"labels 'y' do not fit output {task_output!r}: {exc}") from None
+            if task:
+                task = {"output": task_output, **task}
+
+        streaming = None
+        if stream_outputs:
+            streaming = _stream(cand, dataset, in_map, out_map, stream_outputs, ref_keep, chunk_sizes, batch_size,
+                                stream_n, ref_out_specs, tick)
+
+        result_dict = {"outputs": outputs, "task": task, "streaming": streaming}
+        gate_results = evaluate_gates(gates, result_dict)
+        baseline_info = None
+        if options.baseline is not None:
+            b = baseline_gates(options.baseline, result_dict, tolerance=options.baseline_tolerance,
+                               floor=options.baseline_floor)
+            gate_results += b
+            baseline_info = {"reference": options.baseline.get("reference"),
+                             "candidate": options.baseline.get("candidate"),
+                             "tolerance": options.baseline_tolerance, "floor": options.baseline_floor,
+                             "compared": len(b)}
+        passed = all(g.passed for g in gate_results)
+        from edgelstm.machine.isa import isa_facts
+        from edgelstm.artifacts.manifest import tool_versions
+
+        info: dict[str, Any] = {
+            "data": {"source": dataset.source, "samples": dataset.n, "seq": dataset.seq,
+                     "labels": dataset.labels is not None, "batch_size": batch_size},
+            "reference_info": {"backend": getattr(ref, "backend", None), "precision": getattr(ref, "precision", None),
+                               "label": getattr(ref, "label", None), "io": ref.io.to_dict()},
+            "candidate_info": {"backend": getattr(cand, "backend", None),
+                               "precision": getattr(cand, "precision", None),
+                               "label": getattr(cand, "label", None), "io": cand.io.to_dict()},
+            "output_map": out_map, "notes": notes, "seconds": round(time.perf_counter() - t0, 3),
+            "versions": tool_versions(),
+        }
+        if baseline_info:
+            info["baseline"] = baseline_info
+        info["machine"] = isa_facts()
+        warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
+                                for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
+        if warnings:
+            info["warnings"] = warnings
+        return ValidationResult(_label(reference, ref), _label(candidate, cand), dataset.n, passed, outputs, task,
+                                gate_results, streaming, info)
+    finally:
+        for r in opened:
+            try:
+                r.close()
+            except Exception:  # noqa: BLE001 - closing never hides the real result
+                pass
+
+
+def _batch_len(batch: Mapping[str, np.ndarray], dataset) -> int:
+    for name, a in batch.items():
+        return int(np.shape(a)[dataset.axes.get(name, 0)])
+    return 0
+
+
+def _stream(cand, dataset, in_map, out_map, stream_outputs, ref_keep, chunk_sizes, batch_size, stream_n,
+            ref_out_specs, tick) -> dict[str, Any]:
+    """Feed the candidate the sequence in chunks, carrying hn/cn into h0/c0; compare the result with the
+    reference's full-sequence outputs. Outputs with a time axis are concatenated over the chunks; the
+    others are taken from the last chunk."""
+    sub = dataset.head(stream_n)
+    data_name = next(iter(in_map))  # the candidate's data input
+    by_chunk: dict[str, dict[str, Any]] = {}
+    cand_specs = {t.name: t for t in cand.io.outputs}
+    for cs in chunk_sizes:
+        accs = {r: DriftAccumulator(_time_axis(ref_out_specs[r])) for r in stream_outputs}
+        for bi, batch in enumerate(sub.batches(batch_size)):
+            feeds = _candidate_feeds(batch, in_map, cand.io)
+            x = feeds.pop(data_name)
+            state = {k: v for k, v in feeds.items() if k in STATE_CARRY}
+            other = {k: v for k, v in feeds.items() if k not in STATE_CARRY}
+            pieces: dict[str, list[np.ndarray]] = {r: [] for r in stream_outputs}
+            last: dict[str, np.ndarray] = {}
+            for start in range(0, x.shape[1], cs):
+                out = cand.run({data_name: np.ascontiguousarray(x[:, start:start + cs]), **state, **other})
+                state = {k: out[STATE_CARRY[k]] for k in state}
+                for r in stream_outputs:
+                    last[r] = out[out_map[r]]
+                    if _time_axis(cand_specs.get(out_map[r])) is not None:
+                        pieces[r].append(out[out_map[r]])
+            for r in stream_outputs:
+                axis = _time_axis(cand_specs.get(out_map[r]))
+                got = np.concatenate(pieces[r], axis=axis) if axis is not None else last[r]
+                want = ref_keep[bi][r]
+                if got.shape != want.shape:
+                    raise BadInput(f"streaming: output {out_map[r]!r} has shape {list(got.shape)} after chunks of "
+                                   f"{cs}, the reference {list(want.shape)}")
+                accs[r].update(want, got)
+            tick()
+        by_chunk[str(cs)] = {r: accs[r].result() for r in stream_outputs}
+    worst = {o: worst_of([by_chunk[str(cs)][o] for cs in chunk_sizes]) for o in by_chunk[str(chunk_sizes[0])]}
+    return {"chunk_sizes": list(chunk_sizes), "samples": stream_n, "compared_to": "reference full-sequence outputs",
+            "outputs": worst, "by_chunk": by_chunk}
