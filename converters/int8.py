@@ -187,11 +187,9 @@ class Int8Quantizer:
             self._calibrate()
 
     def _io(self):
-        from edgelstm.artifacts.iospec import iospec_from_onnx
-        from edgelstm.artifacts.manifest import read_manifest
+        from edgelstm.artifacts.artifact import io_spec_of
 
-        m = read_manifest(self.src)
-        return m.io if m is not None and m.io is not None else iospec_from_onnx(self.parent)
+        return io_spec_of(self.src, self.parent)
 
     def _calibrate(self) -> None:
         from calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges

@@ -90,7 +90,7 @@ class _OrtEvaluator:
         self.opt_level = opt_level
 
     def outputs(self, path: Path) -> list[dict[str, np.ndarray]]:
-        from edgelstm.runners.onnxruntime_runner import make_session
+        from edgelstm.artifacts.ort import make_session
 
         sess = make_session(path, opt_level=self.opt_level)
         in_types = {i.name: i.type for i in sess.get_inputs()}
@@ -180,10 +180,10 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
     nodes in float until ``budget`` holds on ``data`` (outputs vs the FP32 ONNX model). Raises GateFailed
     (exit 1) when no configuration with at least one quantized node meets the budget; nothing is written."""
     from edgelstm.artifacts.iospec import iospec_from_onnx
-    from edgelstm.artifacts.manifest import read_manifest
+    from edgelstm.artifacts.artifact import io_spec_of
 
     from converters.int8 import Int8Quantizer, check_output_path
-    from converters.quant_report import probe_levels
+    from edgelstm.artifacts.ort import first_safe_level
 
     say = on_step or (lambda _m: None)
     src, out, precision = Path(src), Path(out), Precision(precision)
@@ -195,8 +195,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
     else:
         raise BadInput(f"--max-drift applies to fp16 or int8, not {precision.value}")
     with job, tempfile.TemporaryDirectory(prefix="edgelstm-fallback-") as tmp:
-        man = read_manifest(src)
-        io = man.io if man is not None and man.io is not None else iospec_from_onnx(job.parent)
+        io = io_spec_of(src, job.parent)
         batches = _measurement_batches(data, io)
         reference = _OrtEvaluator(batches).outputs(src)
         trial_path = Path(tmp) / "trial.onnx"
@@ -213,7 +212,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
         model, rows = job.quantize({})
         trial_path.write_bytes(model.SerializeToString())
         recipe = getattr(job, "recipe", None)
-        level, tried = probe_levels(trial_path, *(() if recipe is None else (recipe.ort_levels,)))
+        level, tried = first_safe_level(trial_path, *(() if recipe is None else (recipe.ort_levels,)))
         if level is None:
             from edgelstm.errors import InternalError
 

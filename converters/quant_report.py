@@ -104,14 +104,9 @@ TABLE_COLUMNS = ["op", "nodes", "precision", "became", "why"]
 def io_for_output(src: Path, parent_model, out_model) -> IOSpec:
     """The output's I/O spec: the parent's manifest spec (state roles, symbolic dims) with dtypes from the
     output model (FP16 without keep_io_types changes them)."""
-    from edgelstm.artifacts.manifest import read_manifest
+    from edgelstm.artifacts.artifact import io_spec_of
 
-    parent_io = None
-    m = read_manifest(src)
-    if m is not None and m.io is not None:
-        parent_io = m.io
-    if parent_io is None:
-        parent_io = iospec_from_onnx(parent_model)
+    parent_io = io_spec_of(src, parent_model)
     new = iospec_from_onnx(out_model)
     dtypes = {t.name: t.dtype for t in (*new.inputs, *new.outputs)}
 
@@ -121,19 +116,6 @@ def io_for_output(src: Path, parent_model, out_model) -> IOSpec:
     return IOSpec(tuple(fix(t) for t in parent_io.inputs), tuple(fix(t) for t in parent_io.outputs))
 
 
-def probe_levels(path: Path, levels: tuple[str, ...] = ("all", "extended", "basic")) -> tuple[str | None, dict[str, str]]:
-    """Probe an onnxruntime session in a child process at each level until one runs: (safe level, reasons)."""
-    from edgelstm.runners.onnxruntime_runner import probe_session
-
-    tried: dict[str, str] = {}
-    for level in levels:
-        ok, why = probe_session(path, opt_level=level)
-        tried[level] = why
-        if ok:
-            return level, tried
-    return None, tried
-
-
 def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent_model, rows: list[OpRow],
                     details: dict[str, Any], probe: bool = True, levels: tuple[str, ...] = ("all", "extended", "basic"),
                     target_isa: str | None = None) -> QuantResult:
@@ -141,6 +123,7 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
     crash-safely (``all``, then ``extended``, then ``basic``); then write its manifest. Nothing is written
     when no level runs it."""
     from edgelstm.artifacts.manifest import write_manifest
+    from edgelstm.artifacts.ort import first_safe_level
 
     data = model.SerializeToString()
     parent_size = src.stat().st_size
@@ -148,7 +131,7 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
         if probe:
-            level, tried = probe_levels(tmp, levels)
+            level, tried = first_safe_level(tmp, levels)
             if level is None:
                 raise InternalError(
                     f"the {precision.value} model does not run in onnxruntime at any optimization level "

@@ -5,19 +5,51 @@ Exit codes (DESIGN.md): 0 success, 1 a gate failed, 2 bad usage or input, 3 back
 
 from __future__ import annotations
 
+import re
+from typing import Callable
+
+
+_OPTION = re.compile(r"\{opt:([a-z0-9_]+)\}")
+
+
+def opt(name: str) -> str:
+    """An option named in a library message, rendered in the caller's words: ``--iters`` on the command line,
+    ``[bench].iters`` in a pipeline file (see ``EdgeLSTMError.render``). ``name`` is the option's key."""
+    return "{opt:" + name + "}"
+
+
+def cli_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
 
 class EdgeLSTMError(Exception):
-    """Base class: every error edgelstm raises on purpose carries an exit code and a one-line message."""
+    """Base class: every error edgelstm raises on purpose carries an exit code and a one-line message.
+
+    Messages name options with ``opt("key")``; ``str(error)`` renders them as command-line flags, and
+    ``render(namer)`` in any other words (the pipeline: ``[section].key``)."""
 
     exit_code = 4
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)
-        self.message = message
-        self.hint = hint
+        self.raw_message = message
+        self.raw_hint = hint
+
+    def render(self, namer: Callable[[str], str] = cli_flag) -> str:
+        msg = _OPTION.sub(lambda m: namer(m.group(1)), self.raw_message)
+        hint = _OPTION.sub(lambda m: namer(m.group(1)), self.raw_hint) if self.raw_hint else None
+        return msg if not hint else f"{msg} ({hint})"
+
+    @property
+    def message(self) -> str:
+        return _OPTION.sub(lambda m: cli_flag(m.group(1)), self.raw_message)
+
+    @property
+    def hint(self) -> str | None:
+        return _OPTION.sub(lambda m: cli_flag(m.group(1)), self.raw_hint) if self.raw_hint else None
 
     def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message} ({self.hint})"
+        return self.render()
 
 
 class GateFailed(EdgeLSTMError):

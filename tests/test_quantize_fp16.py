@@ -167,9 +167,10 @@ def test_convert_does_not_emit_unsorted_graphs_and_sort_handles_outer_scope():
 def test_fp16_crashing_session_at_all_falls_back_to_extended_and_runner_uses_it(tmp_path, monkeypatch):
     """A session that crashes at ORT_ENABLE_ALL (as one FP16 BiLSTM does) is probed in a child process;
     the manifest records the level that runs and OrtRunner opens the model at that level."""
+    import edgelstm.artifacts.ort as ort_sessions
     import edgelstm.runners.onnxruntime_runner as ortr
 
-    real = ortr.probe_session
+    real = ort_sessions.probe_session
     calls = []
 
     def fake_probe(path, *, opt_level="all", timeout=120.0):
@@ -178,7 +179,7 @@ def test_fp16_crashing_session_at_all_falls_back_to_extended_and_runner_uses_it(
             return False, "crashed with signal 11"
         return real(path, opt_level=opt_level, timeout=timeout)
 
-    monkeypatch.setattr(ortr, "probe_session", fake_probe)
+    monkeypatch.setattr(ort_sessions, "probe_session", fake_probe)
     src = qm.exported("bilstm_attention", tmp_path)
     out = tmp_path / "bi.fp16.onnx"
     res = quantize_fp16(src, out)
@@ -195,10 +196,10 @@ def test_fp16_crashing_session_at_all_falls_back_to_extended_and_runner_uses_it(
 
 
 def test_fp16_no_level_runs_is_an_error_and_writes_nothing(tmp_path, monkeypatch):
-    import edgelstm.runners.onnxruntime_runner as ortr
+    import edgelstm.artifacts.ort as ort_sessions
     from edgelstm.errors import InternalError
 
-    monkeypatch.setattr(ortr, "probe_session", lambda path, **kw: (False, "crashed with signal 11"))
+    monkeypatch.setattr(ort_sessions, "probe_session", lambda path, **kw: (False, "crashed with signal 11"))
     src = qm.exported("lstm_regressor", tmp_path)
     out = tmp_path / "never.onnx"
     with pytest.raises(InternalError, match="does not run in onnxruntime"):

@@ -3,71 +3,34 @@ manifest. Pure functions returning dicts; the CLI renders them."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import BadInput
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import ArtifactKind
-from edgelstm.runners.base import artifact_kind
-
-RECURRENT_OPS = {"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"}
-_DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
-
-
-def _walk_nodes(graph):
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.g is not None and attr.g.node:
-                yield from _walk_nodes(attr.g)
-            for g in attr.graphs:
-                yield from _walk_nodes(g)
+from edgelstm.artifacts.artifact import artifact_kind
 
 
 def inspect_onnx(path: Path) -> dict[str, Any]:
     import onnx
-    from onnx import helper
 
-    from edgelstm.artifacts.iospec import iospec_from_onnx
-    from edgelstm.runners.onnxruntime_runner import _guess_precision
+    from edgelstm.artifacts.artifact import Artifact
 
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise BadInput(f"{path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
-    manifest = read_manifest(path, verify=False)
-    nodes = list(_walk_nodes(model.graph))
-    ops = Counter(n.op_type for n in nodes)
-    recurrent = []
-    for n in nodes:
-        if n.op_type in RECURRENT_OPS:
-            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-            direction = attrs.get("direction", b"forward")
-            direction = direction.decode() if isinstance(direction, bytes) else str(direction)
-            recurrent.append({"name": n.name, "op": n.op_type, "hidden_size": attrs.get("hidden_size"),
-                              "direction": direction, "directions": _DIRECTIONS.get(direction, 1),
-                              "linear_before_reset": attrs.get("linear_before_reset") if n.op_type == "GRU" else None})
-    params = sum(int(_numel(i.dims)) for i in model.graph.initializer)
-    spec = manifest.io if manifest and manifest.io else iospec_from_onnx(model)
+    art = Artifact.open(path, verify=False)
+    model = onnx.load(str(path), load_external_data=False)
+    f = art.facts
+    recurrent = [{k: layer[k] for k in ("name", "op", "hidden_size", "direction", "directions", "linear_before_reset")}
+                 for layer in f.recurrent_layers]
     return {
-        "path": str(path), "kind": "onnx", "size_bytes": path.stat().st_size,
-        "precision": manifest.precision if manifest else _guess_precision(model),
+        "path": str(path), "kind": "onnx", "size_bytes": path.stat().st_size, "precision": art.precision,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
-        "io": spec.to_dict(), "stateful": spec.stateful, "recurrent_layers": recurrent,
-        "loops": ops.get("Loop", 0), "op_histogram": dict(ops.most_common()), "parameters": params,
-        "manifest": manifest.to_dict() if manifest else None,
-        "manifest_matches": _matches(path, manifest),
+        "io": art.io.to_dict(), "stateful": art.io.stateful, "recurrent_layers": recurrent,
+        "loops": f.loops, "op_histogram": dict(f.ops.most_common()), "parameters": f.parameters,
+        "manifest": art.manifest.to_dict() if art.manifest else None,
+        "manifest_matches": _matches(path, art.manifest),
     }
-
-
-def _numel(dims) -> int:
-    n = 1
-    for d in dims:
-        n *= int(d)
-    return n
 
 
 def _matches(path: Path, manifest) -> bool | None:

@@ -14,6 +14,13 @@ Dim = int | str
 
 STATE_INPUTS = ("h0", "c0")
 STATE_OUTPUTS = ("hn", "cn")
+#: each state input and the output that carries it to the next call (h0 <- hn, c0 <- cn)
+STATE_PAIRS = dict(zip(STATE_INPUTS, STATE_OUTPUTS))
+
+
+def is_state(t: "TensorSpec", names: tuple[str, ...] = STATE_INPUTS + STATE_OUTPUTS) -> bool:
+    """Whether a tensor is recurrent state: marked so in its spec, or named like edgelstm's state I/O."""
+    return bool(t.state) or t.name in names
 
 
 @dataclass(frozen=True)

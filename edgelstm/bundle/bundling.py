@@ -68,8 +68,6 @@ ON_DEVICE_GATES = {"fp32": "rel_l2<=0.001", "fp16": "rel_l2<=0.01", "int8": "rel
 VALIDATE_SAMPLES = 64
 
 # onnxruntime-only operators: TensorRT's ONNX parser cannot build these (dynamic INT8, contrib ops).
-ORT_ONLY_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv",
-                "DynamicQuantizeLSTM", "DynamicQuantizeMatMul"}
 _TEXT_LIMIT = 16 << 20             # JSON/text members read into memory while verifying
 _SHA_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 Range = tuple[int, int, int]
@@ -273,41 +271,15 @@ def onnx_facts(path: Path) -> dict[str, Any]:
     external data files."""
     import onnx
 
+    from edgelstm.artifacts.facts import onnx_facts as facts_of
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, google.protobuf errors
         raise BadInput(f"{path.name} is not a valid ONNX file: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    ops: set[str] = set()
-    domains: set[str] = set()
-
-    def walk(graph) -> None:
-        for node in graph.node:
-            ops.add(node.op_type)
-            if node.domain and node.domain not in ("ai.onnx",):
-                domains.add(node.domain)
-            for attr in node.attribute:
-                if attr.g is not None and attr.HasField("g"):
-                    walk(attr.g)
-                for g in attr.graphs:
-                    walk(g)
-
-    walk(model.graph)
-    inits = {i.name for i in model.graph.initializer}
-    inputs = [v for v in model.graph.input if v.name not in inits]
-    fixed: dict[str, int | None] = {"batch": None, "seq": None}
-    x = next((v for v in inputs if v.name not in ("h0", "c0")), None)
-    if x is not None:
-        dims = x.type.tensor_type.shape.dim
-        for axis, key in ((0, "batch"), (1, "seq")):
-            if len(dims) > axis and dims[axis].HasField("dim_value") and dims[axis].dim_value > 0:
-                fixed[key] = int(dims[axis].dim_value)
-    external = sorted({e.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
-                       for e in t.external_data if e.key == "location"})
-    float16 = any(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for v in inputs)
-    return {"ort_only": bool(ops & ORT_ONLY_OPS) or "com.microsoft" in domains,
-            "qdq": "QuantizeLinear" in ops and "DequantizeLinear" in ops,
-            "stateful": any(v.name in ("h0", "c0") for v in inputs), "fixed": fixed, "external": external,
-            "float16": float16, "ops": sorted(ops)}
+    f = facts_of(model)
+    return {"ort_only": f.ort_only, "qdq": f.has_qdq, "stateful": f.stateful, "fixed": dict(f.fixed),
+            "external": list(f.external), "float16": f.float16_inputs, "ops": sorted(f.ops)}
 
 
 def _collect(src: Path, out: Path, options: BundleOptions) -> tuple[list[_Source], list[dict[str, str]], list[str]]:

@@ -77,7 +77,7 @@ def bench(
     from edgelstm.latency.report import device_line
     from edgelstm.errors import BadInput
     from edgelstm.options import parse_int_list
-    from edgelstm.runners.onnxruntime_runner import OPT_LEVELS
+    from edgelstm.artifacts.ort import OPT_LEVELS
 
     if iters is not None and min_time is not None:
         raise BadInput("pass either --iters or --min-time, not both")

@@ -40,14 +40,9 @@ Examples:
 
 
 def _model_io(path: Path):
-    from edgelstm.artifacts.onnx_graph import load_onnx
+    from edgelstm.artifacts.artifact import io_spec_of
 
-    from edgelstm.artifacts.iospec import iospec_from_onnx
-    from edgelstm.artifacts.manifest import read_manifest
-
-    model = load_onnx(path)
-    man = read_manifest(path)
-    return man.io if man is not None and man.io is not None else iospec_from_onnx(model)
+    return io_spec_of(path)
 
 
 def _load(path: Path, io, *, window: Optional[int], features: Optional[str], what: str):

@@ -635,15 +635,13 @@ def _safe_ort_level(res: _Resolved) -> str:
         return "all"
     if not has_fp16:
         return "all"
-    from edgelstm.runners.onnxruntime_runner import probe_session
+    from edgelstm.artifacts.ort import first_safe_level
 
-    reasons = []
-    for level in ("all", "extended", "basic"):
-        ok, why = probe_session(res.path, opt_level=level)
-        if ok:
-            return level
-        reasons.append(f"{level}: {why}")
-    raise BadInput(f"{res.name} does not run in onnxruntime at any optimisation level ({'; '.join(reasons)})")
+    level, tried = first_safe_level(res.path)
+    if level is None:
+        raise BadInput(f"{res.name} does not run in onnxruntime at any optimisation level "
+                       f"({'; '.join(f'{k}: {v}' for k, v in tried.items())})")
+    return level
 
 
 def _torch_threads() -> int | None:

@@ -7,12 +7,11 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from edgelstm.artifacts.artifact import ENGINE_SUFFIXES, TORCH_SUFFIXES, artifact_kind  # noqa: F401
 from edgelstm.errors import BadInput
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.options import ArtifactKind, Backend
 
-TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit"}
-ENGINE_SUFFIXES = {".plan", ".engine", ".trt"}
 
 
 class Runner(Protocol):
@@ -26,24 +25,6 @@ class Runner(Protocol):
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     def close(self) -> None: ...
-
-
-def artifact_kind(path: str | Path) -> ArtifactKind:
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == ".onnx":
-        return ArtifactKind.onnx
-    if suffix in ENGINE_SUFFIXES:
-        return ArtifactKind.engine
-    if suffix in TORCH_SUFFIXES:
-        return ArtifactKind.torch
-    if p.exists():
-        head = p.read_bytes()[:4]
-        if head[:2] == b"PK" or head[:1] == b"\x80":
-            return ArtifactKind.torch
-        if head[:1] == b"\x08":  # protobuf field 1 varint: ir_version
-            return ArtifactKind.onnx
-    raise BadInput(f"cannot tell what kind of artifact {p.name} is; use .onnx, .plan/.engine or a torch file")
 
 
 def default_backend(kind: ArtifactKind) -> Backend:

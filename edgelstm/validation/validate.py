@@ -127,7 +127,7 @@ def _open(artifact: Any, *, backend: str | None, input_size: int | None, options
         return open_runner(artifact, backend=backend, threads=options.threads, input_size=input_size,
                            factory=options.factory, trust_pickle=options.trust_pickle), True
     except BadInput as exc:
-        raise BadInput(f"{role}: {exc.message}", hint=exc.hint) from None
+        raise BadInput(f"{role}: {exc.raw_message}", hint=exc.raw_hint) from None
 
 
 def _is_state(t: TensorSpec, names: tuple[str, ...]) -> bool:

@@ -1,0 +1,97 @@
+"""One home for a file edgelstm reads or writes: ``Artifact.open(path)`` gives its kind, I/O spec (manifest
+first, else read from the file), precision, manifest and, for ONNX, its facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgelstm.artifacts.iospec import IOSpec
+from edgelstm.errors import BadInput
+from edgelstm.options import ArtifactKind
+
+TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit"}
+ENGINE_SUFFIXES = {".plan", ".engine", ".trt"}
+
+
+def artifact_kind(path: str | Path) -> ArtifactKind:
+    """The kind of a file from its suffix, else from its first bytes."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return ArtifactKind.onnx
+    if suffix in ENGINE_SUFFIXES:
+        return ArtifactKind.engine
+    if suffix in TORCH_SUFFIXES:
+        return ArtifactKind.torch
+    if p.exists():
+        head = p.read_bytes()[:4]
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            return ArtifactKind.torch
+        if head[:1] == b"\x08":  # protobuf field 1 varint: ir_version
+            return ArtifactKind.onnx
+    raise BadInput(f"cannot tell what kind of artifact {p.name} is; use .onnx, .plan/.engine or a torch file")
+
+
+def io_spec_of(path: str | Path, model: Any = None, manifest: Any = None) -> IOSpec:
+    """The I/O spec of an ONNX file: its manifest's (state roles, symbolic dims) when it has one, else read from
+    the model (``model`` when already loaded)."""
+    from edgelstm.artifacts.iospec import iospec_from_onnx
+    from edgelstm.artifacts.manifest import read_manifest
+
+    m = manifest if manifest is not None else read_manifest(path)
+    if m is not None and m.io is not None:
+        return m.io
+    if model is None:
+        from edgelstm.artifacts.onnx_graph import load_onnx
+
+        model = load_onnx(path)
+    return iospec_from_onnx(model)
+
+
+@dataclass
+class Artifact:
+    path: Path
+    kind: ArtifactKind
+    manifest: Any = None        # edgelstm.artifacts.manifest.Manifest | None
+    io: IOSpec | None = None
+    precision: str | None = None
+    facts: Any = None           # edgelstm.artifacts.facts.OnnxFacts for ONNX files
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = True) -> "Artifact":
+        """Read what can be known without running the file: manifest (checked when ``verify``), I/O, precision,
+        and the ONNX facts."""
+        from edgelstm.artifacts.manifest import read_manifest
+
+        p = Path(path)
+        if not p.exists():
+            raise BadInput(f"{p} does not exist")
+        if p.is_dir():
+            raise BadInput(f"{p} is a directory, not an artifact")
+        kind = artifact_kind(p)
+        manifest = read_manifest(p, verify=verify) if kind != ArtifactKind.torch else None
+        art = cls(p, kind, manifest, manifest.io if manifest else None, manifest.precision if manifest else None)
+        if kind == ArtifactKind.onnx:
+            import onnx
+
+            from edgelstm.artifacts.facts import onnx_facts
+            from edgelstm.artifacts.iospec import iospec_from_onnx
+
+            try:
+                model = onnx.load(str(p), load_external_data=False)
+            except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
+                raise BadInput(f"{p.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200] if str(exc) else exc}") from None
+            art.facts = onnx_facts(model)
+            art.io = art.io or iospec_from_onnx(model)
+            art.precision = art.precision or art.facts.precision
+        return art
+
+    @property
+    def target_isa(self) -> str | None:
+        """The CPU class an INT8 file was quantized for (its manifest), or None."""
+        return (self.manifest.details.get("target_isa") if self.manifest is not None else None)
+
+
+__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]

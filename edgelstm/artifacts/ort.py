@@ -1,0 +1,105 @@
+"""onnxruntime sessions: the one session builder, the crash-safe probe (in a child process), and the one
+optimization-level ladder (``all`` -> ``extended`` -> ``basic``) used by quantize, bench and the runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgelstm.errors import BackendMissing, BadInput
+
+OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+              "all": "ORT_ENABLE_ALL"}
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover
+        raise BackendMissing("onnxruntime is not installed", hint="pip install onnxruntime") from None
+    return ort
+
+
+def make_session(path: str | Path, *, threads: int | None = None, opt_level: str = "all",
+                 providers: list[str] | None = None):
+    ort = _ort()
+    ort.set_default_logger_severity(3)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[opt_level])
+    available = ort.get_available_providers()
+    if providers:
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise BackendMissing(f"onnxruntime provider(s) {missing} not available (have {available})",
+                                 hint="pip install onnxruntime-gpu for CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"onnxruntime cannot load {Path(path).name}: {str(exc).splitlines()[0][:300]}") from None
+
+
+_PROBE = r"""
+import json, sys
+import numpy as np, onnxruntime as ort
+path, level = sys.argv[1], sys.argv[2]
+so = ort.SessionOptions(); so.log_severity_level = 3; so.intra_op_num_threads = 1
+so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+feeds = {}
+sym = {"batch": 2, "seq": 3}  # the same symbolic dim gets the same size in every input
+for i in s.get_inputs():
+    shape = [d if isinstance(d, int) and d > 0 else sym.setdefault(d, 2 if n == 0 else 3) if isinstance(d, str)
+             else (2 if n == 0 else 3) for n, d in enumerate(i.shape)]
+    if i.name in ("h0", "c0") and len(shape) == 3:
+        shape[1] = 2
+    dt = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+          "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
+    feeds[i.name] = np.zeros(shape, dt)
+s.run(None, feeds)
+print(json.dumps({"ok": True}))
+"""
+
+
+def probe_session(path: str | Path, *, opt_level: str = "all", timeout: float = 120.0) -> tuple[bool, str]:
+    """Create a session and run it once in a child process: a crashing session cannot take us down.
+    Returns (ok, reason)."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), OPT_LEVELS[opt_level]],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"onnxruntime session probe timed out after {timeout:.0f}s"
+    if proc.returncode == 0:
+        return True, "ok"
+    tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    if proc.returncode < 0:
+        tail = f"crashed with signal {-proc.returncode}"
+    return False, tail[:300]
+
+
+LEVELS = ("all", "extended", "basic")
+
+
+def first_safe_level(path: str | Path, levels: tuple[str, ...] = LEVELS) -> tuple[str | None, dict[str, str]]:
+    """Probe a session at each level in turn until one runs: (the first safe level or None, reason per level)."""
+    tried: dict[str, str] = {}
+    for level in levels:
+        ok, why = probe_session(path, opt_level=level)
+        tried[level] = why
+        if ok:
+            return level, tried
+    return None, tried
+
+
+def recorded_level(manifest: Any) -> str | None:
+    """The level an artifact's manifest says it must run at (quantize records the safe level for its target)."""
+    level = (manifest.details.get("ort_opt_level") if manifest is not None else None)
+    return level if level in OPT_LEVELS else None
+
+
+__all__ = ["OPT_LEVELS", "LEVELS", "make_session", "probe_session", "first_safe_level", "recorded_level"]
