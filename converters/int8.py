@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from edgelstm.machine.isa import TargetCpu
-from edgelstm.errors import BadInput, InternalError
+from edgelstm.errors import BadInput, InternalError, opt
 from edgelstm.options import CalibMethod, Precision, QuantMode
 
 from edgelstm.artifacts.onnx_graph import (
@@ -73,15 +73,15 @@ class Int8Options:
         object.__setattr__(self, "mode", QuantMode(self.mode))
         object.__setattr__(self, "calib_method", CalibMethod(self.calib_method))
         object.__setattr__(self, "target", TargetCpu(self.target))
+        if self.range_source not in RANGE_SOURCES:
+            raise BadInput(f"range_source must be one of {RANGE_SOURCES}, got {self.range_source!r}")
+        if not 0 < self.percentile <= 100:
+            raise BadInput(f"{opt('percentile')} must be in (0, 100], got {self.percentile}")
 
     def recipe(self) -> Int8Recipe:
         """The weight type / reduce_range / onnxruntime levels that do not saturate on the target."""
         return choose_int8_recipe(self.target, self.mode, reduce_range=self.reduce_range,
                                   weight_type=self.weight_type)
-        if self.range_source not in RANGE_SOURCES:
-            raise BadInput(f"range_source must be one of {RANGE_SOURCES}, got {self.range_source!r}")
-        if not 0 < self.percentile <= 100:
-            raise BadInput(f"--percentile must be in (0, 100], got {self.percentile}")
 
 
 @contextlib.contextmanager
@@ -388,9 +388,30 @@ class Int8Quantizer:
         d.update(extra or {})
         if not any(r.precision == "int8" for r in rows):
             d["warning"] = "no node became int8"
+        d["saturation"] = saturation_check(model, self.recipe)
+        if d["saturation"]["can_saturate_on_target"]:
+            d["target"]["saturation_safe"] = False
+            d.setdefault("warning", d["saturation"]["message"])
         return write_quantized(model, self.src, Path(out), precision=Precision.int8, parent_model=self.parent,
                                rows=rows, details=d, probe=self.options.probe, levels=self.recipe.ort_levels,
                                target_isa=str(self.recipe.target))
+
+
+def saturation_check(model, recipe: Int8Recipe) -> dict[str, Any]:
+    """Read the quantized file: how many s8 weight pairs could saturate a u8×s8 kernel without VNNI, counting
+    the weights the integer kernels read at the level the file will run (unfused Q/DQ at "basic" is float)."""
+    from converters.int8_saturation import describe, saturating_pairs
+    from edgelstm.machine.isa import saturates_u8s8
+
+    r = saturating_pairs(model, qdq=recipe.ort_levels[0] != "basic")
+    risky = saturates_u8s8(recipe.target) and bool(r["saturating"])
+    out = {"pairs": r["pairs"], "saturating_on_x86_avx2": r["saturating"], "summary": describe(r),
+           "can_saturate_on_target": risky}
+    if risky:
+        out["message"] = (f"{r['saturating']} int8 weight pair(s) of this file can saturate on {recipe.target} "
+                          f"(u8×s8 without VNNI); drop --no-reduce-range / --weight-type to let edgelstm choose 7-bit "
+                          "weights")
+    return out
 
 
 def check_output_path(src: Path, out: Path) -> None:

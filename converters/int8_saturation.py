@@ -122,9 +122,13 @@ def _tensors(model) -> dict[str, Any]:
     return {k: numpy_helper.to_array(v) for k, v in out.items()}
 
 
-def saturating_pairs(model: Any) -> dict[str, Any]:
+def saturating_pairs(model: Any, *, qdq: bool = True) -> dict[str, Any]:
     """Count the int8 weight pairs of a quantized model (``onnx.ModelProto`` or a path) that can saturate
     onnxruntime's u8×s8 kernel on x86 without VNNI. Pure: reads the model only.
+
+    ``qdq=False`` counts only weights read by integer ops (not the int8 initializers behind DequantizeLinear →
+    float MatMul/Gemm/Conv): use it on the graph onnxruntime actually runs at a level (a session's
+    ``optimized_model_filepath``), where unfused Q/DQ computes in float.
 
     Returns ``{"status", "pairs", "saturating", "fraction", "abs_sum_over_limit", "s8_weights", "u8_weights",
     "weights": [{"name", "op", "node", "input", "dtype", "shape", "k_axis", "pairs", "saturating", ...}]}``.
@@ -147,8 +151,8 @@ def saturating_pairs(model: Any) -> dict[str, Any]:
     weights: list[dict[str, Any]] = []
     seen: set[str] = set()
     for _, _, node in walk(model.graph):
-        plan = _INTEGER_WEIGHTS.get(node.op_type) or (_DQ_CONSUMERS.get(node.op_type) if node.domain in ("", "ai.onnx")
-                                                      else None)
+        plan = _INTEGER_WEIGHTS.get(node.op_type) or (_DQ_CONSUMERS.get(node.op_type)
+                                                      if qdq and node.domain in ("", "ai.onnx") else None)
         for index, axis in plan or ():
             if index >= len(node.input) or not node.input[index]:
                 continue

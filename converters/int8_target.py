@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgelstm.machine.isa import IsaClass, TargetCpu, detect_isa, resolve_target, saturates_u8s8
+from edgelstm.machine import isa as cpu_isa
+from edgelstm.machine.isa import IsaClass, TargetCpu, resolve_target, saturates_u8s8
 from edgelstm.options import QuantMode
 
 ALL_LEVELS = ("all", "extended", "basic")
@@ -32,7 +33,7 @@ class Int8Recipe:
     safe: bool                  # False when the user's explicit choice can saturate on the target
 
     def to_dict(self, requested: str) -> dict[str, object]:
-        return {"requested": requested, "isa": str(self.target), "quantized_on": str(detect_isa()),
+        return {"requested": requested, "isa": str(self.target), "quantized_on": str(cpu_isa.detect_isa()),
                 "weight_type": self.weight_type, "reduce_range": self.reduce_range,
                 "ort_levels": list(self.ort_levels), "saturation_safe": self.safe, "why": self.why}
 
@@ -51,8 +52,9 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
     risky = saturates_u8s8(isa)
     if mode == QuantMode.dynamic:
         rr = risky if reduce_range is None else reduce_range
-        # u8 weights run the u8×u8 kernel, which widens to 16 bits before multiplying: exact everywhere
-        safe = not risky or rr or wt == "u8"
+        # the structural check after quantization (converters.int8_saturation) has the last word: u8 weights run
+        # the u8×u8 kernel for MatMul/Gemm, but onnxruntime's DynamicQuantizeLSTM keeps s8 weights whatever the type
+        safe = not risky or rr
         if not risky:
             why = (f"{isa}: int8 products accumulate in 32 bits, full 8-bit {wt} weights are exact"
                    + ("; 7-bit weights as asked" if rr else ""))
@@ -60,7 +62,8 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
             why = (f"{isa}: onnxruntime's u8×s8 kernel (VPMADDUBSW) saturates int16 pair sums without VNNI; "
                    "7-bit weights (reduce_range) keep 2·255·64 < 32767")
         elif wt == "u8":
-            why = f"{isa}: u8 weights run the non-saturating u8×u8 kernel"
+            why = (f"{isa}: u8 weights run the non-saturating u8×u8 kernel for MatMul/Gemm, but DynamicQuantizeLSTM "
+                   "keeps s8 weights, which CAN saturate here")
         else:
             why = (f"{isa}: full 8-bit s8 weights as asked CAN saturate here (VPMADDUBSW without VNNI); "
                    "drop --no-reduce-range to let edgelstm choose 7-bit weights")

@@ -30,7 +30,8 @@ def _is_style_tag(tag: str) -> bool:
     words = tag[1:].split() if tag.startswith("/") else tag.split()
     if tag.startswith("/") and not words:
         return True
-    return bool(words) and all(w in _ATTRIBUTES or w in ANSI_COLOR_NAMES for w in words)
+    return (bool(words) and all(w in _ATTRIBUTES or w in ANSI_COLOR_NAMES for w in words)
+            and not set(words) <= {"not", "on"})
 
 
 def markup(text: str) -> str:
@@ -84,27 +85,78 @@ def error(message: str) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """A table on stderr. Cells wrap (long names fold onto a second line) instead of being cut to `model.…`;
-    the first column, the name, keeps its longest value on one line where the terminal is wide enough."""
+    """A table on stderr that fits the terminal without cutting anything (no `model.…`).
+
+    When it is too wide for the terminal, cells wrap at spaces and every value keeps its longest word whole:
+    the borders go (columns two spaces apart) and then long header words fold if that is what it takes, the
+    spare room going to the columns closest to fitting on one line. Where no table fits (many columns in a
+    narrow terminal), each row is printed as one line of `column value` pairs, wrapped at words."""
     if _state["quiet"]:
         return
+    from rich import box
     from rich.table import Table
 
     cells = [[_fmt(v) for v in row] for row in rows]
     console = _err_console()
-    t = Table(title=literal(title), title_justify="left")
-    # The name column gets what the others leave at their narrowest (their longest word): names stay whole
-    # when that is enough and fold onto more lines when it is not, never cut.
-    plain = [[_plain(c) for c in row] for row in cells]
-    others = sum(_longest_word([columns[i], *(r[i] for r in plain if i < len(r))]) for i in range(1, len(columns)))
-    room = console.width - (3 * len(columns) + 1) - others
-    widest = max((_cells(r[0]) for r in plain if r), default=0)
-    for i, col in enumerate(columns):
-        t.add_column(literal(col), overflow="fold", no_wrap=False,
-                     min_width=max(1, min(widest, room)) if i == 0 and room > 0 else None)
+    n = len(columns)
+    texts = [[_plain(literal(c)) for c in columns], *([_plain(c) for c in row] for row in cells)]
+    natural = [max((_cells(line) for r in texts if i < len(r) for line in r[i].splitlines() or [""]), default=1)
+               for i in range(n)]
+
+    def words(rows: list[list[str]]) -> list[int]:
+        return [max((_cells(w) for r in rows if i < len(r) for w in r[i].split()), default=1) for i in range(n)]
+
+    cell_words, header_words = words(texts[1:]), words(texts[:1])
+    widths: list[Any] = [None] * n  # None: rich's own layout (the table fits)
+    kwargs: dict[str, Any] = {}
+    boxed, compact = 3 * n + 1, 2 * (n - 1)  # borders and padding: boxed, or columns two spaces apart
+    if sum(natural) + boxed > console.width:  # too wide: plan the widths instead of rich's even squeeze
+        # keep every word whole if some layout allows: boxed, then without borders, then headers folded
+        layouts = [(header_words, boxed), (header_words, compact), ([min(h, 5) for h in header_words], compact)]
+        header, overhead = next(((h, o) for h, o in layouts
+                                 if sum(max(c, w) for c, w in zip(cell_words, h)) + o <= console.width),
+                                (None, 0))
+        if header is None:  # no table layout keeps the values whole: one line (wrapped at words) per row
+            _records(console, title, columns, cells)
+            return
+        if overhead == compact:
+            kwargs = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+        widths = _plan_widths(natural, [max(c, h) for c, h in zip(cell_words, header)],
+                              max(n, console.width - overhead))
+    t = Table(title=literal(title), title_justify="left", **kwargs)
+    for col, width in zip(columns, widths):
+        t.add_column(literal(col), overflow="fold", no_wrap=False, width=width)
     for row in cells:
         t.add_row(*row)
     console.print(t)
+
+
+def _records(console: Any, title: str, columns: list[str], cells: list[list[str]]) -> None:
+    """`title`, then per row its first cell, and under it the `column value` pairs (tables too wide to draw)."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console.print(f"[bold]{literal(title)}[/]", soft_wrap=False)
+    for row in cells:
+        pairs = [f"[dim]{literal(col)}[/] {cell}" if col else cell
+                 for col, cell in zip(columns[1:], row[1:]) if _plain(cell).strip()]
+        console.print(Padding(Text.from_markup(row[0] if row else "", style="bold", overflow="fold"), (0, 0, 0, 2),
+                              expand=False), soft_wrap=False)
+        console.print(Padding(Text.from_markup(" · ".join(pairs), overflow="fold"), (0, 0, 0, 6), expand=False),
+                      soft_wrap=False)
+
+
+def _plan_widths(natural: list[int], words: list[int], room: int) -> list[int]:
+    """Column widths that sum to at most `room`. Every column gets its longest word when they all fit, then
+    the spare room goes to the columns closest to fitting on one line."""
+    n = len(natural)
+    widths = [min(w, nat) for w, nat in zip(words, natural)]
+    spare = room - sum(widths)
+    for i in sorted(range(n), key=lambda j: natural[j] - widths[j]):
+        grow = min(spare, natural[i] - widths[i])
+        widths[i] += grow
+        spare -= grow
+    return widths
 
 
 def _plain(cell: str) -> str:
@@ -119,8 +171,18 @@ def _cells(text: str) -> int:
     return cell_len(text)
 
 
-def _longest_word(texts: list[str]) -> int:
-    return max((_cells(w) for text in texts for w in text.split()), default=1)
+def fmt_value(value: float | None, limit: float | None = None) -> str:
+    """A measured value for a human message: 3 significant digits, more only where the rounded value would
+    compare with `limit` differently from the real one (0.010004 against 0.01). Reports keep the full values."""
+    if value is None:
+        return "n/a"
+    for digits in range(3, 17):
+        text = f"{value:.{digits}g}"
+        shown = float(text)
+        if (limit is None or value != value  # NaN
+                or ((shown > limit) == (value > limit) and (shown < limit) == (value < limit))):
+            return text
+    return repr(value)
 
 
 def _fmt(v: Any) -> str:

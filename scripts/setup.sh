@@ -81,14 +81,21 @@ sys.exit(0 if all(have(r, ("", "dev")) for r in dist.requires or []) else 1)
 EOF
 }
 
-if [ "${EDGELSTM_SETUP_FORCE:-0}" != 1 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && check torch && check project; then
+if [ "${EDGELSTM_SETUP_FORCE:-0}" = 1 ]; then
+  why="EDGELSTM_SETUP_FORCE=1"
+elif [ ! -f "$STAMP" ]; then
+  why="first run"
+elif [ "$(cat "$STAMP")" != "$want" ]; then
+  why="pyproject.toml, scripts/setup.sh or the settings changed"
+elif ! check torch || ! check project; then
+  why="a requirement is missing or edgelstm is not installed from this checkout"
+else
   echo "setup: .venv is up to date (only checked, nothing installed; $(($(date +%s) - start))s)"
   exit 0
 fi
 
 rm -f "$STAMP"
-echo "setup: installing into .venv (first run, or pyproject.toml / scripts/setup.sh / settings changed)"
+echo "setup: installing into .venv ($why)"
 "$VPY" -m pip install -q --upgrade pip >/dev/null
 
 # torch first, so that nothing later pulls a CUDA build of it

@@ -52,14 +52,15 @@ def _literal(text: str | None) -> str | None:
 
 def _escape_help(typer_app: typer.Typer) -> None:
     """Escape every command's and parameter's help text once (shared OptionInfo objects included)."""
+    for info in typer_app.registered_commands:  # one clean line per command in `edgelstm --help`
+        if info.help and not info.short_help:
+            first = " ".join(info.help.strip().split("\n\n")[0].split())
+            info.short_help = first.split(". ")[0].rstrip(".") + "."
     if typer_app.rich_markup_mode != "rich" or not HAS_RICH:
         return
     typer_app.info.help = _literal(typer_app.info.help)
     seen: set[int] = set()
     for info in typer_app.registered_commands:
-        if info.help and not info.short_help:  # one clean line per command in `edgelstm --help`
-            first = " ".join(info.help.strip().split("\n\n")[0].split())
-            info.short_help = first.split(". ")[0].rstrip(".") + "."
         info.help, info.short_help = _literal(info.help), _literal(info.short_help)
         if info.callback is None:
             continue
@@ -84,7 +85,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
                                        callback=_version, expose_value=True)) -> None:
-    """The commands are registered above; this only adds --version."""
+    pass  # the commands are registered above; this only adds --version
 
 
 def main() -> None:

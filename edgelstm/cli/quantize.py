@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 
 from edgelstm import console
-from edgelstm.machine.isa import TargetCpu, detect_isa
+from edgelstm.machine import isa as cpu_isa
+from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput
 from edgelstm.options import CalibMethod, Precision, QuantMode
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
@@ -130,7 +131,7 @@ def quantize(
                               per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
                               percentile=percentile, target=target_cpu, weight_type=weight_type)
         recipe = options.recipe()  # type: ignore[attr-defined]
-        here = detect_isa()
+        here = cpu_isa.detect_isa()
         if not recipe.safe:
             console.warn(f"this INT8 file can saturate on {recipe.target}: {recipe.why}")
         if str(recipe.target) != str(here):

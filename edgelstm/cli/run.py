@@ -58,14 +58,13 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
-    from edgelstm.validation.gates import fmt_limit, fmt_value
-
     for name, v in result.validations.items():
         for g in v.get("gates", []):
             if not g.get("passed"):
                 metric = f"{g.get('metric')}{':' + g['output'] if g.get('output') else ''}"
-                console.error(f"gate failed for {name}: {metric} = {fmt_value(g.get('value'), g.get('limit'))} "
-                              f"(limit {g.get('op', '<=')} {fmt_limit(g.get('limit'))})")
+                limit = g.get("limit")
+                console.error(f"gate failed for {name}: {metric} = {console.fmt_value(g.get('value'), limit)} "
+                              f"(limit {g.get('op', '<=')} {'n/a' if limit is None else format(limit, 'g')})")
 
 
 def payload(result) -> dict:

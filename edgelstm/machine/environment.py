@@ -91,7 +91,7 @@ def backend_checks() -> dict[str, dict[str, Any]]:
 def doctor_report() -> dict[str, Any]:
     report: dict[str, Any] = {"versions": package_versions(), "host": cpu_facts(), "backends": backend_checks()}
     try:
-        from edgelstm import trt_info  # written with the TensorRT support
+        from edgelstm.artifacts import trt as trt_info  # written with the TensorRT support
     except ImportError:
         trt_info = None
     if trt_info is not None and hasattr(trt_info, "tensorrt_facts"):

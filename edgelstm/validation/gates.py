@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from edgelstm.console import fmt_value  # messages: 3 significant digits
 from edgelstm.errors import BadInput
 from edgelstm.validation.metrics import (CLASSIFICATION_METRICS, DRIFT_METRICS, HIGHER_IS_BETTER, REGRESSION_METRICS, TASK_METRICS,
                       badness)
@@ -311,23 +312,6 @@ def _lookup(result: Mapping[str, Any], metric: str, output: str | None) -> float
     return None if v is None else float(v)
 
 
-def fmt_value(value: float | None, limit: float | None = None) -> str:
-    """A measured value for a human message: 3 significant digits, more only where 3 would print it equal
-    to `limit` (0.99949 against 0.9995). Reports keep the full values."""
-    if value is None:
-        return "n/a"
-    for digits in range(3, 10):
-        text = f"{value:.{digits}g}"
-        if limit is None or value == limit or text != f"{limit:.{digits}g}":
-            return text
-    return repr(value)
-
-
-def fmt_limit(limit: float | None) -> str:
-    """A budget as the user wrote it (0.9995 stays 0.9995, 1e-05 stays 1e-05)."""
-    return "n/a" if limit is None else f"{limit:g}"
-
-
 def _passes(value: float, op: str, limit: float) -> bool:
     if math.isnan(value):
         return False
@@ -345,7 +329,7 @@ def evaluate_gates(gates: Iterable[Gate], result: Mapping[str, Any]) -> list[Gat
             continue
         ok = _passes(value, g.op, g.limit)
         msg = "" if ok else (f"{g.metric}{':' + g.output if g.output else ''} = {fmt_value(value, g.limit)}, "
-                             f"budget {g.op} {fmt_limit(g.limit)}")
+                             f"budget {g.op} {g.limit:g}")
         out.append(GateResult(g.metric, g.output, g.limit, value, ok, g.op, g.source, msg))
     return out
 
@@ -413,4 +397,4 @@ def failed(results: Iterable[GateResult]) -> list[GateResult]:
 
 __all__ = ["ALL_METRICS", "Gate", "GateResult", "Policy", "parse_gate", "parse_gates", "parse_policy", "load_policy",
            "resolve_gates", "evaluate_gates", "load_baseline", "baseline_gates", "failed", "natural_op",
-           "DEFAULT_BASELINE_TOLERANCE", "DEFAULT_BASELINE_FLOOR", "fmt_value", "fmt_limit"]
+           "DEFAULT_BASELINE_TOLERANCE", "DEFAULT_BASELINE_FLOOR"]
