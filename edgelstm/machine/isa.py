@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import Any, Mapping
 
 from edgelstm.options import StrEnum
 
@@ -90,10 +91,19 @@ def saturates_u8s8(isa: IsaClass | str) -> bool:
     return IsaClass(isa) in (IsaClass.x86_avx2, IsaClass.other)
 
 
-def mismatch_warning(artifact: str, target: str | None, measured_on: str, *, what: str = "validated") -> str | None:
-    """The warning when an INT8 artifact is measured on another ISA class than the one it targets."""
+def mismatch_warning(artifact: str, target: str | None, measured_on: str, *, what: str = "validated",
+                     details: Mapping[str, Any] | None = None) -> str | None:
+    """The warning when an INT8 artifact is measured on another ISA class than the one it targets.
+
+    With the artifact's manifest ``details`` the drift rule is exact: the numbers differ only when the file has
+    weight pairs that can saturate and exactly one of the two classes saturates (a file of 7-bit weights or
+    unfused Q/DQ computes the same on every class: no warning). Without them, any other class warns."""
     if not target or target == measured_on:
         return None
+    sat = ((details or {}).get("quantization") or {}).get("saturation")
+    if sat is not None:
+        if not sat.get("saturating_on_x86_avx2") or saturates_u8s8(target) == saturates_u8s8(measured_on):
+            return None
     return (f"{what} on {measured_on}; {artifact} targets {target}: the drift measured here is not what "
             f"the device will see (re-run on a {target} machine)".replace(" a x86", " an x86"))
 

@@ -107,7 +107,8 @@ def isa_warning(runner: Any, who: str, measured_on: str, *, what: str = "validat
 
     target = artifact_target_isa(runner)
     name = Path(str(getattr(runner, "label", None) or who)).name
-    return mismatch_warning(name, target, measured_on, what=what)
+    details = getattr(getattr(runner, "manifest", None), "details", None)
+    return mismatch_warning(name, target, measured_on, what=what, details=details)
 
 
 def _is_runner(obj: Any) -> bool:
