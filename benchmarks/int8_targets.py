@@ -93,7 +93,7 @@ def _session(path: Path, level: str, config: dict[str, str] | None = None, *, th
              optimized: Path | None = None):
     import onnxruntime as ort
 
-    from edgelstm.runners.onnxruntime_runner import OPT_LEVELS
+    from edgelstm.artifacts.ort import OPT_LEVELS
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -161,7 +161,7 @@ def _short(sat: dict[str, Any], *, weights: bool = True) -> dict[str, Any]:
 def measure_model(name: str, steps: int, n_held_out: int, work: Path, log) -> list[dict[str, Any]]:
     import torch
 
-    from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
+    from edgelstm.data import as_calibration_source, dataset_from_arrays
     from converters.int8_saturation import saturating_pairs
     from converters.int8 import Int8Options, quantize_int8
     from converters.torch_to_onnx import ExportOptions, export_onnx

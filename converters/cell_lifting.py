@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgelstm.errors import require_torch
+from edgelstm.models.cells import cell_candidates
 
 GATES = ("i", "f", "g", "o")  # nn.LSTM's layout
 STEP_TOL = 1e-5
@@ -41,26 +42,6 @@ class LiftResult:
 
 class LiftError(Exception):
     pass
-
-
-def _cell_candidates(model):
-    """(path, module, linears) of submodules that look like an LSTM cell."""
-    torch = require_torch()
-    nn = torch.nn
-    found = []
-    for path, mod in model.named_modules():
-        if not path or isinstance(mod, nn.RNNBase):
-            continue
-        linears = [m for m in mod.children() if isinstance(m, nn.Linear)]
-        if len(linears) == 1 and linears[0].out_features % 4 == 0:
-            h = linears[0].out_features // 4
-            if linears[0].in_features > h:
-                found.append((path, mod, linears, h, linears[0].in_features - h))
-        elif len(linears) == 4 and len({(m.in_features, m.out_features) for m in linears}) == 1:
-            h = linears[0].out_features
-            if linears[0].in_features > h:
-                found.append((path, mod, linears, h, linears[0].in_features - h))
-    return found
 
 
 def _gate_blocks(linears, h):
@@ -160,7 +141,7 @@ def _lifted_class():
 def lift_cells(model, input_size: int, *, lengths=(1, 5, 23), batches=(1, 3), tol: float = 1e-5) -> LiftResult:
     """Rewrite a model built around one hand-written LSTM cell as nn.LSTM + head, verified end to end."""
     torch = require_torch()
-    candidates = _cell_candidates(model)
+    candidates = cell_candidates(model)
     if not candidates:
         raise LiftError("no submodule looks like an LSTM cell (one Linear(in+h, 4h) or four Linear(in+h, h))")
     reasons = []

@@ -26,26 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from edgelstm.errors import BadInput, InternalError
+from edgelstm.errors import BadInput, InternalError, opt
 from edgelstm.options import Precision
 
 from edgelstm.artifacts.onnx_graph import (
-    CONTROL_FLOW_OPS, FLOAT, FLOAT16, load_onnx, name_unnamed_nodes, opset_of, reject_quantized, resolve_patterns,
+    CONTROL_FLOW_OPS, FLOAT, FLOAT16, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns,
     subgraphs, topological_sort, value_types, walk,
 )
+from converters.fp16_policy import TRANSPARENT_OPS, TYPE_AGNOSTIC_OPS, fp16_policy
 from converters.quant_report import NA, OpRow, QuantResult, write_quantized
 
 FP16_MAX = 65504.0
 
-#: ops kept in float32 for precision although the schema allows float16
-PRECISION_FP32_OPS: dict[str, str] = {
-    "CumSum": "running sums lose precision in float16; kept float32",
-}
-#: ops whose output does not depend on the float precision of their input (no cast needed)
-_TYPE_AGNOSTIC_OPS = {"Shape", "Size"}
-#: ops that only move data: they run in the precision of their (float32) inputs instead of forcing a cast
-_TRANSPARENT_OPS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice", "Gather",
-                    "Expand", "Tile", "Concat", "Split"}
 _DTYPE_ATTR_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "EyeLike", "Bernoulli"}
 
 
@@ -67,55 +59,6 @@ class Fp16Stats:
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-def _schema(node, model):
-    from onnx import defs
-
-    domain = node.domain or ""
-    if domain not in ("", "ai.onnx"):
-        return None
-    try:
-        return defs.get_schema(node.op_type, max_inclusive_version=opset_of(model, ""), domain="")
-    except Exception:  # noqa: BLE001 - unknown op
-        return None
-
-
-def _fp16_policy(node, model) -> tuple[str | None, set[int]]:
-    """(reason to keep the whole node float32 or None, indices of inputs that must stay float32)."""
-    if node.domain == "ai.onnx.ml":
-        return "ONNX-ML operators are float32-only", set()
-    if node.op_type in PRECISION_FP32_OPS and node.domain in ("", "ai.onnx"):
-        return PRECISION_FP32_OPS[node.op_type], set()
-    schema = _schema(node, model)
-    if schema is None:
-        if node.domain in ("", "ai.onnx"):
-            return f"no ONNX schema for {node.op_type}; kept float32", set()
-        return f"custom-domain op ({node.domain}); float16 support unknown, kept float32", set()
-    allowed = {tc.type_param_str: set(tc.allowed_type_strs) for tc in schema.type_constraints}
-
-    def types_of(type_str: str) -> set[str]:
-        return allowed.get(type_str, {type_str})
-
-    def float_only(type_str: str) -> bool:
-        t = types_of(type_str)
-        return "tensor(float)" in t and "tensor(float16)" not in t
-
-    out_params = {p.type_str for p in schema.outputs}
-    for p in schema.outputs:
-        if float_only(p.type_str):
-            return f"the ONNX spec has no float16 {node.op_type} (opset {schema.since_version})", set()
-    fp32_inputs: set[int] = set()
-    formal = list(schema.inputs)
-    for i in range(len(node.input)):
-        if not formal:
-            break
-        p = formal[min(i, len(formal) - 1)]
-        if float_only(p.type_str):
-            if p.type_str in out_params:
-                return f"the ONNX spec has no float16 {node.op_type} (opset {schema.since_version})", set()
-            fp32_inputs.add(i)
-    return None, fp32_inputs
 
 
 class _Converter:
@@ -157,11 +100,11 @@ class _Converter:
             key = (scope, node.name)
             if node.name in self.excluded:
                 if node.op_type in CONTROL_FLOW_OPS:
-                    raise BadInput(f"--exclude {node.name!r}: a {node.op_type} cannot be kept in float32 as a whole "
+                    raise BadInput(f"{opt('exclude')} {node.name!r}: a {node.op_type} cannot be kept in float32 as a whole "
                                    "(its body would need it too); exclude the nodes inside its body instead")
                 self.policy[key] = ("excluded by --exclude", set())
             else:
-                self.policy[key] = _fp16_policy(node, self.model)
+                self.policy[key] = fp16_policy(node, self.model)
 
     def blocked(self, node, scope: str) -> bool:
         return self.policy[(scope, node.name)][0] is not None
@@ -265,11 +208,11 @@ class _Converter:
             blocked = self.blocked(node, scope)
             float_in = [n for n in node.input if self.is_float(n)]
             # data movement follows its input: x (float32) -> Transpose -> a float32 LSTM needs no cast
-            follows_fp32 = (not blocked and node.op_type in _TRANSPARENT_OPS and bool(float_in)
+            follows_fp32 = (not blocked and node.op_type in TRANSPARENT_OPS and bool(float_in)
                             and all(n in self.fp32 for n in float_in))
             self.rows.append(self._row(node, scope, follows_fp32))
             for i, name in enumerate(node.input):
-                if not self.is_float(name) or node.op_type in _TYPE_AGNOSTIC_OPS or follows_fp32:
+                if not self.is_float(name) or node.op_type in TYPE_AGNOSTIC_OPS or follows_fp32:
                     continue
                 have = FLOAT if name in self.fp32 else FLOAT16
                 want = self.wants(node, i, scope)
@@ -340,7 +283,7 @@ class _Converter:
         if follows_fp32:
             return OpRow(node.name, node.op_type, "fp32", "moves data: stays float32 like its input", scope,
                          node.op_type)
-        has_float = any(self.is_float(n) for n in (*node.input, *node.output)) and node.op_type not in _TYPE_AGNOSTIC_OPS
+        has_float = any(self.is_float(n) for n in (*node.input, *node.output)) and node.op_type not in TYPE_AGNOSTIC_OPS
         if node.op_type in CONTROL_FLOW_OPS:
             has_float = has_float or any(True for _ in subgraphs(node))
         if reason is not None:

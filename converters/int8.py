@@ -32,23 +32,14 @@ from edgelstm.errors import BadInput, InternalError, opt
 from edgelstm.options import CalibMethod, Precision, QuantMode
 
 from edgelstm.artifacts.onnx_graph import (
-    CONTROL_FLOW_OPS, FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
+    FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
     value_types, walk,
 )
+from converters.int8_report import STATIC_DEFAULT_OPS
 from converters.int8_target import Int8Recipe, choose_int8_recipe
-from converters.quant_report import NA, OpRow, QuantResult, write_quantized
+from converters.quant_report import OpRow, QuantResult, write_quantized
 
-#: op types a static (Q/DQ) quantization covers by default: the layers with weights (TensorRT's recipe)
-STATIC_DEFAULT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
-INTEGER_OPS = frozenset({"DynamicQuantizeLSTM", "MatMulInteger", "ConvInteger", "QAttention", "DynamicQuantizeMatMul",
-                         "MatMulIntegerToFloat", "QLinearMatMul", "QLinearConv", "QGemm"})
-RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
-DYNAMIC_QUANTIZABLE = frozenset({"LSTM", "MatMul", "Gemm", "Conv", "Attention", "Gather", "Transpose",
-                                 "EmbedLayerNormalization"})
 RANGE_SOURCES = ("edgelstm", "onnxruntime")
-#: ops that only move or reshape data: nothing to quantize, they carry whatever precision flows in
-DATA_MOVEMENT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Gather", "Concat", "Split",
-                               "Flatten", "Expand", "Identity", "ConstantOfShape", "Constant", "Tile", "Pad"})
 
 
 @dataclass(frozen=True)
@@ -170,7 +161,7 @@ class Int8Quantizer:
         o = self.options
         self.recipe = o.recipe()
         if o.mode == QuantMode.static and self.calib is None:
-            raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv)")
+            raise BadInput(f"{opt('mode')} static needs calibration data: pass {opt('calib')} DATA (.npz/.npy/.csv)")
         self.parent = load_onnx(self.src)
         reject_quantized(self.parent, self.src.name, target="INT8 quantization")
         model = onnx.ModelProto()
@@ -293,74 +284,9 @@ class Int8Quantizer:
     # ------------------------------------------------------------------------------------------ report
 
     def rows(self, qmodel, keep: Mapping[str, str]) -> list[OpRow]:
-        o = self.options
-        q_by_scope: dict[str, dict[str, Any]] = {}
-        dq_outputs: set[str] = set()
-        for scope, _, n in walk(qmodel.graph):
-            q_by_scope.setdefault(scope, {})[n.name] = n
-            if n.op_type == "DequantizeLinear":
-                dq_outputs.update(n.output)
-        ops = set(self._op_types() or (DYNAMIC_QUANTIZABLE if o.mode == QuantMode.dynamic else STATIC_DEFAULT_OPS))
-        rows = []
-        for scope, _, node in walk(self.pre.graph):
-            rows.append(self._row(scope, node, q_by_scope.get(scope, {}), dq_outputs, ops, keep))
-        return rows
+        from converters.int8_report import report_rows
 
-    def _row(self, scope: str, node, q_nodes: Mapping[str, Any], dq_outputs: set[str], ops: set[str],
-             keep: Mapping[str, str]) -> OpRow:
-        o = self.options
-        op, name = node.op_type, node.name
-        is_cf = op in CONTROL_FLOW_OPS
-        has_float = is_cf or any(self.types.get(t) == FLOAT for t in (*node.input, *node.output) if t)
-        row = lambda prec, why, became=op: OpRow(name, op, prec, why, scope, became)  # noqa: E731
-        if not has_float or op in ("Shape", "Size"):
-            return row(NA, "no float math")
-        if name in self.excluded:
-            return row("fp32", "excluded by --exclude")
-        if name in keep:
-            return row("fp32", keep[name])
-        if o.mode == QuantMode.dynamic:
-            became = [q_nodes[k].op_type for k in (f"{name}_quant", f"{name}_MatMul_quant")
-                      if k in q_nodes and q_nodes[k].op_type in INTEGER_OPS]
-            if became:
-                if op == "LSTM":
-                    why = "int8 weights; activations quantized per call"
-                elif op == "Gemm":
-                    why = "rewritten to MatMul + Add; int8 weights, activations quantized per call"
-                else:
-                    why = "int8 weights; activations quantized per call"
-                return row("int8", why, became[0])
-            if op in ("GRU", "RNN"):
-                return row("fp32", f"onnxruntime has no int8 {op} kernel (no DynamicQuantize{op})")
-            if is_cf:
-                if scope == "main" and not o.subgraphs:
-                    return row("fp32", "control flow: body stays float (subgraph quantization off)")
-                return row("fp32", "control flow: body quantized where it has weights (see its rows)")
-            if scope != "main" and not o.subgraphs:
-                return row("fp32", "inside a Loop/If body: stays float (subgraph quantization off)")
-            if op == "MatMul" and not any(i in self.initializers for i in node.input[1:2]):
-                return row("fp32", "both inputs are activations: dynamic INT8 quantizes constant weights only")
-            if op in ("LSTM", "MatMul", "Gemm", "Conv"):
-                return row("fp32", "onnxruntime left it float (unsupported attributes or input types)")
-            if op in DATA_MOVEMENT_OPS:
-                return row("fp32", "moves float data, no arithmetic to quantize")
-            return row("fp32", f"no dynamic integer kernel for {op}; runs in float")
-        # static Q/DQ
-        if op in RECURRENT_OPS:
-            return row("fp32", f"no Q/DQ {op} in onnxruntime's quantizer (TensorRT runs recurrent layers in "
-                               "FP32/FP16 only)")
-        if is_cf:
-            return row("fp32", "static Q/DQ does not quantize Loop/If bodies: the body stays float")
-        if scope != "main":
-            return row("fp32", "inside a Loop/If body: static Q/DQ does not quantize subgraphs")
-        qn = q_nodes.get(name)
-        if op in ops and qn is not None and any(i in dq_outputs for i in qn.input):
-            return row("int8", "int8 inputs and weights through Q/DQ (fused by TensorRT / onnxruntime)", f"Q/DQ {op}")
-        if op in ops:
-            return row("fp32", "onnxruntime left it float (no calibration range or unsupported inputs)")
-        if op in DATA_MOVEMENT_OPS:
-            return row("fp32", "moves float data, no arithmetic to quantize")
-        return row("fp32", f"static Q/DQ quantizes {'/'.join(sorted(ops))} only; runs in float")
+        return report_rows(self, qmodel, keep)
 
     # ------------------------------------------------------------------------------------------ write
 
@@ -409,7 +335,7 @@ def saturation_check(model, recipe: Int8Recipe) -> dict[str, Any]:
            "can_saturate_on_target": risky}
     if risky:
         out["message"] = (f"{r['saturating']} int8 weight pair(s) of this file can saturate on {recipe.target} "
-                          f"(u8×s8 without VNNI); drop --no-reduce-range / --weight-type to let edgelstm choose 7-bit "
+                          f"(u8×s8 without VNNI); drop {opt('no_reduce_range')} / {opt('weight_type')} to let edgelstm choose 7-bit "
                           "weights")
     return out
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BadInput, GateFailed
+from edgelstm.errors import BadInput, GateFailed, opt
 from edgelstm.options import Precision
 
 from converters.quant_report import OpRow, QuantResult
@@ -42,21 +42,21 @@ class DriftBudget:
 
     def __post_init__(self) -> None:
         if self.metric not in DRIFT_METRICS:
-            raise BadInput(f"--max-drift: unknown metric {self.metric!r}; use one of {', '.join(DRIFT_METRICS)}")
+            raise BadInput(f"{opt('max_drift')}: unknown metric {self.metric!r}; use one of {', '.join(DRIFT_METRICS)}")
         if not np.isfinite(self.limit) or self.limit < 0:
-            raise BadInput(f"--max-drift: the limit must be a finite number >= 0, got {self.limit}")
+            raise BadInput(f"{opt('max_drift')}: the limit must be a finite number >= 0, got {self.limit}")
 
     @classmethod
     def parse(cls, text: str) -> "DriftBudget":
         """``rel_l2=0.01`` (also ``rel_l2<=0.01``, ``rel_l2:0.01``)."""
         t = text.replace("<=", "=").replace(":", "=").replace(" ", "")
         if t.count("=") != 1:
-            raise BadInput(f"--max-drift must look like METRIC=VALUE (e.g. rel_l2=0.01), got {text!r}")
+            raise BadInput(f"{opt('max_drift')} must look like METRIC=VALUE (e.g. rel_l2=0.01), got {text!r}")
         metric, value = t.split("=")
         try:
             limit = float(value)
         except ValueError:
-            raise BadInput(f"--max-drift: {value!r} is not a number (in {text!r})") from None
+            raise BadInput(f"{opt('max_drift')}: {value!r} is not a number (in {text!r})") from None
         return cls(metric.lower(), limit)
 
     def describe(self) -> str:
@@ -78,7 +78,7 @@ def drift_of(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, n
         for name, ref in r.items():
             accs.setdefault(name, DriftAccumulator()).update(ref, c[name])
     if not accs:
-        raise BadInput("--data produced no batches to measure drift on")
+        raise BadInput(f"{opt('data')} produced no batches to measure drift on")
     return max(float(a.result()[metric]) for a in accs.values())
 
 
@@ -108,10 +108,10 @@ def _measurement_batches(data: Iterable[Mapping[str, np.ndarray]], io) -> list[d
     from edgelstm.artifacts.iospec import check_feeds
 
     if data is None:
-        raise BadInput("--max-drift needs data to measure the drift on: pass --data DATA")
-    batches = [check_feeds(io, b, what=f"--data batch {i}") for i, b in enumerate(data)]
+        raise BadInput(f"{opt('max_drift')} needs data to measure the drift on: pass {opt('data')} DATA")
+    batches = [check_feeds(io, b, what=f"{opt('data')} batch {i}") for i, b in enumerate(data)]
     if not batches:
-        raise BadInput("--data is empty; the drift budget needs at least one sample")
+        raise BadInput(f"{opt('data')} is empty; the drift budget needs at least one sample")
     return batches
 
 
@@ -179,7 +179,6 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
     """Quantize ``src`` (FP16 with Fp16Options or INT8 with Int8Options) keeping the most drift-sensitive
     nodes in float until ``budget`` holds on ``data`` (outputs vs the FP32 ONNX model). Raises GateFailed
     (exit 1) when no configuration with at least one quantized node meets the budget; nothing is written."""
-    from edgelstm.artifacts.iospec import iospec_from_onnx
     from edgelstm.artifacts.artifact import io_spec_of
 
     from converters.int8 import Int8Quantizer, check_output_path
@@ -193,7 +192,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
     elif precision == Precision.fp16:
         job = _Fp16Job(src, options)
     else:
-        raise BadInput(f"--max-drift applies to fp16 or int8, not {precision.value}")
+        raise BadInput(f"{opt('max_drift')} applies to fp16 or int8, not {precision.value}")
     with job, tempfile.TemporaryDirectory(prefix="edgelstm-fallback-") as tmp:
         io = io_spec_of(src, job.parent)
         batches = _measurement_batches(data, io)
@@ -281,7 +280,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
             f"no {precision.value} model meets {budget.describe()} on the data: the best drift reached was "
             f"{best_d:.4g} (all quantized: {drift_all:.4g}; keeping {len(best_kept)} of {len(candidates)} "
             f"candidate node(s) in float{': ' + ', '.join(best_kept[:4]) if best_kept else ''}); nothing was written",
-            hint="raise the budget, try --precision fp16, or --mode dynamic / another --calib-method")
+            hint=f"raise the budget, try {opt('precision')} fp16, or {opt('mode')} dynamic / another {opt('calib_method')}")
 
 
 def _n(batch: Mapping[str, np.ndarray], io) -> int:

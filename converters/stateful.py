@@ -3,20 +3,20 @@ outputs hn/cn, so that a deployment can stream one step (or one chunk) at a time
 
 from __future__ import annotations
 
-from edgelstm.errors import BadInput, require_torch
+from edgelstm.errors import BadInput, require_torch, opt
 
 
 def _single_recurrent(model):
     torch = require_torch()
     rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.RNNBase)]
     if len(rnns) != 1:
-        raise BadInput(f"--stateful needs exactly one nn.LSTM/nn.GRU in the model, found {len(rnns)}")
+        raise BadInput(f"{opt('stateful')} needs exactly one nn.LSTM/nn.GRU in the model, found {len(rnns)}")
     name, rnn = rnns[0]
     if rnn.bidirectional:
-        raise BadInput("--stateful does not apply to a bidirectional model: its backward pass needs the whole "
+        raise BadInput(f"{opt('stateful')} does not apply to a bidirectional model: its backward pass needs the whole "
                        "sequence, so it cannot stream")
     if not getattr(rnn, "batch_first", False):
-        raise BadInput("--stateful supports batch_first recurrent layers only")
+        raise BadInput(f"{opt('stateful')} supports batch_first recurrent layers only")
     return name, rnn
 
 

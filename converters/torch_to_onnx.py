@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgelstm.errors import BadInput, ExportMismatch, require_torch
+from edgelstm.errors import BadInput, ExportMismatch, require_torch, opt
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import ExportRoute
 
@@ -65,7 +65,8 @@ class _Candidate:
 def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: bool) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     """Candidate routes in order of preference, and the routes already ruled out (with reasons)."""
     torch = require_torch()
-    from converters.cell_lifting import LiftError, _cell_candidates, lift_cells
+    from converters.cell_lifting import LiftError, lift_cells
+    from edgelstm.models.cells import cell_candidates
 
     rejected: list[tuple[str, str]] = []
     is_script = isinstance(module, torch.jit.ScriptModule)
@@ -76,7 +77,7 @@ def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: b
     elif has_rnn:
         cands += [_Candidate(ExportRoute.torchscript, module), _Candidate(ExportRoute.dynamo, module)]
     else:
-        if _cell_candidates(module):
+        if cell_candidates(module):
             try:
                 lifted = lift_cells(module, input_size)
                 info = {"cell": lifted.cell.path, "gate_order": lifted.cell.gate_order, "concat": lifted.cell.concat,
@@ -90,7 +91,7 @@ def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: b
     if stateful:
         kept = [c for c in cands if c.route != ExportRoute.scripted and not is_script]
         if not kept:
-            raise BadInput("--stateful needs an nn.LSTM/nn.GRU (native, or a hand-written cell that lifts to one); "
+            raise BadInput(f"{opt('stateful')} needs an nn.LSTM/nn.GRU (native, or a hand-written cell that lifts to one); "
                            + "; ".join(w for _, w in rejected))
         cands = kept
     if forced is not None:
@@ -196,7 +197,7 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
     from edgelstm.fileio import write_bytes_atomic
     from edgelstm.models.loading import LoadedModel, from_module, infer_input_size
     from edgelstm.artifacts.manifest import write_manifest
-    from edgelstm.runners.torch_runner import flatten_outputs, output_names_for, probe_torch_io
+    from edgelstm.runners.torch_runner import flatten_outputs, probe_torch_io
 
     from converters.stateful import make_stateful, state_names
 
@@ -207,12 +208,12 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
     inferred = infer_input_size(module)
     input_size = options.input_size or inferred
     if input_size is None:
-        raise BadInput("cannot infer the model's input size (no recurrent layer found)", hint="pass --input-size")
+        raise BadInput("cannot infer the model's input size (no recurrent layer found)", hint=f"pass {opt('input_size')}")
     if options.input_size and inferred and options.input_size != inferred:
-        raise BadInput(f"--input-size {options.input_size} does not fit the model: its first recurrent layer "
+        raise BadInput(f"{opt('input_size')} {options.input_size} does not fit the model: its first recurrent layer "
                        f"takes {inferred} features")
     if options.seq_len < 1 or options.batch < 1:
-        raise BadInput("--seq-len and --batch must be >= 1")
+        raise BadInput(f"{opt('seq_len')} and {opt('batch')} must be >= 1")
     fixed = _fixed_program_dims(loaded)
     if fixed:
         shape = f"[{fixed.get('batch', 'batch')}, {fixed.get('seq', 'seq')}, {input_size}]"
@@ -220,7 +221,7 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
         if not options.static or any(want[k] != v for k, v in fixed.items()):
             raise BadInput(f"this torch.export program accepts only inputs {shape}: torch.export specialised "
                            f"{' and '.join(fixed)}",
-                           hint=f"pass --static --batch {fixed.get('batch', options.batch)} --seq-len "
+                           hint=f"pass {opt('static')} {opt('batch')} {fixed.get('batch', options.batch)} {opt('seq_len')} "
                                 f"{fixed.get('seq', options.seq_len)}, or give a TorchScript file or an edgelstm "
                                 "checkpoint for dynamic axes")
     base_io = probe_torch_io(module, input_size, (options.batch, options.seq_len) if options.static else None)  # also proves the model runs on [batch, seq, input_size]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 
 class StrEnum(str, enum.Enum):  # enum.StrEnum is 3.11+; Jetson ships 3.10
@@ -19,6 +20,45 @@ class Precision(StrEnum):
 class QuantMode(StrEnum):
     dynamic = "dynamic"
     static = "static"
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """A precision as users name it: ``fp32``, ``fp16``, ``int8-dynamic``, ``int8-static`` (``int8`` alone is
+    dynamic). The one spelling shared by the CLI, the pipeline, the TensorRT build and the benchmark suite."""
+
+    precision: Precision
+    mode: QuantMode | None = None  # int8 only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision(self.precision))
+        if self.precision == Precision.int8:
+            object.__setattr__(self, "mode", QuantMode(self.mode or QuantMode.dynamic))
+        elif self.mode is not None:
+            from .errors import BadInput
+
+            raise BadInput(f"a quantization mode applies to int8, not {self.precision.value}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.precision.value}-{self.mode.value}" if self.mode else self.precision.value
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def parse(cls, text: str) -> "PrecisionSpec":
+        from .errors import BadInput
+
+        head, _, mode = str(text).strip().lower().partition("-")
+        try:
+            return cls(Precision(head), QuantMode(mode) if mode else None)
+        except ValueError:
+            raise BadInput(f"unknown precision {text!r}; use one of {', '.join(PRECISION_NAMES)}") from None
+
+
+PRECISION_NAMES = ("fp32", "fp16", "int8-dynamic", "int8-static")
+QUANTIZED_PRECISIONS = PRECISION_NAMES[1:]
 
 
 class CalibMethod(StrEnum):

@@ -407,7 +407,7 @@ def _as_source(calib, spec: IOSpec, batch_size: int):
     """A calibration source from a path (.npz/.npy/.csv) or an already re-iterable source."""
     if calib is None or not isinstance(calib, (str, Path)):
         return calib
-    from edgelstm.data.sources import as_calibration_source, load_dataset
+    from edgelstm.data import as_calibration_source, load_dataset
 
     ds = load_dataset(calib, spec)
     size = min(int(batch_size), ds.n)

@@ -43,8 +43,7 @@ def convert(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from converters.torch_to_onnx import ExportOptions, export_onnx
-
+    from edgelstm import stages
     from edgelstm.models.loading import load_model
 
     if out.suffix.lower() != ".onnx":
@@ -53,9 +52,9 @@ def convert(
         raise BadInput(f"-o must end in .onnx, got {out.name}")
     loaded = load_model(model, factory=factory, trust_pickle=trust_pickle)
     console.step(f"loaded {model.name} ({loaded.source}{', ' + loaded.arch if loaded.arch else ''})")
-    options = ExportOptions(input_size=input_size, seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
+    options = stages.ExportOptions(input_size=input_size, seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
                             static=static, route=route, simplify=not no_simplify)
-    result = export_onnx(loaded, out, options, on_step=console.step)
+    result = stages.export(loaded, out, options, on_step=console.step)
     for r, why in result.attempts:
         console.info(f"  [dim]route {r} rejected: {why}[/]")
     if result.lifted:

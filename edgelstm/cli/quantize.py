@@ -47,7 +47,7 @@ def _model_io(path: Path):
 
 
 def _load(path: Path, io, *, window: Optional[int], features: Optional[str], what: str):
-    from edgelstm.data.sources import load_dataset
+    from edgelstm.data import load_dataset
 
     ds = load_dataset(path, io, window=window, features=features)
     return ds.for_spec(io)
@@ -76,10 +76,8 @@ def quantize(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from converters.fp16 import Fp16Options, quantize_fp16
-    from converters.int8 import Int8Options, quantize_int8
-    from converters.quant_fallback import DriftBudget, quantize_with_budget
-    from converters.quant_report import TABLE_COLUMNS, table_rows
+    from edgelstm import stages
+    from edgelstm.options import PrecisionSpec
 
     # usage checks first, before anything is loaded
     if precision == Precision.fp32:
@@ -103,7 +101,7 @@ def quantize(
         raise BadInput("--max-drift needs --data DATA to measure the drift on")
     if data is not None and max_drift is None:
         raise BadInput("--data is used by the accuracy fallback: add --max-drift METRIC=VALUE (e.g. rel_l2=0.01)")
-    budget = DriftBudget.parse(max_drift) if max_drift is not None else None
+    budget = stages.DriftBudget.parse(max_drift) if max_drift is not None else None
     if batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
     if out.suffix.lower() != ".onnx":
@@ -112,7 +110,7 @@ def quantize(
     io = _model_io(model)
     calib_src = None
     if calib is not None:
-        from edgelstm.data.sources import as_calibration_source
+        from edgelstm.data import as_calibration_source
 
         ds = _load(calib, io, window=window, features=features, what="--calib")
         calib_src = as_calibration_source(ds, batch_size, spec=io)
@@ -125,9 +123,9 @@ def quantize(
 
     excl = tuple(exclude or ())
     if precision == Precision.fp16:
-        options: object = Fp16Options(keep_io_types=not fp16_io, exclude=excl)
+        options: object = stages.Fp16Options(keep_io_types=not fp16_io, exclude=excl)
     else:
-        options = Int8Options(mode=mode, calib_method=calib_method or CalibMethod.minmax, exclude=excl,
+        options = stages.Int8Options(mode=mode, calib_method=calib_method or CalibMethod.minmax, exclude=excl,
                               per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
                               percentile=percentile, target=target_cpu, weight_type=weight_type)
         recipe = options.recipe()  # type: ignore[attr-defined]
@@ -140,17 +138,10 @@ def quantize(
                          .replace(" a x86", " an x86"))
     what = precision.value + (f" {mode.value}" if precision == Precision.int8 and mode else "")
     console.step(f"quantizing {model.name} to {what}")
-    if budget is not None:
-        if precision == Precision.fp16:
-            from converters.quant_fallback import FP16_CPU_NOTE
-
-            console.warn(FP16_CPU_NOTE)
-        result = quantize_with_budget(model, out, precision, options, budget, data_src, calib_src,
-                                      on_step=console.step)
-    elif precision == Precision.fp16:
-        result = quantize_fp16(model, out, options)  # type: ignore[arg-type]
-    else:
-        result = quantize_int8(model, out, options, calib_src)  # type: ignore[arg-type]
+    if budget is not None and precision == Precision.fp16:
+        console.warn(stages.FP16_CPU_NOTE)
+    result = stages.quantize(model, out, PrecisionSpec(precision, mode if precision == Precision.int8 else None),
+                             options, calib=calib_src, budget=budget, data=data_src, on_step=console.step)
 
     q = result.details
     t = q.get("target")
@@ -158,7 +149,7 @@ def quantize(
         where = " (this machine)" if t["requested"] == "auto" else f" (this machine: {t['quantized_on']})"
         console.step(f"INT8 for {t['isa']}{where}: {t['weight_type']} {'7-bit' if t['reduce_range'] else '8-bit'} "
                      f"weights, onnxruntime level {result.ort_opt_level}; {t['why']}")
-    console.table(f"{model.name} -> {out.name} ({what})", TABLE_COLUMNS, table_rows(result.report))
+    console.table(f"{model.name} -> {out.name} ({what})", stages.TABLE_COLUMNS, stages.table_rows(result.report))
     counts = result.counts()
     console.info("  " + ", ".join(f"{v} node(s) {k}" for k, v in counts.items() if k != "n/a"))
     if q.get("warning"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgelstm.errors import BadInput, UntrustedFile, require_torch
+from edgelstm.errors import BadInput, UntrustedFile, require_torch, opt
 
 
 @dataclass
@@ -37,7 +37,7 @@ def _zip_names(path: Path) -> list[str]:
 
 def _import_factory(spec: str):
     if ":" not in spec:
-        raise BadInput(f"--factory must look like pkg.module:function or path/to/file.py:function, got {spec!r}")
+        raise BadInput(f"{opt('factory')} must look like pkg.module:function or path/to/file.py:function, got {spec!r}")
     mod_name, func_name = spec.rsplit(":", 1)
     try:
         if mod_name.endswith(".py"):
@@ -108,8 +108,8 @@ def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bo
             if not trust_pickle:
                 raise UntrustedFile(
                     f"{path.name} is a pickled Python object (a whole module?); loading it would run arbitrary code",
-                    hint="save a state_dict and pass --factory pkg.module:function, save an edgelstm checkpoint, "
-                         "TorchScript or torch.export (.pt2); or pass --trust-pickle if you trust this file",
+                    hint=f"save a state_dict and pass {opt('factory')} pkg.module:function, save an edgelstm checkpoint, "
+                         f"TorchScript or torch.export (.pt2); or pass {opt('trust_pickle')} if you trust this file",
                 ) from None
             try:
                 obj = torch.load(str(path), map_location="cpu", weights_only=False)
@@ -128,7 +128,7 @@ def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bo
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         if not factory:
             raise BadInput(f"{path.name} is a state_dict (weights without architecture)",
-                           hint="pass --factory pkg.module:function that builds the model")
+                           hint=f"pass {opt('factory')} pkg.module:function that builds the model")
         mod = _import_factory(factory)()
         if not isinstance(mod, torch.nn.Module):
             raise BadInput(f"factory {factory} returned {type(mod).__name__}, not an nn.Module")
@@ -157,7 +157,7 @@ def infer_input_size(module) -> int | None:
         if name.endswith("weight_ih_l0"):
             return int(p.shape[1])
     # a hand-written cell: one Linear(in + h, 4h) or four Linear(in + h, h)
-    from converters.cell_lifting import _cell_candidates
+    from edgelstm.models.cells import cell_candidates
 
-    sizes = {in_size for *_, in_size in _cell_candidates(module)}
+    sizes = {in_size for *_, in_size in cell_candidates(module)}
     return sizes.pop() if len(sizes) == 1 else None

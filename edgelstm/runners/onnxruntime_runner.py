@@ -9,7 +9,7 @@ import numpy as np
 
 from edgelstm.artifacts.artifact import io_spec_of
 from edgelstm.artifacts.facts import onnx_facts
-from edgelstm.artifacts.ort import OPT_LEVELS, make_session, probe_session, recorded_level  # noqa: F401
+from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
 
 
