@@ -335,7 +335,7 @@ def saturation_check(model, recipe: Int8Recipe) -> dict[str, Any]:
            "can_saturate_on_target": risky}
     if risky:
         out["message"] = (f"{r['saturating']} int8 weight pair(s) of this file can saturate on {recipe.target} "
-                          f"(u8×s8 without VNNI); drop {opt('no_reduce_range')} / {opt('weight_type')} to let edgelstm choose 7-bit "
+                          f"(u8×s8 without VNNI); drop --no-reduce-range / --weight-type to let edgelstm choose 7-bit "
                           "weights")
     return out
 

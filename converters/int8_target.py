@@ -66,7 +66,7 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
                    "keeps s8 weights, which CAN saturate here")
         else:
             why = (f"{isa}: full 8-bit s8 weights as asked CAN saturate here (VPMADDUBSW without VNNI); "
-                   f"drop {opt('no_reduce_range')} to let edgelstm choose 7-bit weights")
+                   f"drop --no-reduce-range to let edgelstm choose 7-bit weights")
         return Int8Recipe(isa, wt, rr, ALL_LEVELS, why, safe)
     if wt != "s8":
         from edgelstm.errors import BadInput
