@@ -48,7 +48,7 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
     if wt not in WEIGHT_TYPES:
         from edgelstm.errors import BadInput, opt
 
-        raise BadInput(f"weight type must be one of {', '.join(WEIGHT_TYPES)}, got {weight_type!r}")
+        raise BadInput(f"{opt('weight_type')} must be one of {', '.join(WEIGHT_TYPES)}, got {weight_type!r}")
     risky = saturates_u8s8(isa)
     if mode == QuantMode.dynamic:
         rr = risky if reduce_range is None else reduce_range
