@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -87,6 +88,17 @@ def quiet_ort() -> Any:
         logging.disable(previous)
 
 
+@contextlib.contextmanager
+def working_directory(path: Path) -> Any:
+    """Run a third-party step that writes scratch files into the current directory inside ``path``."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def _ort_method(method: CalibMethod):
     from onnxruntime.quantization import CalibrationMethod
 
@@ -106,8 +118,10 @@ def preprocess(model, workdir: Path) -> tuple[Path, str]:
     for kwargs, note in (({}, "symbolic + ONNX shape inference"),
                          ({"skip_symbolic_shape": True}, "ONNX shape inference (symbolic inference failed)")):
         try:
-            with quiet_ort():
-                quant_pre_process(str(named), str(pre), skip_optimization=True, **kwargs)
+            # onnxruntime writes scratch files (sym_shape_infer_temp.onnx) into the working directory: keep them
+            # in our private temp directory, never over a user's file
+            with quiet_ort(), working_directory(workdir):
+                quant_pre_process(str(named.resolve()), str(pre.resolve()), skip_optimization=True, **kwargs)
             return pre, note
         except Exception as exc:  # noqa: BLE001 - try the next, weaker pre-processing
             errors.append(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
@@ -243,7 +257,7 @@ class Int8Quantizer:
             out.unlink()
         excl = self._exclusions(keep)
         try:
-            with quiet_ort():
+            with quiet_ort(), working_directory(self.workdir):
                 if o.mode == QuantMode.dynamic:
                     quantize_dynamic(str(self.pre_path), str(out), op_types_to_quantize=self._op_types(),
                                      per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,

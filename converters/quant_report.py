@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edgelstm.errors import InternalError
-from edgelstm.fileio import atomic_path
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import Precision
 
@@ -122,30 +121,32 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
     """Serialize ``model`` to ``out`` atomically after an onnxruntime session over it has been probed
     crash-safely (``all``, then ``extended``, then ``basic``); then write its manifest. Nothing is written
     when no level runs it."""
-    from edgelstm.artifacts.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_artifact
     from edgelstm.artifacts.ort import first_safe_level
 
     data = model.SerializeToString()
     parent_size = src.stat().st_size
     level, tried = levels[0], {}
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(data)
+    with write_artifact(out) as pair:
+        pair.tmp.write_bytes(data)
         if probe:
-            level, tried = first_safe_level(tmp, levels)
+            level, tried = first_safe_level(pair.tmp, levels)
             if level is None:
                 raise InternalError(
                     f"the {precision.value} model does not run in onnxruntime at any optimization level "
                     f"({'; '.join(f'{k}: {v}' for k, v in tried.items())}); nothing was written")
-    size = out.stat().st_size
-    q = dict(details)
-    q.update({"report": [r.to_dict() for r in rows], "summary": summarize(rows), "counts": count_precisions(rows),
-              "size_bytes": size, "parent_size_bytes": parent_size, "size_ratio": round(size / max(1, parent_size), 4),
-              "times_smaller": round(parent_size / max(1, size), 3)})
-    man_details: dict[str, Any] = {"quantization": q, "parent": src.name, "ort_opt_level": level}
-    if tried:
-        man_details["ort_probe"] = tried
-    if target_isa:
-        man_details["target_isa"] = target_isa
-    io = io_for_output(src, parent_model, model)
-    manifest = write_manifest(out, kind="onnx", precision=precision.value, parent=src, io=io, details=man_details)
+        size = pair.tmp.stat().st_size
+        q = dict(details)
+        q.update({"report": [r.to_dict() for r in rows], "summary": summarize(rows),
+                  "counts": count_precisions(rows), "size_bytes": size, "parent_size_bytes": parent_size,
+                  "size_ratio": round(size / max(1, parent_size), 4),
+                  "times_smaller": round(parent_size / max(1, size), 3)})
+        man_details: dict[str, Any] = {"quantization": q, "parent": src.name, "ort_opt_level": level}
+        if tried:
+            man_details["ort_probe"] = tried
+        if target_isa:
+            man_details["target_isa"] = target_isa
+        io = io_for_output(src, parent_model, model)
+        manifest = pair.write_manifest(kind="onnx", precision=precision.value, parent=src, io=io,
+                                       details=man_details)
     return QuantResult(out, precision, rows, size, parent_size, manifest, q, level)

@@ -25,20 +25,43 @@ from edgelstm.options import ExportRoute
 from converters.onnx_verify import Tolerance, VerifyReport, verify_grid, verify_streaming
 
 
+MIN_OPSET, MAX_OPSET = 7, 23
+DEFAULT_MAX_SEQ_LEN = 4096
+MIN_LONG_VERIFY_SEQ = 16
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     input_size: int | None = None
     seq_len: int = 16                 # example length used for export
     batch: int = 2                    # example batch
-    opset: int = 17
+    opset: int | None = None          # None: the route's default (17 TorchScript, 18 dynamo)
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN  # guard against lengths that exhaust memory while verifying
     stateful: bool = False
     static: bool = False              # no dynamic axes
     simplify: bool = True             # graph simplification, kept only when it still verifies
     route: ExportRoute | None = None  # force one route (default: chosen per model)
-    verify_seqs: tuple[int, ...] | None = None     # default: 1, seq_len, 3*seq_len+1
+    verify_seqs: tuple[int, ...] | None = None     # default: 1, seq_len, max(3*seq_len+1, 16)
     verify_batches: tuple[int, ...] | None = None  # default: 1, batch+1
     tolerance: Tolerance = field(default_factory=Tolerance)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_export_options(self)
+
+
+def check_export_options(options: ExportOptions) -> None:
+    """Usage errors in the options themselves, before any model is loaded or run (exit 2)."""
+    if options.input_size is not None and options.input_size < 1:
+        raise BadInput(f"{opt('input_size')} must be >= 1, got {options.input_size}")
+    if options.opset is not None and not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise BadInput(f"{opt('opset')} {options.opset} is outside the opsets the exporters write "
+                       f"({MIN_OPSET}..{MAX_OPSET})")
+    if options.static and options.stateful:
+        raise BadInput(f"{opt('static')} and {opt('stateful')} do not combine: a streaming model takes one step "
+                       "(or any chunk) per call, which needs a dynamic sequence axis")
+    if options.max_seq_len < 1:
+        raise BadInput(f"{opt('max_seq_len')} must be >= 1, got {options.max_seq_len}")
 
 
 @dataclass
@@ -103,7 +126,8 @@ def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: b
     return cands, rejected
 
 
-def _export_bytes(route: ExportRoute, module, args: tuple, input_names, output_names, dynamic_axes, opset: int) -> bytes:
+def _export_bytes(route: ExportRoute, module, args: tuple, input_names, output_names, dynamic_axes,
+                  opset: int | None) -> bytes:
     torch = require_torch()
     sink = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -113,12 +137,12 @@ def _export_bytes(route: ExportRoute, module, args: tuple, input_names, output_n
             if dynamic_axes:
                 dyn = tuple({ax: torch.export.Dim.AUTO for ax in dynamic_axes.get(n, {})} or None for n in input_names)
             prog = torch.onnx.export(module, args, dynamo=True, input_names=list(input_names),
-                                     output_names=list(output_names), dynamic_shapes=dyn, opset_version=max(opset, 18),
+                                     output_names=list(output_names), dynamic_shapes=dyn, opset_version=opset or 18,
                                      verbose=False)
             return prog.model_proto.SerializeToString()
         target = torch.jit.script(module) if route == ExportRoute.scripted else module
         buf = io.BytesIO()
-        torch.onnx.export(target, args, buf, dynamo=False, opset_version=opset, input_names=list(input_names),
+        torch.onnx.export(target, args, buf, dynamo=False, opset_version=opset or 17, input_names=list(input_names),
                           output_names=list(output_names), dynamic_axes=dynamic_axes or None, do_constant_folding=True)
         return buf.getvalue()
 
@@ -194,9 +218,10 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
     """Export `model` (a LoadedModel or nn.Module) to `out`, verified; raises ExportMismatch if no route
     verifies. Nothing is written unless the result verified."""
     torch = require_torch()
-    from edgelstm.fileio import write_bytes_atomic
+
     from edgelstm.models.loading import LoadedModel, from_module, infer_input_size
-    from edgelstm.artifacts.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_artifact
+    from edgelstm.artifacts.onnx_graph import opset_of
     from edgelstm.runners.torch_runner import flatten_outputs, probe_torch_io
 
     from converters.stateful import make_stateful, state_names
@@ -214,6 +239,10 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
                        f"takes {inferred} features")
     if options.seq_len < 1 or options.batch < 1:
         raise BadInput(f"{opt('seq_len')} and {opt('batch')} must be >= 1")
+    if options.seq_len > options.max_seq_len:
+        raise BadInput(f"{opt('seq_len')} {options.seq_len} is above the maximum sequence length "
+                       f"{options.max_seq_len} (verification runs ~3x longer sequences)",
+                       hint=f"raise {opt('max_seq_len')} if the model really needs it")
     fixed = _fixed_program_dims(loaded)
     if fixed:
         shape = f"[{fixed.get('batch', 'batch')}, {fixed.get('seq', 'seq')}, {input_size}]"
@@ -233,8 +262,10 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
         cands, attempts = [_Candidate(ExportRoute.dynamo, loaded.exported_program)], []
     else:
         cands, attempts = plan_routes(module, input_size, options.route, options.stateful)
+    # lengths far from the example: never only {1, 1, 4} when the example is 1 (a traced loop hides there)
+    long_seq = min(max(3 * options.seq_len + 1, MIN_LONG_VERIFY_SEQ), options.max_seq_len)
     seqs = options.verify_seqs or ((options.seq_len,) if options.static else
-                                   tuple(sorted({1, options.seq_len, 3 * options.seq_len + 1})))
+                                   tuple(sorted({1, options.seq_len, long_seq})))
     batches = options.verify_batches or ((options.batch,) if options.static else tuple(sorted({1, options.batch + 1})))
     rng = np.random.default_rng(options.seed)
 
@@ -317,18 +348,25 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
                 pass
         io_spec = _io_with_roles(iospec_from_onnx(onnx_model), st_out)
         out = Path(out)
-        write_bytes_atomic(out, onnx_model.SerializeToString())
+        written_opset = opset_of(onnx_model)
+        if options.opset and written_opset != options.opset:
+            raise BadInput(f"the {cand.route.value} exporter wrote opset {written_opset}, not the {opt('opset')} "
+                           f"{options.opset} asked for; nothing was written",
+                           hint=f"pass {opt('opset')} {written_opset}, or an opset the route supports")
         seconds = time.perf_counter() - t_start
         details = {
             "route": cand.route.value, "rejected_routes": [{"route": r, "reason": w} for r, w in attempts],
-            "lifted": cand.lifted, "simplified": simplified, "opset": options.opset, "stateful": options.stateful,
+            "lifted": cand.lifted, "simplified": simplified, "opset": written_opset, "stateful": options.stateful,
             "static": options.static, "source": loaded.source, "arch": loaded.arch, "config": loaded.config,
             "verification": {"batches": list(batches), "seqs": list(seqs), "max_abs": report.max_abs,
                              "checks": [c.to_dict() for c in report.checks]},
         }
         if options.stateful and rnn is not None:
             details["state"] = {"layers": layers, "hidden_size": hidden, "kind": type(rnn).__name__}
-        manifest = write_manifest(out, kind="onnx", precision="fp32", parent=loaded.path, io=io_spec, details=details)
+        with write_artifact(out) as pair:
+            pair.tmp.write_bytes(onnx_model.SerializeToString())
+            manifest = pair.write_manifest(kind="onnx", precision="fp32", parent=loaded.path, io=io_spec,
+                                           details=details)
         return ExportResult(out, cand.route, io_spec, report, attempts, cand.lifted, simplified, seconds, manifest)
 
     lines = [f"{r}: {w}" for r, w in attempts] or ["no route applies"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import os
 import platform
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file, write_text_atomic
@@ -94,3 +97,79 @@ def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | No
                 hint="the file changed after edgelstm wrote it; re-create it or delete the stale manifest",
             )
     return m
+
+
+class ArtifactPair:
+    """An artifact and its manifest written as one pair (see ``write_artifact``)."""
+
+    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path):
+        self.out, self.tmp, self._tmp_manifest = out, tmp, tmp_manifest
+        self.manifest: Manifest | None = None
+
+    def write_manifest(self, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
+                       parent_sha256: str | None = None, io: IOSpec | None = None,
+                       details: dict[str, Any] | None = None) -> Manifest:
+        """The manifest of the artifact written to ``self.tmp`` (it names the final file)."""
+        if parent is not None and parent_sha256 is None and Path(parent).exists():
+            parent_sha256 = sha256_file(parent)
+        self.manifest = Manifest(kind=kind, file=self.out.name, sha256=sha256_file(self.tmp), precision=precision,
+                                 parent_sha256=parent_sha256, io=io, details=details or {})
+        self._tmp_manifest.write_text(json.dumps(self.manifest.to_dict(), indent=2, default=str) + "\n")
+        return self.manifest
+
+
+@contextlib.contextmanager
+def write_artifact(out: str | Path) -> Iterator[ArtifactPair]:
+    """Write an artifact and its manifest so that they replace an earlier pair together or not at all.
+
+    The block writes the file to ``pair.tmp`` and calls ``pair.write_manifest(...)``; both are temp files in the
+    destination directory (a full disk fails here, before anything is replaced). On success the earlier pair is
+    moved aside, the new pair renamed into place (renames need no space) and the old pair deleted; if a rename
+    fails, the earlier pair is put back. On any failure nothing of the new pair is left behind."""
+    out = Path(out)
+    if out.is_dir():
+        raise BadInput(f"the output {out} is a directory; pass a file path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    man = manifest_path(out)
+    tmps: list[Path] = []
+    for suffix in (".tmp", ".json.tmp"):
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+        os.close(fd)
+        tmps.append(Path(name))
+    umask = os.umask(0)
+    os.umask(umask)
+    for t in tmps:
+        os.chmod(t, 0o666 & ~umask)
+    pair = ArtifactPair(out, tmps[0], tmps[1])
+    try:
+        yield pair
+        if pair.manifest is None:
+            raise RuntimeError("write_artifact: the block wrote no manifest")
+        _commit([(tmps[0], out), (tmps[1], man)])
+    finally:
+        for t in tmps:
+            if t.exists():
+                t.unlink()
+
+
+def _commit(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each temp onto its destination; the earlier files are restored if any rename fails."""
+    backups: list[tuple[Path, Path]] = []
+    done: list[Path] = []
+    try:
+        for _, dest in moves:
+            if dest.exists():
+                bak = dest.with_name(f".{dest.name}.{os.getpid()}.bak")
+                os.replace(dest, bak)
+                backups.append((bak, dest))
+        for tmp, dest in moves:
+            os.replace(tmp, dest)
+            done.append(dest)
+    except BaseException:
+        for dest in done:
+            dest.unlink(missing_ok=True)
+        for bak, dest in backups:
+            os.replace(bak, dest)
+        raise
+    for bak, _ in backups:
+        bak.unlink(missing_ok=True)

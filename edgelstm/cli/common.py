@@ -32,7 +32,14 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             console.error("interrupted; no partial artifact was written")
             raise typer.Exit(130) from None
+        except MemoryError:
+            console.error("not enough memory for this input (shapes or sample counts too large); use smaller ones")
+            raise typer.Exit(2) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+            problem = environment_problem(exc) if isinstance(exc, OSError) else None
+            if problem is not None:  # the disk or the file system said no: the user's to fix, not a bug
+                console.error(problem)
+                raise typer.Exit(2) from None
             if os.environ.get("EDGELSTM_DEBUG"):
                 traceback.print_exc()
             console.error(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
@@ -40,6 +47,20 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(4) from None
 
     return wrapper
+
+
+def environment_problem(exc: OSError) -> str | None:
+    """One line for an OSError that is about the user's disk or permissions (exit 2), else None (a bug)."""
+    import errno
+
+    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted", errno.ENOENT: "no such file or directory",
+            errno.EISDIR: "is a directory", errno.ENOTDIR: "not a directory", errno.EFBIG: "file too large",
+            errno.ENAMETOOLONG: "file name too long", errno.EMFILE: "too many open files"}.get(exc.errno or 0)
+    if what is None:
+        return None
+    return f"{exc.filename or 'the file system'}: {what}; nothing was replaced (earlier artifacts are intact)"
 
 
 def finish(payload: dict[str, Any], json_out: bool, exit_code: int = 0) -> None:

@@ -33,7 +33,8 @@ def convert(
     input_size: Optional[int] = typer.Option(None, help="Features per time step; inferred from the first LSTM/GRU when omitted."),
     seq_len: int = typer.Option(16, help="Example sequence length used for export (verification also uses 1 and longer)."),
     batch: int = typer.Option(2, help="Example batch size used for export."),
-    opset: int = typer.Option(17, help="ONNX opset."),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: 17 on the TorchScript route, 18 on the dynamo route); an opset the route cannot write is an error.", show_default=False),
+    max_seq_len: int = typer.Option(4096, "--max-seq-len", help="Refuse a --seq-len above this (verification runs sequences ~3x longer; a guard against exhausting memory)."),
     stateful: bool = typer.Option(False, "--stateful", help="Expose recurrent state: inputs h0/c0 (GRU: h0), outputs hn/cn; verified by streaming."),
     static: bool = typer.Option(False, "--static", help="Fix batch and sequence length at the example values (no dynamic axes)."),
     route: Optional[ExportRoute] = typer.Option(None, help="Force an export route instead of choosing one per model."),
@@ -50,10 +51,10 @@ def convert(
         from edgelstm.errors import BadInput
 
         raise BadInput(f"-o must end in .onnx, got {out.name}")
+    options = stages.ExportOptions(input_size=input_size, seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
+                                   max_seq_len=max_seq_len, static=static, route=route, simplify=not no_simplify)
     loaded = load_model(model, factory=factory, trust_pickle=trust_pickle)
     console.step(f"loaded {model.name} ({loaded.source}{', ' + loaded.arch if loaded.arch else ''})")
-    options = stages.ExportOptions(input_size=input_size, seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
-                            static=static, route=route, simplify=not no_simplify)
     result = stages.export(loaded, out, options, on_step=console.step)
     for r, why in result.attempts:
         console.info(f"  [dim]route {r} rejected: {why}[/]")
