@@ -23,6 +23,9 @@ The recipe builds, per --precision: fp32/fp16 from the FP32 ONNX models (plain a
 from the static Q/DQ model (or from the FP32 model with the calibration cache). --engine-from overrides
 the choice. Models with onnxruntime-only operators (dynamic INT8) are shipped but never built.
 
+Bundled file names may only use letters, digits and . _ - + @ = , (with / between folders), and may
+not start with '-': the names reach a shell script and a checksum file, so any other is refused.
+
 Examples:
 
   edgelstm bundle edgelstm-out/lstm_regressor -o lstm-jetson.tar.gz --pipeline pipeline.toml
@@ -35,10 +38,16 @@ Examples:
 UNBUNDLE_HELP = """Check and unpack a bundle made by `edgelstm bundle`.
 
 Before anything is written, every archive member is checked: absolute paths, `..` components,
-symbolic and hard links, device files and anything landing outside DIR are refused. The content is
-unpacked (tarfile's "data" filter where available) into a temp directory beside DIR, every file is
-checked against CHECKSUMS.sha256 and bundle.json (no missing or extra files) and every ONNX against
-its manifest, and only then is it renamed to DIR. A refused bundle leaves nothing behind.
+symbolic and hard links, device files, names with shell syntax ($, `, ") and anything landing
+outside DIR are refused. The content is
+unpacked into a temp directory beside DIR, every file is checked against CHECKSUMS.sha256 and
+bundle.json (no missing or extra files) and every ONNX against its manifest, and only then is it
+renamed to DIR. A refused bundle leaves nothing behind.
+
+A bundle may unpack to at most 32GiB, and above 256MiB to at most 200 times its own size (a
+compression bomb is refused on the sizes its members declare, before anything is written, and a
+member holding more than it declares is refused as it streams); --max-unpacked-size replaces both.
+DIR may not be the current directory or one above it (it is replaced as a whole).
 
 Exit codes: 0 verified (and unpacked), 2 refused (one line naming the culprit) or bad input.
 
@@ -94,26 +103,28 @@ def bundle(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.bundle.bundling import BundleOptions, make_bundle
+    from edgelstm.bundle import BundleOptions, make_bundle
 
     options = BundleOptions(pipeline=pipeline, include=tuple(include or ()), precision=precision,
                             batch=_range(batch, "--batch"), seq=_range(seq, "--seq"),
                             engine_from=tuple(engine_from or ()), include_engines=include_engines,
                             validate_on_device=not no_validate)
-    console.step(f"bundling {artifact_dir}")
+    console.step(f"bundling {console.literal(artifact_dir)}")
     result = make_bundle(artifact_dir, out, options)
+    lit = console.literal  # file names are shown as they are, never taken for markup
     console.table(f"bundle {out.name}", ["member", "role", "size", "sha256"],
-                  [[m.name, m.role + (" [yellow](GPU-tied)[/]" if m.tied_to else ""), _human(m.size), m.sha256[:12]]
-                   for m in result.members])
+                  [[lit(m.name), m.role + (" [yellow](GPU-tied)[/]" if m.tied_to else ""), _human(m.size),
+                    m.sha256[:12]] for m in result.members])
     console.table("build recipe (build_engine.sh, runs on the device)",
                   ["onnx", "engine", "precision", "batch", "seq", "calibration"],
-                  [[b.onnx, b.engine, b.precision, ":".join(map(str, b.batch)), ":".join(map(str, b.seq)),
-                    b.calib_cache or ("$CALIB" if b.needs_calib_data else "–")] for b in result.builds])
+                  [[lit(b.onnx), lit(b.engine), b.precision, ":".join(map(str, b.batch)), ":".join(map(str, b.seq)),
+                    lit(b.calib_cache) if b.calib_cache else "$CALIB" if b.needs_calib_data else "–"]
+                   for b in result.builds])
     for s in result.skipped:
-        console.info(f"[dim]left out {s['file']}: {s['reason']}[/]")
+        console.info(f"[dim]left out {lit(s['file'])}: {lit(s['reason'])}[/]")
     for w in result.warnings:
         console.warn(w)
-    console.success(f"wrote {out} ({_human(result.size)}, {len(result.members) + 1} files, "
+    console.success(f"wrote {lit(out)} ({_human(result.size)}, {len(result.members) + 1} files, "
                     f"sha256 {result.sha256[:12]}…)")
     finish(result.to_dict(), json_out)
 
@@ -128,37 +139,43 @@ def unbundle(
                                      "Unsafe members are refused either way."),
     verify_only: bool = typer.Option(False, "--verify-only", help="Check the bundle without unpacking anything."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty -o directory (after all checks pass)."),
+    max_unpacked_size: Optional[str] = typer.Option(
+        None, "--max-unpacked-size", metavar="SIZE", show_default=False,
+        help="Refuse a bundle that unpacks to more than this, e.g. 64GiB [default: 32GiB, and at most 200 times "
+             "the bundle's size above 256MiB (a compression bomb); a value replaces both limits]."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.bundle.bundling import BundleRefused, unpack_bundle, verify_bundle
+    from edgelstm.bundle import BundleRefused, parse_size, unpack_bundle, verify_bundle
     from edgelstm.errors import BadInput
 
     if not verify_only and out is None:
         raise BadInput("give -o DIR to unpack into, or --verify-only to only check the bundle")
     if verify_only and not verify:
         raise BadInput("--verify-only and --no-verify contradict each other")
+    limit = parse_size(max_unpacked_size) if max_unpacked_size is not None else None
     try:
         if verify_only:
-            check = verify_bundle(bundle_path).raise_if_failed()
+            check = verify_bundle(bundle_path, max_unpacked_size=limit).raise_if_failed()
         else:
             if not verify:
                 console.warn("--no-verify: checksums are not checked (unsafe members are still refused)")
-            check = unpack_bundle(bundle_path, out, verify, force=force)
+            check = unpack_bundle(bundle_path, out, verify, force=force, max_unpacked_size=limit)
     except BundleRefused as exc:
         if json_out and exc.check is not None:
             console.emit_json(exc.check.to_dict())
         raise
+    lit = console.literal  # member names come from the archive: shown as they are, never taken for markup
     console.table(f"bundle {bundle_path.name}", ["member", "size", "sha256", "status"],
-                  [[m["name"], _human(m["size"]), (m["sha256"] or "")[:12],
-                    "[green]ok[/]" if m["status"] == "ok" else m["status"]] for m in check.members])
+                  [[lit(m["name"]), _human(m["size"]), (m["sha256"] or "")[:12],
+                    "[green]ok[/]" if m["status"] == "ok" else lit(m["status"])] for m in check.members])
     n = len(check.members)
     if verify_only:
-        console.success(f"{bundle_path.name}: all {n} files verified (nothing unpacked)")
+        console.success(f"{lit(bundle_path.name)}: all {n} files verified (nothing unpacked)")
     else:
-        console.success(f"unpacked {n} files into {out}" + (", all verified" if verify else " (not verified)"))
+        console.success(f"unpacked {n} files into {lit(out)}" + (", all verified" if verify else " (not verified)"))
         if any(m["name"] == "build_engine.sh" for m in check.members):
-            console.info(f"next, on the device: {out}/build_engine.sh")
+            console.info(f"next, on the device: {lit(out)}/build_engine.sh")
     finish(check.to_dict(), json_out)
 
 

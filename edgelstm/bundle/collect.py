@@ -1,0 +1,176 @@
+"""Which files of an artifact directory go into a bundle, under which member names and roles.
+
+Member names are restricted up front to a safe character set (SAFE_NAME): they end up in a shell script, in
+CHECKSUMS.sha256 and in the README, and a name that needs quoting anywhere is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+from edgelstm.bundle.types import (CALIB_SUFFIXES, ENGINE_SUFFIXES, GENERATED, PIPELINE_NAME, REPORT_NAMES,
+                                   BundleOptions, Source)
+from edgelstm.errors import BadInput, opt
+from edgelstm.fileio import parse_toml, read_text_file
+
+#: the characters a bundled file name may use (ASCII only), said in words for the refusal message
+SAFE_NAME = "letters, digits and . _ - + @ = , (with / between folders)"
+_SAFE_PART = re.compile(r"[A-Za-z0-9._+@=,-]+")
+
+
+def check_member_name(name: str) -> None:
+    """Refuse a member name outside SAFE_NAME, or starting with '-' (a command would take it for an option)."""
+    if name.startswith("-") or not all(_SAFE_PART.fullmatch(part) for part in name.split("/")):
+        raise BadInput(f"cannot bundle {name!r}: bundled file names may only use {SAFE_NAME} and may not start "
+                       "with '-'; rename it")
+
+
+def is_engine(name: str) -> bool:
+    return name.lower().endswith(ENGINE_SUFFIXES)
+
+
+def _is_timing_cache(name: str) -> bool:
+    return name.lower().endswith(".cache") and "timing" in name.lower()
+
+
+def _is_calib(name: str) -> bool:
+    return name.lower().endswith(CALIB_SUFFIXES) and not _is_timing_cache(name)
+
+
+def _rel(path: Path, root: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def onnx_facts(path: Path) -> dict[str, Any]:
+    """What the recipe needs to know about an ONNX file: onnxruntime-only ops, Q/DQ, state inputs, fixed dims,
+    external data files."""
+    import onnx
+
+    from edgelstm.artifacts.facts import onnx_facts as facts_of
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, google.protobuf errors
+        raise BadInput(f"{path.name} is not a valid ONNX file: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    f = facts_of(model)
+    return {"ort_only": f.ort_only, "qdq": f.has_qdq, "stateful": f.stateful, "fixed": dict(f.fixed),
+            "external": list(f.external), "float16": f.float16_inputs, "ops": sorted(f.ops)}
+
+
+def source_facts(s: Source) -> dict[str, Any]:
+    if s.facts is None:
+        s.facts = onnx_facts(s.path)
+    return s.facts
+
+
+def engine_ties(m) -> dict[str, Any]:
+    """The GPU and TensorRT version an engine (its manifest m) is tied to."""
+    d = m.details or {}
+    gpu = d.get("gpu") or {}
+    trt = d.get("tensorrt") or {}
+    return {"gpu": gpu.get("name"), "compute_capability": gpu.get("compute_capability"),
+            "tensorrt": trt.get("version") or (m.versions or {}).get("tensorrt"),
+            "hardware_compatibility": d.get("hardware_compatibility", "none"),
+            "version_compatible": bool(d.get("version_compatible", False))}
+
+
+def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[Source], list[dict[str, str]], list[str]]:
+    """The files to bundle (sorted by name), the files left out with the reason, and warnings."""
+    from edgelstm.artifacts.manifest import manifest_path, read_manifest
+
+    skipped: list[dict[str, str]] = []
+    warnings: list[str] = []
+    chosen: dict[str, Source] = {}
+    out_resolved = out.resolve()
+
+    def add(s: Source) -> None:
+        check_member_name(s.name)
+        if s.name in GENERATED:
+            raise BadInput(f"{s.name} in {src} clashes with the file the bundle generates; rename it or leave it out")
+        chosen.setdefault(s.name, s)
+
+    def eligible(p: Path) -> str | None:
+        rel = _rel(p, src)
+        return None if rel is None or _hidden(rel) or p.resolve() == out_resolved else rel
+
+    for p in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = eligible(p)
+        if rel is None:
+            continue
+        name = p.name
+        if name.endswith(".onnx"):
+            add(Source(rel, p, "onnx"))
+        elif is_engine(name):
+            if options.include_engines:
+                add(Source(rel, p, "engine"))
+            else:
+                skipped.append({"file": rel, "reason": "TensorRT engine: tied to the GPU and TensorRT version that "
+                                                       "built it; build_engine.sh rebuilds it on the device "
+                                                       "(--include-engines ships it anyway)"})
+        elif _is_timing_cache(name):
+            skipped.append({"file": rel, "reason": "TensorRT timing cache: specific to the GPU that made it; the "
+                                                   "recipe starts a new one on the device"})
+        elif _is_calib(name):
+            add(Source(rel, p, "calib-cache"))
+        elif rel in REPORT_NAMES:
+            add(Source(rel, p, "report"))
+        elif rel == PIPELINE_NAME and options.pipeline is None:
+            add(Source(rel, p, "pipeline"))
+
+    for pattern in options.include:
+        if Path(pattern).is_absolute():
+            raise BadInput(f"{opt('include')} {pattern!r} must be a glob relative to {src}")
+        matches = [(p, rel) for p in sorted(src.glob(pattern)) if p.is_file() and (rel := eligible(p)) is not None]
+        if not matches:
+            raise BadInput(f"{opt('include')} {pattern!r} matched no file in {src}")
+        for p, rel in matches:
+            if is_engine(p.name) and not options.include_engines:
+                raise BadInput(f"{opt('include')} {pattern!r} matches the TensorRT engine {rel}; engines are tied to "
+                               f"the GPU that built them: pass {opt('include_engines')} to ship them anyway")
+            role = "onnx" if p.name.endswith(".onnx") else "engine" if is_engine(p.name) else "extra"
+            add(Source(rel, p, role))
+
+    if options.pipeline is not None:
+        pipe = Path(options.pipeline)
+        parse_toml(read_text_file(pipe, what=f"{opt('pipeline')} file"), name=f"{opt('pipeline')} {pipe.name}")
+        chosen.pop(PIPELINE_NAME, None)
+        add(Source(PIPELINE_NAME, pipe, "pipeline"))
+
+    if not any(s.role == "onnx" for s in chosen.values()):
+        raise BadInput(f"no .onnx model in {src}: nothing to bundle (run `edgelstm run PIPELINE.toml` or "
+                       "`edgelstm convert` first)")
+
+    # sidecar manifests, ONNX external data, engine ties
+    for s in list(chosen.values()):
+        if s.role in ("onnx", "engine", "calib-cache", "extra"):
+            mpath = manifest_path(s.path)
+            if mpath.is_file():
+                m = read_manifest(s.path, verify=False)
+                s.precision = m.precision if m else None
+                rel = posixpath.join(posixpath.dirname(s.name), mpath.name)
+                chosen.pop(rel, None)
+                add(Source(rel, mpath, "manifest"))
+                if s.role == "engine" and m is not None:
+                    s.tied_to = engine_ties(m)
+            elif s.role in ("onnx", "engine"):
+                warnings.append(f"{s.name} has no manifest ({mpath.name}); its provenance cannot be checked")
+            if s.role == "engine" and s.tied_to is None:
+                s.tied_to = {"gpu": None, "note": "unknown GPU: no manifest"}
+        if s.role == "onnx":
+            for loc in source_facts(s)["external"]:
+                data = s.path.parent / loc
+                rel = _rel(data, src)
+                if rel is None or not data.is_file():
+                    raise BadInput(f"{s.name} keeps its weights in {loc}, which is not a file inside {src}")
+                add(Source(rel, data, "onnx-data"))
+    return sorted(chosen.values(), key=lambda s: s.name), skipped, warnings
