@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from edgelstm.latency import (BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget, TimingPolicy,  # noqa: E402
                                    bench_artifacts, describe_device, plot_speedups, write_json, write_markdown)
-from edgelstm.latency.bench import looks_disturbed  # noqa: E402
+from edgelstm.latency.bencher import looks_disturbed  # noqa: E402
 from edgelstm.latency.harness import speed_probe, time_callable  # noqa: E402
 from edgelstm.errors import EdgeLSTMError  # noqa: E402
 
@@ -553,7 +553,7 @@ def run_suite(cfg: SuiteConfig) -> int:
         f"{cfg.min_time:g} s per row; results to {target}.{{json,md,png}}")
     for name in models:
         run_model(name, cfg, report, info)
-    from edgelstm.latency.bench import stream_summary
+    from edgelstm.latency.summary import stream_summary
 
     for row in report.results:  # the artifacts lived in a work directory: keep file names only
         if row.path:

@@ -181,13 +181,13 @@ def test_baseline_without_a_matching_row_is_bad_input(cli, arts, tmp_path, monke
 
 
 def test_engine_rows_through_the_tensorrt_stand_in(cli, arts, monkeypatch, tmp_path):
-    """The bench path for engines, against tests/fake_tensorrt.py (no GPU here): the runner's own
+    """The bench path for engines, against tests/fakes (no GPU here): the runner's own
     CUDA-event timing is used, the profile bounds the grid before timing, streaming carries the state."""
     try:
-        import fake_tensorrt as fake
+        import fakes as fake
     except ImportError:
-        from tests import fake_tensorrt as fake  # type: ignore[no-redef]
-    from converters.tensorrt.build import BuildOptions, build_engine
+        from tests import fakes as fake  # type: ignore[no-redef]
+    from converters.tensorrt import BuildOptions, build_engine
 
     fake.install(monkeypatch, "10.14.1.48")
     plan = build_engine(arts / "m.onnx", tmp_path / "m.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 16))).path
@@ -198,8 +198,15 @@ def test_engine_rows_through_the_tensorrt_stand_in(cli, arts, monkeypatch, tmp_p
     rows = json.loads(stdout)["results"]
     assert [(r["backend"], r["device"], r["batch"]) for r in rows] == [("tensorrt", "cuda", 1), ("tensorrt", "cuda", 4)]
     assert all(r["iters"] == 10 and r["timing_path"] is None and r["timer"] == "cuda-event" for r in rows)
+    # the runner's own timing: CUDA events around each enqueue, inputs staged once, outputs not copied back
+    assert all(r["clock"] == "cuda-events" and r["copies_included"] is False for r in rows)
+    assert "cuda-events" in stderr  # the table says how each row was timed
     code, _, stderr = cli("bench", plan, "--batch", "8", "--seq", "8", *FAST)
     assert code == 2 and "optimization profile" in _one_error_line(stderr)
     code, stdout, stderr = cli("bench", splan, "--stream", "--batch", "1", "--seq", "8", *FAST, "--json")
     assert code == 0, stderr
-    assert json.loads(stdout)["stream"][0]["window"] == 8
+    payload = json.loads(stdout)
+    assert payload["stream"][0]["window"] == 8
+    # streaming steps go through run(): the wall clock, with the host<->device copies inside
+    assert [(r["mode"], r["clock"], r["copies_included"]) for r in payload["results"]] == [
+        ("window", "cuda-events", False), ("step", "wall", True)]

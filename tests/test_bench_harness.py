@@ -17,7 +17,7 @@ from edgelstm.latency import (BenchGrid, BenchOptions, BenchReport, BenchTarget,
                                    time_callable, time_runner, write_csv, write_json, write_markdown)
 from edgelstm.machine import device as device_mod
 from edgelstm.latency import harness
-from edgelstm.latency.bench import check_grid, shape_limits
+from edgelstm.latency.preflight import check_grid, shape_limits
 from edgelstm.latency.memory import peak_during
 from edgelstm.latency.stream import check_streamable, step_path, zero_state
 from edgelstm.errors import BadInput

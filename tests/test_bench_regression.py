@@ -362,7 +362,7 @@ def test_no_matching_row_is_bad_input_naming_what_differs():
 
 
 def test_planned_keys_are_the_rows_a_run_measures(fast_and_slow, vm):
-    from edgelstm.latency.bench import row_key
+    from edgelstm.latency.schema import row_key
 
     grid = BenchGrid((1, 2), (6, 12), (1,))
     with Bencher(OPTS, grid) as bencher:

@@ -22,8 +22,22 @@ def _ort():
     return ort
 
 
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def _provider_name(p: Any) -> str:
+    """A providers entry is a name or a (name, options) pair."""
+    return str(p[0] if isinstance(p, (tuple, list)) else p)
+
+
 def make_session(path: str | Path, *, threads: int | None = None, opt_level: str = "all",
-                 providers: list[str] | None = None):
+                 providers: list[Any] | None = None):
+    """An onnxruntime session on `providers` (names or (name, options) pairs; default CPU only).
+
+    onnxruntime falls back to the next provider *silently* when the first one cannot start (onnxruntime-gpu
+    without the CUDA/cuDNN libraries it was built for, no GPU): a session asked for a GPU provider that
+    runs on another is refused (BackendMissing, exit 3) naming the provider asked for and the one active, so
+    that no CPU latency is ever reported as a GPU one."""
     ort = _ort()
     ort.set_default_logger_severity(3)
     so = ort.SessionOptions()
@@ -34,14 +48,23 @@ def make_session(path: str | Path, *, threads: int | None = None, opt_level: str
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[opt_level])
     available = ort.get_available_providers()
     if providers:
-        missing = [p for p in providers if p not in available]
+        missing = [_provider_name(p) for p in providers if _provider_name(p) not in available]
         if missing:
             raise BackendMissing(f"onnxruntime provider(s) {missing} not available (have {available})",
                                  hint="pip install onnxruntime-gpu for CUDAExecutionProvider")
     try:
-        return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), so, providers=providers or [CPU_PROVIDER])
     except Exception as exc:  # noqa: BLE001
         raise BadInput(f"onnxruntime cannot load {Path(path).name}: {str(exc).splitlines()[0][:300]}") from None
+    wanted = _provider_name(providers[0]) if providers else CPU_PROVIDER
+    active = list(session.get_providers() or [])
+    if wanted != CPU_PROVIDER and (not active or active[0] != wanted):
+        raise BackendMissing(f"onnxruntime could not start {wanted} for {Path(path).name} and fell back to "
+                             f"{active[0] if active else 'no provider'} (active: {active})",
+                             hint="install the CUDA and cuDNN libraries that this onnxruntime-gpu was built for "
+                                  "(see onnxruntime's CUDA requirements) and check that the GPU is visible, "
+                                  "or run on the CPU")
+    return session
 
 
 _PROBE = r"""

@@ -15,7 +15,12 @@ over a grid of batch sizes, sequence lengths and thread counts, with warm-up and
 (p50/p90/p99/mean/min), model size, peak memory and the machine described.
 
 Backends: torch (CPU; CUDA with --device cuda), onnxruntime (CPU; CUDA provider with --device cuda when
-onnxruntime-gpu is installed), tensorrt (engines, timed with CUDA events).
+onnxruntime-gpu is installed; a session that falls back to the CPU is refused, exit 3), tensorrt (engines,
+timed with CUDA events).
+
+Every row says how it was timed (column "clock"): wall (the host clock around each call) or cuda-events
+(CUDA events around each enqueue), "+copies" when the timed call also moves inputs and outputs (numpy in
+and out, host-device copies); compare rows timed the same way.
 
 --stream times one step of a stateful artifact (inputs h0/c0; `edgelstm convert --stateful`) with the state
 carried, beside the cost of re-running the whole window (--seq) for one new sample.
@@ -75,26 +80,26 @@ def bench(
     from edgelstm.latency import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
                                 plot_report, write_csv, write_json)
     from edgelstm.latency.report import device_line
-    from edgelstm.errors import BadInput
+    from edgelstm.errors import BadInput, opt
     from edgelstm.options import parse_int_list
     from edgelstm.artifacts.ort import OPT_LEVELS
 
     if iters is not None and min_time is not None:
-        raise BadInput("pass either --iters or --min-time, not both")
+        raise BadInput(f"pass either {opt('iters')} or {opt('min_time')}, not both")
     if opt_level is not None and opt_level not in OPT_LEVELS:
-        raise BadInput(f"--opt-level must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
-    for out, suffix, flag in ((report, ".json", "--report"), (csv_out, ".csv", "--csv"), (plot, ".png", "--plot")):
+        raise BadInput(f"{opt('opt_level')} must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
+    for out, suffix, key in ((report, ".json", "report"), (csv_out, ".csv", "csv"), (plot, ".png", "plot")):
         if out is not None and out.suffix.lower() != suffix:
-            raise BadInput(f"{flag} must end in {suffix}, got {out.name}")
+            raise BadInput(f"{opt(key)} must end in {suffix}, got {out.name}")
     if plot is not None:
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
             from edgelstm.errors import BackendMissing
 
-            raise BackendMissing("--plot needs matplotlib", hint="pip install matplotlib")
-    grid = BenchGrid(tuple(parse_int_list(batch, what="--batch")), tuple(parse_int_list(seq, what="--seq")),
-                     tuple(parse_int_list(threads, what="--threads")) if threads else (None,))
+            raise BackendMissing(f"{opt('plot')} needs matplotlib", hint="pip install matplotlib")
+    grid = BenchGrid(tuple(parse_int_list(batch, what=opt("batch"))), tuple(parse_int_list(seq, what=opt("seq"))),
+                     tuple(parse_int_list(threads, what=opt("threads"))) if threads else (None,))
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
                            input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy)
@@ -134,6 +139,14 @@ def bench(
     finish(payload, json_out, exit_code)
 
 
+_CPU_EP = "CPUExecutionProvider"
+
+
+def _short_provider(name: str) -> str:
+    """CUDAExecutionProvider -> CUDA: which onnxruntime provider really ran, short enough for a table cell."""
+    return name.removesuffix("ExecutionProvider") or name
+
+
 def _fmt_ms(v: float) -> str:
     return f"{v * 1000:.1f} µs" if v < 1 else f"{v:.3f} ms"
 
@@ -144,11 +157,13 @@ def _print_tables(payload: dict) -> None:
     rows = payload["results"]
     summary = summarize(payload)
     console.table("latency", ["artifact", "backend", "precision", "mode", "batch", "seq", "threads", "p50", "p90",
-                              "p99", "seq/s", "steps/s", "size", "vs torch"],
-                  [[r["artifact"], r["backend"] + (f" ({r['variant']})" if r.get("variant") else ""), r["precision"],
+                              "p99", "seq/s", "steps/s", "clock", "size", "vs torch"],
+                  [[r["artifact"], r["backend"] + (f" ({r['variant']})" if r.get("variant") else "")
+                    + (f" [{_short_provider(r['provider'])}]" if r.get("provider") not in (None, _CPU_EP) else ""),
+                    r["precision"],
                     r["mode"], r["batch"], r["seq"], "default" if r["threads"] is None else r["threads"],
                     _fmt_ms(r["latency_ms"]["p50"]), _fmt_ms(r["latency_ms"]["p90"]), _fmt_ms(r["latency_ms"]["p99"]),
-                    f"{r['throughput_seq_per_s']:.0f}", f"{r['throughput_steps_per_s']:.0f}",
+                    f"{r['throughput_seq_per_s']:.0f}", f"{r['throughput_steps_per_s']:.0f}", s["clock"],
                     f"{r['model_size_bytes'] / 1024:.0f} KiB" if r.get("model_size_bytes") else "",
                     f"{s['speedup']:.2f}x" if s["speedup"] is not None and s["reference"] != r["artifact"] else ""]
                    for r, s in zip(rows, summary)])

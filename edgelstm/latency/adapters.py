@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BackendMissing, BadInput
+from edgelstm.errors import BackendMissing, BadInput, opt
 
 
 @dataclass
@@ -23,6 +23,7 @@ class FastPath:
     sync: Callable[[], Any] | None = None       # called after each timed call (device synchronisation)
     timed_run: Callable[[Any, int], list[float]] | None = None  # device-side timing (ms per iteration)
     timer: str = "wall"
+    copies_included: bool = False               # the call moves inputs/outputs (runner.run: numpy in and out)
 
 
 def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False,
@@ -30,7 +31,8 @@ def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False
     bind = getattr(runner, "bind", None)
     if callable(bind):
         sync = getattr(runner, "sync", None)
-        return FastPath("bind", bind(feeds), sync if callable(sync) else None)
+        return FastPath("bind", bind(feeds), sync if callable(sync) else None,
+                        copies_included=bool(getattr(runner, "copies_included", False)))
     backend = getattr(runner, "backend", "")
     if backend == "onnxruntime" and getattr(runner, "session", None) is not None:
         return ort_path(runner.session, feeds)
@@ -39,7 +41,7 @@ def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False
                           cuda_graph=cuda_graph)
     if amp or cuda_graph:
         raise BadInput("autocast / CUDA graphs apply to the torch backend on CUDA only")
-    return FastPath("run", lambda: runner.run(feeds))
+    return FastPath("run", lambda: runner.run(feeds), copies_included=True)
 
 
 # ----------------------------------------------------------------------------------------- onnxruntime
@@ -100,7 +102,7 @@ def torch_path(module: Any, feeds: Mapping[str, np.ndarray], *, device: str = "c
     torch = _torch()
     on_cuda = device.startswith("cuda")
     if (amp or cuda_graph) and not on_cuda:
-        raise BadInput("autocast FP16 and CUDA graphs need --device cuda")
+        raise BadInput(f"autocast FP16 and CUDA graphs need {opt('device')} cuda")
     if on_cuda and not torch.cuda.is_available():
         raise BackendMissing("torch CUDA was asked for but no CUDA device is available",
                              hint="install a CUDA build of torch on a GPU machine")

@@ -5,7 +5,9 @@ Runner timing protocol (optional methods a runner may implement; checked in this
 
 - ``timed_run(feeds, iters) -> list[float]``: run `iters` times and return each iteration's latency in
   milliseconds measured by the runner's own clock (the TensorRT runner uses CUDA events). A runner that
-  implements it may set ``timer = "cuda-event"`` (any short name) so that reports say which clock it was.
+  implements it may set ``timer = "cuda-event"`` (any short name) so that reports say which clock it was,
+  ``clock`` (``"cuda-events"`` / ``"wall"``; default: from ``timer``) and ``copies_included`` (whether its
+  timed region copies inputs/outputs between host and device; default False: an enqueue timed by events).
 - ``bind(feeds) -> Callable[[], object]``: stage the inputs once (device buffers, IO binding) and return
   a zero-argument callable that runs one inference; timed with the wall clock (`clock_ns`).
   ``sync()`` (optional, e.g. ``torch.cuda.synchronize``) is called after each iteration when present.
@@ -29,7 +31,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BadInput
+from edgelstm.errors import BadInput, opt
 
 DEFAULT_ITERS = 100
 
@@ -50,11 +52,11 @@ class TimingPolicy:
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
-            raise BadInput(f"--warmup must be >= 0, got {self.warmup}")
+            raise BadInput(f"{opt('warmup')} must be >= 0, got {self.warmup}")
         if self.iters is not None and self.iters < 1:
-            raise BadInput(f"--iters must be >= 1, got {self.iters}")
+            raise BadInput(f"{opt('iters')} must be >= 1, got {self.iters}")
         if self.min_time is not None and not self.min_time > 0:
-            raise BadInput(f"--min-time must be > 0 seconds, got {self.min_time}")
+            raise BadInput(f"{opt('min_time')} must be > 0 seconds, got {self.min_time}")
         if self.min_iters < 1 or self.max_iters < self.min_iters:
             raise BadInput("min_iters must be >= 1 and <= max_iters")
 
@@ -68,13 +70,29 @@ class TimingPolicy:
                 "min_iters": self.min_iters, "max_iters": self.max_iters}
 
 
+def clock_of(timer: str | None) -> str:
+    """The clock a timer name stands for: "wall" (the host's clock_ns around each call), "cuda-events"
+    (device-side events around each enqueue), else the timer's own name (a runner's private clock)."""
+    t = str(timer or "wall")
+    if t == "wall":
+        return "wall"
+    return "cuda-events" if "cuda" in t else t
+
+
 @dataclass
 class Timing:
-    """Per-iteration latencies (ms) and which clock measured them."""
+    """Per-iteration latencies (ms), which clock measured them (`timer`: the path's name for it, `clock`:
+    wall | cuda-events) and whether the timed region includes moving inputs/outputs (`copies_included`)."""
 
     samples_ms: list[float]
     timer: str = "wall"
     extras: dict[str, Any] = field(default_factory=dict)
+    clock: str | None = None          # None: clock_of(timer)
+    copies_included: bool = False
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = clock_of(self.timer)
 
     @property
     def iters(self) -> int:
@@ -173,12 +191,24 @@ def time_runner(runner: Any, feeds: Mapping[str, np.ndarray], policy: TimingPoli
     timed = getattr(runner, "timed_run", None)
     if callable(timed):
         default = "cuda-event" if getattr(runner, "backend", "") == "tensorrt" else "runner"
-        return time_timed_run(timed, feeds, policy, timer=str(getattr(runner, "timer", default)))
+        timing = time_timed_run(timed, feeds, policy, timer=str(getattr(runner, "timer", default)))
+        timing.clock = str(getattr(runner, "clock", None) or timing.clock)
+        timing.copies_included = bool(getattr(runner, "copies_included", False))
+        return timing
     path = fast_path(runner, feeds)
+    return time_path(path, policy, on_iter=on_iter)
+
+
+def time_path(path: Any, policy: TimingPolicy, *, on_iter: Callable[[], None] | None = None) -> Timing:
+    """Time an adapters.FastPath: by its own device timer when it has one, else `call` on the wall clock;
+    the Timing names the path, its clock and whether the path copies inputs/outputs."""
     if path.timed_run is not None:
-        return time_timed_run(path.timed_run, None, policy, timer=path.timer)
-    timing = time_callable(path.call, policy, sync=path.sync, on_iter=on_iter)
-    timing.timer = path.timer
+        timing = time_timed_run(path.timed_run, None, policy, timer=path.timer)
+    else:
+        timing = time_callable(path.call, policy, sync=path.sync, on_iter=on_iter)
+        timing.timer = path.timer
+        timing.clock = clock_of(path.timer)
+    timing.copies_included = bool(path.copies_included)
     timing.extras["path"] = path.name
     return timing
 

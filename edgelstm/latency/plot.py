@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from edgelstm.errors import BackendMissing
+from edgelstm.errors import BackendMissing, opt
 from edgelstm.fileio import atomic_path
 from edgelstm.latency.report import as_dict
 
@@ -28,7 +28,7 @@ def plot_report(report: Any, out: str | Path, *, title: str | None = None) -> Pa
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise BackendMissing("--plot needs matplotlib", hint="pip install matplotlib (or edgelstm[plot])") from None
+        raise BackendMissing(f"{opt('plot')} needs matplotlib", hint="pip install matplotlib (or edgelstm[plot])") from None
     data = as_dict(report)
     rows = [r for r in data["results"] if r.get("mode", "window") == "window"]
     steps = [r for r in data["results"] if r.get("mode") == "step"]

@@ -24,15 +24,15 @@ the pause between re-measurements goes through the module-level `sleep` (time.sl
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from edgelstm.errors import BadInput
-from edgelstm.latency.bench import ROW_KEY_FIELDS, describe_key, row_key
+from edgelstm.errors import BadInput, opt
+from edgelstm.fileio import load_json_file
+from edgelstm.latency.schema import ROW_KEY_FIELDS, describe_key, row_key, work_list
 from edgelstm.machine.device import same_device
 
 #: The pause between re-measurements of a suspect (seconds); a module attribute so that tests replace it.
@@ -123,13 +123,9 @@ class RegressionResult:
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
+    """A bench report to compare with: BadInput in one line when missing, not JSON, or not a bench report."""
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"baseline {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"baseline {path} is not valid JSON: {str(exc)[:160]}") from None
+    data = load_json_file(path, what="baseline")
     check_report(data, what=f"baseline {path.name}")
     data.setdefault("_source", str(path))
     return data
@@ -192,7 +188,7 @@ def precheck_baseline(baseline: Mapping[str, Any], device: Mapping[str, Any], ar
     row), so that a wrong baseline fails before the benchmark runs. `artifacts`: [{artifact, sha256,
     parent_sha256}]."""
     if not max_slowdown >= 1.0:
-        raise BadInput(f"--max-slowdown must be >= 1.0 (1.10 = 10% slower allowed), got {max_slowdown}")
+        raise BadInput(f"{opt('max_slowdown')} must be >= 1.0 (1.10 = 10% slower allowed), got {max_slowdown}")
     what = _what(baseline)
     check_report(baseline, what=what)
     ok, why = same_device(baseline["device"], device)
@@ -209,10 +205,7 @@ def planned_keys(resolved: Sequence[Any], grid: Any) -> list[dict[str, Any]]:
     every grid point in window mode, and with streaming one step per batch and thread count)."""
     out = []
     for r in resolved:
-        work = [(b, s, t, "window") for b, s, t in grid.points()]
-        if getattr(r, "stream", False):
-            work += [(b, 1, t, "step") for t in grid.threads for b in grid.batches]
-        for batch, seq, threads, mode in work:
+        for batch, seq, threads, mode in work_list(grid, bool(getattr(r, "stream", False))):
             out.append({"artifact": r.name, "backend": r.backend, "device": r.device, "precision": r.precision,
                         "variant": r.target.variant, "mode": mode, "batch": batch, "seq": seq, "threads": threads})
     return out
@@ -228,7 +221,7 @@ def _check_some_row_matches(rows: Sequence[Mapping[str, Any]], base_rows: Sequen
         return
     raise BadInput(f"{what} has no row to compare with this run ({_differences(cur, base)})",
                    hint="rows match on " + ", ".join(ROW_KEY_FIELDS) + "; bench with the baseline's settings "
-                        "or make a new baseline with --report")
+                        f"or make a new baseline with {opt('report')}")
 
 
 def _differences(cur: Sequence[tuple], base: Sequence[tuple]) -> str:

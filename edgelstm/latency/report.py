@@ -1,5 +1,6 @@
 """Writers for bench reports: JSON (the DESIGN.md schema plus extras), CSV (one line per row) and a
-Markdown table. All writes are atomic."""
+Markdown table. All writes are atomic. Every row says how it was timed: its clock (wall / cuda-events) and
+whether H2D/D2H copies (and numpy conversions) were inside the timed region."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from edgelstm.fileio import write_text_atomic
 CSV_COLUMNS = ["artifact", "backend", "device", "precision", "variant", "mode", "batch", "seq", "threads", "iters",
                "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "throughput_seq_per_s", "throughput_steps_per_s",
                "model_size_bytes", "load_rss_mb", "peak_run_mb", "gpu_peak_mb", "timer", "timing_path", "sha256",
-               "rel_l2"]
+               "rel_l2", "clock", "copies_included", "provider"]
 
 
 def as_dict(report: Any) -> dict[str, Any]:
@@ -40,6 +41,7 @@ def csv_rows(report: Any) -> list[dict[str, Any]]:
             "load_rss_mb": mem.get("load_rss_mb"), "peak_run_mb": mem.get("peak_run_mb"),
             "gpu_peak_mb": mem.get("gpu_peak_mb"), "timer": r.get("timer"), "timing_path": r.get("timing_path"),
             "sha256": r.get("sha256"), "rel_l2": drift.get("rel_l2") if isinstance(drift, Mapping) else None,
+            "clock": r.get("clock"), "copies_included": r.get("copies_included"), "provider": r.get("provider"),
         })
     return out
 
@@ -61,18 +63,19 @@ def _ms(v: float | None) -> str:
 
 def markdown_table(report: Any, *, reference: str | None = None) -> str:
     """A Markdown table of the rows with the speed-up against torch eager (or `reference`)."""
-    from edgelstm.latency.bench import summarize
+    from edgelstm.latency.summary import summarize
 
     data = as_dict(report)
-    lines = ["| artifact | backend | precision | mode | batch | seq | threads | p50 | p99 | seq/s | speed-up | rel_l2 | size |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| artifact | backend | precision | mode | batch | seq | threads | p50 | p99 | seq/s | clock | speed-up "
+             "| rel_l2 | size |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for s in summarize(data, reference=reference):
         drift = s.get("drift") or {}
         rel = drift.get("rel_l2") if isinstance(drift, Mapping) else None
         lines.append("| " + " | ".join([
             s["artifact"], s["backend"] + (f" ({s['variant']})" if s["variant"] else ""), s["precision"], s["mode"],
             str(s["batch"]), str(s["seq"]), "default" if s["threads"] is None else str(s["threads"]),
-            _ms(s["p50_ms"]), _ms(s["p99_ms"]), f"{s['seq_per_s']:.0f}",
+            _ms(s["p50_ms"]), _ms(s["p99_ms"]), f"{s['seq_per_s']:.0f}", s["clock"],
             "–" if s["speedup"] is None else f"{s['speedup']:.2f}×",
             "–" if rel is None else f"{rel:.2e}",
             "–" if s["size_mb"] is None else f"{s['size_mb'] * 1024:.0f} KiB"]) + " |")
@@ -106,11 +109,16 @@ def device_line(device: Mapping[str, Any]) -> str:
     return "; ".join(parts) + (f"; {libs}" if libs else "")
 
 
+CLOCK_NOTE = ("Clock: `wall` = the host's clock around each call, `cuda-events` = CUDA events around each "
+              "enqueue on the GPU; `+copies`: the timed call also moves inputs and outputs (numpy in and out, "
+              "host-device copies on a GPU), otherwise inputs were staged once and outputs stay bound.")
+
+
 def write_markdown(report: Any, path: str | Path, *, title: str = "edgelstm benchmark",
                    preamble: str = "") -> Path:
     data = as_dict(report)
     text = [f"# {title}", "", f"Machine: {device_line(data['device'])}", "", preamble.strip(), "",
-            markdown_table(data)]
+            markdown_table(data), CLOCK_NOTE, ""]
     st = stream_table(data)
     if st:
         text += ["## Streaming: one step with the state carried vs re-running the window", "", st]

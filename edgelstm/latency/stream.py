@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BadInput
+from edgelstm.errors import BadInput, opt
 from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec, TensorSpec
 from edgelstm.latency.adapters import FastPath, cast_ort_feeds, ort_device
 
@@ -35,7 +35,7 @@ def state_pairs(io: IOSpec) -> list[tuple[str, str]]:
 def check_streamable(io: IOSpec, artifact: str) -> None:
     pairs = state_pairs(io)
     if not pairs:
-        raise BadInput(f"--stream needs a stateful artifact (state inputs h0/c0, outputs hn/cn); {artifact} has "
+        raise BadInput(f"{opt('stream')} needs a stateful artifact (state inputs h0/c0, outputs hn/cn); {artifact} has "
                        f"inputs {io.input_names}", hint=STATEFUL_HINT)
 
 
@@ -81,7 +81,7 @@ def step_path(runner: Any, x_step: np.ndarray, state0: Mapping[str, np.ndarray])
         return out
 
     call.state = state  # type: ignore[attr-defined]  # for tests: the carried state
-    return FastPath("run-carry-state", call)
+    return FastPath("run-carry-state", call, copies_included=True)  # run(): numpy in/out, H2D/D2H on a GPU
 
 
 def _ort_pingpong(session, x_name: str, x_step: np.ndarray, state0: Mapping[str, np.ndarray],

@@ -1,0 +1,342 @@
+"""`Bencher`: the timing engine of `edgelstm bench`. It resolves targets (all the preflight checks, one
+runner opened per target so that a broken artifact fails before any timing), then times rows: one
+(batch, seq, threads, mode) point of one target, through the fastest path the runner offers (see
+harness.py and adapters.py), with the machine's speed probed around it, memory measured, and a row that
+looks disturbed by other processes measured again (`BenchOptions.retry_noisy`).
+
+Runners are cached per target and thread count; the regression gate re-times a row with `remeasure`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from edgelstm.errors import BadInput, opt
+from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
+from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, data_input,
+                                        file_size, isa_warnings, module_sha256, module_size, safe_ort_level)
+from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
+                                     describe_key, row_key, work_list)
+from edgelstm.latency.summary import stream_summary
+
+NOISY_SPREAD = 1.5   # p50 / min above this: the run was preempted (deterministic inference is ~1.0-1.1)
+NOISY_PROBE = 1.15   # machine probe this much slower than the best seen in the run: the machine was busy
+
+
+def looks_disturbed(row: BenchRow, best_probe: float | None) -> bool:
+    """Whether a row was measured while something else used the machine (see BenchOptions.retry_noisy)."""
+    lat = row.latency_ms
+    if lat["min"] > 0 and lat["p50"] > NOISY_SPREAD * lat["min"]:
+        return True
+    return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
+
+
+def active_provider(runner: Any) -> str | None:
+    """The onnxruntime execution provider that really runs a runner's session (None for other runners)."""
+    session = getattr(runner, "session", None)
+    if getattr(runner, "backend", "") != "onnxruntime" or session is None:
+        return None
+    try:
+        providers = session.get_providers()
+    except Exception:  # noqa: BLE001 - a side fact; never fail a row over it
+        return None
+    return str(providers[0]) if providers else None
+
+
+class Bencher:
+    """Opens runners (cached per target and thread count), builds feeds and times single rows. The
+    regression gate uses `remeasure` to time a row again."""
+
+    def __init__(self, options: BenchOptions = BenchOptions(), grid: BenchGrid = BenchGrid()):
+        self.options = options
+        self.grid = grid
+        check_device(options.device)
+        check_backend(options.backend)
+        self._resolved: list[ResolvedTarget] = []
+        self._best_probe: float | None = None
+
+    # -- resolution (before any timing) ------------------------------------------------------------
+    def add(self, target: Any) -> ResolvedTarget:
+        from edgelstm.artifacts.manifest import read_manifest
+        from edgelstm.runners.base import artifact_kind, default_backend
+
+        t = target if isinstance(target, BenchTarget) else BenchTarget(target)
+        backend = check_backend(t.backend or self.options.backend)
+        device = check_device(t.device or self.options.device)
+        path = None
+        details: dict[str, Any] = {}
+        if isinstance(t.artifact, (str, Path)):
+            path = Path(t.artifact)
+            if not path.exists():
+                raise BadInput(f"artifact {path} does not exist")
+            if path.is_dir():
+                raise BadInput(f"{path} is a directory, not an artifact")
+            kind = artifact_kind(path)
+            backend = backend or check_backend(default_backend(kind).value)
+            manifest = read_manifest(path, verify=False)
+            if manifest is not None:
+                details = dict(manifest.details)
+        else:
+            backend = backend or "torch"
+            if backend != "torch":
+                raise BadInput(f"an in-memory model runs on the torch backend, not {backend}")
+            check_backend("torch")
+            manifest = None
+        if backend == "tensorrt":
+            device = "cuda" if device == "cpu" else device
+        if t.variant and (backend != "torch" or not device.startswith("cuda")):
+            raise BadInput(f"variant {t.variant!r} (autocast / CUDA graphs) needs the torch backend on CUDA")
+        unknown_variant = set(filter(None, t.variant.split("+"))) - {"amp", "cuda-graph"}
+        if unknown_variant:
+            raise BadInput(f"unknown variant(s) {sorted(unknown_variant)}; known: amp, cuda-graph")
+        res = ResolvedTarget(t, "", backend, device, "fp32", None, path, None, None, None, details)
+        probe = self._runner(res, None)  # fails here (exit 2/3) rather than in the middle of timing
+        res.io = probe.io
+        res.name = t.name or (path.name if path else getattr(probe, "label", "model"))
+        res.precision = t.precision or ("fp16" if "amp" in t.variant else str(getattr(probe, "precision", "fp32")))
+        if path is not None:
+            from edgelstm.fileio import sha256_file
+
+            res.sha256 = manifest.sha256 if manifest is not None else sha256_file(path)
+            res.parent_sha256 = manifest.parent_sha256 if manifest is not None else None
+            res.size = file_size(path)
+        else:
+            module = getattr(probe, "module", None)
+            if module is not None:
+                res.sha256 = module_sha256(module)
+                res.size = module_size(module)
+        check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
+        res.stream = bool(self.options.stream if t.stream is None else t.stream)
+        if res.stream:
+            from edgelstm.latency.stream import check_streamable
+
+            check_streamable(res.io, res.name)
+            check_grid(res.name, res.io, self.grid.batches, [1], probe)
+        self._resolved.append(res)
+        return res
+
+    def _open(self, res: ResolvedTarget, threads: int | None):
+        from edgelstm.runners.base import open_runner
+
+        opts = dict(res.target.runner_options)
+        if res.backend == "onnxruntime":
+            if "opt_level" not in opts:
+                opts["opt_level"] = self.options.opt_level or safe_ort_level(res)
+            res.details.setdefault("bench_ort_opt_level", opts["opt_level"])
+            if res.device.startswith("cuda"):
+                opts.setdefault("providers", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+        return open_runner(res.target.artifact, backend=res.backend, threads=threads,
+                           input_size=self.options.input_size, device=res.device, **opts)
+
+    # -- timing ------------------------------------------------------------------------------------
+    def feeds(self, res: ResolvedTarget, batch: int, seq: int) -> dict[str, np.ndarray]:
+        from edgelstm.latency.stream import zero_state
+
+        x = data_input(res.io)
+        feature = x.shape[2] if len(x.shape) >= 3 else None
+        if not (isinstance(feature, int) and feature > 0):
+            feature = self.options.input_size
+        if not feature:
+            raise BadInput(f"cannot tell the feature size of {res.name}'s input {x.name!r}",
+                           hint=f"pass {opt('input_size')}")
+        rng = np.random.default_rng(self.options.seed + 7919 * batch + seq)
+        feeds = {x.name: rng.standard_normal((batch, seq, int(feature))).astype(np.float32)}
+        if res.io.state_inputs:
+            feeds.update(zero_state(res.io, batch, res.details))
+        return feeds
+
+    def measure(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None, mode: str = "window",
+                policy: TimingPolicy | None = None) -> BenchRow:
+        from edgelstm.latency.adapters import fast_path
+        from edgelstm.latency.harness import speed_probe
+        from edgelstm.latency.stream import step_path
+
+        policy = policy or self.options.policy
+        runner = self._runner(res, threads)
+        probe_before = speed_probe()
+        amp, graph = "amp" in res.target.variant, "cuda-graph" in res.target.variant
+        restore = _set_torch_threads(res.backend, threads)
+        try:
+            if mode == "step":
+                feeds = self.feeds(res, batch, 1)
+                x_name = data_input(res.io).name
+                path = step_path(runner, feeds[x_name], {k: v for k, v in feeds.items() if k != x_name})
+                timing = time_callable(path.call, policy, sync=path.sync)
+                timing.timer, timing.clock = path.timer, clock_of(path.timer)
+                timing.copies_included = path.copies_included
+                timing.extras["path"] = path.name
+                seq_for_row = 1
+            else:
+                feeds = self.feeds(res, batch, seq)
+                timed = getattr(runner, "timed_run", None)
+                if callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
+                    timing = time_runner(runner, feeds, policy)
+                    path = None
+                else:
+                    path = fast_path(runner, feeds, amp=amp, cuda_graph=graph)
+                    timing = time_path(path, policy)
+                seq_for_row = seq
+            memory = dict(res.load_mb.get(threads, {}))
+            if self.options.measure_memory:
+                memory.update(self._memory(res, runner, feeds, path))
+        finally:
+            restore()
+        probe_ms = max(probe_before, speed_probe())
+        stats = timing.stats()
+        p50_s = stats["p50"] / 1e3
+        return BenchRow(
+            artifact=res.name, backend=res.backend, precision=res.precision, batch=batch, seq=seq_for_row,
+            threads=threads, iters=timing.iters, latency_ms=stats,
+            throughput_seq_per_s=batch / p50_s if p50_s > 0 else float("inf"),
+            throughput_steps_per_s=batch * seq_for_row / p50_s if p50_s > 0 else float("inf"),
+            device=res.device, variant=res.target.variant, mode=mode, warmup=policy.warmup, timer=timing.timer,
+            path=str(res.path) if res.path else None, timing_path=timing.extras.get("path"), sha256=res.sha256,
+            parent_sha256=res.parent_sha256, model_size_bytes=res.size, memory=memory, probe_ms=probe_ms,
+            extras={**dict(res.target.extras), **({"ort_opt_level": res.details["bench_ort_opt_level"]}
+                                                    if "bench_ort_opt_level" in res.details else {})},
+            clock=str(timing.clock), copies_included=bool(timing.copies_included), provider=active_provider(runner))
+
+    def measure_robust(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None,
+                       mode: str = "window") -> BenchRow:
+        """measure(), then up to options.retry_noisy more attempts while the row looks disturbed (preempted,
+        or the machine probe slow); the attempt with the lowest p50 is kept and the row says so."""
+        row = self.measure(res, batch, seq, threads, mode)
+        self._best_probe = min(filter(None, (self._best_probe, row.probe_ms)), default=None)
+        p50s = [row.p50]
+        while len(p50s) <= self.options.retry_noisy and looks_disturbed(row, self._best_probe):
+            again = self.measure(res, batch, seq, threads, mode)
+            self._best_probe = min(filter(None, (self._best_probe, again.probe_ms)), default=None)
+            p50s.append(again.p50)
+            if again.p50 < row.p50:
+                row = again
+        if len(p50s) > 1:
+            row.extras["attempts_p50_ms"] = p50s
+        return row
+
+    def _memory(self, res: ResolvedTarget, runner: Any, feeds: Mapping[str, np.ndarray], path: Any) -> dict[str, Any]:
+        from edgelstm.latency.memory import cuda_peak_during, peak_during
+
+        call = path.call if path is not None else (lambda: runner.run(feeds))
+        out: dict[str, Any] = {}
+        try:
+            if res.device.startswith("cuda") and res.backend == "torch":
+                out.update(cuda_peak_during(call))
+            else:
+                out.update(peak_during(call))
+            stats = getattr(runner, "memory_stats", None)
+            if callable(stats):
+                out.update(stats())
+            engine = getattr(runner, "engine", None) if res.backend == "tensorrt" else None
+            if engine is not None:  # what the engine's execution context needs on the GPU
+                size = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", None)
+                if isinstance(size, int):
+                    out["engine_device_memory_mb"] = round(size / 1024 ** 2, 3)
+        except Exception as exc:  # noqa: BLE001 - memory is a side fact; never fail a row over it
+            out["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+        return out
+
+    def remeasure(self, row: Mapping[str, Any], policy: TimingPolicy | None = None, *,
+                  fresh: bool = True) -> dict[str, float]:
+        """Time a row of this run again; returns its latency stats (ms) and the machine probe (probe_ms).
+        fresh: re-open the runner first, so that one unlucky session (memory placement, a stale cache) is
+        not measured again and again."""
+        key = row_key(row)
+        d = dict(zip(ROW_KEY_FIELDS, key))
+        for res in self._resolved:
+            if (res.name, res.backend, res.device, res.precision, res.target.variant) == (
+                    d["artifact"], d["backend"], d["device"], d["precision"], d["variant"]):
+                seq = d["seq"] if d["mode"] == "window" else 1
+                if fresh and d["threads"] in res.runners:
+                    old = res.runners.pop(d["threads"])
+                    try:
+                        old.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                row2 = self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy)
+                return {**row2.latency_ms, "probe_ms": row2.probe_ms}
+        raise BadInput(f"no artifact in this run matches {describe_key(key)}")
+
+    def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
+            device: dict[str, Any] | None = None,
+            before_timing: Callable[[dict[str, Any], list[ResolvedTarget]], None] | None = None) -> BenchReport:
+        """Resolve every target (all checks), then time the grid; see bench_artifacts. `before_timing(device,
+        resolved)` may raise to stop before the first measurement (the baseline checks do)."""
+        from edgelstm.machine.device import describe_device
+
+        if not targets:
+            raise BadInput("nothing to benchmark: pass at least one artifact")
+        resolved = [self.add(t) for t in targets]  # every check before any timing
+        grid, options = self.grid, self.options
+        device = device or describe_device(gpu=any(r.device.startswith("cuda") for r in resolved))
+        if before_timing:
+            before_timing(device, resolved)
+        report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
+                                                     "seqs": list(grid.seqs), "threads": list(grid.threads)})
+        warnings = isa_warnings(resolved, device)
+        if warnings:
+            report.extras["warnings"] = warnings
+        for res in resolved:
+            for batch, seq, threads, mode in work_list(grid, res.stream):
+                row = self.measure_robust(res, batch, seq, threads, mode)
+                report.results.append(row)
+                if on_row:
+                    on_row(row)
+        report.stream = stream_summary(report.results)
+        return report
+
+    def __enter__(self) -> "Bencher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for res in self._resolved:
+            for runner in res.runners.values():
+                try:
+                    runner.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            res.runners.clear()
+
+    @property
+    def resolved(self) -> list[ResolvedTarget]:
+        return list(self._resolved)
+
+    def _runner(self, res: ResolvedTarget, threads: int | None):
+        if threads not in res.runners:
+            from edgelstm.latency.memory import rss_bytes
+
+            before = rss_bytes()
+            torch_threads = _torch_threads()
+            try:
+                res.runners[threads] = self._open(res, threads)
+            finally:  # TorchRunner(threads=n) sets torch's global thread count; measure() sets it per row
+                if torch_threads is not None:
+                    import torch
+
+                    torch.set_num_threads(torch_threads)
+            after = rss_bytes()
+            if before is not None and after is not None:
+                res.load_mb[threads] = {"load_rss_mb": round(max(0, after - before) / 1024 ** 2, 3)}
+        return res.runners[threads]
+
+
+def _torch_threads() -> int | None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def _set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:
+    if backend != "torch" or threads is None:
+        return lambda: None
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    return lambda: torch.set_num_threads(before)
