@@ -123,7 +123,7 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
 
     import torch
 
-    from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
+    from edgelstm.data import as_calibration_source, dataset_from_arrays
     from converters.fp16 import quantize_fp16
     from converters.int8 import quantize_int8
     from converters.torch_to_onnx import ExportOptions, export_onnx

@@ -1,5 +1,5 @@
 """onnxruntime side of calibration, over the one calibration contract (a re-iterable
-``Iterable[dict[str, ndarray]]``, see ``edgelstm.data.sources``):
+``Iterable[dict[str, ndarray]]``, see ``edgelstm.data``):
 
 - ``OrtCalibrationReader``: onnxruntime's ``CalibrationDataReader`` protocol (``get_next`` until None,
   ``rewind``, ``set_range``) as a thin adapter; every batch is checked against the model's I/O spec;
@@ -96,7 +96,7 @@ def check_calibration(source: Iterable[Batch], io: IOSpec | None, *, min_samples
     ``min_samples`` is BadInput. A one-shot iterator (not re-iterable) is refused: calibration reads twice."""
     if iter(source) is source:
         raise BadInput(f"the {what} is a one-shot iterator; pass a re-iterable source "
-                       "(a list of batches or edgelstm.data.sources.as_calibration_source(...))")
+                       "(a list of batches or edgelstm.data.as_calibration_source(...))")
     samples = batches = 0
     for i, b in enumerate(source):
         checked = _checked(b, io, i)

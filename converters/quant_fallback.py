@@ -41,23 +41,16 @@ class DriftBudget:
     limit: float
 
     def __post_init__(self) -> None:
-        if self.metric not in DRIFT_METRICS:
-            raise BadInput(f"{opt('max_drift')}: unknown metric {self.metric!r}; use one of {', '.join(DRIFT_METRICS)}")
-        if not np.isfinite(self.limit) or self.limit < 0:
-            raise BadInput(f"{opt('max_drift')}: the limit must be a finite number >= 0, got {self.limit}")
+        from edgelstm.validation.gates import check_budget  # the one budget check and metric list
+
+        check_budget(self.metric, self.limit, option="max_drift")
 
     @classmethod
     def parse(cls, text: str) -> "DriftBudget":
-        """``rel_l2=0.01`` (also ``rel_l2<=0.01``, ``rel_l2:0.01``)."""
-        t = text.replace("<=", "=").replace(":", "=").replace(" ", "")
-        if t.count("=") != 1:
-            raise BadInput(f"{opt('max_drift')} must look like METRIC=VALUE (e.g. rel_l2=0.01), got {text!r}")
-        metric, value = t.split("=")
-        try:
-            limit = float(value)
-        except ValueError:
-            raise BadInput(f"{opt('max_drift')}: {value!r} is not a number (in {text!r})") from None
-        return cls(metric.lower(), limit)
+        """``rel_l2=0.01`` (also ``rel_l2<=0.01``, ``rel_l2:0.01``): edgelstm.validation.gates.parse_budget."""
+        from edgelstm.validation.gates import parse_budget
+
+        return cls(*parse_budget(text, option="max_drift"))
 
     def describe(self) -> str:
         return f"{self.metric} <= {self.limit:g}"

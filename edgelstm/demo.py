@@ -51,22 +51,41 @@ dir = "."
 """
 
 
+def check_demo_options(*, steps: int, seed: int) -> None:
+    """Bad demo options are BadInput before anything is written."""
+    from edgelstm.errors import BadInput, opt
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise BadInput(f"{opt('steps')} must be an integer >= 1, got {steps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise BadInput(f"{opt('seed')} must be an integer >= 0, got {seed!r}")
+
+
 def write_demo_pipeline(out_dir: Path, *, steps: int = 150, seed: int = 0) -> Path:
     """Write the demo's pipeline.toml into out_dir (unchanged content keeps the cache valid)."""
     from edgelstm.fileio import write_text_atomic
+    from edgelstm.pipeline.lock import prepare_out_dir
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_demo_options(steps=steps, seed=seed)
+    prepare_out_dir(out_dir, what="demo directory")
     path = out_dir / "pipeline.toml"
     text = DEMO_PIPELINE.format(out=out_dir, steps=steps, seed=seed)
-    if not path.exists() or path.read_text() != text:
+    if not path.exists() or path.read_text(errors="replace") != text:
         write_text_atomic(path, text)
     return path
 
 
 def run_demo(out_dir: Path = Path("edgelstm-demo"), *, steps: int = 150, seed: int = 0,
-             on_step: Callable[[str], None] | None = None):
-    from edgelstm.pipeline.flow import run_pipeline
+             on_step: Callable[[str], None] | None = None, wait: bool = False):
+    """The demo pipeline written into ``out_dir`` and run there; the directory is locked while the pipeline
+    file is written and run (a second demo on it fails at once, or waits with ``wait``)."""
     from edgelstm.pipeline.config import load_pipeline
+    from edgelstm.pipeline.flow import run_pipeline
+    from edgelstm.pipeline.lock import OutputLock, prepare_out_dir
 
-    path = write_demo_pipeline(Path(out_dir), steps=steps, seed=seed)
-    return run_pipeline(load_pipeline(path), on_step=on_step)
+    out_dir = Path(out_dir)
+    check_demo_options(steps=steps, seed=seed)
+    prepare_out_dir(out_dir, what="demo directory")
+    with OutputLock(out_dir, wait=wait, on_wait=on_step):
+        path = write_demo_pipeline(out_dir, steps=steps, seed=seed)
+        return run_pipeline(load_pipeline(path), on_step=on_step, lock=False)

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny zoo models built in the test, a CLI runner, and GPU/TensorRT markers."""
+"""Shared fixtures: tiny zoo models built in the test, the tiny LSTM exported once per session, a CLI runner,
+and GPU/TensorRT markers."""
 
 from __future__ import annotations
 
@@ -56,6 +57,36 @@ def tiny_model():
         return zoo.build(name, {**TINY[name], **overrides}, seed=0)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm(tmp_path_factory):
+    """The tiny ``lstm_regressor`` (hidden 8, seed 0) saved and exported once per test session.
+
+    ``.dir`` holds ``m.pt`` (an edgelstm checkpoint), ``m.onnx`` and ``m.stateful.onnx`` (h0/c0 in, hn/cn
+    out), each ONNX with its manifest, exported at seq_len 6 and verified at seq 6 / batch 2. Shared by every
+    test: never write into ``.dir``; ``copy_to(d)`` copies the files (manifests included) into a test's own
+    directory."""
+    import shutil
+    from types import SimpleNamespace
+
+    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.models import zoo
+
+    d = tmp_path_factory.mktemp("tiny_lstm")
+    model = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
+    zoo.save_checkpoint(model, d / "m.pt")
+    quick = dict(seq_len=6, verify_seqs=(6,), verify_batches=(2,))
+    export_onnx(model, d / "m.onnx", ExportOptions(**quick))
+    export_onnx(model, d / "m.stateful.onnx", ExportOptions(stateful=True, **quick))
+
+    def copy_to(dest):
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in d.iterdir():
+            shutil.copy2(f, dest / f.name)
+        return dest
+
+    return SimpleNamespace(dir=d, pt=d / "m.pt", onnx=d / "m.onnx", stateful=d / "m.stateful.onnx", copy_to=copy_to)
 
 
 @pytest.fixture

@@ -93,6 +93,36 @@ def test_policy_bad_toml(tmp_path):
         load_policy(tmp_path / "nope.toml")
 
 
+def test_policy_and_baseline_files_that_are_not_text_are_one_line(tmp_path):
+    (tmp_path / "dir.toml").mkdir()
+    (tmp_path / "latin1.toml").write_bytes(b"[default]\nrel_l2 = 0.01 # \xe9\xff\n")
+    (tmp_path / "latin1.json").write_bytes(b'{"outputs": {"\xe9": 1}}')
+    for load, name, needle in ((load_policy, "dir.toml", "is a directory"), (load_policy, "latin1.toml", "not UTF-8"),
+                               (load_baseline, "latin1.json", "not UTF-8"), (load_baseline, "nope.json", "does not exist")):
+        with pytest.raises(BadInput, match=needle) as exc:
+            load(tmp_path / name)
+        assert "\n" not in str(exc.value)
+
+
+def test_one_drift_budget_parser_for_max_drift():
+    """--max-drift (the quantize fallback's DriftBudget) is parsed and checked here, against one metric list."""
+    from converters.quant_fallback import DriftBudget
+    from edgelstm.validation.gates import ALL_METRICS, BUDGET_METRICS, parse_budget
+
+    assert parse_budget("RMSE:1e-3") == ("rmse", 1e-3) and parse_budget("rel_l2 <= 0.01") == ("rel_l2", 0.01)
+    assert set(BUDGET_METRICS) == {"max_abs", "mean_abs", "rmse", "rel_l2"} and set(BUDGET_METRICS) < set(ALL_METRICS)
+    for metric in BUDGET_METRICS:
+        assert DriftBudget.parse(f"{metric}=0.1") == DriftBudget(metric, 0.1)
+    for bad in ("cosine=0.9", "rel_l2=-1", "rel_l2=nan", "rel_l2", "rel_l2=x"):
+        with pytest.raises(BadInput) as ours:
+            parse_budget(bad)
+        with pytest.raises(BadInput) as theirs:
+            DriftBudget.parse(bad)
+        assert str(ours.value) == str(theirs.value) and str(ours.value).startswith("--max-drift")
+    with pytest.raises(BadInput, match="unknown metric 'cosine'"):
+        DriftBudget("cosine", 0.9)
+
+
 def test_resolve_expands_and_most_specific_wins():
     pol = parse_policy({"default": {"rel_l2": 0.01, "max_abs": 1.0}, "outputs": {"y": {"rel_l2": 0.05}}})
     cli = [parse_gate("max_abs<=0.5")]

@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 import quant_models as qm
-from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
+from edgelstm.data import as_calibration_source, dataset_from_arrays
 from converters.int8_target import choose_int8_recipe
 from edgelstm.artifacts.onnx_graph import walk
 from converters.int8 import Int8Options, quantize_int8

@@ -43,6 +43,7 @@ def write(tmp_path: Path, precisions='["fp16", "int8-dynamic"]', gate='"rel_l2<=
     return path
 
 
+@pytest.mark.slow
 def test_run_then_rerun_is_served_from_cache(cli, tmp_path):
     toml = write(tmp_path)
     code, stdout, stderr = cli("run", toml, "--json")
@@ -69,6 +70,7 @@ def test_run_then_rerun_is_served_from_cache(cli, tmp_path):
     assert "train" not in ran and "convert" not in ran and "quantize fp16" not in ran and "report" in ran
 
 
+@pytest.mark.slow
 def test_failed_gate_exits_1_after_writing_the_report(cli, tmp_path):
     toml = write(tmp_path, precisions='["int8-dynamic"]', gate='"rel_l2<=0.0000001"')
     code, _, stderr = cli("run", toml)
@@ -98,6 +100,7 @@ def test_bad_pipeline_names_the_culprit(cli, tmp_path, text, culprit):
     assert not (tmp_path / "edgelstm-out").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_no_partial_artifact_and_resumes(tmp_path, monkeypatch):
     from edgelstm.pipeline import flow as pipeline
 
@@ -128,6 +131,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.slow
 def test_html_report_renders_in_headless_chromium_with_its_plots(tmp_path):
     from PIL import Image  # pulled in by matplotlib
 

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 import quant_models as qm
-from edgelstm.data.sources import dataset_from_arrays
+from edgelstm.data import dataset_from_arrays
 from converters.fp16 import Fp16Options
 from converters.int8 import Int8Options, quantize_int8
 from converters.quant_fallback import DriftBudget, drift_of, quantize_with_budget

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 import quant_models as qm
-from edgelstm.data.sources import as_calibration_source, dataset_from_arrays
+from edgelstm.data import as_calibration_source, dataset_from_arrays
 from edgelstm.artifacts.onnx_graph import walk
 from converters.int8 import Int8Options, quantize_int8
 from edgelstm.errors import BadInput
@@ -198,7 +198,7 @@ def test_static_bad_calibration_is_bad_input(tmp_path, kind):
 
 
 def test_calibration_data_nan_via_loader_is_bad_input(tmp_path):
-    from edgelstm.data.sources import load_dataset
+    from edgelstm.data import load_dataset
 
     src = qm.exported("lstm_regressor", tmp_path)
     x = np.ones((20, 6, 1), np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgelstm.data.sources import (BatchSource, Dataset, as_calibration_source, calibration_source, dataset_from_arrays,
+from edgelstm.data import (BatchSource, Dataset, as_calibration_source, calibration_source, dataset_from_arrays,
                                  load_dataset, parse_features, require_min_samples, synthetic_dataset,
                                  with_default_state)
 from edgelstm.errors import BadInput

@@ -11,7 +11,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from edgelstm.data.sources import synthetic_dataset
+from edgelstm.data import synthetic_dataset
 from converters.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.models import zoo
 from edgelstm.errors import BadInput
@@ -54,13 +54,10 @@ def rename_output(src, dst, new="out"):
 
 
 @pytest.fixture(scope="module")
-def arts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("validate")
-    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
-    zoo.save_checkpoint(m, d / "m.pt")
+def arts(tmp_path_factory, tiny_lstm):
+    d = tiny_lstm.copy_to(tmp_path_factory.mktemp("validate"))  # m.pt, m.onnx, m.stateful.onnx
+    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)  # the same model (seeded)
     opts = ExportOptions(seq_len=6, verify_seqs=(6,), verify_batches=(2,))
-    export_onnx(m, d / "m.onnx", opts)
-    export_onnx(m, d / "ms.onnx", ExportOptions(seq_len=6, stateful=True, verify_seqs=(6,), verify_batches=(2,)))
     export_onnx(m, d / "static.onnx", ExportOptions(seq_len=6, batch=4, static=True))
     damage(d / "m.onnx", d / "bad.onnx")
     rename_output(d / "m.onnx", d / "renamed.onnx")
@@ -71,9 +68,9 @@ def arts(tmp_path_factory):
     export_onnx(seqm, d / "seq_s.onnx", ExportOptions(seq_len=6, stateful=True, verify_seqs=(6,), verify_batches=(2,)))
     x, y = zoo.synthetic_task("lstm_regressor", 40, 8, seed=1)
     np.savez(d / "reg.npz", x=x, y=y)
-    names = ["m", "ms", "static", "bad", "renamed", "two", "seq", "seq_s"]
+    names = ["m", "static", "bad", "renamed", "two", "seq", "seq_s"]
     return {"dir": d, "model": m, "seq_model": seqm, "pt": d / "m.pt", "reg": d / "reg.npz",
-            **{n: d / f"{n}.onnx" for n in names}}
+            "ms": d / "m.stateful.onnx", **{n: d / f"{n}.onnx" for n in names}}
 
 
 def test_torch_vs_onnx_passes_tight_gates(arts):
@@ -251,3 +248,23 @@ def test_labels_must_fit_the_task_output_before_running(arts, tmp_path):
 def test_stateful_reference_vs_stateless_candidate_compares_y(arts):
     res = validate_artifacts(arts["ms"], arts["m"], DataRequest(synthetic=4, seq=5))
     assert set(res.outputs) == {"y"} and res.outputs["y"]["max_abs"] < 1e-5
+
+
+def test_streaming_plan_and_chunk_sizes():
+    """The streaming plan (validation/streaming.py) on hand-made specs: state carried h0->hn, c0->cn."""
+    from edgelstm.artifacts.iospec import IOSpec, TensorSpec
+    from edgelstm.validation.streaming import chunk_plan, plan_streaming
+
+    x, y = TensorSpec("x", "float32", ("batch", "seq", 1)), TensorSpec("y", "float32", ("batch", 1))
+    h0, c0 = (TensorSpec(n, "float32", (1, "batch", 8), True) for n in ("h0", "c0"))
+    hn, cn = (TensorSpec(n, "float32", (1, "batch", 8), True) for n in ("hn", "cn"))
+    specs = {"y": y, "hn": hn, "cn": cn}
+    stateful = IOSpec((x, h0, c0), (y, hn, cn))
+    assert plan_streaming(stateful, ["y", "hn", "cn"], specs, 6) == (["y"], None)
+    assert plan_streaming(stateful, ["y"], specs, 6, enabled=False) == ([], None)
+    assert plan_streaming(IOSpec((x,), (y,)), ["y"], specs, 6) == ([], None)            # stateless: nothing to stream
+    assert "no state output for ['c0']" in plan_streaming(IOSpec((x, h0, c0), (y, hn)), ["y"], specs, 6)[1]
+    assert "shorter than 2 steps" in plan_streaming(stateful, ["y"], specs, 1)[1]
+    assert chunk_plan(None, 12) == [1, 3] and chunk_plan((4, 2, 4), 12) == [2, 4]
+    with pytest.raises(BadInput, match="--chunks must be >= 1"):
+        chunk_plan((0, 2), 12)

@@ -10,16 +10,12 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from converters.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.models import zoo
 
 
 @pytest.fixture(scope="module")
-def arts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("vcli")
-    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
-    zoo.save_checkpoint(m, d / "m.pt")
-    export_onnx(m, d / "m.onnx", ExportOptions(seq_len=6, verify_seqs=(6,), verify_batches=(2,)))
+def arts(tmp_path_factory, tiny_lstm):
+    d = tiny_lstm.copy_to(tmp_path_factory.mktemp("vcli"))  # m.pt, m.onnx (seq_len 6), m.stateful.onnx
     model = onnx.load(str(d / "m.onnx"))
     for init in model.graph.initializer:
         if init.name == "head.weight":

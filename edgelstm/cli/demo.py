@@ -25,13 +25,15 @@ def demo(
     out: Path = typer.Option(Path("edgelstm-demo"), "--out", "-o", help="Directory for the demo's artifacts."),
     steps: int = typer.Option(150, help="Training steps."),
     seed: int = typer.Option(0, help="Random seed."),
+    wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into OUT, wait for it instead "
+                                                     "of failing."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.demo import run_demo
     from edgelstm.cli.run import payload, render_summary
 
-    result = run_demo(out, steps=steps, seed=seed, on_step=console.step)
+    result = run_demo(out, steps=steps, seed=seed, on_step=console.step, wait=wait)
     render_summary(result)
     console.success(f"demo artifacts in {out}/ — open {out}/report.html, or try: edgelstm inspect {out}/model.onnx")
     finish(payload(result), json_out, 0 if result.passed else 1)

@@ -13,6 +13,9 @@ HELP = """Run a pipeline file: model → convert → quantize → validate → b
 the content hash of its inputs and options, so a re-run with nothing changed does no work (and says so), and
 an interrupted run resumes. Exit code 1 when any gate fails (after the report is written).
 
+The whole file is checked first (every bad key is named, nothing runs); one pipeline at a time writes into an
+output directory (a second fails at once naming the first, or waits with --wait).
+
   edgelstm run examples/pipelines/lstm_regressor.toml
 
 Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates, [bench], [targets],
@@ -76,14 +79,16 @@ def payload(result) -> dict:
 
 def run(
     pipeline: Path = typer.Argument(..., help="The pipeline TOML file.", show_default=False),
+    wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into the same output "
+                                                     "directory, wait for it instead of failing."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.pipeline.flow import run_pipeline
     from edgelstm.pipeline.config import load_pipeline
 
-    p = load_pipeline(pipeline)
-    result = run_pipeline(p, on_step=console.step)
+    p = load_pipeline(pipeline)  # the whole file is checked before anything runs or is written
+    result = run_pipeline(p, on_step=console.step, wait=wait)
     render_summary(result)
     finish(payload(result), json_out, 0 if result.passed else 1)
 

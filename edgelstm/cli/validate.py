@@ -123,20 +123,20 @@ def validate(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.errors import BadInput, GateFailed
-    from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline, load_policy,
-                         parse_gates)
+    from edgelstm.errors import BadInput, GateFailed, opt
+    from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline,
+                                           load_policy, parse_gates)
     from edgelstm.validation.reports import write_junit, write_markdown, write_validate_report
     from edgelstm.validation.validate import DataRequest, ValidateOptions, validate_artifacts
 
     # everything that can be checked without running a model, first
     if (data is None) == (synthetic is None):
-        raise BadInput("give exactly one of --data FILE or --synthetic N")
+        raise BadInput(f"give exactly one of {opt('data')} FILE or {opt('synthetic')} N")
     if task is not None and task not in ("regression", "classification"):
-        raise BadInput(f"--task must be regression or classification, got {task!r}")
+        raise BadInput(f"{opt('task')} must be regression or classification, got {task!r}")
     outs = [p for p in (report, junit, markdown) if p is not None]
     if len({p.resolve() for p in outs}) != len(outs):
-        raise BadInput("--report, --junit and --markdown must be different files")
+        raise BadInput(f"{opt('report')}, {opt('junit')} and {opt('markdown')} must be different files")
     for p in outs:
         if p.resolve() in (reference.resolve(), candidate.resolve()) or (data and p.resolve() == data.resolve()):
             raise BadInput(f"refusing to overwrite an input with a report: {p}")
@@ -148,7 +148,7 @@ def validate(
     floor = baseline_floor if baseline_floor is not None else (
         pol.baseline_floor if pol and pol.baseline_floor is not None else DEFAULT_BASELINE_FLOOR)
     if tol < 0 or floor < 0:
-        raise BadInput("--baseline-tolerance and --baseline-floor must be >= 0")
+        raise BadInput(f"{opt('baseline_tolerance')} and {opt('baseline_floor')} must be >= 0")
     all_gates = tuple(pol.gates if pol else ()) + tuple(gates)
 
     stack = contextlib.ExitStack()

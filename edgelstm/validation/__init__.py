@@ -1,1 +1,2 @@
-"""Drift metrics, gates and budgets, validation and its reports."""
+"""Drift metrics, gates and budgets, validation (``pairing`` of the I/O, ``streaming`` of stateful
+candidates) and its reports."""

@@ -18,31 +18,28 @@ Policy file (TOML)::
     [task]               # needs labels (y in the .npz, or --target for a .csv)
     accuracy = ">= 0.95"
     mse_delta = 0.001
-
     [streaming]          # stateful candidates only: the sequence fed in chunks, state carried
     max_abs = 1e-4
-
     [baseline]           # used with --baseline OLD.json
     tolerance = 0.10     # 10 % relative growth allowed
     floor = 1e-6         # plus this much absolute, so zero-drift baselines don't false-alarm
 
 Unknown metrics, outputs or keys are BadInput naming them. Evaluation collects every failing gate.
+A drift budget (``METRIC=VALUE``, the quantize fallback's ``--max-drift``) is parsed here too.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from edgelstm.console import fmt_value  # messages: 3 significant digits
-from edgelstm.errors import BadInput
-from edgelstm.validation.metrics import (CLASSIFICATION_METRICS, DRIFT_METRICS, HIGHER_IS_BETTER, REGRESSION_METRICS, TASK_METRICS,
-                      badness)
+from edgelstm.errors import BadInput, opt
+from edgelstm.validation.metrics import (CLASSIFICATION_METRICS, DRIFT_METRICS, HIGHER_IS_BETTER, REGRESSION_METRICS,
+                                         TASK_METRICS, badness)
 
 OUTPUT_METRICS = DRIFT_METRICS + ("max_step_rmse",)
 STREAMING_METRICS = tuple(f"streaming.{m}" for m in OUTPUT_METRICS)
@@ -51,6 +48,8 @@ OPS = ("<=", ">=")
 DEFAULT_BASELINE_TOLERANCE = 0.10
 DEFAULT_BASELINE_FLOOR = 1e-6
 BASELINE_METRICS = DRIFT_METRICS + ("mse", "mae", "accuracy", "agreement")
+#: drift metrics a single upper budget holds (smaller is better): what ``--max-drift`` accepts
+BUDGET_METRICS = tuple(m for m in DRIFT_METRICS if m not in HIGHER_IS_BETTER)
 
 _GATE_RE = re.compile(r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)(?::(?P<output>[^<>=\s]+))?\s*"
                       r"(?P<op><=|>=|=)\s*(?P<value>\S+)\s*$")
@@ -143,13 +142,11 @@ def parse_gate(text: str, *, source: str = "cli") -> Gate:
     """Parse ``METRIC[:OUTPUT]<=VALUE`` / ``>=`` / ``=`` (natural direction)."""
     m = _GATE_RE.match(text or "")
     if not m:
-        raise BadInput(f"--gate {text!r} is not METRIC[:OUTPUT]<=VALUE (e.g. rel_l2:y<=0.01, cosine>=0.999)")
+        raise BadInput(f"{opt('gate')} {text!r} is not METRIC[:OUTPUT]<=VALUE (e.g. rel_l2:y<=0.01, cosine>=0.999)")
     metric = m["metric"]
-    _check_metric(metric, f"--gate {text!r}")
+    _check_metric(metric, f"{opt('gate')} {text!r}")
     op = m["op"] if m["op"] != "=" else natural_op(metric)
-    limit = _number(m["value"], f"--gate {text!r}")
-    if m["output"] and scope_of(metric) == "task":
-        pass  # allowed: names the output the task metrics are computed on
+    limit = _number(m["value"], f"{opt('gate')} {text!r}")  # an OUTPUT on a task metric names the task output
     return Gate(metric, limit, op, m["output"], source)
 
 
@@ -178,14 +175,6 @@ def _budget(metric: str, value: Any, where: str, output: str | None) -> Gate:
     else:
         limit = _number(value, f"{where}.{metric}")
     return Gate(metric, limit, op, output, "policy")
-
-
-def _toml():
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Jetson's 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib
 
 
 POLICY_KEYS = ("default", "outputs", "task", "streaming", "baseline")
@@ -242,14 +231,32 @@ def parse_policy(data: Mapping[str, Any], *, name: str = "policy") -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
+    from edgelstm.fileio import parse_toml, read_text_file
+
     p = Path(path)
-    if not p.exists():
-        raise BadInput(f"policy file {p} does not exist")
+    return parse_policy(parse_toml(read_text_file(p, what="policy file"), name=f"policy file {p.name}"), name=p.name)
+
+
+def check_budget(metric: str, limit: float, *, option: str = "max_drift") -> None:
+    """A drift budget holds a known smaller-is-better metric and a finite limit >= 0."""
+    if metric not in BUDGET_METRICS:
+        raise BadInput(f"{opt(option)}: unknown metric {metric!r}; use one of {', '.join(BUDGET_METRICS)}")
+    if not math.isfinite(limit) or limit < 0:
+        raise BadInput(f"{opt(option)}: the limit must be a finite number >= 0, got {limit}")
+
+
+def parse_budget(text: str, *, option: str = "max_drift") -> tuple[str, float]:
+    """``rel_l2=0.01`` (also ``rel_l2<=0.01``, ``rel_l2:0.01``) -> (metric, limit), checked."""
+    t = str(text).replace("<=", "=").replace(":", "=").replace(" ", "")
+    if t.count("=") != 1:
+        raise BadInput(f"{opt(option)} must look like METRIC=VALUE (e.g. rel_l2=0.01), got {text!r}")
+    metric, value = t.split("=")
     try:
-        data = _toml().loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise BadInput(f"policy file {p.name} is not valid TOML: {exc}") from None
-    return parse_policy(data, name=p.name)
+        limit = float(value)
+    except ValueError:
+        raise BadInput(f"{opt(option)}: {value!r} is not a number (in {text!r})") from None
+    check_budget(metric.lower(), limit, option=option)
+    return metric.lower(), limit
 
 
 # ------------------------------------------------------------------------------------------ resolving
@@ -266,11 +273,11 @@ def resolve_gates(gates: Iterable[Gate], outputs: list[str], *, task_kind: str |
     order = sorted(gates, key=lambda g: (g.source != "policy", g.output is not None))
     for g in order:
         strict = g.source != "policy"
-        where = f"--gate {g.describe()}" if strict else f"policy gate {g.describe()}"
+        where = f"{opt('gate')} {g.describe()}" if strict else f"policy gate {g.describe()}"
         if g.scope == "task":
             if task_kind is None:
                 if strict:
-                    raise BadInput(f"{where}: task metrics need labels (y in the .npz, or --target for a .csv)")
+                    raise BadInput(f"{where}: task metrics need labels (y in the .npz, or {opt('target')} for a .csv)")
                 continue
             allowed = REGRESSION_METRICS if task_kind == "regression" else CLASSIFICATION_METRICS
             if g.metric not in allowed:
@@ -338,13 +345,10 @@ def evaluate_gates(gates: Iterable[Gate], result: Mapping[str, Any]) -> list[Gat
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
+    from edgelstm.fileio import load_json_file
+
     p = Path(path)
-    if not p.exists():
-        raise BadInput(f"baseline report {p} does not exist")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"baseline {p.name} is not valid JSON: {exc}") from None
+    data = load_json_file(p, what="baseline report")
     if not isinstance(data, dict) or not isinstance(data.get("outputs"), dict):
         raise BadInput(f"baseline {p.name} is not an `edgelstm validate --report` file (no 'outputs')")
     return data
@@ -356,7 +360,7 @@ def baseline_gates(baseline: Mapping[str, Any], result: Mapping[str, Any], *,
     """Fail where drift grew: new badness <= old badness * (1 + tolerance) + floor, for every output and
     metric present in both reports (errors directly; cosine/accuracy/agreement as 1 - value)."""
     if tolerance < 0 or floor < 0:
-        raise BadInput("--baseline-tolerance and the floor must be >= 0")
+        raise BadInput(f"{opt('baseline_tolerance')} and {opt('baseline_floor')} must be >= 0")
     results: list[GateResult] = []
 
     def compare(metric: str, output: str | None, old: Any, new: Any, gate_metric: str) -> None:
@@ -380,7 +384,7 @@ def baseline_gates(baseline: Mapping[str, Any], result: Mapping[str, Any], *,
             compare(metric, output, old_m.get(metric), new_m.get(metric), metric)
     old_task, new_task = baseline.get("task") or {}, result.get("task") or {}
     task_out = new_task.get("output")
-    for metric in ("mse", "mae", "accuracy", "agreement"):
+    for metric in BASELINE_METRICS[len(DRIFT_METRICS):]:
         compare(metric, task_out, old_task.get(metric), new_task.get(metric), metric)
     old_s = (baseline.get("streaming") or {}).get("outputs") or {}
     new_s = (result.get("streaming") or {}).get("outputs") or {}
@@ -391,10 +395,6 @@ def baseline_gates(baseline: Mapping[str, Any], result: Mapping[str, Any], *,
     return results
 
 
-def failed(results: Iterable[GateResult]) -> list[GateResult]:
-    return [r for r in results if not r.passed]
-
-
-__all__ = ["ALL_METRICS", "Gate", "GateResult", "Policy", "parse_gate", "parse_gates", "parse_policy", "load_policy",
-           "resolve_gates", "evaluate_gates", "load_baseline", "baseline_gates", "failed", "natural_op",
-           "DEFAULT_BASELINE_TOLERANCE", "DEFAULT_BASELINE_FLOOR"]
+__all__ = ["ALL_METRICS", "BUDGET_METRICS", "Gate", "GateResult", "Policy", "parse_gate", "parse_gates", "parse_policy",
+           "load_policy", "parse_budget", "check_budget", "resolve_gates", "evaluate_gates", "load_baseline",
+           "baseline_gates", "natural_op", "DEFAULT_BASELINE_TOLERANCE", "DEFAULT_BASELINE_FLOOR"]

@@ -3,6 +3,8 @@ every output, task metrics against labels, streaming drift for stateful candidat
 
 `validate_artifacts(reference, candidate, data, options) -> ValidationResult` is a pure stage: nothing is
 printed and nothing exits; the CLI turns a failed result into exit code 1 after writing its reports.
+How the candidate's I/O pairs with the reference's lives in ``pairing``, the chunked run of a stateful
+candidate in ``streaming``.
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BadInput
-from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult, baseline_gates,
-                    evaluate_gates, resolve_gates)
-from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec, TensorSpec, check_feeds
-from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics, worst_of
+from edgelstm.artifacts.iospec import STATE_OUTPUTS, IOSpec, check_feeds, is_state
+from edgelstm.errors import BadInput, opt
+from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult,
+                                       baseline_gates, evaluate_gates, resolve_gates)
+from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics
+from edgelstm.validation.pairing import (candidate_feeds, check_labels_fit, feature_size, fixed_batch, map_inputs,
+                                         map_outputs, time_axis)
+from edgelstm.validation.streaming import chunk_plan, plan_streaming, stream_candidate
 
 REPORT_SCHEMA = "edgelstm.validate/1"
-STATE_CARRY = {"h0": "hn", "c0": "cn"}
 
 ProgressFn = Callable[[int, int], None]  # (done, total) work units (batches, streamed chunks included)
+
+__all__ = ["DataRequest", "ValidateOptions", "ValidationResult", "validate_artifacts", "map_outputs",
+           "artifact_target_isa", "isa_warning", "REPORT_SCHEMA"]
 
 
 @dataclass(frozen=True)
@@ -131,131 +138,24 @@ def _open(artifact: Any, *, backend: str | None, input_size: int | None, options
         raise BadInput(f"{role}: {exc.raw_message}", hint=exc.raw_hint) from None
 
 
-def _is_state(t: TensorSpec, names: tuple[str, ...]) -> bool:
-    return bool(t.state) or t.name in names
-
-
-def _data_inputs(spec: IOSpec) -> list[TensorSpec]:
-    return [t for t in spec.inputs if not _is_state(t, STATE_INPUTS)]
-
-
-def _feature_size(spec: IOSpec) -> int | None:
-    data = _data_inputs(spec)
-    if len(data) == 1 and data[0].shape and isinstance(data[0].shape[-1], int):
-        return int(data[0].shape[-1])
-    return None
-
-
-def _fixed_batch(spec: IOSpec) -> int | None:
-    for t in _data_inputs(spec):
-        if t.shape and isinstance(t.shape[0], int) and t.shape[0] > 0:
-            return int(t.shape[0])
-    return None
-
-
-def _fixed_seq(spec: IOSpec) -> int | None:
-    for t in _data_inputs(spec):
-        if len(t.shape) >= 3 and isinstance(t.shape[1], int) and t.shape[1] > 0:
-            return int(t.shape[1])
-    return None
-
-
-def _time_axis(t: TensorSpec | None) -> int | None:
-    if t is None:
-        return None
-    return t.shape.index("seq") if "seq" in t.shape else None
-
-
-def map_outputs(reference: IOSpec, candidate: IOSpec, *, positional_fallback: bool = False) -> dict[str, str]:
-    """reference output name -> candidate output name. Candidate hn/cn are ignored when the reference
-    has no state outputs (and the reference's when the candidate has none). Names must match (else BadInput naming them); with `positional_fallback` (the
-    reference is a torch model whose output names edgelstm invented) non-state outputs map in order."""
-    cand_all = candidate.output_names
-    cand_has_state = any(_is_state(t, STATE_OUTPUTS) for t in candidate.outputs)
-    # a stateless candidate cannot return state: compare the reference's data outputs only
-    ref_names = [t.name for t in reference.outputs if cand_has_state or not _is_state(t, STATE_OUTPUTS)]
-    ref_has_state = any(_is_state(t, STATE_OUTPUTS) for t in reference.outputs if t.name in ref_names)
-    cand_names = [t.name for t in candidate.outputs if ref_has_state or not _is_state(t, STATE_OUTPUTS)]
-    missing = [n for n in ref_names if n not in cand_all]
-    extra = [n for n in cand_names if n not in ref_names]
-    if not missing and not extra:
-        mapping = {n: n for n in ref_names}
-    elif positional_fallback and len(ref_names) == len(cand_names):
-        mapping = dict(zip(ref_names, cand_names))
-    else:
-        parts = []
-        if missing:
-            parts.append(f"lacks output(s) {missing}")
-        if extra:
-            parts.append(f"has output(s) {extra} the reference does not")
-        raise BadInput(f"the candidate's outputs do not match the reference's: it {' and '.join(parts)} "
-                       f"(reference {ref_names}, candidate {cand_all})")
-    ref_specs = {t.name: t for t in reference.outputs}
-    cand_specs = {t.name: t for t in candidate.outputs}
-    for r, c in mapping.items():
-        rs, cs = ref_specs[r].shape, cand_specs[c].shape
-        if rs and cs and len(rs) != len(cs):
-            raise BadInput(f"output {c!r}: the candidate's shape {list(cs)} has rank {len(cs)}, the reference's "
-                           f"{list(rs)} has rank {len(rs)}")
-        for axis, (a, b) in enumerate(zip(rs, cs)):
-            if isinstance(a, int) and isinstance(b, int) and a > 0 and b > 0 and a != b:
-                raise BadInput(f"output {c!r}: the candidate has {b} on axis {axis}, the reference {a} "
-                               f"(reference {list(rs)}, candidate {list(cs)})")
-    return mapping
-
-
-def _map_inputs(reference: IOSpec, candidate: IOSpec) -> dict[str, str]:
-    """candidate data input name -> reference data input name (renaming a single differently named input)."""
-    ref_d, cand_d = [t.name for t in _data_inputs(reference)], [t.name for t in _data_inputs(candidate)]
-    if set(cand_d) <= set(ref_d):
-        return {n: n for n in cand_d}
-    if len(ref_d) == 1 and len(cand_d) == 1:
-        return {cand_d[0]: ref_d[0]}
-    raise BadInput(f"the candidate's inputs {cand_d} do not match the reference's {ref_d}")
-
-
-def _candidate_feeds(batch: Mapping[str, np.ndarray], in_map: Mapping[str, str], cand_io: IOSpec) -> dict[str, np.ndarray]:
-    from edgelstm.data.sources import with_default_state
-
-    feeds = {c: batch[r] for c, r in in_map.items()}
-    for t in cand_io.inputs:
-        if t.name in batch and t.name not in feeds:  # state provided by the data
-            feeds[t.name] = batch[t.name]
-    return with_default_state(cand_io, feeds)
-
-
-def _check_labels_fit(labels: np.ndarray, n: int, out: TensorSpec, kind: str) -> None:
-    """Labels must hold one class per sample (classification) or the output's values per sample."""
-    per_sample = int(np.asarray(labels).size // max(1, n))
-    if kind == "classification":
-        want = 1
-    else:
-        dims = [d for i, d in enumerate(out.shape) if i != 0]
-        if not all(isinstance(d, int) and d > 0 for d in dims):
-            return  # symbolic (e.g. seq) dims: checked when the outputs exist
-        want = int(np.prod(dims)) if dims else 1
-    if per_sample != want or np.asarray(labels).size != per_sample * n:
-        raise BadInput(f"labels 'y' have shape {list(np.shape(labels))}, but {kind} on output {out.name!r} "
-                       f"{list(out.shape)} needs {want} value(s) per sample")
-
-
 def _resolve_data(data: Any, ref_io: IOSpec, options: ValidateOptions):
-    from edgelstm.data.sources import Dataset, load_dataset, synthetic_dataset
+    from edgelstm.data import Dataset, load_dataset, synthetic_dataset
 
     if isinstance(data, Dataset):
         return data
     if not isinstance(data, DataRequest):
         raise BadInput(f"data must be a Dataset or a DataRequest, got {type(data).__name__}")
     if data.path is not None and data.synthetic is not None:
-        raise BadInput("give either --data or --synthetic, not both")
+        raise BadInput(f"give either {opt('data')} or {opt('synthetic')}, not both")
     if data.path is not None:
         return load_dataset(data.path, ref_io, window=data.window, features=data.features, target=data.target,
                             min_samples=data.min_samples)
     if data.synthetic is not None:
         if data.window is not None or data.features is not None or data.target is not None:
-            raise BadInput("--window/--features/--target apply to --data FILE.csv, not --synthetic")
+            raise BadInput(f"{opt('window')}/{opt('features')}/{opt('target')} apply to {opt('data')} FILE.csv, "
+                           f"not {opt('synthetic')}")
         return synthetic_dataset(ref_io, data.synthetic, seq=data.seq, seed=data.seed)
-    raise BadInput("no data: pass --data FILE (.npz/.npy/.csv) or --synthetic N")
+    raise BadInput(f"no data: pass {opt('data')} FILE (.npz/.npy/.csv) or {opt('synthetic')} N")
 
 
 # ------------------------------------------------------------------------------------------- the stage
@@ -263,12 +163,12 @@ def _resolve_data(data: Any, ref_io: IOSpec, options: ValidateOptions):
 
 def validate_artifacts(reference: Any, candidate: Any, data: Any, options: ValidateOptions = ValidateOptions()) -> ValidationResult:
     """Run `reference` and `candidate` (paths to torch/ONNX/engine artifacts, nn.Modules or open runners)
-    on `data` (a edgelstm.data.sources.Dataset or a DataRequest) and compare them.
+    on `data` (an edgelstm.data.Dataset or a DataRequest) and compare them.
 
     Raises BadInput (before any inference) for data that does not fit the reference or the candidate,
     outputs that do not match, and gates that name unknown outputs or need labels/streaming this run
     lacks. Returns a ValidationResult whose `passed` is False when a gate failed."""
-    from edgelstm.data.sources import require_min_samples
+    from edgelstm.data import require_min_samples
 
     t0 = time.perf_counter()
     opened: list[Any] = []
@@ -277,7 +177,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
                          options=options, role="reference")
         if own:
             opened.append(ref)
-        cand_size = options.input_size or _feature_size(ref.io)
+        cand_size = options.input_size or feature_size(ref.io)
         cand, own = _open(candidate, backend=options.candidate_backend, input_size=cand_size, options=options,
                           role="candidate")
         if own:
@@ -288,20 +188,20 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
 
         positional = getattr(ref, "backend", "") == "torch"
         out_map = map_outputs(ref.io, cand.io, positional_fallback=positional)
-        in_map = _map_inputs(ref.io, cand.io)
+        in_map = map_inputs(ref.io, cand.io)
         notes: list[str] = []
         if any(r != c for r, c in out_map.items()):
             notes.append("outputs mapped by position (the torch reference has no output names): "
                          + ", ".join(f"{r}->{c}" for r, c in out_map.items()))
 
         # batch size: a static model fixes it
-        fixed = {b for b in (_fixed_batch(ref.io), _fixed_batch(cand.io)) if b}
+        fixed = {b for b in (fixed_batch(ref.io), fixed_batch(cand.io)) if b}
         if len(fixed) > 1:
             raise BadInput(f"the reference and the candidate have different fixed batch sizes {sorted(fixed)}")
         batch_size = fixed.pop() if fixed else int(options.batch_size)
         if batch_size < 1:
-            raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
-        drop_last = _fixed_batch(ref.io) is not None or _fixed_batch(cand.io) is not None
+            raise BadInput(f"{opt('batch_size')} must be >= 1, got {batch_size}")
+        drop_last = fixed_batch(ref.io) is not None or fixed_batch(cand.io) is not None
         if drop_last:
             require_min_samples(dataset, batch_size, what="validation data set (a static model's fixed batch)")
             used = dataset.n // batch_size * batch_size
@@ -314,32 +214,20 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         # check the data against both specs before anything runs
         first = next(iter(batches))
         check_feeds(ref.io, first, what=f"data for the reference ({dataset.source})")
-        check_feeds(cand.io, _candidate_feeds(first, in_map, cand.io), what=f"data for the candidate ({dataset.source})")
+        check_feeds(cand.io, candidate_feeds(first, in_map, cand.io), what=f"data for the candidate ({dataset.source})")
 
         ref_out_specs = {t.name: t for t in ref.io.outputs}
         compared = list(out_map)
-        task_output = next((n for n in compared if not _is_state(ref_out_specs[n], STATE_OUTPUTS)), compared[0])
+        task_output = next((n for n in compared if not is_state(ref_out_specs[n], STATE_OUTPUTS)), compared[0])
         task_kind = options.task or infer_task(dataset.labels, ref_out_specs[task_output].shape)
         if task_kind == "regression" and dataset.labels is None:
             task_kind = None  # regression metrics need labels; classification still gives agreement
         if task_kind and dataset.labels is not None:
-            _check_labels_fit(dataset.labels, dataset.n, ref_out_specs[task_output], task_kind)
+            check_labels_fit(dataset.labels, dataset.n, ref_out_specs[task_output], task_kind)
 
         # streaming plan
-        stream_outputs: list[str] = []
-        cand_state_in = [t.name for t in cand.io.inputs if _is_state(t, STATE_INPUTS)]
         seq = dataset.seq
-        stream_note = None
-        if options.streaming and cand_state_in:
-            missing_carry = [n for n in cand_state_in if STATE_CARRY.get(n) not in cand.io.output_names]
-            if missing_carry:
-                stream_note = f"not streamed: the candidate has no state output for {missing_carry}"
-            elif seq is None or seq < 2:
-                stream_note = "not streamed: the sequence is shorter than 2 steps"
-            elif _fixed_seq(cand.io) is not None:
-                stream_note = f"not streamed: the candidate has a fixed sequence length {_fixed_seq(cand.io)}"
-            else:
-                stream_outputs = [r for r in compared if not _is_state(ref_out_specs[r], STATE_OUTPUTS)]
+        stream_outputs, stream_note = plan_streaming(cand.io, compared, ref_out_specs, seq, enabled=options.streaming)
         if stream_note:
             notes.append(stream_note)
 
@@ -349,9 +237,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         chunk_sizes: list[int] = []
         stream_n = 0
         if stream_outputs:
-            chunk_sizes = sorted({c for c in (options.chunk_sizes or (1, max(1, (seq or 1) // 4))) if c >= 1})
-            if any(c < 1 for c in (options.chunk_sizes or ())):
-                raise BadInput(f"chunk sizes must be >= 1, got {list(options.chunk_sizes or ())}")
+            chunk_sizes = chunk_plan(options.chunk_sizes, seq)
             stream_n = dataset.n if options.streaming_samples is None else min(dataset.n, options.streaming_samples)
         stream_batches = -(-stream_n // batch_size) if stream_n else 0
         total = len(batches) + stream_batches * len(chunk_sizes)
@@ -364,13 +250,13 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
                 options.progress(done, total)
 
         # main pass
-        accs = {r: DriftAccumulator(_time_axis(ref_out_specs[r])) for r in compared}
+        accs = {r: DriftAccumulator(time_axis(ref_out_specs[r])) for r in compared}
         ref_keep: list[dict[str, np.ndarray]] = []   # reference outputs of the streamed samples
         task_ref, task_cand = [], []
         seen = 0
         for batch in batches:
             r_out = ref.run(batch)
-            c_out = cand.run(_candidate_feeds(batch, in_map, cand.io))
+            c_out = cand.run(candidate_feeds(batch, in_map, cand.io))
             for r, c in out_map.items():
                 if r not in r_out:
                     raise BadInput(f"the reference did not return output {r!r} (it returned {sorted(r_out)})")
@@ -410,7 +296,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
 
         streaming = None
         if stream_outputs:
-            streaming = _stream(cand, dataset, in_map, out_map, stream_outputs, ref_keep, chunk_sizes, batch_size,
+            streaming = stream_candidate(cand, dataset, in_map, out_map, stream_outputs, ref_keep, chunk_sizes, batch_size,
                                 stream_n, ref_out_specs, tick)
 
         result_dict = {"outputs": outputs, "task": task, "streaming": streaming}
@@ -461,42 +347,3 @@ def _batch_len(batch: Mapping[str, np.ndarray], dataset) -> int:
         return int(np.shape(a)[dataset.axes.get(name, 0)])
     return 0
 
-
-def _stream(cand, dataset, in_map, out_map, stream_outputs, ref_keep, chunk_sizes, batch_size, stream_n,
-            ref_out_specs, tick) -> dict[str, Any]:
-    """Feed the candidate the sequence in chunks, carrying hn/cn into h0/c0; compare the result with the
-    reference's full-sequence outputs. Outputs with a time axis are concatenated over the chunks; the
-    others are taken from the last chunk."""
-    sub = dataset.head(stream_n)
-    data_name = next(iter(in_map))  # the candidate's data input
-    by_chunk: dict[str, dict[str, Any]] = {}
-    cand_specs = {t.name: t for t in cand.io.outputs}
-    for cs in chunk_sizes:
-        accs = {r: DriftAccumulator(_time_axis(ref_out_specs[r])) for r in stream_outputs}
-        for bi, batch in enumerate(sub.batches(batch_size)):
-            feeds = _candidate_feeds(batch, in_map, cand.io)
-            x = feeds.pop(data_name)
-            state = {k: v for k, v in feeds.items() if k in STATE_CARRY}
-            other = {k: v for k, v in feeds.items() if k not in STATE_CARRY}
-            pieces: dict[str, list[np.ndarray]] = {r: [] for r in stream_outputs}
-            last: dict[str, np.ndarray] = {}
-            for start in range(0, x.shape[1], cs):
-                out = cand.run({data_name: np.ascontiguousarray(x[:, start:start + cs]), **state, **other})
-                state = {k: out[STATE_CARRY[k]] for k in state}
-                for r in stream_outputs:
-                    last[r] = out[out_map[r]]
-                    if _time_axis(cand_specs.get(out_map[r])) is not None:
-                        pieces[r].append(out[out_map[r]])
-            for r in stream_outputs:
-                axis = _time_axis(cand_specs.get(out_map[r]))
-                got = np.concatenate(pieces[r], axis=axis) if axis is not None else last[r]
-                want = ref_keep[bi][r]
-                if got.shape != want.shape:
-                    raise BadInput(f"streaming: output {out_map[r]!r} has shape {list(got.shape)} after chunks of "
-                                   f"{cs}, the reference {list(want.shape)}")
-                accs[r].update(want, got)
-            tick()
-        by_chunk[str(cs)] = {r: accs[r].result() for r in stream_outputs}
-    worst = {o: worst_of([by_chunk[str(cs)][o] for cs in chunk_sizes]) for o in by_chunk[str(chunk_sizes[0])]}
-    return {"chunk_sizes": list(chunk_sizes), "samples": stream_n, "compared_to": "reference full-sequence outputs",
-            "outputs": worst, "by_chunk": by_chunk}

@@ -1,0 +1,225 @@
+"""Loading data files for a model: ``.npz`` / ``.npy`` / ``.csv``, checked against the model's I/O spec.
+
+- ``.npz``: arrays named like the model's inputs, or a single array (any name, usually ``x``) for a model
+  with one data input; optional labels under ``y`` (or ``labels``);
+- ``.npy``: the one data input;
+- ``.csv``: a table windowed into sequences of ``window`` rows (``features`` picks the columns by name or
+  index, ``target`` the label column; the label of a window is the target at its last row).
+
+``calibration_source`` is the one call for a calibration source: a data file, or synthetic samples.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgelstm.artifacts.iospec import STATE_INPUTS, IOSpec, TensorSpec, is_state
+from edgelstm.data.dataset import (DEFAULT_BATCH_SIZE, LABEL_KEYS, BatchSource, Dataset, as_calibration_source,
+                                   dataset_from_arrays)
+from edgelstm.data.synthetic import synthetic_dataset
+from edgelstm.errors import BadInput, opt
+
+
+def parse_features(text: str | Sequence[str | int] | None) -> list[str | int] | None:
+    """``"a,b"`` / ``"0,2"`` / ``["a", 1]`` -> a list of names or indices (digits become indices)."""
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str | int] = []
+    for it in items:
+        if isinstance(it, str):
+            it = it.strip()
+            if not it:
+                continue
+            out.append(int(it) if it.lstrip("-").isdigit() else it)
+        else:
+            out.append(int(it))
+    if not out:
+        raise BadInput(f"{opt('features')} is empty; name the columns (a,b) or give their indices (0,2)")
+    return out
+
+
+def _data_input(spec: IOSpec) -> TensorSpec:
+    data = [t for t in spec.inputs if not is_state(t, STATE_INPUTS)]
+    if len(data) != 1:
+        raise BadInput(f"this data format gives one input, but the model has data inputs "
+                       f"{[t.name for t in data]}; use an .npz with one array per input")
+    return data[0]
+
+
+def _load_npz(path: Path, spec: IOSpec) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        raise BadInput(f"{path.name}: cannot read (object arrays need pickle, which is refused): "
+                       f"{str(exc).splitlines()[0][:200]}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"{path.name} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+    labels = None
+    names = set(spec.input_names)
+    for key in LABEL_KEYS:
+        if key in arrays and key not in names:
+            labels = arrays.pop(key)
+            break
+    if len(arrays) == 1 and not (set(arrays) & names):
+        (key, arr), = arrays.items()
+        arrays = {_data_input(spec).name: arr}  # a single array (usually `x`) feeds the one data input
+    if not arrays:
+        raise BadInput(f"{path.name} holds no input arrays (only labels); expected {spec.input_names}")
+    return arrays, labels
+
+
+def _load_npy(path: Path, spec: IOSpec) -> dict[str, np.ndarray]:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"{path.name} is not a readable .npy file: {str(exc).splitlines()[0][:200]}") from None
+    return {_data_input(spec).name: arr}
+
+
+def _read_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"{path.name}: cannot read as CSV: {exc}") from None
+    if not rows:
+        raise BadInput(f"{path.name} is empty")
+
+    def numeric(cell: str) -> bool:
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return cell.strip() == ""
+
+    header = None
+    if not all(numeric(c) for c in rows[0]):
+        header = [c.strip() for c in rows[0]]
+        rows = rows[1:]
+    width = len(header) if header else len(rows[0]) if rows else 0
+    values = np.full((len(rows), width), np.nan, dtype=np.float64)
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise BadInput(f"{path.name}: line {i + 1 + (header is not None)} has {len(r)} columns, expected {width}")
+        for j, c in enumerate(r):
+            c = c.strip()
+            if c == "":
+                continue  # NaN; reported by the finiteness check with the column name
+            try:
+                values[i, j] = float(c)
+            except ValueError:
+                col = header[j] if header else j
+                raise BadInput(f"{path.name}: column {col!r} on line {i + 1 + (header is not None)} is not a number: {c!r}") from None
+    return header, values
+
+
+def _column(ref: str | int, header: list[str] | None, width: int, path: Path, what: str) -> int:
+    if isinstance(ref, int):
+        if not -width <= ref < width:
+            raise BadInput(f"{path.name}: {what} column index {ref} is out of range (the file has {width} columns)")
+        return ref % width
+    if header and ref in header:
+        return header.index(ref)
+    have = header if header else f"no header, columns 0..{width - 1}"
+    raise BadInput(f"{path.name}: no {what} column named {ref!r} (columns: {have})")
+
+
+def _load_csv(path: Path, spec: IOSpec, *, window: int | None, features, target, stride: int,
+              horizon: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    header, table = _read_csv(path)
+    first_line = 2 if header else 1
+    width = table.shape[1]
+    tcol = None if target is None else _column(parse_features([target])[0], header, width, path, "target")  # type: ignore[index]
+    feats = parse_features(features)
+    if feats is None:
+        fcols = [j for j in range(width) if j != tcol]
+    else:
+        fcols = [_column(f, header, width, path, "feature") for f in feats]
+    if not fcols:
+        raise BadInput(f"{path.name}: no feature columns left (the only column is the target)")
+    names = [header[j] if header else str(j) for j in fcols]
+    for j, name in zip(fcols, names):
+        bad = ~np.isfinite(table[:, j])
+        if bad.any():
+            raise BadInput(f"{path.name}: column {name!r} has {int(bad.sum())} empty/NaN/inf value(s) "
+                           f"(first on line {int(np.argmax(bad)) + first_line})")
+    x_spec = _data_input(spec)
+    if window is None:
+        if "seq" in x_spec.shape or len(x_spec.shape) != 3 or not isinstance(x_spec.shape[1], int):
+            raise BadInput(f"{path.name}: a CSV needs {opt('window')} T (rows per sequence) to become "
+                           f"{x_spec.name!r} [batch, seq, features]")
+        window = int(x_spec.shape[1])
+    if window < 1 or stride < 1 or horizon < 0:
+        raise BadInput(f"{path.name}: {opt('window')} and stride must be >= 1 and horizon >= 0 "
+                       f"(got window={window}, stride={stride}, horizon={horizon})")
+    rows = table.shape[0]
+    starts = list(range(0, rows - window - horizon + 1, stride))
+    if not starts:
+        raise BadInput(f"{path.name}: {rows} row(s) are too few for one window of {window}"
+                       + (f" plus horizon {horizon}" if horizon else ""))
+    feats_tab = table[:, fcols].astype(np.float32)
+    x = np.stack([feats_tab[s:s + window] for s in starts])
+    labels = None
+    if tcol is not None:
+        col = table[:, tcol]
+        labels = np.array([col[s + window - 1 + horizon] for s in starts])
+        if not np.isfinite(labels).all():
+            tname = header[tcol] if header else str(tcol)
+            raise BadInput(f"{path.name}: target column {tname!r} has empty/NaN/inf values inside the windows")
+        if np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            labels = labels.astype(np.float32)
+    return {x_spec.name: x}, labels
+
+
+def load_dataset(path: str | Path, spec: IOSpec, *, window: int | None = None,
+                 features: str | Sequence[str | int] | None = None, target: str | int | None = None,
+                 stride: int = 1, horizon: int = 0, min_samples: int = 1) -> Dataset:
+    """Load ``.npz`` / ``.npy`` / ``.csv`` data for a model with I/O ``spec`` and check it before anything runs.
+
+    Zero state is added for stateful specs whose data lacks ``h0``/``c0``. Raises BadInput (one line,
+    naming the array/column) on a missing file, wrong names, rank, fixed dims, dtype, NaN/inf, sample
+    counts that disagree, or fewer than ``min_samples`` samples."""
+    p = Path(path)
+    if not p.exists():
+        raise BadInput(f"data file {p} does not exist")
+    if p.is_dir():
+        raise BadInput(f"{p} is a directory; pass a .npz, .npy or .csv file")
+    suffix = p.suffix.lower()
+    if suffix != ".csv" and (window is not None or features is not None or target is not None):
+        raise BadInput(f"{opt('window')}/{opt('features')}/{opt('target')} apply to .csv data, "
+                       f"not {suffix or 'this'} files ({p.name})")
+    labels = None
+    if suffix == ".npz":
+        arrays, labels = _load_npz(p, spec)
+    elif suffix == ".npy":
+        arrays = _load_npy(p, spec)
+    elif suffix == ".csv":
+        arrays, labels = _load_csv(p, spec, window=window, features=features, target=target, stride=stride,
+                                   horizon=horizon)
+    else:
+        raise BadInput(f"unknown data format {suffix or '(no suffix)'} for {p.name}; use .npz, .npy or .csv")
+    return dataset_from_arrays(arrays, spec, labels=labels, source=p.name, min_samples=min_samples)
+
+
+def calibration_source(spec: IOSpec, *, data: str | Path | None = None, synthetic: int | None = None,
+                       batch_size: int = DEFAULT_BATCH_SIZE, seq: int = 16, seed: int = 0,
+                       window: int | None = None, features: str | Sequence[str | int] | None = None,
+                       min_samples: int = 1, drop_last: bool = False) -> BatchSource:
+    """One call for a calibration source: from a data file, or ``synthetic`` seeded samples."""
+    if data is not None and synthetic is not None:
+        raise BadInput(f"give either calibration data (a file) or {opt('synthetic')} N, not both")
+    if data is not None:
+        ds = load_dataset(data, spec, window=window, features=features, min_samples=min_samples)
+    elif synthetic is not None:
+        ds = synthetic_dataset(spec, synthetic, seq=seq, seed=seed)
+    else:
+        raise BadInput("no calibration data: pass a data file (.npz/.npy/.csv) or a synthetic sample count")
+    return as_calibration_source(ds, batch_size, spec=spec, drop_last=drop_last, min_samples=min_samples)

@@ -1,0 +1,177 @@
+"""The pipeline file's schema: one frozen dataclass per ``[section]``, and how library options are named in
+the file's words. A library message names an option with ``errors.opt("iters")``; the command line shows
+it as ``--iters``, the pipeline as ``[bench].iters`` (``option_name``), and ``reworded`` turns any
+EdgeLSTMError a stage raises into the pipeline's words."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from edgelstm.errors import EdgeLSTMError
+
+PRECISIONS = ("fp16", "int8-dynamic", "int8-static")
+VALIDATED = ("fp32", "fp32-stateful", *PRECISIONS)  # the artifacts [validate.precision_gates] may name
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    zoo: str | None = None
+    source: str | None = None
+    factory: str | None = None
+    trust_pickle: bool = False
+    train_steps: int = 150
+    seed: int = 0
+    input_size: int | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportSection:
+    seq_len: int = 60
+    batch: int = 2
+    opset: int = 17
+    stateful: bool = True
+
+
+@dataclass(frozen=True)
+class QuantizeSection:
+    precisions: tuple[str, ...] = PRECISIONS
+    calib_method: str = "minmax"
+    exclude: tuple[str, ...] = ()
+    target_cpu: str = "auto"          # INT8: the CPU class the files must not saturate on (auto: this machine)
+    max_drift: str | None = None      # accuracy fallback budget, e.g. "rel_l2=0.009", measured on [data]
+
+
+@dataclass(frozen=True)
+class DataSection:
+    synthetic: int = 256
+    seq: int = 60
+    seed: int = 1
+    validation: str | None = None
+    calibration: str | None = None
+    window: int | None = None
+    features: tuple[str, ...] | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidateSection:
+    gates: tuple[str, ...] = ("rel_l2<=0.01",)
+    precision_gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchSection:
+    enabled: bool = True
+    batch: tuple[int, ...] = (1,)
+    seq: tuple[int, ...] = (60,)
+    threads: tuple[int, ...] = (1,)
+    iters: int = 50
+    warmup: int = 5
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class TargetsSection:
+    onnxruntime: bool = True
+    tensorrt: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    dir: str = "edgelstm-out"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    model: ModelSection
+    export: ExportSection = ExportSection()
+    quantize: QuantizeSection = QuantizeSection()
+    data: DataSection = DataSection()
+    validate: ValidateSection = ValidateSection()
+    bench: BenchSection = BenchSection()
+    targets: TargetsSection = TargetsSection()
+    output: OutputSection = OutputSection()
+    base_dir: Path = Path(".")
+    source_text: str = ""
+    name: str = "pipeline.toml"
+
+    @property
+    def out_dir(self) -> Path:
+        p = Path(self.output.dir)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def resolve(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+SECTIONS = {"model": ModelSection, "export": ExportSection, "quantize": QuantizeSection, "data": DataSection,
+            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection}
+
+#: the smallest value of an integer key (others: >= 0)
+MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq_len"): 1,
+            ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1}
+
+
+
+def _key_sections() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            out[f.name] = out.get(f.name, ()) + (section,)
+    return out
+
+
+#: key -> the sections that have it (batch, seq and seed are in two)
+KEY_SECTIONS = _key_sections()
+
+#: library options whose pipeline key has another name
+OPTION_KEYS = {"precision": ("quantize", "precisions"), "mode": ("quantize", "precisions"),
+               "calib": ("data", "calibration"), "data": ("data", "validation"), "gate": ("validate", "gates"),
+               "steps": ("model", "train_steps"), "out": ("output", "dir")}
+
+
+def option_name(key: str, section: str | None = None) -> str:
+    """How the pipeline file names a library option: ``[section].key``. ``section`` (the stage's own) decides
+    for keys that are in two sections; a key the file does not have stays as it is."""
+    if section is not None and section in KEY_SECTIONS.get(key, ()):
+        return f"[{section}].{key}"
+    if key in OPTION_KEYS:
+        s, k = OPTION_KEYS[key]
+        return f"[{s}].{k}"
+    owners = KEY_SECTIONS.get(key)
+    if owners:
+        return " or ".join(f"[{s}].{key}" for s in owners)
+    return key
+
+
+def in_pipeline_words(exc: EdgeLSTMError, section: str | None = None, prefix: str = "") -> EdgeLSTMError:
+    """The same error (class, exit code), its message naming options as the pipeline file does."""
+    if getattr(exc, "pipeline_words", False):
+        return exc
+
+    def name(key: str) -> str:
+        return option_name(key, section)
+
+    out = copy.copy(exc)
+    out.raw_message = prefix + EdgeLSTMError(exc.raw_message).render(name)
+    out.raw_hint = EdgeLSTMError(exc.raw_hint).render(name) if exc.raw_hint else None
+    out.args = (out.raw_message,)
+    out.pipeline_words = True  # type: ignore[attr-defined]
+    return out
+
+
+@contextlib.contextmanager
+def reworded(section: str | None, prefix: str = "") -> Iterator[None]:
+    """Re-raise an EdgeLSTMError from the block in the pipeline's words (``[section].key``)."""
+    try:
+        yield
+    except EdgeLSTMError as exc:
+        raise in_pipeline_words(exc, section, prefix) from exc

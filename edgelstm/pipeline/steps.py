@@ -1,0 +1,196 @@
+"""The pipeline's stages: each takes the pipeline and what earlier stages made, asks the library for one
+step (model transformations through ``edgelstm.stages``), and returns ``(output paths, result)`` for the
+stage cache. The order, the cache and the error wording are ``flow``'s."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgelstm import stages
+from edgelstm.errors import BackendMissing
+from edgelstm.fileio import sha256_file, write_text_atomic
+from edgelstm.pipeline.schema import Pipeline
+
+DRIFT_LENGTHS = (1, 2, 4, 8, 16, 32, 60, 120)
+STATEFUL = "fp32-stateful"  # the artifact name of the streaming export
+
+Say = Callable[[str], None]
+
+
+def train_model(p: Pipeline, path: Path, say: Say):
+    from edgelstm.models import zoo
+
+    m = p.model
+    say(f"training {m.zoo} on its synthetic task ({m.train_steps} steps, seed {m.seed})")
+    model = zoo.build(m.zoo, dict(m.config), seed=m.seed)
+    loss = zoo.train(model, m.zoo, steps=m.train_steps, seed=m.seed, seq=min(60, p.export.seq_len))
+    zoo.save_checkpoint(model, path)
+    return [path], {"loss": loss}
+
+
+def load_reference(p: Pipeline, path: Path):
+    from edgelstm.models.loading import load_model
+
+    return load_model(path, factory=p.model.factory, trust_pickle=p.model.trust_pickle)
+
+
+def is_bidirectional(module) -> bool:
+    import torch
+
+    return any(isinstance(m, torch.nn.RNNBase) and m.bidirectional for m in module.modules())
+
+
+def export(reference, path: Path, p: Pipeline, *, stateful: bool):
+    r = stages.export(reference, path, stages.ExportOptions(input_size=p.model.input_size, seq_len=p.export.seq_len,
+                                                            batch=p.export.batch, opset=p.export.opset,
+                                                            stateful=stateful))
+    return [path, path.with_name(path.name + ".json")], {"route": r.route.value, "max_abs": r.verification.max_abs}
+
+
+def datasets(p: Pipeline, spec):
+    """(validation set, calibration set, a content key of both) against the reference's I/O ``spec``."""
+    from edgelstm.data import dataset_from_arrays, load_dataset, synthetic_dataset
+    from edgelstm.models import zoo
+
+    d = p.data
+    features = list(d.features) if d.features else None
+    if d.validation:
+        path = p.resolve(d.validation)
+        val = load_dataset(path, spec, window=d.window, features=features, target=d.target)
+        data_sha = sha256_file(path)
+    elif p.model.zoo:
+        x, y = zoo.synthetic_task(p.model.zoo, d.synthetic, d.seq, seed=d.seed)
+        val = dataset_from_arrays({"x": x}, spec, labels=y)
+        data_sha = f"zoo-task:{p.model.zoo}:{d.synthetic}:{d.seq}:{d.seed}"
+    else:
+        val = synthetic_dataset(spec, d.synthetic, seq=d.seq, seed=d.seed)
+        data_sha = f"synthetic:{d.synthetic}:{d.seq}:{d.seed}"
+    if d.calibration:
+        cpath = p.resolve(d.calibration)
+        calib = load_dataset(cpath, spec, window=d.window, features=features)
+        data_sha += ":" + sha256_file(cpath)
+    elif p.model.zoo:
+        x, _ = zoo.synthetic_task(p.model.zoo, 128, d.seq, seed=d.seed + 1000)  # disjoint from validation
+        calib = dataset_from_arrays({"x": x}, spec)
+    else:
+        calib = synthetic_dataset(spec, 128, seq=d.seq, seed=d.seed + 1000)
+    return val, calib, data_sha
+
+
+def quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
+    from edgelstm.data import as_calibration_source
+    from edgelstm.options import CalibMethod, Precision, PrecisionSpec, QuantMode
+
+    spec = PrecisionSpec.parse(prec)
+    if spec.precision == Precision.fp16:
+        opts = stages.default_options(spec, exclude=tuple(p.quantize.exclude))
+    else:
+        opts = stages.default_options(spec, calib_method=CalibMethod(p.quantize.calib_method),
+                                      exclude=tuple(p.quantize.exclude), target=p.quantize.target_cpu)
+    source = as_calibration_source(calib, 32) if spec.mode == QuantMode.static else None
+    budget = stages.DriftBudget.parse(p.quantize.max_drift) if p.quantize.max_drift else None
+    r = stages.quantize(src, out, spec, opts, calib=source, budget=budget,
+                        data=val.batches(32) if budget is not None else None)
+    return [out, out.with_name(out.name + ".json")], {"size_bytes": r.size_bytes,
+                                                      "times_smaller": round(r.times_smaller, 3),
+                                                      "counts": r.counts(), "notes": quantize_notes(r.details)}
+
+
+def quantize_notes(q: dict[str, Any]) -> list[str]:
+    """What a reader of the summary must know about a quantized file: its INT8 target and any fallback."""
+    notes = []
+    t = q.get("target")
+    if t:
+        notes.append(f"targets {t['isa']} ({t['weight_type']} {'7-bit' if t['reduce_range'] else '8-bit'} weights, "
+                     f"onnxruntime level {t['ort_levels'][0]}): {t['why']}")
+    fb = q.get("fallback")
+    if fb:
+        kept = fb.get("kept_float") or []
+        notes.append(f"accuracy fallback ({fb['metric']} <= {fb['budget']:g} vs FP32 ONNX): "
+                     + (f"kept {len(kept)} node(s) float ({', '.join(kept[:4])}), {fb['metric']} "
+                        f"{fb['drift_all_quantized']:.3g} -> {fb['drift']:.3g}" if kept
+                        else f"all quantized already fits ({fb['drift']:.3g})"))
+    return notes
+
+
+def validate(ref_runner, artifact, val, gates: list[str], report_path: Path):
+    from edgelstm.runners import open_runner
+    from edgelstm.validation.gates import parse_gates
+    from edgelstm.validation.reports.validate_json import report_dict, write_validate_report
+    from edgelstm.validation.validate import ValidateOptions, validate_artifacts
+
+    cand = open_runner(artifact.path)
+    cand.label = str(artifact.path)
+    try:
+        result = validate_artifacts(ref_runner, cand, val, ValidateOptions(gates=tuple(parse_gates(gates))))
+        write_validate_report(result, report_path)
+        drift = drift_by_length(ref_runner, cand, val)
+    finally:
+        cand.close()
+    return [report_path], {"report": report_dict(result), "drift_by_length": drift}
+
+
+def drift_by_length(ref, cand, dataset, *, samples: int = 64) -> dict[str, Any]:
+    """rel_l2 of the candidate runner's output against the reference runner's when the sequence is cut at
+    growing lengths: how drift accumulates along the recurrence (time steps)."""
+    x = dataset.inputs["x"][:samples]
+    lengths = [t for t in DRIFT_LENGTHS if t <= x.shape[1]]
+    if x.shape[1] not in lengths:
+        lengths.append(int(x.shape[1]))
+    extra = {t.name: np.zeros([x.shape[0] if d == "batch" else d for d in t.shape], np.float32)
+             for t in cand.io.inputs if t.state}
+    out_name = ref.io.outputs[0].name
+    rel = []
+    for t in lengths:
+        r = ref.run({"x": x[:, :t]})[out_name]
+        c = cand.run({"x": x[:, :t], **extra})[out_name]
+        rel.append(float(np.linalg.norm(c - r) / max(np.linalg.norm(r), 1e-12)))
+    return {"output": out_name, "lengths": lengths, "rel_l2": rel}
+
+
+def bench(res, reference, path: Path, p: Pipeline):
+    from edgelstm.latency import BenchGrid, BenchOptions, BenchTarget, TimingPolicy, bench_artifacts
+
+    targets = [BenchTarget(reference, name="torch (eager)")]
+    for a in res.artifacts:
+        drift = res.validations.get(a.name, {}).get("outputs", {})
+        rel = max((o.get("rel_l2", 0.0) for o in drift.values()), default=None)
+        # stateful artifacts also time one step with the state carried, beside re-running the window
+        targets.append(BenchTarget(a.path, extras={"drift": {"rel_l2": rel}} if rel is not None else {},
+                                   stream=p.bench.stream and a.name == STATEFUL))
+    grid = BenchGrid(batches=p.bench.batch, seqs=p.bench.seq, threads=p.bench.threads)
+    opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False)
+    data = bench_artifacts(targets, grid, opts).to_dict()
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))
+    return [path], {"report": data}
+
+
+def tensorrt_engines(p: Pipeline, res, stage, say: Say) -> None:
+    """FP32 and FP16 engines of the FP32 ONNX where TensorRT is installed (skipped, and said so, elsewhere)."""
+    try:
+        import tensorrt  # noqa: F401 - installed?
+    except ImportError:
+        res.skipped.append({"stage": "build (TensorRT)", "reason": "tensorrt is not installed here; the bundle "
+                            "carries the ONNX and a build script for the device"})
+        return
+    from edgelstm.options import Precision
+
+    src = res.out_dir / "model.onnx"
+    for prec in ("fp32", "fp16"):
+        eng = res.out_dir / f"model.{prec}.plan"
+        material = {"onnx": sha256_file(src), "precision": prec, "seq": p.export.seq_len}
+
+        def build(prec=prec, eng=eng):
+            r = stages.build_engine(src, eng, stages.BuildOptions(precision=Precision(prec)))
+            return [eng], {"precision": prec, "size_bytes": eng.stat().st_size, "path": str(r.path)}
+
+        try:
+            stage(f"build {prec}", material, build, section="targets")
+        except BackendMissing as exc:
+            res.skipped.append({"stage": f"build {prec}", "reason": str(exc)})
+            return
+        res.artifacts.append(res.artifact(f"engine-{prec}", eng, prec))
