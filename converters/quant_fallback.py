@@ -26,7 +26,6 @@ from edgelstm.options import Precision
 
 from converters.quant_report import OpRow, QuantResult
 
-DRIFT_METRICS = ("rel_l2", "max_abs", "rmse", "mean_abs")
 FP16_CPU_NOTE = ("onnxruntime on CPU has no FP16 LSTM/GRU kernel: it runs them in FP32 (and drops the cast of their "
                  "input), so FP16 drift measured on CPU is optimistic; validate on the target GPU")
 #: nodes not worth keeping in float to save accuracy (no arithmetic, or cannot be kept as a whole)

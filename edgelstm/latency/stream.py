@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgelstm.errors import BadInput, opt
-from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec, TensorSpec
+from edgelstm.artifacts.iospec import STATE_PAIRS, IOSpec, TensorSpec
 from edgelstm.latency.adapters import FastPath, cast_ort_feeds, ort_device
 
 STATEFUL_HINT = "export a stateful artifact with `edgelstm convert MODEL --stateful -o model.stateful.onnx`"
@@ -25,10 +25,9 @@ def state_pairs(io: IOSpec) -> list[tuple[str, str]]:
     outs = set(io.output_names)
     pairs = []
     for t in io.state_inputs:
-        if t.name in STATE_INPUTS:
-            out = STATE_OUTPUTS[STATE_INPUTS.index(t.name)]
-            if out in outs:
-                pairs.append((t.name, out))
+        out = STATE_PAIRS.get(t.name)
+        if out is not None and out in outs:
+            pairs.append((t.name, out))
     return pairs
 
 
