@@ -25,20 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import result_stem  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def result_stem(out_dir: Path, stem: str, suffixes: tuple[str, ...], replace: bool) -> Path:
-    """out_dir/stem, or with --replace not given and a result there, out_dir/stem-N: the first N that is free."""
-    def taken(name: str) -> bool:
-        return any((out_dir / f"{name}{s}").exists() for s in suffixes)
-
-    if replace or not taken(stem):
-        return out_dir / stem
-    n = 2
-    while taken(f"{stem}-{n}"):
-        n += 1
-    return out_dir / f"{stem}-{n}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

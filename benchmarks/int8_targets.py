@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.quantize_drift import N_CALIB, N_HELD_OUT, SEQ, _rel_l2, _task  # noqa: E402
+from benchmarks.common import N_CALIB, SEQ  # noqa: E402
+from benchmarks.quantize_drift import N_HELD_OUT, _rel_l2, _task  # noqa: E402
 
 DEFAULT_STEPS = 100           # quantize_drift trains 150; fewer keeps the whole run near 5 min on 2 cores
 EVAL_BATCH = 128
@@ -159,28 +160,16 @@ def _short(sat: dict[str, Any], *, weights: bool = True) -> dict[str, Any]:
 
 
 def measure_model(name: str, steps: int, n_held_out: int, work: Path, log) -> list[dict[str, Any]]:
-    import torch
-
-    from edgelstm.data import as_calibration_source, dataset_from_arrays
-    from converters.int8_saturation import saturating_pairs
+    from benchmarks.common import trained_zoo_model
     from converters.int8 import Int8Options, quantize_int8
-    from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm.models import zoo
-    from edgelstm.fileio import sha256_file
+    from converters.int8_saturation import saturating_pairs
     from edgelstm.artifacts.manifest import read_manifest
+    from edgelstm.fileio import sha256_file
 
-    model = zoo.build(name, seed=0)
-    t0 = time.perf_counter()
-    loss = zoo.train(model, name, steps=steps, seq=SEQ, seed=0)
-    train_s = time.perf_counter() - t0
-    onnx_path = work / f"{name}.onnx"
-    exp = export_onnx(model, onnx_path, ExportOptions(seq_len=16))
-    x, labels = zoo.synthetic_task(name, n_held_out, SEQ, seed=1234)
-    xc, _ = zoo.synthetic_task(name, N_CALIB, SEQ, seed=99)
-    with torch.no_grad():
-        y_torch = model(torch.from_numpy(x)).numpy()
+    t = trained_zoo_model(name, steps, n_held_out, work)
+    loss, train_s, onnx_path, exp = t.loss, t.train_s, t.onnx_path, t.export
+    x, labels, y_torch, calib = t.x, t.labels, t.y_torch, t.calib
     task_name, task_torch = _task(name, y_torch, labels)
-    calib = as_calibration_source(dataset_from_arrays({"x": xc}, exp.io, source="calib"), 32, spec=exp.io)
     fp32_size = onnx_path.stat().st_size
     base = {"model": name, "task_metric": task_name, "task_torch": task_torch}
     sess = _session(onnx_path, "all")

@@ -33,25 +33,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import N_CALIB, SEQ, result_stem  # noqa: E402,F401
+
 TRAIN_STEPS = 150
-SEQ = 40
 N_HELD_OUT = 512
-N_CALIB = 256
 LSTM_MODELS = ("lstm_regressor", "stacked_lstm", "bilstm_attention", "hand_lstm")
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def result_stem(out_dir: Path, stem: str, suffixes: tuple[str, ...], replace: bool) -> Path:
-    """out_dir/stem, or with --replace not given and a result there, out_dir/stem-N: the first N that is free."""
-    def taken(name: str) -> bool:
-        return any((out_dir / f"{name}{s}").exists() for s in suffixes)
-
-    if replace or not taken(stem):
-        return out_dir / stem
-    n = 2
-    while taken(f"{stem}-{n}"):
-        n += 1
-    return out_dir / f"{stem}-{n}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,24 +110,14 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
 
     import torch
 
-    from edgelstm.data import as_calibration_source, dataset_from_arrays
+    from benchmarks.common import trained_zoo_model
     from converters.fp16 import quantize_fp16
     from converters.int8 import quantize_int8
-    from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm.models import zoo
 
-    model = zoo.build(name, seed=0)
-    t0 = time.perf_counter()
-    loss = zoo.train(model, name, steps=TRAIN_STEPS, seq=SEQ, seed=0)
-    train_s = time.perf_counter() - t0
-    onnx_path = workdir / f"{name}.onnx"
-    exp = export_onnx(model, onnx_path, ExportOptions(seq_len=16))
-    x, labels = zoo.synthetic_task(name, N_HELD_OUT, SEQ, seed=1234)
-    xc, _ = zoo.synthetic_task(name, N_CALIB, SEQ, seed=99)
-    with torch.no_grad():
-        y_torch = model(torch.from_numpy(x)).numpy()
+    t = trained_zoo_model(name, TRAIN_STEPS, N_HELD_OUT, workdir)
+    model, loss, train_s, onnx_path, exp = t.model, t.loss, t.train_s, t.onnx_path, t.export
+    x, labels, y_torch, calib = t.x, t.labels, t.y_torch, t.calib
     task_name, task_torch = _task(name, y_torch, labels)
-    calib = as_calibration_source(dataset_from_arrays({"x": xc}, exp.io, source="calib"), 32, spec=exp.io)
     fp32_size = onnx_path.stat().st_size
     y_onnx = _run_ort(onnx_path, x)
     rows = [{"model": name, "variant": "fp32 onnx", "rel_l2": _rel_l2(y_onnx, y_torch), "task_metric": task_name,
@@ -169,6 +146,9 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
                        if i.data_type == onnx.TensorProto.FLOAT)
     sens["weight_share"] = weight_bytes / fp32_size
     sens["max_times_smaller_int8_weights"] = fp32_size / (fp32_size - weight_bytes + weight_bytes / 4)
+    from edgelstm.data import dataset_from_arrays
+    from edgelstm.models import zoo
+
     xv, _ = zoo.synthetic_task(name, 256, SEQ, seed=555)
     val = dataset_from_arrays({"x": xv}, exp.io, source="val").batches(64)
     rows[0]["sensitivity"] = sens
@@ -237,7 +217,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"results will be written to {target}.{{json,md}}", file=sys.stderr)
     import torch
 
-    from edgelstm.models import zoo
     from edgelstm.machine.environment import cpu_facts, package_versions
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

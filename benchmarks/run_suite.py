@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import result_stem  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 from edgelstm.latency import (BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget, TimingPolicy,  # noqa: E402
@@ -480,19 +482,6 @@ def markdown(report: BenchReport, info: dict[str, Any], tgt: dict[str, Any], cfg
                          for k, v in m["artifacts"].items())
         lines.append(f"| {name} | {m['train_steps']} | {m['final_loss']:.4f} | {arts} |")
     return "\n".join(lines)
-
-
-def result_stem(out_dir: Path, stem: str, suffixes: tuple[str, ...], replace: bool) -> Path:
-    """out_dir/stem, or with --replace not given and a result there, out_dir/stem-N: the first N that is free."""
-    def taken(name: str) -> bool:
-        return any((out_dir / f"{name}{s}").exists() for s in suffixes)
-
-    if replace or not taken(stem):
-        return out_dir / stem
-    n = 2
-    while taken(f"{stem}-{n}"):
-        n += 1
-    return out_dir / f"{stem}-{n}"
 
 
 def main(argv: list[str] | None = None) -> int:
