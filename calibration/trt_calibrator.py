@@ -1,6 +1,7 @@
-"""TensorRT INT8 calibrators (TensorRT 10.x weakly typed builds only) over the calibration contract.
+"""TensorRT INT8 calibrators (TensorRT 10.x weakly typed builds; deprecated from 10.12, removed in 11) over the
+calibration contract.
 
-The contract (edgelstm.data.sources): a re-iterable ``Iterable[dict[str, ndarray]]`` of feed dicts named like the
+The contract (edgelstm.data): a re-iterable ``Iterable[dict[str, ndarray]]`` of feed dicts named like the
 model's inputs. TensorRT may call ``get_batch`` through the data more than once; every pass restarts the
 source, so both passes see the same batches in the same order.
 
@@ -26,7 +27,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BadInput, InternalError
+from edgelstm.errors import BadInput, InternalError, opt
 from edgelstm.fileio import write_bytes_atomic
 
 METHODS = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
@@ -59,7 +60,8 @@ class CalibrationFeeder:
         """Shapes of the first batch (the calibration profile). Iterates one batch of the source."""
         if self._shapes is None:
             if self.source is None:
-                raise BadInput("INT8 calibration needs calibration data (--calib) or an existing --calib-cache")
+                raise BadInput(f"INT8 calibration needs calibration data ({opt('calib')}) or an existing "
+                               f"{opt('calib_cache')}")
             first = next(iter(self.source), None)
             if first is None:
                 raise BadInput("the calibration data is empty")
@@ -136,10 +138,14 @@ class CalibrationFeeder:
         self.cache_written = True
 
     def close(self) -> None:
+        """Free the device buffers and destroy the stream (safe to call twice)."""
         if self._cuda is not None:
             for buf in self._buffers.values():
                 self._cuda.free(buf)
+            if self._stream is not None:
+                self._cuda.destroy_stream(self._stream)
         self._buffers.clear()
+        self._stream = None
 
     def stats(self) -> dict[str, Any]:
         return {"batches_fed": self.batches_fed, "passes": self.passes, "skipped_batches": self.skipped,

@@ -74,8 +74,8 @@ def _data(name: str, n: int, seed: int):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("name", list(TINY))
 def test_engine_matches_onnxruntime(onnx_models, tmp_path, name, precision):
-    from edgelstm.data.sources import BatchSource
-    from converters.tensorrt.build import BuildOptions, build_engine
+    from edgelstm.data import BatchSource
+    from converters.tensorrt import BuildOptions, build_engine
     from edgelstm.errors import BackendMissing
     from edgelstm.artifacts.manifest import read_manifest
     from edgelstm.runners.onnxruntime_runner import OrtRunner
@@ -90,9 +90,10 @@ def test_engine_matches_onnxruntime(onnx_models, tmp_path, name, precision):
         res = build_engine(onnx_models[name], plan,
                            BuildOptions(precision=precision, batch=(1, 4, 8), seq=(1, SEQ, 2 * SEQ),
                                         calib_cache=tmp_path / "calib.cache"), calib=calib)
-    except BackendMissing as exc:  # e.g. strongly typed FP16 LSTM on TensorRT 10.12-10.13
+    except BackendMissing as exc:  # e.g. no CUDA buffer backend
         pytest.skip(str(exc))
     assert read_manifest(plan).details["tensorrt"]["version"] == res.tensorrt_version
+    assert res.tf32 == (precision != "fp32")  # an fp32 engine computes in FP32, not TF32
     x = _data(name, 8, seed=2)
     ref = OrtRunner(onnx_models[name]).run({"x": x})
     with TensorRTRunner(plan) as runner:
@@ -113,7 +114,7 @@ def test_engine_matches_onnxruntime(onnx_models, tmp_path, name, precision):
 
 
 def test_stateful_engine_streams_like_the_full_sequence(tmp_path):
-    from converters.tensorrt.build import BuildOptions, build_engine
+    from converters.tensorrt import BuildOptions, build_engine
     from converters.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
@@ -130,7 +131,7 @@ def test_stateful_engine_streams_like_the_full_sequence(tmp_path):
 
 
 def test_timing_cache_and_cuda_graph_on_real_tensorrt(onnx_models, tmp_path):
-    from converters.tensorrt.build import BuildOptions, build_engine
+    from converters.tensorrt import BuildOptions, build_engine
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
     cache = tmp_path / "trt.cache"

@@ -1,13 +1,18 @@
 """TensorRT, GPU and Jetson facts. Every function here is safe where the thing it asks about is absent:
 it returns None (or a dict saying "not installed") instead of raising. `tensorrt_facts()` is what
 `edgelstm doctor` prints; `import_tensorrt()` is the one place that turns a missing TensorRT into
-BackendMissing (exit 3) with the right install hint for x86 or Jetson.
+BackendMissing (exit 3) with the right install hint for x86 or Jetson. The runtime side of an engine that
+both the build stage and the runner need (the capturing logger, TensorRT dtype names, an engine's I/O spec)
+lives here too, so the runner never imports the build stage.
 
-Version facts (DESIGN.md and NVIDIA's 10.x -> 11.x migration guide):
-- TensorRT 11 removed the weakly typed precision flags (BuilderFlag.FP16/INT8), IBuilderConfig.int8_calibrator
-  and implicit INT8: FP16 comes from an FP16 ONNX built strongly typed, INT8 from Q/DQ nodes.
-- edgelstm builds strongly typed from TensorRT 10.12 on; strongly typed FP16 LSTM needs >= 10.14.
-- Hardware- and version-compatible engines exist since 8.6.
+Version facts (DESIGN.md; NVIDIA's 10.x -> 11.x migration guide and the 11.4 support matrix):
+- Every TensorRT 10.x has the weakly typed precision flags (BuilderFlag.FP16/INT8), IBuilderConfig.int8_calibrator
+  and the INT8 calibrators; 10.12+ deprecates them, 11.x removed them (FP16 then comes from an FP16 ONNX built
+  strongly typed, INT8 from Q/DQ nodes). edgelstm builds weakly typed on 10.x, strongly typed on 11.x.
+- TF32 is on by default in a new builder config (Ampere and newer run FP32 GEMMs in TF32 unless it is cleared).
+- Version-compatible engines run on later runtimes of the same major, and across exactly these majors:
+  8 -> 9, 8 -> 10, 10 -> 11. Hardware- and version-compatible engines exist since 8.6; hardware compatibility
+  is for discrete Ampere-or-newer GPUs, not Jetson.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-STRONGLY_TYPED_FROM = (10, 12)
-FP16_LSTM_STRONGLY_TYPED_FROM = (10, 14)
-NO_WEAK_TYPING_FROM = (11, 0)
+NO_WEAK_TYPING_FROM = (11, 0, 0)              # BuilderFlag.FP16/INT8 and the calibrators removed
+WEAK_TYPING_DEPRECATED_FROM = (10, 12, 0)     # ... deprecated (still present) from here
+#: (built major, runtime major) pairs a version-compatible engine crosses (11.4 support matrix)
+VERSION_COMPATIBLE_ACROSS = frozenset({(8, 9), (8, 10), (10, 11)})
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
@@ -52,15 +58,23 @@ def capabilities(version: str | tuple[int, int, int] | None) -> dict[str, bool]:
     v = parse_version(version) if not isinstance(version, tuple) else version
     if v == (0, 0, 0):
         return {}
+    weak = v < NO_WEAK_TYPING_FROM
     return {
-        "strongly_typed_builds": v >= STRONGLY_TYPED_FROM,
-        "strongly_typed_fp16_lstm": v >= FP16_LSTM_STRONGLY_TYPED_FROM,
-        "weak_typing_flags": v < NO_WEAK_TYPING_FROM,       # BuilderFlag.FP16 / INT8
-        "int8_calibrators": v < NO_WEAK_TYPING_FROM,        # IInt8EntropyCalibrator2 + int8_calibrator
+        "strongly_typed_builds": v >= (10, 0, 0),        # NetworkDefinitionCreationFlag.STRONGLY_TYPED
+        "strongly_typed_only": not weak,                 # 11.x: the default and only route
+        "weak_typing_flags": weak,                       # BuilderFlag.FP16 / INT8 (edgelstm's route on 10.x)
+        "weak_typing_deprecated": weak and v >= WEAK_TYPING_DEPRECATED_FROM,
+        "int8_calibrators": weak,                        # IInt8EntropyCalibrator2 + int8_calibrator (+ cache)
         "hardware_compatible": v >= (8, 6, 0),
         "version_compatible": v >= (8, 6, 0),
-        "named_tensor_api": v >= (8, 5, 0),                  # set_tensor_address / execute_async_v3
+        "named_tensor_api": v >= (8, 5, 0),              # set_tensor_address / execute_async_v3
     }
+
+
+def runs_version_compatible(built: str, runtime: str) -> bool:
+    """Whether a version-compatible engine built by TensorRT `built` loads on a TensorRT `runtime`."""
+    bv, rv = parse_version(built), parse_version(runtime)
+    return rv >= bv and (rv[0] == bv[0] or (bv[0], rv[0]) in VERSION_COMPATIBLE_ACROSS)
 
 
 def is_jetson() -> bool:
@@ -258,3 +272,95 @@ def _safe(fn):
         return fn()
     except Exception:  # noqa: BLE001
         return None
+
+
+# ------------------------------------------------------------------------------- engines: runtime side
+
+#: TensorRT DataType member -> edgelstm dtype name (the ml_dtypes names for the narrow floats)
+TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
+              "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8_e4m3fn", "INT4": "int4",
+              "FP4": "float4_e2m1fn", "E8M0": "float8_e8m0fnu"}
+#: dtypes whose values are floats (returned to the caller as float32)
+FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "float8_e4m3fn"})
+_NUMPY = ("float32", "float16", "int8", "int32", "int64", "uint8", "bool")
+_ML_DTYPES = ("bfloat16", "float8_e4m3fn")  # from ml_dtypes (an onnx dependency)
+
+
+def dtype_name(trt_dtype) -> str:
+    name = getattr(trt_dtype, "name", str(trt_dtype)).split(".")[-1]
+    return TRT_DTYPES.get(name, name.lower())
+
+
+def host_dtype(name: str, tensor: str = "?"):
+    """The numpy dtype of an engine I/O tensor's host buffer; BadInput for a dtype numpy cannot hold (a packed
+    int4/fp4 tensor) instead of a float32 buffer of the wrong size."""
+    import numpy as np
+
+    from edgelstm.errors import BadInput
+
+    if name in _NUMPY:
+        return np.dtype(name)
+    if name in _ML_DTYPES:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise BadInput(f"engine tensor {tensor!r} is {name}; exchanging it with numpy needs ml_dtypes",
+                           hint="pip install ml-dtypes") from None
+        return np.dtype(getattr(ml_dtypes, name))
+    raise BadInput(f"engine tensor {tensor!r} is {name}, which edgelstm cannot exchange with numpy "
+                   "(packed sub-byte types)", hint="rebuild the engine with float32/float16 inputs and outputs")
+
+
+_LOGGERS: dict[int, type] = {}
+
+
+def make_logger(trt):
+    """A trt.ILogger that keeps warnings and errors (TensorRT's messages become our one-line errors)."""
+    cls = _LOGGERS.get(id(trt))
+    if cls is None:
+        class _CapturingLogger(trt.ILogger):  # type: ignore[misc, valid-type]
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.messages: list[tuple[str, str]] = []
+
+            def log(self, severity, msg):
+                level = getattr(severity, "name", str(severity)).split(".")[-1]
+                if level in ("INTERNAL_ERROR", "ERROR", "WARNING"):
+                    self.messages.append((level, str(msg)))
+
+            def errors(self) -> list[str]:
+                return [m for lvl, m in self.messages if lvl in ("INTERNAL_ERROR", "ERROR")]
+
+            def warnings(self) -> list[str]:
+                return [m for lvl, m in self.messages if lvl == "WARNING"]
+
+        cls = _LOGGERS[id(trt)] = _CapturingLogger
+    return cls()
+
+
+def first_error(logger, default: str) -> str:
+    """The last error TensorRT logged, as one line (or `default`)."""
+    errs = [e for e in logger.errors() if e.strip()]
+    return (errs[-1] if errs else default).strip().splitlines()[0][:400]
+
+
+def engine_iospec(engine, trt, onnx_io=None):
+    """The engine's I/O as an IOSpec: TensorRT dtypes, the ONNX's symbolic axis names for dynamic (-1) dims."""
+    from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec, TensorSpec
+
+    ref = {t.name: t for t in ((*onnx_io.inputs, *onnx_io.outputs) if onnx_io else ())}
+    ins, outs = [], []
+    for i in range(int(engine.num_io_tensors)):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        dims: list[int | str] = []
+        for axis, d in enumerate(int(v) for v in engine.get_tensor_shape(name)):
+            if d >= 0:
+                dims.append(d)
+            else:
+                sym = ref[name].shape[axis] if name in ref and axis < len(ref[name].shape) else "?"
+                dims.append(sym if isinstance(sym, str) else "?")
+        state = name in (STATE_INPUTS if is_input else STATE_OUTPUTS) or bool(name in ref and ref[name].state)
+        spec = TensorSpec(name, dtype_name(engine.get_tensor_dtype(name)), tuple(dims), state)
+        (ins if is_input else outs).append(spec)
+    return IOSpec(tuple(ins), tuple(outs))

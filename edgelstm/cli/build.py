@@ -13,7 +13,7 @@ from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version.
 
-How each precision is built depends on the installed TensorRT. From 10.12 on (and on 11.x, which has no other way) builds are strongly typed: FP16 comes from an FP16 ONNX (made automatically from an FP32 one), INT8 from a Q/DQ ONNX (made from --calib data when the ONNX has no Q/DQ nodes). Before 10.12 the builder's FP16/INT8 flags are used, with an INT8 calibrator over --calib and a reusable --calib-cache. Strongly typed FP16 LSTM/GRU needs TensorRT >= 10.14. The LSTM core itself never runs in INT8: the summary table says which layers ran in which precision.
+How each precision is built depends on the installed TensorRT. On 10.x the builder's FP16/INT8 flags are used, with an INT8 calibrator over --calib and a reusable --calib-cache (10.12+ deprecates them; --strongly-typed builds the 11.x way instead). On 11.x, which has no other way, builds are strongly typed: FP16 comes from an FP16 ONNX (made automatically from an FP32 one), INT8 from a Q/DQ ONNX (made from --calib data when the ONNX has no Q/DQ nodes). FP32 engines compute in true FP32 (TF32 is cleared; --tf32 allows it). The LSTM core itself never runs in INT8: the summary table says which layers ran in which precision.
 
 Engines are tied to the GPU architecture and the TensorRT version: ship the ONNX and rebuild on the target (Jetson included), unless you build --hardware-compatible / --version-compatible.
 
@@ -43,8 +43,9 @@ def build(
     seq: Optional[str] = typer.Option(None, help="Sequence-length range min:opt:max (axis 1 of x). Default 1:64:512."),
     calib: Optional[Path] = typer.Option(None, help="Calibration data for int8 (.npz/.npy/.csv shaped like the "
                                                     "model's inputs; a few hundred representative sequences)."),
-    calib_cache: Optional[Path] = typer.Option(None, help="TensorRT < 10.12 INT8 calibration cache: reused when the "
-                                                          "file exists (no data needed), written after calibrating."),
+    calib_cache: Optional[Path] = typer.Option(None, help="INT8 calibration cache (TensorRT 10.x calibrators): reused "
+                                                          "when the file exists (no data needed), written after "
+                                                          "calibrating."),
     calib_method: CalibMethod = typer.Option(CalibMethod.entropy, help="Calibration: entropy or minmax (percentile "
                                                                        "only on the Q/DQ route)."),
     calib_batch_size: int = typer.Option(32, min=1, help="Sequences per calibration batch."),
@@ -63,22 +64,28 @@ def build(
     version_compatible: bool = typer.Option(False, "--version-compatible",
                                             help="Build an engine later TensorRT versions of the same major can load "
                                                  "(embeds the lean runtime; loading runs code from the plan)."),
+    tf32: bool = typer.Option(False, "--tf32", help="fp32: let Ampere-or-newer GPUs run FP32 layers in TF32 "
+                                                     "(faster, ~10-bit mantissa). Off by default."),
+    strongly_typed: Optional[bool] = typer.Option(None, "--strongly-typed/--weakly-typed",
+                                                  help="Force the build route. Default: weakly typed (builder flags) "
+                                                       "on TensorRT 10.x, strongly typed on 11.x (the only way there)."),
     keep_onnx: Optional[Path] = typer.Option(None, help="Keep the FP16 / Q/DQ ONNX made on the way at this path."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from converters.tensorrt.build import BuildOptions, build_engine, parse_workspace, summary_rows
+    from edgelstm import stages
 
-    options = BuildOptions(
+    options = stages.BuildOptions(
         precision=precision,
         batch=parse_range(batch, what="--batch") if batch else None,
         seq=parse_range(seq, what="--seq") if seq else None,
-        workspace_bytes=parse_workspace(workspace),
+        workspace_bytes=stages.parse_workspace(workspace),
         timing_cache=timing_cache, calib_cache=calib_cache, calib_method=calib_method,
         calib_batch_size=calib_batch_size, dla_core=dla_core, gpu_fallback=not no_gpu_fallback,
         hardware_compatible=hardware_compatible, version_compatible=version_compatible, keep_intermediate=keep_onnx,
+        tf32=tf32, strongly_typed=strongly_typed,
     )
-    result = build_engine(model, out, options, calib=calib, progress=console.step)
+    result = stages.build_engine(model, out, options, calib=calib, on_step=console.step)
     size_mb = out.stat().st_size / 1e6
     gpu = result.gpu or {}
     console.success(f"wrote {out} ({size_mb:.2f} MB) in {result.seconds:.1f}s: TensorRT {result.tensorrt_version}, "
@@ -86,11 +93,14 @@ def build(
                     f"{gpu.get('name', 'GPU ?')} (compute {gpu.get('compute_capability', '?')})")
     console.table("optimization profile", ["input", "min", "opt", "max"],
                   [[n, str(p["min"]), str(p["opt"]), str(p["max"])] for n, p in result.profiles.items()])
-    rows = summary_rows(result.layer_precision)
+    rows = stages.summary_rows(result.layer_precision)
     if rows:
         console.table("per-layer precision", ["layers", "count", "precision"], rows)
     elif result.layer_precision.get("reason"):
         console.warn(f"per-layer precision unavailable: {result.layer_precision['reason']}")
+    if result.precision == "fp32":
+        console.info("FP32 layers may run in TF32 on Ampere or newer (--tf32)" if result.tf32
+                     else "FP32 layers run in full FP32 (TF32 off; --tf32 allows it)")
     if result.timing_cache:
         console.info(f"timing cache {result.timing_cache['file']}: "
                      f"{'reused' if result.timing_cache['reused'] else 'created'}")

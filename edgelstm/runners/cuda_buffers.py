@@ -5,7 +5,10 @@ build, which Jetson images often lack), cuda-python (`cuda.bindings.runtime`, or
 and torch CUDA tensors. All of them expose the same small interface (`CudaBackend`), so the runner never
 cares which one it got. Nothing here imports a CUDA library at module import time.
 
-Tests replace `get_backend` with a host-memory stand-in (tests/fake_tensorrt.py).
+Every stream, event and graph a backend creates is destroyed again by its owner (`destroy_stream`,
+`destroy_event`, `destroy_graph`): a long-lived process opening many runners must not leak them.
+
+Tests replace `get_backend` with a host-memory stand-in (tests/fakes/cuda.py).
 """
 
 from __future__ import annotations
@@ -72,6 +75,14 @@ class CudaBackend(abc.ABC):
 
     def launch(self, graph: Any, stream: int) -> None:
         raise self._no_graphs()
+
+    # Releasing what stream() / event() / end_capture() made. The defaults suit backends whose handles are
+    # Python objects freed by the garbage collector.
+    def destroy_stream(self, stream: int) -> None: pass
+
+    def destroy_event(self, event: Any) -> None: pass
+
+    def destroy_graph(self, graph: Any) -> None: pass
 
     def close(self) -> None: pass
 
@@ -158,12 +169,24 @@ class CudaPythonBackend(CudaBackend):
     def end_capture(self, stream):
         err, graph = self.rt.cudaStreamEndCapture(stream)
         self._check(err, "cudaStreamEndCapture")
-        err, exe = self.rt.cudaGraphInstantiate(graph, 0)
-        self._check(err, "cudaGraphInstantiate")
+        try:
+            err, exe = self.rt.cudaGraphInstantiate(graph, 0)
+            self._check(err, "cudaGraphInstantiate")
+        finally:
+            self.rt.cudaGraphDestroy(graph)  # the executable graph does not need its template
         return exe
 
     def launch(self, graph, stream):
         self._check(self.rt.cudaGraphLaunch(graph, stream)[0], "cudaGraphLaunch")
+
+    def destroy_stream(self, stream):
+        self.rt.cudaStreamDestroy(stream)
+
+    def destroy_event(self, event):
+        self.rt.cudaEventDestroy(event)
+
+    def destroy_graph(self, graph):
+        self.rt.cudaGraphExecDestroy(graph)
 
 
 # ------------------------------------------------------------------------------------------------ pycuda
@@ -227,6 +250,9 @@ class PycudaBackend(CudaBackend):
     def launch(self, graph, stream):
         graph.launch(self._streams[stream])
 
+    def destroy_stream(self, stream):
+        self._streams.pop(stream, None)  # the last reference: pycuda destroys it
+
 
 # ------------------------------------------------------------------------------------------------- torch
 
@@ -271,6 +297,9 @@ class TorchBackend(CudaBackend):
 
     def synchronize(self, stream):
         self._streams[stream].synchronize()
+
+    def destroy_stream(self, stream):
+        self._streams.pop(stream, None)  # the last reference: torch destroys it
 
     def event(self):
         return self.torch.cuda.Event(enable_timing=True)

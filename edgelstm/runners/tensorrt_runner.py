@@ -16,12 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BadInput, InternalError
-from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, IOSpec
-
-_NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64, "int8": np.int8,
-       "uint8": np.uint8, "bool": np.bool_}
-_STATE_PAIRS = dict(zip(STATE_INPUTS, STATE_OUTPUTS))  # h0 <- hn, c0 <- cn
+from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_PAIRS, IOSpec
+from edgelstm.errors import BadInput, InternalError, opt
 
 
 def _cc_tuple(cc: Any) -> tuple[int, int] | None:
@@ -33,20 +29,21 @@ def _cc_tuple(cc: Any) -> tuple[int, int] | None:
 
 
 def check_engine_compat(name: str, details: Mapping[str, Any], trt_version: str, gpu: Mapping[str, Any] | None) -> None:
-    """Refuse (BadInput, one line) an engine built for another TensorRT version or GPU architecture."""
-    from edgelstm.artifacts.trt import parse_version
+    """Refuse (BadInput, one line) an engine built for another TensorRT version or GPU architecture. A
+    version-compatible engine loads on later runtimes of its major, and a 10.x one on 11.x too."""
+    from edgelstm.artifacts.trt import parse_version, runs_version_compatible
 
     built = str((details.get("tensorrt") or {}).get("version") or "")
     built_gpu = details.get("gpu") or {}
     rebuild = details.get("rebuild") or f"edgelstm build MODEL.onnx -o {name}"
     problems = []
     if built:
-        bv, rv = parse_version(built), parse_version(trt_version)
         if details.get("version_compatible"):
-            if rv[0] != bv[0] or rv < bv:
-                problems.append(f"TensorRT {built} (version-compatible: needs {bv[0]}.x >= {built}), this machine has "
-                                f"{trt_version}")
-        elif bv != rv:
+            if not runs_version_compatible(built, trt_version):
+                bv = parse_version(built)
+                problems.append(f"TensorRT {built} (version-compatible: needs {bv[0]}.x >= {built}"
+                                f"{', or 11.x' if bv[0] == 10 else ''}), this machine has {trt_version}")
+        elif parse_version(built) != parse_version(trt_version):
             problems.append(f"TensorRT {built}, this machine has {trt_version}")
     here_cc, built_cc = _cc_tuple((gpu or {}).get("compute_capability")), _cc_tuple(built_gpu.get("compute_capability"))
     level = str(details.get("hardware_compatibility") or "none").lower()
@@ -75,10 +72,9 @@ class TensorRTRunner:
 
     def __init__(self, path: str | Path, *, cuda_backend: Any = None, cuda_graph: bool = False,
                  check_compat: bool = True, **_ignored: Any):
-        from converters.tensorrt.build import engine_iospec, make_logger
-
         from edgelstm.artifacts.manifest import read_manifest
-        from edgelstm.artifacts.trt import gpu_info, import_tensorrt
+        from edgelstm.artifacts.trt import (FLOAT_DTYPES, engine_iospec, gpu_info, host_dtype, import_tensorrt,
+                                           make_logger)
         from edgelstm.runners.cuda_buffers import CudaBackend, get_backend
 
         self.path = Path(path)
@@ -121,6 +117,9 @@ class TensorRTRunner:
                            hint="rebuild it from the ONNX with `edgelstm build`")
         self._runtime, self.engine = runtime, engine
         self.io: IOSpec = engine_iospec(engine, trt, self.manifest.io if self.manifest else None)
+        # host dtype of every I/O tensor (bfloat16/fp8 through ml_dtypes; a type numpy cannot hold is refused here)
+        self._dtypes = {t.name: host_dtype(t.dtype, t.name) for t in (*self.io.inputs, *self.io.outputs)}
+        self._float_outputs = {t.name for t in self.io.outputs if t.dtype in FLOAT_DTYPES}  # returned as float32
         self.precision = self.manifest.precision if self.manifest else _guess_precision(self.io)
         self.label = self.path.name
         self.details = details
@@ -146,7 +145,7 @@ class TensorRTRunner:
     def _zero_state(self, name: str, batch: int) -> np.ndarray:
         t = self.io.input(name)
         dims = [batch if (not isinstance(d, int) or d < 0) else d for d in t.shape]
-        return np.zeros(dims, dtype=_NP.get(t.dtype, np.float32))
+        return np.zeros(dims, dtype=self._dtypes[name])
 
     def _prepare(self, feeds: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         names = self.io.input_names
@@ -167,7 +166,7 @@ class TensorRTRunner:
                 raise BadInput(f"missing input {t.name!r}; {self.label} takes {names}")
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 raise BadInput(f"{t.name!r} contains {int((~np.isfinite(a)).sum())} NaN/inf value(s)")
-            out[t.name] = np.ascontiguousarray(a, dtype=_NP.get(t.dtype, np.float32))
+            out[t.name] = np.ascontiguousarray(a, dtype=self._dtypes[t.name])
         return out
 
     def _set_shapes(self, feeds: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
@@ -181,7 +180,8 @@ class TensorRTRunner:
             if any(s < a_ or s > b_ for s, a_, b_ in zip(shape, lo, hi)):
                 rebuild = self.details.get("rebuild") or "edgelstm build MODEL.onnx -o ENGINE.plan --batch ... --seq ..."
                 raise BadInput(f"{name!r} shape {list(shape)} is outside the engine's optimization profile "
-                               f"(min {list(lo)}, max {list(hi)}); rebuild with a wider --batch/--seq: {rebuild}")
+                               f"(min {list(lo)}, max {list(hi)}); rebuild with a wider {opt('batch')}/{opt('seq')}: "
+                               f"{rebuild}")
             if self._shapes.get(name) != shape:
                 if not self.context.set_input_shape(name, shape):
                     raise BadInput(f"TensorRT rejected shape {list(shape)} for {name!r}: "
@@ -195,8 +195,8 @@ class TensorRTRunner:
                 if any(d < 0 for d in shape):
                     raise BadInput(f"output {t.name!r} has a data-dependent shape {list(shape)}, which this runner "
                                    "does not support")
-                self._outputs[t.name] = np.empty(shape, dtype=_NP.get(t.dtype, np.float32))
-            self._graph = None  # shapes changed: a captured graph is stale
+                self._outputs[t.name] = np.empty(shape, dtype=self._dtypes[t.name])
+            self._drop_graph()  # shapes changed: a captured graph is stale
         return self._shapes
 
     def _bind(self, feeds: Mapping[str, np.ndarray]) -> None:
@@ -207,7 +207,7 @@ class TensorRTRunner:
                 if buf is not None:
                     self.cuda.free(buf)
                 buf = self._buffers[name] = self.cuda.malloc(max(host.nbytes, 1))
-                self._graph = None
+                self._drop_graph()
             if not self.context.set_tensor_address(name, int(buf.ptr)):
                 raise InternalError(f"TensorRT refused the device address for {name!r}")
         for name, host in feeds.items():
@@ -217,6 +217,7 @@ class TensorRTRunner:
         if self.use_graph:
             key = tuple(sorted(self._shapes.items()))
             if self._graph is None or self._graph_key != key:
+                self._drop_graph()
                 try:
                     self._execute()  # TensorRT needs one plain enqueue after a shape change before capture
                     self.cuda.synchronize(self.stream)
@@ -224,12 +225,12 @@ class TensorRTRunner:
                     try:
                         self._execute()
                     finally:
-                        graph = self.cuda.end_capture(self.stream)
-                    self._graph, self._graph_key = graph, key
+                        self._graph = self.cuda.end_capture(self.stream)
+                    self._graph_key = key
                 except Exception as exc:  # noqa: BLE001 - fall back to plain enqueues
                     self.graph_error = f"{type(exc).__name__}: {exc}"[:200]
                     self.use_graph = False
-                    self._graph = None
+                    self._drop_graph()
                     return
             self.cuda.launch(self._graph, self.stream)
             self.enqueues += 1
@@ -246,8 +247,16 @@ class TensorRTRunner:
         for name, host in self._outputs.items():
             self.cuda.dtoh(host, self._buffers[name], self.stream)
         self.cuda.synchronize(self.stream)
-        return {name: host.astype(np.float32) if host.dtype.kind == "f" else host.copy()
+        return {name: host.astype(np.float32) if name in self._float_outputs else host.copy()
                 for name, host in self._outputs.items()}
+
+    def _drop_graph(self) -> None:
+        graph, self._graph = self._graph, None
+        if graph is not None:
+            try:
+                self.cuda.destroy_graph(graph)
+            except Exception:  # noqa: BLE001 - best effort: the context is going away anyway
+                pass
 
     # ------------------------------------------------------------------------------ public
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -261,7 +270,7 @@ class TensorRTRunner:
     def step(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Streaming: like run, but h0/c0 come from the previous call's hn/cn unless given."""
         out = self.run(self._prepare(feeds, self._state))
-        self._state = {i: out[o] for i, o in _STATE_PAIRS.items() if o in out and i in self.io.input_names}
+        self._state = {i: out[o] for i, o in STATE_PAIRS.items() if o in out and i in self.io.input_names}
         return out
 
     def reset_state(self) -> None:
@@ -299,14 +308,22 @@ class TensorRTRunner:
         return self.timed_run(feeds, iters=1, warmup=0)[0]
 
     def close(self) -> None:
+        """Free the device buffers and destroy the CUDA graph, events and stream (safe to call twice)."""
         cuda = getattr(self, "cuda", None)
-        for buf in getattr(self, "_buffers", {}).values():
+        if cuda is None:
+            return
+        if getattr(self, "_graph", None) is not None:
+            self._drop_graph()
+        releases = [(cuda.free, buf) for buf in getattr(self, "_buffers", {}).values()]
+        releases += [(cuda.destroy_event, ev) for ev in (getattr(self, "_events", None) or ())]
+        if getattr(self, "stream", None) is not None:
+            releases.append((cuda.destroy_stream, self.stream))
+        for release, handle in releases:
             try:
-                cuda.free(buf)
+                release(handle)
             except Exception:  # noqa: BLE001
                 pass
-        self._buffers = {}
-        self._graph = None
+        self._buffers, self._events, self.stream = {}, None, None
         self.context = None
         self.engine = None
 

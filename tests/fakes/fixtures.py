@@ -1,0 +1,68 @@
+"""Pytest fixtures and helpers shared by the TensorRT contract tests (import them into a test module)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from . import MAGIC, install
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny ONNX models exported once: a stateless LSTM regressor and its stateful (h0/c0) variant."""
+    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.models import zoo
+
+    d = tmp_path_factory.mktemp("onnx")
+    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
+    export_onnx(m, d / "lstm.onnx", ExportOptions(input_size=1, seq_len=5))
+    export_onnx(m, d / "lstm_stateful.onnx", ExportOptions(input_size=1, seq_len=5, stateful=True))
+    return {"lstm": d / "lstm.onnx", "stateful": d / "lstm_stateful.onnx", "dir": d}
+
+
+@pytest.fixture
+def trt(monkeypatch):
+    """Install the stand-in: `trt()` -> TensorRT 10.14 on a compute-8.9 GPU; pass version=... to change."""
+    def _install(version="10.14.1.48", **kw):
+        return install(monkeypatch, version, **kw)
+    return _install
+
+
+def calls(mod, name):
+    return mod.recorder.find(name)
+
+
+def calib_data(n=24, seq=6, seed=0):
+    from edgelstm.data import BatchSource
+
+    x = np.random.default_rng(seed).normal(size=(n, seq, 1)).astype(np.float32)
+    return BatchSource({"x": x}, {"x": 0}, n, 8)
+
+
+def plan_of(path: Path) -> dict:
+    """What the stand-in builder wrote into a plan (flags, layers, I/O)."""
+    data = Path(path).read_bytes()
+    assert data.startswith(MAGIC)
+    return json.loads(data[len(MAGIC):])
+
+
+def onnx_model(path: Path, *, x_type: int, y_type: int | None = None, nodes=("Relu",)) -> Path:
+    """x [batch, seq, 2] -> nodes -> y [batch, seq, 2], with the given ONNX element types."""
+    import onnx
+    from onnx import helper
+
+    y_type = x_type if y_type is None else y_type
+    x = helper.make_tensor_value_info("x", x_type, ["batch", "seq", 2])
+    y = helper.make_tensor_value_info("y", y_type, ["batch", "seq", 2])
+    names = ["x"] + [f"t{i}" for i in range(len(nodes) - 1)] + ["y"]
+    graph_nodes = []
+    for i, op in enumerate(nodes):
+        attrs = {"to": y_type} if op == "Cast" else {}
+        graph_nodes.append(helper.make_node(op, [names[i]], [names[i + 1]], name=f"{op.lower()}_{i}", **attrs))
+    model = helper.make_model(helper.make_graph(graph_nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 21)])
+    path.write_bytes(model.SerializeToString())
+    return path
