@@ -65,7 +65,7 @@ def inspect(
         console.table("recurrent layers", cols, [[layer.get(c) for c in cols] for layer in layers])
     layer_precision = ((man or {}).get("details") or {}).get("layer_precision")
     if info["kind"] == "engine" and layer_precision:
-        from converters.tensorrt.build import summary_rows
+        from edgelstm.stages import summary_rows
 
         rows_lp = summary_rows(layer_precision)
         if rows_lp:
