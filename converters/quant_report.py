@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from edgelstm.errors import InternalError
+from edgelstm.errors import BadInput, InternalError
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import Precision
 
@@ -110,9 +110,21 @@ def io_for_output(src: Path, parent_model, out_model) -> IOSpec:
     dtypes = {t.name: t.dtype for t in (*new.inputs, *new.outputs)}
 
     def fix(t: TensorSpec) -> TensorSpec:
-        return TensorSpec(t.name, dtypes.get(t.name, t.dtype), t.shape, t.state)
+        from dataclasses import replace
+
+        return replace(t, dtype=dtypes.get(t.name, t.dtype))  # value ranges and roles carry over
 
     return IOSpec(tuple(fix(t) for t in parent_io.inputs), tuple(fix(t) for t in parent_io.outputs))
+
+
+def _reject_source_onnxruntime_cannot_run(src: Path, level: str) -> None:
+    """When the result does not run: BadInput if the input model does not run either (the user's to fix)."""
+    from edgelstm.artifacts.ort import probe_session
+
+    ok, why = probe_session(src, opt_level=level)
+    if not ok:
+        raise BadInput(f"{src.name} does not run in onnxruntime ({why.splitlines()[0][:240] if why else 'no reason'}); "
+                       "quantize needs a model that onnxruntime can run")
 
 
 def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent_model, rows: list[OpRow],
@@ -132,6 +144,7 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
         if probe:
             level, tried = first_safe_level(pair.tmp, levels)
             if level is None:
+                _reject_source_onnxruntime_cannot_run(src, levels[-1])
                 raise InternalError(
                     f"the {precision.value} model does not run in onnxruntime at any optimization level "
                     f"({'; '.join(f'{k}: {v}' for k, v in tried.items())}); nothing was written")

@@ -8,7 +8,8 @@ from edgelstm.errors import BadInput, require_torch, opt
 
 def _single_recurrent(model):
     torch = require_torch()
-    rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.RNNBase)]
+    rnns = [(n, m) for n, m in model.named_modules()
+            if isinstance(m, torch.nn.RNNBase) or getattr(m, "_edgelstm_lstm_like", False)]
     if len(rnns) != 1:
         raise BadInput(f"{opt('stateful')} needs exactly one nn.LSTM/nn.GRU in the model, found {len(rnns)}")
     name, rnn = rnns[0]
@@ -22,17 +23,28 @@ def _single_recurrent(model):
 
 def state_names(rnn) -> tuple[list[str], list[str]]:
     torch = require_torch()
-    if isinstance(rnn, torch.nn.LSTM):
+    if isinstance(rnn, torch.nn.LSTM) or getattr(rnn, "_edgelstm_lstm_like", False):  # (a decomposed LSTM too)
         return ["h0", "c0"], ["hn", "cn"]
     return ["h0"], ["hn"]
 
 
-def make_stateful(model):
+def state_shapes(rnn, batch: int) -> dict[str, tuple[int, int, int]]:
+    """The state inputs' shapes at ``batch``: h0 is [layers*dirs, batch, proj_size or hidden], c0 [.., hidden]."""
+    layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+    h_size = getattr(rnn, "proj_size", 0) or rnn.hidden_size
+    names, _ = state_names(rnn)
+    return {n: (layers, batch, h_size if n == "h0" else rnn.hidden_size) for n in names}
+
+
+def make_stateful(model, *, reset=None):
     """Return (wrapper, rnn) where wrapper(x, h0[, c0]) -> (y..., hn[, cn]). The model is not modified:
-    the wrapper swaps in a state-injecting shim around the recurrent layer for the duration of a call."""
+    the wrapper swaps in a state-injecting shim around the recurrent layer for the duration of a call.
+    The state given to the recurrent layer by the model itself (zeros, a random draw, or state kept on the
+    module) is replaced by the h0/c0 inputs. ``reset(model)``, when given, runs after every call: it puts back
+    what the model keeps on itself between calls (see ``edgelstm.models.probing.Snapshot``)."""
     torch = require_torch()
     name, rnn = _single_recurrent(model)
-    is_lstm = isinstance(rnn, torch.nn.LSTM)
+    is_lstm = len(state_names(rnn)[0]) == 2
 
     class StateShim(torch.nn.Module):
         def __init__(self, inner):
@@ -64,6 +76,8 @@ def make_stateful(model):
             finally:
                 setattr(self.parent, attr, rnn)
                 self.shim.state_in = self.shim.state_out = None
+                if reset is not None:
+                    reset(self.base)
 
         if is_lstm:
             def forward(self, x, h0, c0):
@@ -82,7 +96,4 @@ def zero_state(rnn, batch: int):
     """numpy zero states for the rnn, by input name."""
     import numpy as np
 
-    layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
-    shape = (layers, batch, rnn.hidden_size)
-    names, _ = state_names(rnn)
-    return {n: np.zeros(shape, np.float32) for n in names}
+    return {n: np.zeros(shape, np.float32) for n, shape in state_shapes(rnn, batch).items()}

@@ -10,23 +10,70 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def make_parents(dest: str | os.PathLike) -> list[Path]:
+    """Create the missing parent directories of an output file; returns those created (outermost first), for
+    ``remove_dirs`` when the write fails. BadInput in one line when the output is a directory or a parent is a
+    file; other OSErrors (permissions, a read-only disk) propagate with nothing created."""
+    from edgelstm.errors import BadInput
+
+    dest = Path(dest)
+    if dest.is_dir():
+        raise BadInput(f"the output {dest} is a directory; pass a file path")
+    missing: list[Path] = []
+    d = dest.parent
+    while not os.path.lexists(d) and d != d.parent:
+        missing.append(d)
+        d = d.parent
+    if not d.is_dir():
+        raise BadInput(f"cannot write {dest}: {d} is a file, not a directory")
+    created: list[Path] = []
+    try:
+        for m in reversed(missing):
+            try:
+                m.mkdir()
+            except FileExistsError:
+                if not m.is_dir():
+                    raise BadInput(f"cannot write {dest}: {m} is a file, not a directory") from None
+                continue  # made by someone else meanwhile: not ours to remove
+            created.append(m)
+    except BaseException:
+        remove_dirs(created)
+        raise
+    return created
+
+
+def remove_dirs(created: list[Path]) -> None:
+    """Remove directories ``make_parents`` created, innermost first, as far as they are empty."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path in dest's directory; rename it onto dest only if the block succeeds."""
+    """Yield a temp path in dest's directory; rename it onto dest only if the block succeeds. On failure
+    nothing is left behind: no temp file, and no parent directory this call created."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get the usual permissions
-    tmp_path = Path(tmp)
+    created = make_parents(dest)
+    ok = False
+    tmp_path: Path | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get the usual permissions
         yield tmp_path
         os.replace(tmp_path, dest)
+        ok = True
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+        if not ok:
+            remove_dirs(created)
 
 
 def write_bytes_atomic(dest: str | os.PathLike, data: bytes) -> Path:
@@ -99,3 +146,28 @@ def load_json_file(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{what} {Path(path).name} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+
+
+def refuse_overwriting_inputs(outputs: dict[str, str | os.PathLike | None],
+                              inputs: "list[str | os.PathLike | None]") -> None:
+    """BadInput when an output (keyed by its option: ``report``, ``csv``...) would replace one of the inputs
+    or an input's manifest (``<input>.json``), or when two outputs are the same file."""
+    from edgelstm.errors import BadInput, opt
+
+    protected: dict[Path, Path] = {}
+    for i in inputs:
+        if i is None:
+            continue
+        p = Path(i).resolve()
+        protected[p] = Path(i)
+        protected[p.with_name(p.name + ".json")] = Path(str(i) + ".json")
+    seen: dict[Path, str] = {}
+    for key, out in outputs.items():
+        if out is None:
+            continue
+        p = Path(out).resolve()
+        if p in protected:
+            raise BadInput(f"{opt(key)} {out} would overwrite the input {protected[p]}; pass another path")
+        if p in seen:
+            raise BadInput(f"{opt(seen[p])} and {opt(key)} name the same file {out}; pass two paths")
+        seen[p] = key

@@ -118,3 +118,78 @@ def parse_range(text: str, *, what: str) -> tuple[int, int, int]:
     if lo < 1 or not (lo <= opt <= hi):
         raise BadInput(f"{what} needs 1 <= min <= opt <= max, got {text!r}")
     return lo, opt, hi
+
+
+# ------------------------------------------------------------------------------------------ limits at the boundary
+
+
+def check_int(value, key: str, *, minimum: int = 1, maximum: int | None = None, optional: bool = False) -> None:
+    """BadInput in one line unless ``value`` is an integer in [minimum, maximum] (None passes when optional).
+    ``key`` names the option (rendered ``--key`` on the command line, ``[section].key`` in a pipeline)."""
+    from .errors import BadInput, opt
+
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None
+                                                                                    and value > maximum):
+        within = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise BadInput(f"{opt(key)} must be an integer {within}, got {value!r}")
+
+
+def check_float(value, key: str, *, minimum: float = 0.0, strict: bool = False, maximum: float | None = None,
+                optional: bool = False) -> None:
+    """BadInput in one line unless ``value`` is a finite number >= minimum (> with ``strict``) and <= maximum."""
+    import math
+
+    from .errors import BadInput, opt
+
+    if value is None and optional:
+        return
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > minimum if strict else value >= minimum) and (maximum is None or value <= maximum))
+    if not ok:
+        bound = f"{'>' if strict else '>='} {minimum:g}" + (f" and <= {maximum:g}" if maximum is not None else "")
+        raise BadInput(f"{opt(key)} must be a finite number {bound}, got {value!r}")
+
+
+#: the most one array made from the user's shapes and counts may take, unless EDGELSTM_MAX_ARRAY_BYTES says
+#: otherwise: half of this machine's memory (a larger request would swap or be killed, not fail cleanly)
+MAX_ARRAY_ENV = "EDGELSTM_MAX_ARRAY_BYTES"
+
+
+def max_array_bytes() -> int:
+    import os
+
+    env = os.environ.get(MAX_ARRAY_ENV, "").strip()
+    if env.isdigit():
+        return int(env)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
+    except (AttributeError, ValueError, OSError):  # not POSIX: 8 GiB
+        return 8 << 30
+
+
+def check_alloc(shape, itemsize: int, *, what: str, hint: str | None = None) -> None:
+    """Refuse (BadInput, one line) an array of ``shape`` x ``itemsize`` bytes larger than ``max_array_bytes``
+    before anything is allocated; a negative or non-integer dim is refused too. Exact (Python ints)."""
+    from .errors import BadInput
+
+    dims = list(shape)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise BadInput(f"{what}: shape {dims} is not a list of non-negative integers")
+    n = int(itemsize)
+    for d in dims:
+        n *= d
+    limit = max_array_bytes()
+    if n > limit:
+        raise BadInput(f"{what} would take {_human_bytes(n)} (shape {dims}), more than the {_human_bytes(limit)} "
+                       f"edgelstm allows for one array on this machine (half its memory; {MAX_ARRAY_ENV} changes it)",
+                       hint=hint)
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.1f} EiB"  # pragma: no cover

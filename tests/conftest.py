@@ -34,6 +34,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
+#: optional test dependencies: a test module (or folder) that cannot import one is skipped, not an error, so that
+#: `pytest -m trt` runs in images without them (docker/Dockerfile.jetson has no torch)
+OPTIONAL_TEST_DEPS = ("torch", "hypothesis")
+#: folders whose conftest.py itself imports an optional dependency
+collect_ignore = [] if importlib.util.find_spec("hypothesis") is not None else ["fuzz"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        text = str(rep.longrepr)
+        missing = next((m for m in OPTIONAL_TEST_DEPS if f"No module named '{m}'" in text), None)
+        if missing is not None and importlib.util.find_spec(missing) is None:
+            rep.outcome = "skipped"
+            rep.longrepr = (str(collector.path), None, f"Skipped: needs {missing}, which is not installed")
+            rep.result = []
+
+
 def _cuda_device_visible() -> bool:
     import os
     import shutil

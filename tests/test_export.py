@@ -119,15 +119,15 @@ def test_input_size_that_does_not_fit_is_bad_input(tmp_path, tiny_model):
 def test_model_without_inferable_input_is_bad_input(tmp_path):
     import torch
 
-    class Plain(torch.nn.Module):
+    class Plain(torch.nn.Module):  # no layer says what the input is (a Linear first would: [batch, seq, in])
         def __init__(self):
             super().__init__()
-            self.fc = torch.nn.Linear(3, 1)
+            self.w = torch.nn.Parameter(torch.ones(3))
 
         def forward(self, x):
-            return self.fc(x)
+            return x * self.w
 
-    with pytest.raises(BadInput, match="input size"):
+    with pytest.raises(BadInput, match="cannot infer the model's input.*--input"):
         export_onnx(Plain().eval(), tmp_path / "p.onnx")
 
 
@@ -143,3 +143,16 @@ def test_fixed_shape_exported_program_is_explained_then_exports_static(tmp_path,
         export_onnx(loaded, tmp_path / "m.onnx")
     r = export_onnx(loaded, tmp_path / "m.onnx", ExportOptions(static=True, batch=2, seq_len=5))
     assert r.route == ExportRoute.dynamo and r.io.inputs[0].shape == (2, 5, 1)
+
+
+def test_verification_reaches_far_from_an_example_length_of_1(tmp_path, tiny_model):
+    r = export_onnx(tiny_model("lstm_regressor"), tmp_path / "m.onnx", ExportOptions(seq_len=1))
+    seqs = {int(c.name.split("seq=")[1]) for c in r.verification.checks}
+    assert len(seqs) >= 3 and 1 in seqs and max(seqs) >= 16
+    checks = read_manifest(r.path).details["verification"]
+    assert checks["tolerance"]["default"]["spread"] > 0 and all("rel_l2" in c for c in checks["checks"])
+
+
+def test_native_lstm_graph_does_not_grow_with_the_example_length(tmp_path, tiny_model):
+    r = export_onnx(tiny_model("stacked_lstm"), tmp_path / "m.onnx", ExportOptions(seq_len=1))
+    assert r.route == ExportRoute.torchscript and not r.attempts

@@ -123,3 +123,50 @@ def test_unliftable_cell_falls_back_to_a_verified_loop(tmp_path):
     assert r.route == ExportRoute.scripted
     assert any(route == "lifted" for route, _ in r.attempts)
     assert Counter(n.op_type for n in onnx.load(str(r.path)).graph.node)["Loop"] == 1
+
+
+class SplitOrderCell(torch.nn.Module):
+    """x2h + h2h Linears, gates in any order, the (x, (h, c)) convention; bias on x2h only when asked."""
+
+    def __init__(self, n, h, order, h_bias=True):
+        super().__init__()
+        self.order = order
+        self.x2h = torch.nn.Linear(n, 4 * h)
+        self.h2h = torch.nn.Linear(h, 4 * h, bias=h_bias)
+
+    def forward(self, x, hidden):
+        h, c = hidden
+        pre = dict(zip(self.order, (self.x2h(x) + self.h2h(h)).chunk(4, 1)))
+        c = torch.sigmoid(pre["f"]) * c + torch.sigmoid(pre["i"]) * torch.tanh(pre["g"])
+        return torch.sigmoid(pre["o"]) * torch.tanh(c), c
+
+
+@pytest.mark.parametrize("order,h_bias", [(o, b) for o in ORDERS[::7] for b in (True, False)])
+def test_split_linear_cells_lift_in_any_gate_order(order, h_bias):
+    torch.manual_seed(4)
+    model = Unrolled(SplitOrderCell(3, 5, order, h_bias), 5).eval()
+    r = lift_cells(model, 3)
+    assert r.cell.gate_order == order and r.cell.linears == "split" and r.max_error < 1e-5
+    x = torch.randn(2, 9, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(r.model(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_cell_nested_below_the_top_level_is_not_lifted_and_says_why():
+    torch.manual_seed(5)
+
+    class Outer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = torch.nn.Module()
+            self.inner.cell = FourLinearCell(3, 4, "ifgo", "xh")
+            self.fc = torch.nn.Linear(4, 1)
+
+        def forward(self, x):
+            h = c = torch.zeros(x.shape[0], 4)
+            for t in range(x.shape[1]):
+                h, (h, c) = self.inner.cell(x[:, t], (h, c))
+            return self.fc(h)
+
+    with pytest.raises(LiftError, match="inner.cell: only cells owned by the top-level model"):
+        lift_cells(Outer().eval(), 3)

@@ -76,7 +76,10 @@ def test_runner_timing_with_cuda_events_and_graphs(engine):
     assert times == [0.25] * 5  # one stand-in kernel (0.25 ms) per replayed graph
     assert runner.time_once() == 0.25
     plain = TensorRTRunner(engine)
-    assert plain.timed_run({"x": x}, iters=3, warmup=0) == [0.25] * 3
+    assert plain.timed_run({"x": x}, iters=3, warmup=1) == [0.25] * 3
+    assert all(span == ["kernel"] for span in fake.CUDA.spans[-3:])  # enqueues only: no copies in the timed region
+    cold = TensorRTRunner(engine)  # without warm-up the first sample holds TensorRT's first-run setup
+    assert cold.timed_run({"x": x}, iters=2, warmup=0)[0] > 0.25
 
 
 def test_close_destroys_the_stream_events_and_graphs(engine):

@@ -26,6 +26,8 @@ def _axis_roles(spec: TensorSpec | None, name: str, rank: int) -> list[str | Non
             roles.append("seq")
         elif state:
             roles.append("batch" if axis == 1 else None)
+        elif isinstance(sym, str) and sym != "?" and any(d in ("batch", "seq") for d in spec.shape):
+            roles.append("seq")  # another named axis (a decoder's encoder length): sized like seq, as edgelstm feeds it
         else:
             roles.append({0: "batch", 1: "seq"}.get(axis))
     return roles

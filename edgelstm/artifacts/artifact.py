@@ -70,6 +70,8 @@ class Artifact:
             raise BadInput(f"{p} does not exist")
         if p.is_dir():
             raise BadInput(f"{p} is a directory, not an artifact")
+        if p.stat().st_size == 0:
+            raise BadInput(f"{p.name} is empty (0 bytes), not a model or engine")
         kind = artifact_kind(p)
         manifest = read_manifest(p, verify=verify) if kind != ArtifactKind.torch else None
         art = cls(p, kind, manifest, manifest.io if manifest else None, manifest.precision if manifest else None)
@@ -83,6 +85,9 @@ class Artifact:
                 model = onnx.load(str(p), load_external_data=False)
             except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
                 raise BadInput(f"{p.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200] if str(exc) else exc}") from None
+            if not model.ir_version or not model.graph.node:  # protobuf parses many a short file as an empty model
+                raise BadInput(f"{p.name} is not a valid ONNX model: "
+                               f"{'no IR version' if not model.ir_version else 'its graph has no nodes'}")
             art.facts = onnx_facts(model)
             art.io = art.io or iospec_from_onnx(model)
             art.precision = art.precision or art.facts.precision

@@ -41,7 +41,12 @@ def _matches(path: Path, manifest) -> bool | None:
     return sha256_file(path) == manifest.sha256
 
 
-def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool = False) -> dict[str, Any]:
+def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool = False,
+                  inputs: Any = None) -> dict[str, Any]:
+    """A torch model's facts, and its I/O as edgelstm will call it (the input contract, proved by running it)."""
+    from edgelstm.errors import EdgeLSTMError
+    from edgelstm.models.calling import resolve_call
+    from edgelstm.models.inputs import InputOptions
     from edgelstm.models.loading import infer_input_size, load_model, recurrent_modules
 
     loaded = load_model(path, factory=factory, trust_pickle=trust_pickle)
@@ -52,7 +57,15 @@ def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool 
                        "num_layers": m.num_layers, "directions": 2 if m.bidirectional else 1,
                        "batch_first": m.batch_first})
     params = sum(int(p.numel()) for p in mod.parameters())
-    return {"path": str(path), "kind": "torch", "source": loaded.source, "arch": loaded.arch, "config": loaded.config,
+    io, note, contract = None, None, None
+    try:
+        call = resolve_call(mod, inputs or InputOptions())
+        io = call.io.to_dict()
+        contract = {"state_argument": call.contract.state.to_dict() if call.contract.state else None,
+                    "fixed_shape": call.fixed, "notes": list(call.contract.notes)}
+    except EdgeLSTMError as exc:
+        note = f"inputs not inferred: {exc}"
+    return {"io": io, "contract": contract, **({"note": note} if note else {}),"path": str(path), "kind": "torch", "source": loaded.source, "arch": loaded.arch, "config": loaded.config,
             "size_bytes": path.stat().st_size, "precision": "fp32", "input_size": infer_input_size(mod),
             "recurrent_layers": layers, "parameters": params, "module": type(mod).__name__,
             "manifest": None}
@@ -73,6 +86,10 @@ def inspect_artifact(path: str | Path, **kwargs: Any) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise BadInput(f"{path} does not exist")
+    if path.is_dir():
+        raise BadInput(f"{path} is a directory, not an artifact")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path.name} is empty (0 bytes), not a model or engine")
     kind = artifact_kind(path)
     if kind == ArtifactKind.onnx:
         return inspect_onnx(path)

@@ -23,19 +23,59 @@ def is_state(t: "TensorSpec", names: tuple[str, ...] = STATE_INPUTS + STATE_OUTP
     return bool(t.state) or t.name in names
 
 
+#: the dtypes an I/O spec names, and their numpy types
+DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64,
+          "int32": np.int32, "bool": np.bool_, "int8": np.int8, "uint8": np.uint8}
+#: the roles an input can play besides data and state: ``lengths`` = per-sample valid lengths (pack_padded_sequence)
+LENGTHS = "lengths"
+
+
+def numpy_dtype(name: str):
+    """The numpy type of a spec dtype name (float32 for anything unknown)."""
+    return DTYPES.get(name, np.float32)
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     dtype: str = "float32"
     shape: tuple[Dim, ...] = ()
     state: bool = False  # a recurrent state tensor (h0/c0 in, hn/cn out)
+    value_range: tuple[int, int] | None = None  # integer inputs: half-open [low, high) of valid values
+    role: str | None = None  # None (data or state), or LENGTHS (valid steps per sample, values in [1, seq])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "state": self.state}
+        d: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "state": self.state}
+        if self.value_range is not None:
+            d["range"] = list(self.value_range)
+        if self.role:
+            d["role"] = self.role
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TensorSpec":
-        return cls(d["name"], d.get("dtype", "float32"), tuple(d.get("shape", ())), bool(d.get("state", False)))
+        rng = d.get("range")
+        return cls(d["name"], d.get("dtype", "float32"), tuple(d.get("shape", ())), bool(d.get("state", False)),
+                   (int(rng[0]), int(rng[1])) if rng else None, d.get("role") or None)
+
+    @property
+    def is_integer(self) -> bool:
+        return np.dtype(numpy_dtype(self.dtype)).kind in "iub"
+
+    def axis(self, name: str) -> int | None:
+        """The axis named ``name`` (``batch``, ``seq`` or another symbol), or None."""
+        return self.shape.index(name) if name in self.shape else None
+
+    @property
+    def batch_axis(self) -> int:
+        """The axis that indexes samples: the one named ``batch``; else 1 for state ([layers, batch, hidden]), 0."""
+        axis = self.axis("batch")
+        return axis if axis is not None else (1 if is_state(self, STATE_INPUTS + STATE_OUTPUTS) else 0)
+
+    @property
+    def seq_axis(self) -> int | None:
+        """The time axis: the one named ``seq`` (None when the tensor has none)."""
+        return self.axis("seq")
 
     def resolve(self, **dims: int) -> tuple[int, ...]:
         """Concrete shape with symbolic dims replaced (batch=..., seq=...); unknown symbols -> error."""
@@ -51,7 +91,9 @@ class TensorSpec:
 
     def describe(self) -> str:
         dims = ", ".join(str(d) for d in self.shape)
-        return f"{self.name}: {self.dtype}[{dims}]" + (" (state)" if self.state else "")
+        rng = f"@{self.value_range[0]}:{self.value_range[1]}" if self.value_range else ""
+        return (f"{self.name}: {self.dtype}[{dims}]{rng}" + (" (state)" if self.state else "")
+                + (f" ({self.role})" if self.role else ""))
 
 
 @dataclass(frozen=True)
@@ -116,7 +158,9 @@ def iospec_from_onnx(model) -> IOSpec:
             else:
                 dims.append(d.dim_param or "?")
         names = STATE_INPUTS if is_input else STATE_OUTPUTS
-        return TensorSpec(v.name, _ONNX_DTYPES.get(tt.elem_type, f"onnx:{tt.elem_type}"), tuple(dims), v.name in names)
+        dtype = _ONNX_DTYPES.get(tt.elem_type, f"onnx:{tt.elem_type}")
+        role = LENGTHS if is_input and v.name == LENGTHS and dtype in ("int64", "int32") else None
+        return TensorSpec(v.name, dtype, tuple(dims), v.name in names, role=role)
 
     ins = tuple(conv(v, is_input=True) for v in model.graph.input if v.name not in inits)
     outs = tuple(conv(v, is_input=False) for v in model.graph.output)
@@ -152,8 +196,23 @@ def check_feeds(spec: IOSpec, feeds: Mapping[str, np.ndarray], *, what: str = "d
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             bad = int((~np.isfinite(a)).sum())
             problems.append(f"{t.name!r} contains {bad} NaN/inf value(s)")
-        np_dtype = {"float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}.get(t.dtype, np.float32)
-        out[t.name] = np.ascontiguousarray(a.astype(np_dtype, copy=False))
+        if t.is_integer and a.dtype.kind == "f":
+            if a.size and not np.array_equal(a, np.round(a)):
+                problems.append(f"{t.name!r} holds fractional values, but the model takes {t.dtype} (e.g. token ids)")
+                continue
+        if t.value_range is not None and a.size and a.dtype.kind in "iufb":
+            lo, hi = t.value_range
+            below, above = int((a < lo).sum()), int((a >= hi).sum())
+            if below or above:
+                problems.append(f"{t.name!r} has {below + above} value(s) outside [{lo}, {hi}) "
+                                f"(min {a.min()}, max {a.max()}); the model takes {t.describe()}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = np.ascontiguousarray(a.astype(numpy_dtype(t.dtype), copy=False))
+        if a.size and a.dtype.kind in "fiu" and np.isfinite(a).all() and (
+                (cast.dtype.kind == "f" and not np.isfinite(cast).all())
+                or (cast.dtype.kind in "iu" and a.dtype.kind in "iu" and not np.array_equal(cast, a))):
+            problems.append(f"{t.name!r} has values beyond the range of {t.dtype} (min {a.min()}, max {a.max()})")
+        out[t.name] = cast
     if problems:
         raise BadInput(f"{what}: " + "; ".join(problems))
     return out

@@ -80,15 +80,59 @@ def write_manifest(artifact: str | Path, *, kind: str, precision: str = "fp32", 
     return m
 
 
+def manifest_problem(d: Any) -> str | None:
+    """What makes parsed JSON not a manifest (every field's type, the I/O spec's tensors), or None."""
+    if not isinstance(d, dict):
+        return f"a JSON {type(d).__name__}, not an object"
+    for key in ("kind", "file", "sha256"):
+        if not isinstance(d.get(key), str):
+            return f"{key!r} must be a string"
+    for key in ("precision", "created"):
+        if key in d and not isinstance(d[key], str):
+            return f"{key!r} must be a string"
+    if d.get("parent_sha256") is not None and not isinstance(d["parent_sha256"], str):
+        return "'parent_sha256' must be a string or null"
+    for key in ("versions", "details"):
+        if key in d and not isinstance(d[key], dict):
+            return f"{key!r} must be an object"
+    io = d.get("io")
+    if io is None:
+        return None
+    if not isinstance(io, dict):
+        return "'io' must be an object"
+    for role in ("inputs", "outputs"):
+        tensors = io.get(role, [])
+        if not isinstance(tensors, list):
+            return f"io.{role} must be a list"
+        for i, t in enumerate(tensors):
+            where = f"io.{role}[{i}]"
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
+                return f"{where} must be an object with a non-empty 'name'"
+            if not isinstance(t.get("dtype", "float32"), str) or not isinstance(t.get("state", False), bool):
+                return f"{where}: 'dtype' must be a string and 'state' true or false"
+            shape = t.get("shape", [])
+            if not isinstance(shape, list) or not all(
+                    (isinstance(x, int) and not isinstance(x, bool) and x >= 0) or (isinstance(x, str) and x)
+                    for x in shape):
+                return f"{where}.shape must be a list of sizes >= 0 and axis names"
+    return None
+
+
 def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | None:
     """The artifact's manifest, or None if it has none. With verify, a sha256 mismatch is an error."""
     path = manifest_path(artifact)
     if not path.exists():
         return None
     try:
-        m = Manifest.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        problem = manifest_problem(data)
+        if problem:
+            raise ValueError(problem)
+        m = Manifest.from_dict(data)
     except (ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"manifest {path} is not a valid edgelstm manifest: {exc}") from None
+        raise BadInput(f"manifest {path} is not a valid edgelstm manifest: {str(exc).splitlines()[0][:200]}") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read manifest {path}: {exc.strerror or exc}") from None
     if verify:
         actual = sha256_file(artifact)
         if actual != m.sha256:
@@ -126,30 +170,37 @@ def write_artifact(out: str | Path) -> Iterator[ArtifactPair]:
     destination directory (a full disk fails here, before anything is replaced). On success the earlier pair is
     moved aside, the new pair renamed into place (renames need no space) and the old pair deleted; if a rename
     fails, the earlier pair is put back. On any failure nothing of the new pair is left behind."""
+    from edgelstm.fileio import make_parents, remove_dirs
+
     out = Path(out)
-    if out.is_dir():
-        raise BadInput(f"the output {out} is a directory; pass a file path")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    created = make_parents(out)  # BadInput when out is a directory or a parent is a file
     man = manifest_path(out)
+    if man.is_dir():
+        remove_dirs(created)
+        raise BadInput(f"the manifest path {man} is a directory; move it away or pass another output")
     tmps: list[Path] = []
-    for suffix in (".tmp", ".json.tmp"):
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-        os.close(fd)
-        tmps.append(Path(name))
-    umask = os.umask(0)
-    os.umask(umask)
-    for t in tmps:
-        os.chmod(t, 0o666 & ~umask)
-    pair = ArtifactPair(out, tmps[0], tmps[1])
+    ok = False
     try:
+        for suffix in (".tmp", ".json.tmp"):
+            fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+            os.close(fd)
+            tmps.append(Path(name))
+        umask = os.umask(0)
+        os.umask(umask)
+        for t in tmps:
+            os.chmod(t, 0o666 & ~umask)
+        pair = ArtifactPair(out, tmps[0], tmps[1])
         yield pair
         if pair.manifest is None:
             raise RuntimeError("write_artifact: the block wrote no manifest")
         _commit([(tmps[0], out), (tmps[1], man)])
+        ok = True
     finally:
         for t in tmps:
             if t.exists():
                 t.unlink()
+        if not ok:
+            remove_dirs(created)
 
 
 def _commit(moves: list[tuple[Path, Path]]) -> None:

@@ -218,8 +218,25 @@ def float_initializer_bytes(model) -> dict[int, int]:
     return out
 
 
+#: operator domains onnxruntime runs without a custom-op library (quantize runs every result in onnxruntime)
+ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.training",
+                         "ai.onnx.preview.training", "com.ms.internal.nhwc"})
+
+
+def unknown_domain_ops(model) -> list[str]:
+    """``domain:op`` of every operator onnxruntime cannot run out of the box (model-local functions excepted)."""
+    local = {(f.domain, f.name) for f in model.functions}
+    return sorted({f"{n.domain}:{n.op_type}" for _, _, n in walk(model.graph)
+                   if n.domain not in ORT_DOMAINS and (n.domain, n.op_type) not in local})
+
+
 def reject_quantized(model, name: str, *, target: str) -> None:
-    """BadInput when the model is already quantized or already FP16: quantize the FP32 model instead."""
+    """BadInput when the model is already quantized or already FP16 (quantize the FP32 model instead), or uses
+    operators from a custom domain that onnxruntime, which checks every quantized model, cannot run."""
+    custom = unknown_domain_ops(model)
+    if custom:
+        raise BadInput(f"{name} uses custom operators onnxruntime cannot run ({', '.join(custom[:3])}"
+                       f"{', ...' if len(custom) > 3 else ''}); {target} needs a model of standard ONNX operators")
     found = sorted(op_types_in(model) & QUANTIZED_OPS)
     if found:
         raise BadInput(f"{name} is already quantized (it has {', '.join(found[:3])}); {target} needs the FP32 "

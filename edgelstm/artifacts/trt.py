@@ -361,6 +361,7 @@ def engine_iospec(engine, trt, onnx_io=None):
                 sym = ref[name].shape[axis] if name in ref and axis < len(ref[name].shape) else "?"
                 dims.append(sym if isinstance(sym, str) else "?")
         state = name in (STATE_INPUTS if is_input else STATE_OUTPUTS) or bool(name in ref and ref[name].state)
-        spec = TensorSpec(name, dtype_name(engine.get_tensor_dtype(name)), tuple(dims), state)
+        spec = TensorSpec(name, dtype_name(engine.get_tensor_dtype(name)), tuple(dims), state,
+                          ref[name].value_range if name in ref else None, ref[name].role if name in ref else None)
         (ins if is_input else outs).append(spec)
     return IOSpec(tuple(ins), tuple(outs))

@@ -76,6 +76,7 @@ def render_readme(sources: list[Source], steps: list[BuildStep], *, src_name: st
         out += ["  If `edgelstm inspect` or the runtime refuses one, rebuild it with ./build_engine.sh.", ""]
     out += ["JETSON NOTES",
             "  TensorRT's Python bindings come with JetPack: create the venv with --system-site-packages.",
+            "  Device buffers: pip install \"cuda-python>=12.6,<12.7\" (the CUDA of JetPack 6.1/6.2; 12.2 on 6.0).",
             "  Checksums prove the files arrived intact, not who made them: check the bundle's signature if you",
             "  were given one.",
             ""]

@@ -55,7 +55,8 @@ class BuildStep:
         parts = [f"edgelstm build {_q(self.onnx)} -o {engine_dir}/{_q(self.engine)}",
                  f"--precision {_q(self.precision)}", f"--batch {_dims(self.batch)}", f"--seq {_dims(self.seq)}"]
         if self.calib_cache:
-            # TensorRT < 10.12 (JetPack 6) calibrates from the cache; newer ones need the data itself (CALIB)
+            # TensorRT 10.x (JetPack 6: 10.3) calibrates from the cache; 11.x has no calibrators and quantizes
+            # from the data itself (CALIB)
             parts.append(f"--calib-cache {_q(self.calib_cache)}")
             parts.append('${CALIB:+--calib "$CALIB"}')
         elif self.needs_calib_data:
@@ -92,7 +93,7 @@ def render_recipe(steps: list[BuildStep], *, created: str, version: str, validat
         "#   VALIDATE=1           after each build, compare the engine with its ONNX (0 skips)",
         "#   GATE=...             the drift gate of that comparison (default per precision, e.g. rel_l2<=0.01)",
         "#   CALIB=data.npz       calibration data for an INT8 build from a float model (needed without a",
-        "#                        calibration cache, and on TensorRT >= 10.12, which no longer reads one)",
+        "#                        calibration cache, and on TensorRT 11.x, which has no calibrators and reads none)",
         "#   SKIP_VERIFY=1        skip `sha256sum -c CHECKSUMS.sha256`",
         "set -euo pipefail",
         'cd "$(dirname "${BASH_SOURCE[0]}")"',

@@ -9,6 +9,7 @@ import typer
 
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.model_options import FactoryOpt, InputOpt, StateArgOpt, TrustPickleOpt, input_options
 
 HELP = """Measure latency and throughput of one or more artifacts (torch models, ONNX files, TensorRT engines)
 over a grid of batch sizes, sequence lengths and thread counts, with warm-up and percentiles
@@ -59,6 +60,13 @@ def bench(
                                 "stateful artifact and compare it with re-running the window."),
     input_size: Optional[int] = typer.Option(None, help="Features per time step, for torch models where it "
                                              "cannot be inferred."),
+    input: Optional[List[str]] = InputOpt,
+    state_arg: Optional[str] = StateArgOpt,
+    static: bool = typer.Option(False, "--static", help="A torch model that takes one fixed shape: run it only at the "
+                                "first --batch x --seq point (a model that refuses the usual probe shapes is also "
+                                "tried at every grid point)."),
+    factory: Optional[str] = FactoryOpt,
+    trust_pickle: bool = TrustPickleOpt,
     opt_level: Optional[str] = typer.Option(None, help="onnxruntime graph optimisation: disable | basic | extended "
                                             "| all. Default: the level recorded in the artifact's manifest, else all."),
     report: Optional[Path] = typer.Option(None, help="Write the full report as JSON here."),
@@ -88,6 +96,9 @@ def bench(
         raise BadInput(f"pass either {opt('iters')} or {opt('min_time')}, not both")
     if opt_level is not None and opt_level not in OPT_LEVELS:
         raise BadInput(f"{opt('opt_level')} must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
+    from edgelstm.fileio import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"report": report, "csv": csv_out, "plot": plot}, [*artifacts, baseline])
     for out, suffix, key in ((report, ".json", "report"), (csv_out, ".csv", "csv"), (plot, ".png", "plot")):
         if out is not None and out.suffix.lower() != suffix:
             raise BadInput(f"{opt(key)} must end in {suffix}, got {out.name}")
@@ -102,7 +113,11 @@ def bench(
                      tuple(parse_int_list(threads, what=opt("threads"))) if threads else (None,))
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
-                           input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy)
+                           input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy,
+                           torch_options={"factory": factory, "trust_pickle": trust_pickle,
+                                          "inputs": input_options(input, input_size, state_arg,
+                                                                  (grid.batches[0], grid.seqs[0]) if static else None,
+                                                                  [(b, s) for b in grid.batches for s in grid.seqs])})
     total = planned_rows(len(artifacts), grid, stream)
     console.step(f"timing {len(artifacts)} artifact(s) x {len(grid.points())} grid point(s)"
                  + (" + streaming steps" if stream else "") + f" ({options.policy.describe()} each)")

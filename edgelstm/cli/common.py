@@ -22,31 +22,70 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         console.configure(quiet=bool(kwargs.get("quiet")), json_mode=bool(kwargs.get("json_out")))
+        new_dirs = _missing_dirs(kwargs)
         try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
+            return _run(fn, args, kwargs)
+        except typer.Exit as exc:
+            if exc.exit_code not in (0, 1):  # refused or broken: no empty output directory is left behind
+                _remove_empty(new_dirs)
             raise
-        except EdgeLSTMError as exc:
-            console.error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            console.error("interrupted; no partial artifact was written")
-            raise typer.Exit(130) from None
-        except MemoryError:
-            console.error("not enough memory for this input (shapes or sample counts too large); use smaller ones")
-            raise typer.Exit(2) from None
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
-            problem = environment_problem(exc) if isinstance(exc, OSError) else None
-            if problem is not None:  # the disk or the file system said no: the user's to fix, not a bug
-                console.error(problem)
-                raise typer.Exit(2) from None
-            if os.environ.get("EDGELSTM_DEBUG"):
-                traceback.print_exc()
-            console.error(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                          "(set EDGELSTM_DEBUG=1 for the traceback and please report it)")
-            raise typer.Exit(4) from None
 
     return wrapper
+
+
+#: options naming a file or directory a command writes (a failed command removes the empty folders it made)
+OUTPUT_OPTIONS = ("out", "report", "junit", "markdown", "csv_out", "plot", "keep_onnx", "timing_cache",
+                  "calib_cache")
+
+
+def _missing_dirs(kwargs: dict[str, Any]) -> list[str]:
+    """The not-yet-existing paths from each output option up to its first existing ancestor, deepest first."""
+    out: list[str] = []
+    for key in OUTPUT_OPTIONS:
+        value = kwargs.get(key)
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            continue
+        d = os.path.abspath(value)
+        while not os.path.lexists(d) and os.path.dirname(d) != d:
+            out.append(d)
+            d = os.path.dirname(d)
+    return out
+
+
+def _remove_empty(paths: list[str]) -> None:
+    for d in paths:
+        if os.path.isdir(d) and not os.path.islink(d):
+            try:
+                os.rmdir(d)  # only when empty
+            except OSError:
+                pass
+
+
+def _run(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """EdgeLSTMError -> one-line message + its exit code; anything else -> exit 4 (2 for disk/permissions)."""
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except EdgeLSTMError as exc:
+        console.error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.error("interrupted; no partial artifact was written")
+        raise typer.Exit(130) from None
+    except MemoryError:
+        console.error("not enough memory for this input (shapes or sample counts too large); use smaller ones")
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        problem = environment_problem(exc) if isinstance(exc, OSError) else None
+        if problem is not None:  # the disk or the file system said no: the user's to fix, not a bug
+            console.error(problem)
+            raise typer.Exit(2) from None
+        if os.environ.get("EDGELSTM_DEBUG"):
+            traceback.print_exc()
+        console.error(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                      "(set EDGELSTM_DEBUG=1 for the traceback and please report it)")
+        raise typer.Exit(4) from None
 
 
 def environment_problem(exc: OSError) -> str | None:
@@ -57,10 +96,14 @@ def environment_problem(exc: OSError) -> str | None:
             errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
             errno.EPERM: "operation not permitted", errno.ENOENT: "no such file or directory",
             errno.EISDIR: "is a directory", errno.ENOTDIR: "not a directory", errno.EFBIG: "file too large",
-            errno.ENAMETOOLONG: "file name too long", errno.EMFILE: "too many open files"}.get(exc.errno or 0)
+            errno.ENAMETOOLONG: "file name too long", errno.EMFILE: "too many open files",
+            errno.EEXIST: "already exists (a file is in the way of a directory)"}.get(exc.errno or 0)
     if what is None:
         return None
-    return f"{exc.filename or 'the file system'}: {what}; nothing was replaced (earlier artifacts are intact)"
+    where = exc.filename
+    if where and os.path.basename(os.fspath(where)).startswith("."):  # our temp file: name the folder instead
+        where = os.path.dirname(os.fspath(where)) or "."
+    return f"{where or 'the file system'}: {what}; nothing was replaced (earlier artifacts are intact)"
 
 
 def finish(payload: dict[str, Any], json_out: bool, exit_code: int = 0) -> None:

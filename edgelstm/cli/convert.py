@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from edgelstm import console
 from edgelstm.options import ExportRoute
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.model_options import FactoryOpt, InputOpt, StateArgOpt, TrustPickleOpt
 
 HELP = """Export a trained PyTorch model to ONNX and prove it: onnxruntime must reproduce torch at several
 sequence lengths (1, the example length, a longer one) and batch sizes, or nothing is written.
@@ -24,13 +25,24 @@ Examples:
   edgelstm convert weights.pt --factory mypkg.models:build -o model.onnx --input-size 8
 
   edgelstm convert model.pt -o model.stateful.onnx --stateful   # h0/c0 in, hn/cn out, for streaming
+
+  edgelstm convert lm.pt --trust-pickle -o lm.onnx --input tokens:int64[seq,batch]@0:10000 --state-arg hidden
+
+  edgelstm convert clf.pt -o clf.onnx --input x:float32[batch,seq,4] --input lengths:int64[batch]
+
+The inputs are inferred from the model's first layer when --input is not given (token ids for an nn.Embedding,
+[seq, batch, F] for a model whose first LSTM/GRU is not batch_first); a forward(input, hidden) argument becomes
+state inputs h0/c0 and outputs hn/cn, verified by streaming; a lengths argument (pack_padded_sequence) becomes
+the LSTM/GRU op's sequence_lens, verified on ragged batches.
 """
 
 
 def convert(
     model: Path = typer.Argument(..., help="The trained model file.", show_default=False),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the ONNX file (a <file>.json manifest goes beside it)."),
-    input_size: Optional[int] = typer.Option(None, help="Features per time step; inferred from the first LSTM/GRU when omitted."),
+    input_size: Optional[int] = typer.Option(None, help="Features per time step; inferred from the model's first layer when omitted."),
+    input: Optional[List[str]] = InputOpt,
+    state_arg: Optional[str] = StateArgOpt,
     seq_len: int = typer.Option(16, help="Example sequence length used for export (verification also uses 1 and longer)."),
     batch: int = typer.Option(2, help="Example batch size used for export."),
     opset: Optional[int] = typer.Option(None, help="ONNX opset (default: 17 on the TorchScript route, 18 on the dynamo route); an opset the route cannot write is an error.", show_default=False),
@@ -39,8 +51,8 @@ def convert(
     static: bool = typer.Option(False, "--static", help="Fix batch and sequence length at the example values (no dynamic axes)."),
     route: Optional[ExportRoute] = typer.Option(None, help="Force an export route instead of choosing one per model."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip graph simplification."),
-    factory: Optional[str] = typer.Option(None, help="pkg.module:function (or file.py:function) that builds the model for a state_dict."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a whole pickled module (runs code from the file)."),
+    factory: Optional[str] = FactoryOpt,
+    trust_pickle: bool = TrustPickleOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -51,7 +63,10 @@ def convert(
         from edgelstm.errors import BadInput
 
         raise BadInput(f"-o must end in .onnx, got {out.name}")
-    options = stages.ExportOptions(input_size=input_size, seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
+    from edgelstm.models.inputs import parse_inputs
+
+    options = stages.ExportOptions(input_size=input_size, inputs=parse_inputs(input), state_arg=state_arg or None,
+                                   seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
                                    max_seq_len=max_seq_len, static=static, route=route, simplify=not no_simplify)
     loaded = load_model(model, factory=factory, trust_pickle=trust_pickle)
     console.step(f"loaded {model.name} ({loaded.source}{', ' + loaded.arch if loaded.arch else ''})")
@@ -63,8 +78,16 @@ def convert(
                      f"{result.lifted['gate_order']}, concat {result.lifted['concat']})")
     console.success(f"wrote {out} via the {result.route.value} route in {result.seconds:.2f}s; "
                     f"{result.verification.summary()}")
+    contract = (getattr(result.manifest, "details", None) or {}).get("inputs") or {}
+    st = contract.get("state_argument")
+    if st:
+        console.info(f"  forward argument {st['argument']!r} carries the recurrent state: inputs "
+                     f"{'/'.join(st['inputs'])}, outputs {'/'.join(st['outputs'])} (verified by streaming)")
+    for note in contract.get("notes", []):
+        console.info(f"  [dim]{note}[/]")
     console.table("ONNX I/O", ["tensor", "dtype", "shape"],
-                  [[t.name + (" (state)" if t.state else ""), t.dtype, str(list(t.shape))]
+                  [[t.name + (" (state)" if t.state else "") + (f" ({t.role})" if t.role else ""), t.dtype,
+                    str(list(t.shape)) + (f" values in [{t.value_range[0]}, {t.value_range[1]})" if t.value_range else "")]
                    for t in (*result.io.inputs, *result.io.outputs)])
     finish({"path": str(out), "route": result.route.value, "seconds": result.seconds,
             "simplified": result.simplified, "lifted": result.lifted,

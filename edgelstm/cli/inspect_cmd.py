@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
+                                        input_options)
 
 HELP = """Describe an artifact: inputs/outputs with symbolic dims, recurrent layers (hidden size, directions,
 layers), op histogram, parameter count, file size, precision and its manifest.
@@ -18,6 +20,8 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
   edgelstm inspect model.onnx
 
   edgelstm inspect model.pt --json
+
+  edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
 """
 
 
@@ -31,14 +35,20 @@ def _human(n: int) -> str:
 
 def inspect(
     artifact: Path = typer.Argument(..., help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
-    factory: Optional[str] = typer.Option(None, help="For a state_dict: pkg.module:function that builds the model."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a whole pickled module."),
+    factory: Optional[str] = FactoryOpt,
+    trust_pickle: bool = TrustPickleOpt,
+    input: Optional[List[str]] = InputOpt,
+    input_size: Optional[int] = InputSizeOpt,
+    state_arg: Optional[str] = StateArgOpt,
+    static: Optional[str] = typer.Option(None, "--static", show_default=False, metavar="BATCHxSEQ",
+                                         help="A torch model that takes one fixed shape, e.g. 1x100."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.artifacts.inspection import inspect_artifact
 
-    info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle)
+    info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
+                            inputs=input_options(input, input_size, state_arg, _static(static)))
     rows = [["kind", info["kind"]], ["size", _human(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])
@@ -57,7 +67,8 @@ def inspect(
     io = info.get("io")
     if io:
         console.table("inputs / outputs", ["", "tensor", "dtype", "shape"],
-                      [[role, t["name"] + (" (state)" if t.get("state") else ""), t["dtype"], str(t["shape"])]
+                      [[role, t["name"] + (" (state)" if t.get("state") else "") + (f" ({t['role']})" if t.get("role") else ""),
+                        t["dtype"], str(t["shape"]) + (f" values in [{t['range'][0]}, {t['range'][1]})" if t.get("range") else "")]
                        for role in ("inputs", "outputs") for t in io[role]])
     layers = info.get("recurrent_layers") or []
     if layers:
@@ -75,6 +86,17 @@ def inspect(
     if info.get("note"):
         console.info(info["note"])
     finish(info, json_out)
+
+
+def _static(text: Optional[str]) -> tuple[int, int] | None:
+    if not text:
+        return None
+    from edgelstm.errors import BadInput, opt
+
+    parts = text.lower().replace("*", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise BadInput(f"{opt('static')} takes BATCHxSEQ (e.g. 1x100), got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def register(app: typer.Typer) -> None:

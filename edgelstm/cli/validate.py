@@ -10,6 +10,7 @@ import typer
 
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command
+from edgelstm.cli.model_options import FactoryOpt, InputOpt, StateArgOpt, TrustPickleOpt, input_options
 
 HELP = """Measure how far a CANDIDATE artifact drifted from a REFERENCE on the same data, and fail (exit 1)
 when a gate is exceeded. Both may be any artifact: a torch model (TorchScript, .pt2, edgelstm
@@ -114,11 +115,12 @@ def validate(
                                          help="Streaming chunk sizes, comma-separated (default: 1 and seq/4)."),
     input_size: Optional[int] = typer.Option(None, "--input-size", show_default=False,
                                              help="Features per step, for torch models where it cannot be inferred."),
-    factory: Optional[str] = typer.Option(None, "--factory", show_default=False,
-                                          help="pkg.module:function (or file.py:function) that builds the model for "
-                                               "a state_dict reference/candidate."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle",
-                                      help="Allow loading a whole pickled torch module (runs code from the file)."),
+    input: Optional[List[str]] = InputOpt,
+    state_arg: Optional[str] = StateArgOpt,
+    static: bool = typer.Option(False, "--static", help="A torch model that takes one fixed shape: run it only at "
+                                "--batch-size x --seq (a fixed-shape ONNX candidate also says its shape)."),
+    factory: Optional[str] = FactoryOpt,
+    trust_pickle: bool = TrustPickleOpt,
     threads: Optional[int] = typer.Option(None, "--threads", show_default=False, help="Intra-op threads for both runners."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -134,12 +136,10 @@ def validate(
         raise BadInput(f"give exactly one of {opt('data')} FILE or {opt('synthetic')} N")
     if task is not None and task not in ("regression", "classification"):
         raise BadInput(f"{opt('task')} must be regression or classification, got {task!r}")
-    outs = [p for p in (report, junit, markdown) if p is not None]
-    if len({p.resolve() for p in outs}) != len(outs):
-        raise BadInput(f"{opt('report')}, {opt('junit')} and {opt('markdown')} must be different files")
-    for p in outs:
-        if p.resolve() in (reference.resolve(), candidate.resolve()) or (data and p.resolve() == data.resolve()):
-            raise BadInput(f"refusing to overwrite an input with a report: {p}")
+    from edgelstm.fileio import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown},
+                              [reference, candidate, data, policy, baseline])
     gates = parse_gates(gate)
     pol = load_policy(policy) if policy else None
     base = load_baseline(baseline) if baseline else None
@@ -162,6 +162,9 @@ def validate(
     options = ValidateOptions(gates=all_gates, baseline=base, baseline_tolerance=tol, baseline_floor=floor,
                               batch_size=batch_size, streaming=not no_streaming, chunk_sizes=_parse_chunks(chunks),
                               task=task, input_size=input_size, factory=factory, trust_pickle=trust_pickle,
+                              model_inputs=input_options(input, input_size, state_arg,
+                                                         (batch_size, seq) if static else None,
+                                                         fallback_points=((batch_size, seq),)),
                               threads=threads, progress=on_progress)
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
                           target=target, min_samples=min_samples)

@@ -33,9 +33,10 @@ DEFAULT_BATCH_SIZE = 32
 
 
 def sample_axis(spec_or_name: TensorSpec | str) -> int:
-    """The axis that indexes samples: 1 for state inputs (h0/c0), 0 for everything else."""
+    """The axis that indexes samples: the spec's ``batch`` axis (1 in a seq-first [seq, batch, F]); else 1 for state
+    inputs (h0/c0), 0 for everything else."""
     if isinstance(spec_or_name, TensorSpec):
-        return 1 if is_state(spec_or_name, STATE_INPUTS) else 0
+        return spec_or_name.batch_axis
     return 1 if spec_or_name in STATE_INPUTS else 0
 
 
@@ -51,7 +52,10 @@ def with_default_state(spec: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[st
     batch = None
     for t in spec.inputs:
         if t.name in feeds and not is_state(t, STATE_INPUTS):
-            batch = int(np.shape(feeds[t.name])[0])
+            shape = np.shape(feeds[t.name])
+            if not shape:
+                raise BadInput(f"{t.name!r} is a scalar; it needs a batch axis to size the zero state")
+            batch = int(shape[t.batch_axis]) if len(shape) > t.batch_axis else int(shape[0])
             break
     for t in spec.inputs:
         if t.name in feeds:
@@ -105,6 +109,7 @@ class Dataset:
     labels: np.ndarray | None = None
     source: str = ""
     axes: dict[str, int] = field(default_factory=dict)
+    seq_axes: dict[str, int] = field(default_factory=dict)   # the time axis of inputs that have one (from the spec)
 
     def __post_init__(self) -> None:
         for name in self.inputs:
@@ -124,7 +129,10 @@ class Dataset:
 
     @property
     def seq(self) -> int | None:
-        """Sequence length of the first data input (axis 1 of x), if it has one."""
+        """Sequence length of the first data input (its ``seq`` axis; else axis 1 of a 3-d x), if it has one."""
+        for name, axis in self.seq_axes.items():
+            if name in self.inputs and np.ndim(self.inputs[name]) > axis:
+                return int(np.shape(self.inputs[name])[axis])
         for name, a in self.inputs.items():
             if self.axes.get(name, 0) == 0 and np.ndim(a) >= 3:
                 return int(np.shape(a)[1])
@@ -143,12 +151,16 @@ class Dataset:
         """The first ``n`` samples."""
         n = max(0, min(int(n), self.n))
         ins = {k: np.take(a, np.arange(n), axis=self.axes[k]) for k, a in self.inputs.items()}
-        return Dataset(ins, None if self.labels is None else self.labels[:n], self.source, dict(self.axes))
+        return Dataset(ins, None if self.labels is None else self.labels[:n], self.source, dict(self.axes),
+                       dict(self.seq_axes))
 
     def for_spec(self, spec: IOSpec) -> "Dataset":
         """This data as feeds for another model's spec: zero state added where missing, unknown inputs dropped."""
         full = with_default_state(spec, self.inputs)
-        return Dataset(full, self.labels, self.source, {k: self.axes.get(k, sample_axis(k)) for k in full})
+        specs = {t.name: t for t in spec.inputs}
+        return Dataset(full, self.labels, self.source,
+                       {k: self.axes.get(k, sample_axis(specs[k]) if k in specs else sample_axis(k)) for k in full},
+                       dict(self.seq_axes))
 
     def describe(self) -> str:
         shapes = ", ".join(f"{k}{list(np.shape(a))}" for k, a in self.inputs.items())
@@ -191,6 +203,18 @@ def _check_labels(labels: np.ndarray | None, where: str) -> np.ndarray | None:
     return labels
 
 
+def _any_batch(spec: IOSpec) -> IOSpec:
+    """``spec`` with the batch axis of every data input left open: a data set holds any number of samples."""
+    from dataclasses import replace
+
+    def free(t: TensorSpec) -> TensorSpec:
+        if is_state(t, STATE_INPUTS) or not t.shape or isinstance(t.shape[t.batch_axis], str):
+            return t
+        return replace(t, shape=tuple("batch" if i == t.batch_axis else d for i, d in enumerate(t.shape)))
+
+    return IOSpec(tuple(free(t) for t in spec.inputs), spec.outputs)
+
+
 def dataset_from_arrays(arrays: Mapping[str, np.ndarray], spec: IOSpec, *, labels: np.ndarray | None = None,
                         source: str = "arrays", min_samples: int = 1) -> Dataset:
     """Check in-memory arrays against ``spec`` (zero state added where missing) and wrap them as a Dataset."""
@@ -209,11 +233,12 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], spec: IOSpec, *, label
             feeds.update({k: zeros[k] for k in missing_state})
         except BadInput:
             pass  # check_feeds reports what is missing
-    checked = check_feeds(spec, feeds, what=source)
+    checked = check_feeds(_any_batch(spec), feeds, what=source)  # a fixed batch is met batch by batch, not here
     for t in spec.inputs:
         a = checked[t.name]
         if not is_state(t, STATE_INPUTS) and a.ndim >= 2 and "seq" in t.shape and a.shape[t.shape.index("seq")] == 0:
             raise BadInput(f"{source}: {t.name!r} has sequence length 0 (shape {list(a.shape)})")
-    ds = Dataset(checked, _check_labels(labels, source), source)
+    ds = Dataset(checked, _check_labels(labels, source), source, {t.name: sample_axis(t) for t in spec.inputs},
+                 {t.name: t.seq_axis for t in spec.inputs if t.seq_axis is not None and not is_state(t, STATE_INPUTS)})
     require_min_samples(ds, min_samples, what="data set")
     return ds

@@ -165,6 +165,8 @@ def _load_csv(path: Path, spec: IOSpec, *, window: int | None, features, target,
                        + (f" plus horizon {horizon}" if horizon else ""))
     feats_tab = table[:, fcols].astype(np.float32)
     x = np.stack([feats_tab[s:s + window] for s in starts])
+    if x_spec.axis("seq") == 0 and x_spec.axis("batch") == 1:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))  # a seq-first model takes [seq, batch, features]
     labels = None
     if tcol is not None:
         col = table[:, tcol]

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgelstm.errors import BackendMissing, BadInput, opt
+from edgelstm.runners.onnxruntime_runner import ort_feed_dtype  # noqa: F401 - one mapping for every path
 
 
 @dataclass
@@ -38,7 +39,7 @@ def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False
         return ort_path(runner.session, feeds)
     if backend == "torch" and getattr(runner, "module", None) is not None:
         return torch_path(runner.module, feeds, device=str(getattr(runner, "device", "cpu")), amp=amp,
-                          cuda_graph=cuda_graph)
+                          cuda_graph=cuda_graph, names=getattr(runner, "input_order", None))
     if amp or cuda_graph:
         raise BadInput("autocast / CUDA graphs apply to the torch backend on CUDA only")
     return FastPath("run", lambda: runner.run(feeds), copies_included=True)
@@ -47,8 +48,6 @@ def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False
 # ----------------------------------------------------------------------------------------- onnxruntime
 
 
-def ort_feed_dtype(type_str: str):
-    return np.float16 if "float16" in type_str else np.int64 if "int64" in type_str else np.float32
 
 
 def cast_ort_feeds(session, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -98,7 +97,7 @@ def _torch():
 
 
 def torch_path(module: Any, feeds: Mapping[str, np.ndarray], *, device: str = "cpu", amp: bool = False,
-               cuda_graph: bool = False) -> FastPath:
+               cuda_graph: bool = False, names: list[str] | None = None) -> FastPath:
     torch = _torch()
     on_cuda = device.startswith("cuda")
     if (amp or cuda_graph) and not on_cuda:
@@ -106,8 +105,12 @@ def torch_path(module: Any, feeds: Mapping[str, np.ndarray], *, device: str = "c
     if on_cuda and not torch.cuda.is_available():
         raise BackendMissing("torch CUDA was asked for but no CUDA device is available",
                              hint="install a CUDA build of torch on a GPU machine")
-    inputs = [torch.from_numpy(np.ascontiguousarray(feeds[n], dtype=np.float32)).to(device)
-              for n in _torch_input_names(feeds)]
+    def tensor(n: str):  # floats as float32; token ids and lengths keep their integer type (lengths on the CPU)
+        a = np.asarray(feeds[n])
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
+        return t if n == "lengths" else t.to(device)
+
+    inputs = [tensor(n) for n in (names or _torch_input_names(feeds))]
     if on_cuda:
         for m in module.modules():
             if isinstance(m, torch.nn.RNNBase):

@@ -21,6 +21,7 @@ from edgelstm.latency.regression import compare_reports, load_baseline, planned_
 from edgelstm.latency.schema import BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget  # noqa: F401
 # re-exported for callers that import them from here (edgelstm.pipeline.flow); new code: edgelstm.latency
 from edgelstm.latency.summary import summarize  # noqa: F401
+from edgelstm.options import check_float, check_int
 
 
 def bench_artifacts(targets: Sequence[Any], grid: BenchGrid = BenchGrid(), options: BenchOptions = BenchOptions(), *,
@@ -35,6 +36,8 @@ def bench_artifacts(targets: Sequence[Any], grid: BenchGrid = BenchGrid(), optio
     regression, exit code 1 in the CLI). Raises BadInput/BackendMissing before any timing."""
     base = None
     if baseline is not None:
+        check_float(max_slowdown, "max_slowdown", minimum=1.0)  # the numbers before the file
+        check_int(repeats, "repeats")
         base = load_baseline(baseline) if isinstance(baseline, (str, Path)) else dict(baseline)
 
     def check(dev: dict[str, Any], resolved: list[ResolvedTarget]) -> None:

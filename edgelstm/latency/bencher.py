@@ -121,7 +121,7 @@ class Bencher:
     def _open(self, res: ResolvedTarget, threads: int | None):
         from edgelstm.runners.base import open_runner
 
-        opts = dict(res.target.runner_options)
+        opts = {**(self.options.torch_options if res.backend == "torch" else {}), **res.target.runner_options}
         if res.backend == "onnxruntime":
             if "opt_level" not in opts:
                 opts["opt_level"] = self.options.opt_level or safe_ort_level(res)
@@ -133,20 +133,42 @@ class Bencher:
 
     # -- timing ------------------------------------------------------------------------------------
     def feeds(self, res: ResolvedTarget, batch: int, seq: int) -> dict[str, np.ndarray]:
+        """Seeded inputs for every data input (x[batch, seq, features], or any rank: axis 0 batch, axis 1 seq),
+        zero state for the state inputs; an input too large for this machine is refused before allocating."""
+        from edgelstm.artifacts.feeds import tensor_values
         from edgelstm.latency.stream import zero_state
+        from edgelstm.options import check_alloc
 
-        x = data_input(res.io)
-        feature = x.shape[2] if len(x.shape) >= 3 else None
-        if not (isinstance(feature, int) and feature > 0):
-            feature = self.options.input_size
-        if not feature:
-            raise BadInput(f"cannot tell the feature size of {res.name}'s input {x.name!r}",
-                           hint=f"pass {opt('input_size')}")
         rng = np.random.default_rng(self.options.seed + 7919 * batch + seq)
-        feeds = {x.name: rng.standard_normal((batch, seq, int(feature))).astype(np.float32)}
+        feeds: dict[str, np.ndarray] = {}
+        for x in res.io.data_inputs or (data_input(res.io),):
+            dims = [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)]
+            check_alloc(dims, 8, what=f"{res.name}'s input {x.name!r} at batch {batch}, seq {seq}",
+                        hint=f"use a smaller {opt('batch')} or {opt('seq')}")
+            # floats standard normal; token ids within their value range; lengths ragged in [1, seq]
+            feeds[x.name] = tensor_values(x, tuple(dims), rng, seq=seq)
         if res.io.state_inputs:
             feeds.update(zero_state(res.io, batch, res.details))
         return feeds
+
+    def _dim(self, res: ResolvedTarget, x: Any, axis: int, d: Any, batch: int, seq: int) -> int:
+        if d in ("batch", "seq"):  # the real axis roles: a seq-first input is [seq, batch, F]
+            return batch if d == "batch" else seq
+        if "batch" in x.shape or "seq" in x.shape:
+            if isinstance(d, int) and d > 0:
+                return d
+            if isinstance(d, str) and d != "?":
+                return seq  # another symbolic axis (e.g. the encoder length of a decoder step)
+        if axis == 0:
+            return batch
+        if axis == 1 and (d == "seq" or len(x.shape) == 3 or not (isinstance(d, int) and d > 0)):
+            return seq
+        if isinstance(d, int) and d > 0:
+            return d
+        if self.options.input_size:
+            return int(self.options.input_size)
+        raise BadInput(f"cannot tell the feature size of {res.name}'s input {x.name!r}",
+                       hint=f"pass {opt('input_size')}")
 
     def measure(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None, mode: str = "window",
                 policy: TimingPolicy | None = None) -> BenchRow:

@@ -25,6 +25,7 @@ on a loaded machine. `time_callable` and `time_timed_run` also take a `clock=` a
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -55,8 +56,8 @@ class TimingPolicy:
             raise BadInput(f"{opt('warmup')} must be >= 0, got {self.warmup}")
         if self.iters is not None and self.iters < 1:
             raise BadInput(f"{opt('iters')} must be >= 1, got {self.iters}")
-        if self.min_time is not None and not self.min_time > 0:
-            raise BadInput(f"{opt('min_time')} must be > 0 seconds, got {self.min_time}")
+        if self.min_time is not None and not (self.min_time > 0 and math.isfinite(self.min_time)):
+            raise BadInput(f"{opt('min_time')} must be a finite number > 0 of seconds, got {self.min_time}")
         if self.min_iters < 1 or self.max_iters < self.min_iters:
             raise BadInput("min_iters must be >= 1 and <= max_iters")
 

@@ -24,6 +24,7 @@ the pause between re-measurements goes through the module-level `sleep` (time.sl
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -132,11 +133,37 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
 
 
 def check_report(data: Any, *, what: str) -> None:
+    """A bench report's shape, every field the comparison reads typed, so that a hand-edited or foreign file is
+    one BadInput line here and never a crash later."""
     if not isinstance(data, dict) or not isinstance(data.get("results"), list) or not isinstance(data.get("device"), dict):
         raise BadInput(f"{what} is not an edgelstm bench report (needs 'device' and 'results')")
+    device = data["device"]
+    for key in ("cpu", "gpu", "jetson"):
+        block = device.get(key)
+        if block is not None and not isinstance(block, dict):
+            raise BadInput(f"{what}: device.{key} must be an object")
+        if isinstance(block, dict) and any(not _scalar(v) for k, v in block.items() if k in ("model", "isa", "name")):
+            raise BadInput(f"{what}: device.{key} holds a non-text model/name")
     for i, row in enumerate(data["results"]):
-        if not isinstance(row, dict) or "artifact" not in row or "p50" not in (row.get("latency_ms") or {}):
+        lat = row.get("latency_ms") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not isinstance(row.get("artifact"), str) or not isinstance(lat, dict) \
+                or not _number_ok(lat.get("p50")):
             raise BadInput(f"{what}: results[{i}] lacks artifact / latency_ms.p50")
+        if any(not _scalar(row.get(k)) for k in ROW_KEY_FIELDS) or any(
+                row.get(k) is not None and not isinstance(row.get(k), str) for k in ("sha256", "parent_sha256")):
+            raise BadInput(f"{what}: results[{i}] has a field of the wrong type (artifact, backend, batch, seq, "
+                           "threads, sha256 ...)")
+        if any(lat.get(k) is not None and not _number_ok(lat.get(k)) for k in ("min", "p90", "p99", "mean")) or (
+                row.get("probe_ms") is not None and not _number_ok(row.get("probe_ms"))):
+            raise BadInput(f"{what}: results[{i}].latency_ms holds a value that is not a number >= 0")
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _number_ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
 def _artifact_map(current: Sequence[Mapping[str, Any]], baseline: Sequence[Mapping[str, Any]],

@@ -52,6 +52,7 @@ class BenchOptions:
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     stream: bool = False              # also time one step of a stateful artifact with its state carried
     input_size: int | None = None     # for torch models whose input size cannot be inferred
+    torch_options: Mapping[str, Any] = field(default_factory=dict)  # torch models: factory, trust_pickle, inputs
     opt_level: str | None = None      # onnxruntime graph optimisation level; None: the manifest's proven level
                                       # (quantized models), else "all" (FP16 without one: crash-safe probe)
     measure_memory: bool = True

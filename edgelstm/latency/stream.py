@@ -91,12 +91,17 @@ def _ort_pingpong(session, x_name: str, x_step: np.ndarray, state0: Mapping[str,
     cast = cast_ort_feeds(session, {x_name: x_step, **state0})
     to_value = lambda a: ort.OrtValue.ortvalue_from_numpy(np.array(a), device, device_id)  # noqa: E731
     x_value = to_value(cast[x_name])
+    state_ins = {si for si, _ in pairs}
+    # other inputs (a decoder's encoder outputs): bound once, the same for every step
+    others = {n: to_value(a) for n, a in cast.items() if n != x_name and n not in state_ins}
     buffers = [{si: to_value(cast[si]) for si, _ in pairs}, {si: to_value(cast[si]) for si, _ in pairs}]
     state_outs = {so for _, so in pairs}
     bindings = []
     for k in (0, 1):
         b = session.io_binding()
         b.bind_ortvalue_input(x_name, x_value)
+        for n, v in others.items():
+            b.bind_ortvalue_input(n, v)
         for si, so in pairs:
             b.bind_ortvalue_input(si, buffers[k][si])
             b.bind_ortvalue_output(so, buffers[1 - k][si])
@@ -106,7 +111,7 @@ def _ort_pingpong(session, x_name: str, x_step: np.ndarray, state0: Mapping[str,
         bindings.append(b)
     flip = [0]
 
-    def call(_bindings=bindings, _keep=(x_value, buffers)):
+    def call(_bindings=bindings, _keep=(x_value, buffers, others)):
         session.run_with_iobinding(_bindings[flip[0]])
         flip[0] ^= 1
 

@@ -3,8 +3,10 @@ factory, and a whole pickled module only with trust_pickle=True (refused otherwi
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,9 @@ def _import_factory(spec: str):
                 raise BadInput(f"factory file {file} does not exist")
             s = importlib.util.spec_from_file_location(f"_edgelstm_factory_{file.stem}", file)
             module = importlib.util.module_from_spec(s)
+            import sys
+
+            sys.modules[s.name] = module  # dataclasses (and pickling) look the module up while it executes
             s.loader.exec_module(module)  # type: ignore[union-attr]
         else:
             module = importlib.import_module(mod_name)
@@ -68,7 +73,23 @@ def from_module(module, *, arch: str | None = None, config: dict | None = None) 
     return LoadedModel(module, "in-memory", None, arch, dict(config or {}))
 
 
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    """torch's loaders log a traceback (at WARNING) before they raise; the raise is ours to report, in one line."""
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(before)
+
+
 def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    with _quiet_torch_logs():
+        return _load_model(path, factory=factory, trust_pickle=trust_pickle)
+
+
+def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
     torch = require_torch()
     from edgelstm.models import zoo
 
@@ -147,17 +168,85 @@ def recurrent_modules(module) -> list[tuple[str, Any]]:
     return [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.RNNBase)]
 
 
-def infer_input_size(module) -> int | None:
-    """Feature size from the first recurrent layer (nn.LSTM/GRU, or weight_ih_l0 in TorchScript)."""
-    torch = require_torch()
-    for _, m in module.named_modules():
-        if isinstance(m, torch.nn.RNNBase):
-            return int(m.input_size)
-    for name, p in module.named_parameters():
-        if name.endswith("weight_ih_l0"):
-            return int(p.shape[1])
-    # a hand-written cell: one Linear(in + h, 4h) or four Linear(in + h, h)
+#: layer kinds that can consume a model's input, and the feature size each takes
+_INPUT_LAYERS = ("LSTM", "GRU", "RNN", "Linear", "Conv1d", "BatchNorm1d", "LayerNorm", "Embedding", "EmbeddingBag")
+
+
+def _kind(m) -> str:
+    return getattr(m, "original_name", None) or type(m).__name__  # TorchScript keeps the class name
+
+
+def _layer_size(m, kind: str) -> int | None:
+    """Features per step a layer of this kind consumes (None for token layers: they take integer ids)."""
+    if kind in ("LSTM", "GRU", "RNN"):
+        w = getattr(m, "weight_ih_l0", None)
+        return int(w.shape[1]) if w is not None else None
+    if kind == "Linear":
+        return int(m.weight.shape[1])
+    if kind == "Conv1d":
+        return int(m.weight.shape[1]) * int(getattr(m, "groups", 1))
+    if kind == "BatchNorm1d":
+        rm = getattr(m, "running_mean", None)
+        w = rm if rm is not None else getattr(m, "weight", None)
+        return int(w.shape[0]) if w is not None else None
+    if kind == "LayerNorm":
+        w = getattr(m, "weight", None)
+        return int(w.shape[-1]) if w is not None and w.dim() == 1 else None
+    return None
+
+
+def input_layers(module) -> list[tuple[str, str, int | None]]:
+    """(path, kind, features) of the layers that could consume the model's input, in registration order:
+    recurrent layers, Linear, Conv1d, BatchNorm1d, LayerNorm, Embedding and hand-written cells (whose inner
+    Linears are skipped). The first is the model's first layer when modules are registered in call order."""
     from edgelstm.models.cells import cell_candidates
 
-    sizes = {in_size for *_, in_size in cell_candidates(module)}
-    return sizes.pop() if len(sizes) == 1 else None
+    cells = {c.path: c for c in cell_candidates(module)}
+    out: list[tuple[str, str, int | None]] = []
+    inside: list[str] = []
+    for path, m in module.named_modules():
+        if any(path.startswith(p + ".") for p in inside):
+            continue
+        if path in cells:
+            out.append((path, "cell", cells[path].input_size))
+            inside.append(path)
+            continue
+        kind = _kind(m)
+        if kind in _INPUT_LAYERS:
+            out.append((path, kind, _layer_size(m, kind)))
+            if kind in ("LSTM", "GRU", "RNN"):
+                inside.append(path)
+    return out
+
+
+def infer_input_size(module) -> int | None:
+    """Features per time step of the model's input, from the first layer that consumes the input (not the first
+    recurrent layer: a BatchNorm1d(5) -> Linear(5, 32) -> LSTM(32) model takes 5). When layers of different sizes
+    are registered, the first size the model actually runs on wins (registration order need not be call order).
+    None when the first layer takes token ids (an nn.Embedding) or nothing tells."""
+    layers = input_layers(module)
+    if not layers:
+        return None
+    first_kind, first_size = layers[0][1], layers[0][2]
+    if first_kind in ("Embedding", "EmbeddingBag"):
+        return None
+    sizes = list(dict.fromkeys(s for _, k, s in layers if s is not None and k not in ("Embedding", "EmbeddingBag")))
+    if len(sizes) <= 1:
+        return sizes[0] if sizes else None
+    for size in sizes:
+        if _runs_on(module, size):
+            return size
+    return first_size if first_size is not None else sizes[0]
+
+
+def _runs_on(module, size: int) -> bool:
+    torch = require_torch()
+    from edgelstm.models.probing import module_state_guard
+
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    try:
+        with module_state_guard(module), torch.no_grad():
+            module(torch.zeros(2, 3, size, device=device))
+        return True
+    except Exception:  # noqa: BLE001 - this size does not fit; the caller tries the next
+        return False

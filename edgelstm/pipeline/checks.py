@@ -41,8 +41,8 @@ class Problems:
 def check_pipeline(p: Pipeline, problems: Problems, *, skip: Collection[str] = ()) -> None:
     """Add every problem of a parsed pipeline to ``problems`` (nothing is run, nothing is written); sections
     in ``skip`` already have a problem with a value's type."""
-    for check, section in ((_model, "model"), (_quantize, "quantize"), (_data, "data"), (_validate, "validate"),
-                           (_bench, "bench")):
+    for check, section in ((_model, "model"), (_export, "export"), (_quantize, "quantize"), (_data, "data"),
+                           (_validate, "validate"), (_bench, "bench")):
         if section in skip:
             continue
         with problems.check(section):
@@ -55,6 +55,11 @@ def _model(p: Pipeline, problems: Problems) -> None:
     m = p.model
     if (m.zoo is None) == (m.source is None):
         problems.add("[model] needs exactly one of zoo = \"<architecture>\" or source = \"<file>\"")
+    if m.input:
+        with problems.check("model"):
+            from edgelstm.models.inputs import parse_inputs
+
+            parse_inputs(m.input)
     if m.source is not None:
         src = p.resolve(m.source)
         if not src.exists():
@@ -116,6 +121,7 @@ def _data(p: Pipeline, problems: Problems) -> None:
         elif full.suffix.lower() not in DATA_SUFFIXES:
             problems.add(f"[data].{key} {path!r}: unknown data format; use {', '.join(DATA_SUFFIXES)}")
         csv = csv or full.suffix.lower() == ".csv"
+    _data_size(p, problems)
     if d.synthetic < 1 and d.validation is None:
         problems.add("[data] needs synthetic > 0 or a validation file")
     for key in ("window", "features"):
@@ -142,6 +148,29 @@ def _validate(p: Pipeline, problems: Problems) -> None:
                 continue
             with problems.check("validate"):
                 parse_gate(gate, source="pipeline")
+
+
+def _export(p: Pipeline, problems: Problems) -> None:
+    from edgelstm.stages import ExportOptions
+
+    e = p.export
+    with problems.check("export"):  # the exporter's own limits (opset, seq_len above its maximum), in the file's words
+        ExportOptions(input_size=p.model.input_size, seq_len=e.seq_len, batch=e.batch, opset=e.opset,
+                      stateful=e.stateful)
+
+
+def _data_size(p: Pipeline, problems: Problems) -> None:
+    """Synthetic samples that could never fit in memory are refused before training starts."""
+    from edgelstm.models import zoo
+    from edgelstm.options import check_alloc
+
+    d = p.data
+    features = p.model.input_size or p.model.config.get("input_size") or (
+        zoo.zoo_entry(p.model.zoo).input_size if p.model.zoo in zoo.ZOO else 1)
+    if d.synthetic > 0 and isinstance(features, int) and features > 0:
+        with problems.check("data"):
+            check_alloc([d.synthetic, d.seq, features], 8, what=f"[data] synthetic = {d.synthetic} samples of "
+                        f"seq = {d.seq}", hint="use fewer samples or a shorter [data].seq")
 
 
 def _bench(p: Pipeline, problems: Problems) -> None:

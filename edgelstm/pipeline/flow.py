@@ -135,10 +135,12 @@ def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
     with reworded("model", prefix="model: "):
         reference = steps.load_reference(p, res.model_path)
     onnx_path = out / "model.onnx"
-    stage("convert", {"model": model_sha, "export": p.export.__dict__, "input_size": m.input_size},
+    stage("convert", {"model": model_sha, "export": p.export.__dict__, "input_size": m.input_size,
+                      **({"input": list(m.input), "state_arg": m.state_arg, "static": m.static}
+                         if m.input or m.state_arg or m.static else {})},
           lambda: steps.export(reference, onnx_path, p, stateful=False), section="export")
     res.artifacts.append(res.artifact("fp32", onnx_path, "fp32"))
-    stateful_ok = p.export.stateful and not steps.is_bidirectional(reference.module)
+    stateful_ok = p.export.stateful and not steps.is_bidirectional(reference.module) and not m.static
     if p.export.stateful and not stateful_ok:
         res.skipped.append({"stage": "convert --stateful", "reason": "bidirectional models cannot stream"})
     if stateful_ok:
@@ -151,7 +153,7 @@ def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
     from edgelstm.runners import open_runner
 
     with reworded("model", prefix="model: "):
-        ref_runner = open_runner(reference)
+        ref_runner = open_runner(reference, inputs=steps.input_options(p))
     ref_runner.label = str(res.model_path)  # reports name the files, not the architecture
     with reworded("data", prefix="data: "):
         val, calib, data_sha = steps.datasets(p, ref_runner.io)

@@ -26,6 +26,9 @@ class ModelSection:
     train_steps: int = 150
     seed: int = 0
     input_size: int | None = None
+    input: tuple[str, ...] = ()       # NAME:DTYPE[DIMS] per forward argument (as `--input`); default: inferred
+    state_arg: str | None = None      # the forward argument that takes the recurrent state (as `--state-arg`)
+    static: bool = False              # the model takes one shape: [export].batch x [export].seq_len
     config: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -44,10 +44,21 @@ def is_bidirectional(module) -> bool:
     return any(isinstance(m, torch.nn.RNNBase) and m.bidirectional for m in module.modules())
 
 
+def input_options(p: Pipeline):
+    """How the pipeline's [model] is called (the same options as `--input`, `--state-arg`, `--static`)."""
+    from edgelstm.models.inputs import InputOptions
+
+    m = p.model
+    return InputOptions.from_cli(m.input, m.input_size, m.state_arg,
+                                 (p.export.batch, p.export.seq_len) if m.static else None)
+
+
 def export(reference, path: Path, p: Pipeline, *, stateful: bool):
-    r = stages.export(reference, path, stages.ExportOptions(input_size=p.model.input_size, seq_len=p.export.seq_len,
-                                                            batch=p.export.batch, opset=p.export.opset,
-                                                            stateful=stateful))
+    inputs = input_options(p)
+    r = stages.export(reference, path, stages.ExportOptions(input_size=p.model.input_size, inputs=inputs.inputs,
+                                                            state_arg=inputs.state_arg, static=p.model.static,
+                                                            seq_len=p.export.seq_len, batch=p.export.batch,
+                                                            opset=p.export.opset, stateful=stateful))
     return [path, path.with_name(path.name + ".json")], {"route": r.route.value, "max_abs": r.verification.max_abs}
 
 
@@ -137,17 +148,27 @@ def validate(ref_runner, artifact, val, gates: list[str], report_path: Path):
 def drift_by_length(ref, cand, dataset, *, samples: int = 64) -> dict[str, Any]:
     """rel_l2 of the candidate runner's output against the reference runner's when the sequence is cut at
     growing lengths: how drift accumulates along the recurrence (time steps)."""
-    x = dataset.inputs["x"][:samples]
-    lengths = [t for t in DRIFT_LENGTHS if t <= x.shape[1]]
-    if x.shape[1] not in lengths:
-        lengths.append(int(x.shape[1]))
-    extra = {t.name: np.zeros([x.shape[0] if d == "batch" else d for d in t.shape], np.float32)
-             for t in cand.io.inputs if t.state}
+    from edgelstm.artifacts.iospec import LENGTHS
+    from edgelstm.data import with_default_state
+
+    specs = {t.name: t for t in ref.io.inputs}
+    n = min(samples, dataset.n)
+    data = {k: np.take(v, np.arange(n), axis=dataset.axes.get(k, 0)) for k, v in dataset.inputs.items()
+            if not (k in specs and specs[k].state)}
+    seq_axes = {k: specs[k].seq_axis for k in data if k in specs and specs[k].seq_axis is not None}  # by role
     out_name = ref.io.outputs[0].name
+    if not seq_axes:  # one step per call, or a fixed length: nothing to cut
+        return {"output": out_name, "lengths": [], "rel_l2": []}
+    full = min(int(data[k].shape[a]) for k, a in seq_axes.items())
+    lengths = [t for t in DRIFT_LENGTHS if t <= full]
+    if full not in lengths:
+        lengths.append(full)
     rel = []
     for t in lengths:
-        r = ref.run({"x": x[:, :t]})[out_name]
-        c = cand.run({"x": x[:, :t], **extra})[out_name]
+        feeds = {k: np.ascontiguousarray(np.take(v, np.arange(t), axis=seq_axes[k])) if k in seq_axes else
+                 (np.minimum(v, t) if k in specs and specs[k].role == LENGTHS else v) for k, v in data.items()}
+        r = ref.run(with_default_state(ref.io, feeds))[out_name]
+        c = cand.run(with_default_state(cand.io, feeds))[out_name]
         rel.append(float(np.linalg.norm(c - r) / max(np.linalg.norm(r), 1e-12)))
     return {"output": out_name, "lengths": lengths, "rel_l2": rel}
 

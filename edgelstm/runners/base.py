@@ -33,13 +33,21 @@ def default_backend(kind: ArtifactKind) -> Backend:
 
 def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads: int | None = None,
                 input_size: int | None = None, device: str = "cpu", **options: Any) -> Runner:
-    """Open a runner for a path (torch file, ONNX, engine) or an in-memory LoadedModel/nn.Module."""
-    from edgelstm.models.loading import LoadedModel
+    """Open a runner for a path (torch file, ONNX, engine) or an in-memory LoadedModel/nn.Module.
 
+    Torch models take the loading options every command shares: ``factory``, ``trust_pickle`` and ``inputs`` (an
+    ``edgelstm.models.inputs.InputOptions``: --input, --input-size, --state-arg, --static); other backends ignore
+    them."""
+    from edgelstm.models.loading import LoadedModel
+    from edgelstm.options import check_int
+
+    check_int(threads, "threads", optional=True)  # 0 or -1 would mean "the library's default" to some backends
+    torch_only = {k: options.pop(k) for k in ("factory", "trust_pickle", "inputs") if k in options}
     if not isinstance(artifact, (str, Path)):
         from edgelstm.runners.torch_runner import TorchRunner
 
-        return TorchRunner(artifact, input_size=input_size, threads=threads, device=device)
+        return TorchRunner(artifact, input_size=input_size, threads=threads, device=device,
+                           inputs=torch_only.get("inputs"))
     path = Path(artifact)
     if not path.exists():
         raise BadInput(f"artifact {path} does not exist")
@@ -51,9 +59,10 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
         from edgelstm.models.loading import load_model
         from edgelstm.runners.torch_runner import TorchRunner
 
-        loaded: LoadedModel = load_model(path, factory=options.get("factory"),
-                                         trust_pickle=bool(options.get("trust_pickle")))
-        return TorchRunner(loaded, input_size=input_size, threads=threads, device=device)
+        loaded: LoadedModel = load_model(path, factory=torch_only.get("factory"),
+                                         trust_pickle=bool(torch_only.get("trust_pickle")))
+        return TorchRunner(loaded, input_size=input_size, threads=threads, device=device,
+                           inputs=torch_only.get("inputs"))
     if chosen == Backend.onnxruntime:
         if kind != ArtifactKind.onnx:
             raise BadInput(f"onnxruntime runs .onnx files, not {kind.value} files ({path.name})")

@@ -3,18 +3,19 @@
 Three interchangeable backends, tried in this order: pycuda (when installed; it needs CUDA headers to
 build, which Jetson images often lack), cuda-python (`cuda.bindings.runtime`, or the older `cuda.cudart`),
 and torch CUDA tensors. All of them expose the same small interface (`CudaBackend`), so the runner never
-cares which one it got. Nothing here imports a CUDA library at module import time.
-
-Every stream, event and graph a backend creates is destroyed again by its owner (`destroy_stream`,
-`destroy_event`, `destroy_graph`): a long-lived process opening many runners must not leak them.
-
-Tests replace `get_backend` with a host-memory stand-in (tests/fakes/cuda.py).
+cares which one it got. Nothing here imports a CUDA library at module import time. Every backend works on the
+device's primary context (the CUDA runtime's, which TensorRT and torch use too). CUDA graphs: cuda-python only.
+On Jetson cuda-python is pinned to the L4T driver's CUDA minor (`>=12.6,<12.7` on JetPack 6.1/6.2): cuda.bindings
+12.x needs minor-version compatibility to run on an older 12.y driver (docker/Dockerfile.jetson says more).
+Every stream, event and graph a backend creates is destroyed again by its owner (`destroy_stream`, `destroy_event`,
+`destroy_graph`): a long-lived process must not leak them. Tests use a stand-in (tests/fakes/cuda.py).
 """
 
 from __future__ import annotations
 
 import abc
 import ctypes
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,8 @@ import numpy as np
 from edgelstm.errors import BackendMissing
 
 CUDA_INSTALL_HINT = ("pip install cuda-python (matching your CUDA major version), or pycuda, or a CUDA build of "
-                     "torch; on Jetson: pip install cuda-python inside a venv made with --system-site-packages")
+                     "torch; on Jetson (JetPack 6.1/6.2, CUDA 12.6): pip install \"cuda-python>=12.6,<12.7\" inside a "
+                     "venv made with --system-site-packages")
 
 
 @dataclass
@@ -65,7 +67,7 @@ class CudaBackend(abc.ABC):
 
     def _no_graphs(self) -> BackendMissing:
         return BackendMissing(f"CUDA graph capture is not available through the {self.name} backend",
-                              hint="install cuda-python or pycuda, or run without CUDA graphs")
+                              hint="install cuda-python (its backend captures CUDA graphs), or run without them")
 
     def begin_capture(self, stream: int) -> None:
         raise self._no_graphs()
@@ -76,8 +78,7 @@ class CudaBackend(abc.ABC):
     def launch(self, graph: Any, stream: int) -> None:
         raise self._no_graphs()
 
-    # Releasing what stream() / event() / end_capture() made. The defaults suit backends whose handles are
-    # Python objects freed by the garbage collector.
+    # Releasing what stream() / event() / end_capture() made (defaults: handles the garbage collector frees).
     def destroy_stream(self, stream: int) -> None: pass
 
     def destroy_event(self, event: Any) -> None: pass
@@ -193,65 +194,105 @@ class CudaPythonBackend(CudaBackend):
 
 
 class PycudaBackend(CudaBackend):
+    """pycuda on the primary context (TensorRT's and torch's; `pycuda.autoinit` makes a second one that conflicts),
+    pushed/popped around each call. Copies go through pinned buffers (async from pageable memory is synchronous); a
+    device->host copy lands in the caller's array at `synchronize`. No CUDA graphs: pycuda cannot capture streams."""
+
     name = "pycuda"
+    supports_graphs = False
 
     def __init__(self):
-        import pycuda.autoinit  # noqa: F401  (creates the context on device 0)
         import pycuda.driver as cuda
 
-        self.cuda = cuda
+        cuda.init()
+        if cuda.Device.count() < 1:
+            raise BackendMissing("pycuda sees no CUDA device", hint=CUDA_INSTALL_HINT)
+        self.cuda, self.device = cuda, cuda.Device(0)
+        self.context = self.device.retain_primary_context()
         self._streams: dict[int, Any] = {}
-        self.supports_graphs = hasattr(cuda.Stream, "begin_capture")
+        self._staging: dict[tuple[str, int], tuple[np.ndarray, Any]] = {}   # (direction, device ptr) -> pinned, event
+        self._landing: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # stream -> (pinned, host) to copy out
+
+    @contextmanager
+    def _current(self):
+        self.context.push()
+        try:
+            yield
+        finally:
+            self.cuda.Context.pop()
+
+    def _pinned(self, direction: str, buf: DeviceBuffer, nbytes: int) -> tuple[np.ndarray, Any]:
+        pinned, done = self._staging.get((direction, buf.ptr), (None, None))
+        if pinned is None or pinned.nbytes < nbytes:
+            pinned, done = self._staging[(direction, buf.ptr)] = (self.cuda.pagelocked_empty(max(1, nbytes), np.uint8),
+                                                                  self.cuda.Event())
+        done.synchronize()   # the last copy through this staging buffer has finished: safe to reuse it
+        return pinned[:nbytes], done
 
     def malloc(self, nbytes):
-        alloc = self.cuda.mem_alloc(max(1, int(nbytes)))
+        with self._current():
+            alloc = self.cuda.mem_alloc(max(1, int(nbytes)))
         return DeviceBuffer(int(alloc), int(nbytes), alloc)
 
     def free(self, buf):
-        if buf.handle is not None:
-            buf.handle.free()
+        with self._current():
+            self._staging.pop(("htod", buf.ptr), None)
+            self._staging.pop(("dtoh", buf.ptr), None)
+            if buf.handle is not None:
+                buf.handle.free()
 
     def stream(self):
-        s = self.cuda.Stream()
+        with self._current():
+            s = self.cuda.Stream()
         self._streams[int(s.handle)] = s
         return int(s.handle)
 
     def htod(self, buf, host, stream):
-        self.cuda.memcpy_htod_async(buf.ptr, np.ascontiguousarray(host), self._streams[stream])
+        src = np.ascontiguousarray(host).reshape(-1).view(np.uint8)
+        with self._current():
+            pinned, done = self._pinned("htod", buf, src.nbytes)
+            pinned[:] = src
+            self.cuda.memcpy_htod_async(buf.ptr, pinned, self._streams[stream])
+            done.record(self._streams[stream])
 
     def dtoh(self, host, buf, stream):
-        self.cuda.memcpy_dtoh_async(host, buf.ptr, self._streams[stream])
+        with self._current():
+            pinned, done = self._pinned("dtoh", buf, host.nbytes)
+            self.cuda.memcpy_dtoh_async(pinned, buf.ptr, self._streams[stream])
+            done.record(self._streams[stream])
+        self._landing.setdefault(stream, []).append((pinned, host))
 
     def synchronize(self, stream):
-        self._streams[stream].synchronize()
+        with self._current():
+            self._streams[stream].synchronize()
+        for pinned, host in self._landing.pop(stream, []):
+            host.reshape(-1).view(np.uint8)[:] = pinned
 
     def event(self):
-        return self.cuda.Event()
+        with self._current():
+            return self.cuda.Event()
 
     def record(self, event, stream):
-        event.record(self._streams[stream])
+        with self._current():
+            event.record(self._streams[stream])
 
     def elapsed_ms(self, start, end):
-        end.synchronize()
-        return float(start.time_till(end))
+        with self._current():
+            end.synchronize()
+            return float(start.time_till(end))
 
     def device_info(self):
-        dev = self.cuda.Device(0)
-        major, minor = dev.compute_capability()
-        return {"name": dev.name(), "compute_capability": f"{major}.{minor}", "memory_bytes": int(dev.total_memory()),
-                "source": self.name}
-
-    def begin_capture(self, stream):
-        self._streams[stream].begin_capture()
-
-    def end_capture(self, stream):
-        return self._streams[stream].end_capture().instance()
-
-    def launch(self, graph, stream):
-        graph.launch(self._streams[stream])
+        major, minor = self.device.compute_capability()
+        return {"name": self.device.name(), "compute_capability": f"{major}.{minor}",
+                "memory_bytes": int(self.device.total_memory()), "source": self.name}
 
     def destroy_stream(self, stream):
-        self._streams.pop(stream, None)  # the last reference: pycuda destroys it
+        self._landing.pop(stream, None)
+        self._streams.pop(stream, None)  # the last reference: pycuda destroys it (in its context)
+
+    def close(self):
+        self._staging.clear()  # pycuda frees pinned memory in its owning context
+        self.context.detach()
 
 
 # ------------------------------------------------------------------------------------------------- torch
@@ -281,11 +322,8 @@ class TorchBackend(CudaBackend):
         self._streams[int(s.cuda_stream)] = s
         return int(s.cuda_stream)
 
-    def _host_view(self, host: np.ndarray):
-        return self.torch.from_numpy(np.ascontiguousarray(host).view(np.uint8).reshape(-1))
-
     def htod(self, buf, host, stream):
-        src = self._host_view(host)
+        src = self.torch.from_numpy(np.ascontiguousarray(host).view(np.uint8).reshape(-1))
         with self.torch.cuda.stream(self._streams[stream]):
             buf.handle[: src.numel()].copy_(src, non_blocking=True)
 

@@ -13,6 +13,15 @@ from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
 
 
+def ort_feed_dtype(type_str: str):
+    """The numpy dtype onnxruntime wants for an input of type ``tensor(...)``: token ids and lengths stay integers."""
+    for key, dtype in (("float16", np.float16), ("int64", np.int64), ("int32", np.int32), ("bool", np.bool_),
+                       ("double", np.float64)):
+        if key in type_str:
+            return dtype
+    return np.float32
+
+
 class OrtRunner:
     backend = "onnxruntime"
 
@@ -41,7 +50,7 @@ class OrtRunner:
         cast = {}
         for name, arr in feeds.items():
             t = self._in_types.get(name, "tensor(float)")
-            cast[name] = np.ascontiguousarray(arr, dtype=np.float16 if "float16" in t else np.float32)
+            cast[name] = np.ascontiguousarray(arr, dtype=ort_feed_dtype(t))
         try:
             outs = self.session.run(None, cast)
         except Exception as exc:  # noqa: BLE001

@@ -1,4 +1,5 @@
-"""Torch eager runner (CPU, or CUDA when asked and present)."""
+"""Torch eager runner (CPU, or CUDA when asked and present). The model is called through its input contract
+(``edgelstm.models.calling``): any number of inputs (token ids, lengths, recurrent state), the real axis roles."""
 
 from __future__ import annotations
 
@@ -6,83 +7,62 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgelstm.errors import BackendMissing, BadInput, require_torch
-from edgelstm.artifacts.iospec import IOSpec, TensorSpec
+from edgelstm.errors import BackendMissing, opt, require_torch
+from edgelstm.artifacts.iospec import IOSpec
+from edgelstm.models.calling import flatten_outputs, module_device, output_names_for  # noqa: F401 - re-exported
+from edgelstm.models.inputs import InputOptions
 
 
-def output_names_for(n: int) -> list[str]:
-    return ["y"] if n == 1 else [f"y{i}" for i in range(n)]
+def probe_torch_io(module, input_size: int | None = None, fixed: tuple[int, int] | None = None, *,
+                   options: InputOptions | None = None) -> IOSpec:
+    """The I/O spec of a torch model, learned by running it (at two (batch, seq) points; at ``fixed`` only, for a
+    fixed-shape model). The probe runs on the module's device."""
+    from edgelstm.models.calling import resolve_call
 
-
-def flatten_outputs(out: Any) -> list[Any]:
-    if isinstance(out, (tuple, list)):
-        flat: list[Any] = []
-        for o in out:
-            flat.extend(flatten_outputs(o))
-        return flat
-    if isinstance(out, dict):
-        return [v for _, v in sorted(out.items())]
-    return [out]
-
-
-def probe_torch_io(module, input_size: int, fixed: tuple[int, int] | None = None) -> IOSpec:
-    """Run the model at two (batch, seq) points to find which output axes are batch and seq
-    (at one point, the model's own, for fixed-shape models)."""
-    torch = require_torch()
-    shapes = []
-    points = ((2, 3), (3, 5)) if fixed is None else (fixed, fixed)
-    with torch.inference_mode():
-        for b, t in points:
-            try:
-                out = module(torch.zeros(b, t, input_size))
-            except Exception as exc:  # noqa: BLE001
-                raise BadInput(f"the model does not run on input [batch, seq, {input_size}]: "
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                               hint="check --input-size") from None
-            shapes.append([tuple(o.shape) for o in flatten_outputs(out)])
-    outs = []
-    for i, (s1, s2) in enumerate(zip(*shapes)):
-        dims: list[int | str] = []
-        for a, b in zip(s1, s2):
-            dims.append(a if a == b else ("batch" if (a, b) == (2, 3) else "seq" if (a, b) == (3, 5) else "?"))
-        outs.append(TensorSpec(output_names_for(len(shapes[0]))[i], "float32", tuple(dims)))
-    x_shape = ("batch", "seq", input_size) if fixed is None else (*fixed, input_size)
-    return IOSpec((TensorSpec("x", "float32", x_shape),), tuple(outs))
+    options = options or InputOptions(input_size=input_size, static=fixed)
+    return resolve_call(module, options).io
 
 
 class TorchRunner:
     backend = "torch"
     precision = "fp32"
 
-    def __init__(self, model: Any, *, input_size: int | None = None, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, model: Any, *, input_size: int | None = None, threads: int | None = None, device: str = "cpu",
+                 inputs: InputOptions | None = None):
         torch = require_torch()
-        from edgelstm.models.loading import LoadedModel, from_module, infer_input_size
+        from edgelstm.models.calling import resolve_call
+        from edgelstm.models.loading import LoadedModel, from_module
 
         loaded = model if isinstance(model, LoadedModel) else from_module(model)
         self.loaded = loaded
-        self.module = loaded.module
+        module = loaded.module
         if device.startswith("cuda"):
             if not torch.cuda.is_available():
                 raise BackendMissing("torch CUDA was asked for but no CUDA device is available",
-                                     hint="install a CUDA build of torch on a GPU machine, or use --backend torch on CPU")
-            self.module = self.module.to(device)
+                                     hint="install a CUDA build of torch on a GPU machine, or run on the CPU "
+                                          f"({opt('device')} cpu)")
+            module = module.to(device)
         self.device = device
         if threads:
             torch.set_num_threads(int(threads))
-        size = input_size or infer_input_size(self.module)
-        if size is None:
-            raise BadInput("cannot infer the model's input size (no recurrent layer found)",
-                           hint="pass --input-size")
-        self.input_size = size
-        self.io = probe_torch_io(self.module, size)
+        options = inputs or InputOptions()
+        if input_size is not None and options.input_size is None and not options.inputs:
+            options = InputOptions(options.inputs, input_size, options.state_arg, options.static, options.fallback_points)
+        self.call = resolve_call(module, options)
+        self.io = self.call.io
+        self.input_size = self.call.contract.feature_size
+        # the module the timers call positionally with the inputs in io order: the model itself when it takes one
+        # tensor and returns what io says, else a thin wrapper that packs the state and names the outputs
+        plain = len(self.io.inputs) == 1 and self.call.state_index is None
+        self.module = module if plain else self.call.as_module()
+        self.input_order = list(self.io.input_names)
         self.label = loaded.name
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = require_torch()
-        x = torch.from_numpy(np.ascontiguousarray(feeds["x"], dtype=np.float32)).to(self.device)
         with torch.inference_mode():
-            out = flatten_outputs(self.module(x))
-        return {spec.name: o.detach().float().cpu().numpy() for spec, o in zip(self.io.outputs, out)}
+            outs = self.call(self.call.tensors(feeds, self.device))
+        return {spec.name: o.detach().float().cpu().numpy() for spec, o in zip(self.io.outputs, outs)}
 
     def close(self) -> None:
         pass

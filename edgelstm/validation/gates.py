@@ -346,11 +346,11 @@ def evaluate_gates(gates: Iterable[Gate], result: Mapping[str, Any]) -> list[Gat
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
     from edgelstm.fileio import load_json_file
+    from edgelstm.validation.reports.validate_json import report_problem
 
-    p = Path(path)
-    data = load_json_file(p, what="baseline report")
-    if not isinstance(data, dict) or not isinstance(data.get("outputs"), dict):
-        raise BadInput(f"baseline {p.name} is not an `edgelstm validate --report` file (no 'outputs')")
+    data = load_json_file(p := Path(path), what="baseline report")
+    if (problem := report_problem(data)) is not None:
+        raise BadInput(f"baseline {p.name} is not an `edgelstm validate --report` file ({problem})")
     return data
 
 

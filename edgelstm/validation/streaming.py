@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, STATE_PAIRS, IOSpec, TensorSpec, is_state
+from edgelstm.artifacts.iospec import LENGTHS, STATE_INPUTS, STATE_OUTPUTS, STATE_PAIRS, IOSpec, TensorSpec, is_state
 from edgelstm.errors import BadInput, opt
 from edgelstm.validation.metrics import DriftAccumulator, worst_of
 from edgelstm.validation.pairing import candidate_feeds, fixed_seq, time_axis
@@ -26,6 +26,11 @@ def plan_streaming(cand_io: IOSpec, compared: Sequence[str], ref_out_specs: Mapp
         return [], f"not streamed: the candidate has no state output for {missing_carry}"
     if seq is None or seq < 2:
         return [], "not streamed: the sequence is shorter than 2 steps"
+    data = [t for t in cand_io.inputs if not is_state(t, STATE_INPUTS)]
+    if any(t.role == LENGTHS for t in data):
+        return [], "not streamed: the candidate takes per-sample lengths (a packed batch is not cut into chunks)"
+    if data and "seq" not in data[0].shape and len(data[0].shape) != 3:
+        return [], f"not streamed: input {data[0].name!r} has no time axis (one step per call)"
     if fixed_seq(cand_io) is not None:
         return [], f"not streamed: the candidate has a fixed sequence length {fixed_seq(cand_io)}"
     return [r for r in compared if not is_state(ref_out_specs[r], STATE_OUTPUTS)], None
@@ -48,6 +53,7 @@ def stream_candidate(cand, dataset, in_map: Mapping[str, str], out_map: Mapping[
     data_name = next(iter(in_map))  # the candidate's data input
     by_chunk: dict[str, dict[str, Any]] = {}
     cand_specs = {t.name: t for t in cand.io.outputs}
+    x_axis = next((t.seq_axis for t in cand.io.inputs if t.name == data_name), None)
     for cs in chunk_sizes:
         accs = {r: DriftAccumulator(time_axis(ref_out_specs[r])) for r in stream_outputs}
         for bi, batch in enumerate(sub.batches(batch_size)):
@@ -57,8 +63,10 @@ def stream_candidate(cand, dataset, in_map: Mapping[str, str], out_map: Mapping[
             other = {k: v for k, v in feeds.items() if k not in STATE_PAIRS}
             pieces: dict[str, list[np.ndarray]] = {r: [] for r in stream_outputs}
             last: dict[str, np.ndarray] = {}
-            for start in range(0, x.shape[1], cs):
-                out = cand.run({data_name: np.ascontiguousarray(x[:, start:start + cs]), **state, **other})
+            t_axis = x_axis if x_axis is not None and x.ndim > x_axis else 1  # a seq-first input streams axis 0
+            for start in range(0, x.shape[t_axis], cs):
+                step = np.take(x, np.arange(start, min(x.shape[t_axis], start + cs)), axis=t_axis)
+                out = cand.run({data_name: np.ascontiguousarray(step), **state, **other})
                 state = {k: out[STATE_PAIRS[k]] for k in state}
                 for r in stream_outputs:
                     last[r] = out[out_map[r]]

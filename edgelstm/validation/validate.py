@@ -18,11 +18,12 @@ import numpy as np
 
 from edgelstm.artifacts.iospec import STATE_OUTPUTS, IOSpec, check_feeds, is_state
 from edgelstm.errors import BadInput, opt
+from edgelstm.options import check_float, check_int
 from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult,
                                        baseline_gates, evaluate_gates, resolve_gates)
 from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics
-from edgelstm.validation.pairing import (candidate_feeds, check_labels_fit, feature_size, fixed_batch, map_inputs,
-                                         map_outputs, time_axis)
+from edgelstm.validation.pairing import (candidate_feeds, check_labels_fit, feature_size, fixed_batch, fixed_seq,
+                                         map_inputs, map_outputs, time_axis)
 from edgelstm.validation.streaming import chunk_plan, plan_streaming, stream_candidate
 
 REPORT_SCHEMA = "edgelstm.validate/1"
@@ -46,6 +47,12 @@ class DataRequest:
     target: str | int | None = None
     min_samples: int = 1
 
+    def __post_init__(self) -> None:  # numbers first, before any file is read or any array is made
+        check_int(self.seq, "seq")
+        check_int(self.seed, "seed", minimum=0)
+        check_int(self.window, "window", optional=True)
+        check_int(self.min_samples, "min_samples")
+
 
 @dataclass(frozen=True)
 class ValidateOptions:
@@ -59,12 +66,23 @@ class ValidateOptions:
     streaming_samples: int | None = 256                # stream at most this many samples (None: all)
     task: str | None = None                            # regression | classification | None (inferred)
     input_size: int | None = None                      # torch models whose input size cannot be inferred
+    model_inputs: Any = None                           # torch models: edgelstm.models.inputs.InputOptions
     factory: str | None = None
     trust_pickle: bool = False
     threads: int | None = None
     reference_backend: str | None = None
     candidate_backend: str | None = None
     progress: ProgressFn | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        check_float(self.baseline_tolerance, "baseline_tolerance")
+        check_float(self.baseline_floor, "baseline_floor")
+        check_int(self.batch_size, "batch_size")
+        check_int(self.threads, "threads", optional=True)
+        check_int(self.input_size, "input_size", optional=True)
+        check_int(self.streaming_samples, "streaming_samples", optional=True)
+        for c in self.chunk_sizes or ():
+            check_int(c, "chunks")
 
 
 @dataclass
@@ -126,14 +144,37 @@ def _label(obj: Any, runner: Any) -> str:
     return str(obj) if isinstance(obj, (str, Path)) else getattr(runner, "label", type(obj).__name__)
 
 
-def _open(artifact: Any, *, backend: str | None, input_size: int | None, options: ValidateOptions, role: str):
+def _with_fixed_shape_of(inputs: Any, other: Any) -> Any:
+    """A torch model is also probed at the fixed (batch, seq) of the ONNX it is compared with (a static export of a
+    fixed-shape model), so that it can be the reference of its own static export."""
+    from dataclasses import replace
+
+    if not isinstance(other, (str, Path)) or Path(other).suffix.lower() != ".onnx" or not Path(other).exists():
+        return inputs
+    try:
+        from edgelstm.artifacts.artifact import io_spec_of
+
+        spec = io_spec_of(other)
+    except Exception:  # noqa: BLE001 - a bad candidate is reported when it is opened
+        return inputs
+    b, s = fixed_batch(spec), fixed_seq(spec)
+    if b is None or s is None:
+        return inputs
+    return replace(inputs, fallback_points=tuple(inputs.fallback_points) + ((b, s),))
+
+
+def _open(artifact: Any, *, backend: str | None, input_size: int | None, options: ValidateOptions, role: str,
+          shape_from: Any = None):
     from edgelstm.runners.base import open_runner
 
     if _is_runner(artifact):
         return artifact, False
     try:
+        inputs = options.model_inputs
+        if shape_from is not None and inputs is not None:
+            inputs = _with_fixed_shape_of(inputs, shape_from)
         return open_runner(artifact, backend=backend, threads=options.threads, input_size=input_size,
-                           factory=options.factory, trust_pickle=options.trust_pickle), True
+                           factory=options.factory, trust_pickle=options.trust_pickle, inputs=inputs), True
     except BadInput as exc:
         raise BadInput(f"{role}: {exc.raw_message}", hint=exc.raw_hint) from None
 
@@ -174,7 +215,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
     opened: list[Any] = []
     try:
         ref, own = _open(reference, backend=options.reference_backend, input_size=options.input_size,
-                         options=options, role="reference")
+                         options=options, role="reference", shape_from=candidate)
         if own:
             opened.append(ref)
         cand_size = options.input_size or feature_size(ref.io)

@@ -2,23 +2,33 @@
 
 `install(monkeypatch, version=...)` puts a fake `tensorrt` module of that version into sys.modules and replaces
 edgelstm's CUDA buffer backend with host memory (`CUDA`); `switch_machine` moves to "another machine" (another
-TensorRT version or GPU). The fake module's class, method and enum names are TensorRT's own (tensorrt_api.py
-lists the sources); its only extra public name is `recorder` (FAKE_ONLY), the log of every API call.
+TensorRT version or GPU). The fake module's class, method, property and enum names and enum values are
+TensorRT's own, checked against the real bindings (tests/test_trt_stand_in_surface.py against tests/trt_api/);
+its only extra public name is `recorder` (FAKE_ONLY), the log of every API call. Like the real pybind11 binding
+it refuses wrongly typed arguments, unknown attributes and a skipped base __init__ (pybind.py); the fake GPU
+enforces CUDA's stream ordering (cuda.py).
 
-    cuda.py          the fake GPU: MEMORY, streams/events/graphs (CudaBackend's method names), MACHINE facts
-    tensorrt_api.py  the module: version rules, enums, loggers, make_module()
+    pybind.py        pybind11 behaviour: strict enums, typed arguments, no stray attributes, base __init__
+    cuda.py          the fake GPU: MEMORY, streams/events/graphs with ordering (CudaBackend's method names),
+                     MACHINE facts, DEVICE (what the fake engine computes on: host memory, or a real backend)
+    tensorrt_api.py  the module: enums (per version, real values), loggers, Dims, make_module()
     parser.py        INetworkDefinition, OnnxParser
     builder.py       IBuilderConfig, profiles, timing cache, calibrators, Builder.build_serialized_network
     runtime.py       Runtime, ICudaEngine, IExecutionContext, EngineInspector
+    surface.py       the stand-in's API surface and its comparison with a real one (tests/trt_api/*.json)
+    fixtures.py      pytest fixtures for the contract tests
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from typing import Any
 
+from . import cuda as _cuda
 from .builder import MAGIC
-from .cuda import CAPTURE, CLOCK, CUDA, MACHINE, MEMORY, FakeCuda, Recorder
+from .cuda import (CUDA, COLD_MS, COPY_MS, KERNEL_MS, MACHINE, MEMORY, CudaError, CudaOrderError, FakeCuda,
+                   HostDevice, RealDevice, Recorder)
 from .tensorrt_api import make_module
 
 #: public names of the fake module that real TensorRT does not have
@@ -28,9 +38,11 @@ DEFAULT_VERSION = "10.14.1.48"
 
 
 def install(monkeypatch, version: str = DEFAULT_VERSION, *, compute_capability: str = "8.9",
-            gpu_name: str = "NVIDIA Fake L4", dla_cores: int = 0, unsupported_ops: tuple[str, ...] = ()
-            ) -> types.ModuleType:
-    """Put a fake `tensorrt` into sys.modules and fake CUDA buffers into edgelstm (undone by monkeypatch)."""
+            gpu_name: str = "NVIDIA Fake L4", dla_cores: int = 0, unsupported_ops: tuple[str, ...] = (),
+            device_backend: Any = None) -> types.ModuleType:
+    """Put a fake `tensorrt` into sys.modules and fake CUDA buffers into edgelstm (undone by monkeypatch).
+    `device_backend`: a real CudaBackend (tests/test_gpu.py): edgelstm and the fake engine then use real device
+    memory and streams instead of the host-memory stand-in."""
     import edgelstm.runners.cuda_buffers as cb
 
     trt = make_module(version, unsupported_ops=unsupported_ops)
@@ -38,7 +50,13 @@ def install(monkeypatch, version: str = DEFAULT_VERSION, *, compute_capability: 
     monkeypatch.setitem(MACHINE, "compute_capability", compute_capability)
     monkeypatch.setitem(MACHINE, "name", gpu_name)
     monkeypatch.setitem(MACHINE, "dla_cores", dla_cores)
-    monkeypatch.setattr(cb, "get_backend", lambda prefer=None: CUDA)
+    if device_backend is None:
+        monkeypatch.setattr(cb, "get_backend", lambda prefer=None: CUDA)
+        monkeypatch.setattr(_cuda, "DEVICE", HostDevice())
+    else:
+        device = RealDevice(device_backend)
+        monkeypatch.setattr(cb, "get_backend", lambda prefer=None: device.backend)
+        monkeypatch.setattr(_cuda, "DEVICE", device)
     return trt
 
 
@@ -56,5 +74,5 @@ def switch_machine(monkeypatch, *, version: str | None = None, compute_capabilit
     return trt
 
 
-__all__ = ["install", "switch_machine", "make_module", "CUDA", "MEMORY", "MACHINE", "CAPTURE", "CLOCK", "MAGIC",
-           "FakeCuda", "Recorder", "FAKE_ONLY", "DEFAULT_VERSION"]
+__all__ = ["install", "switch_machine", "make_module", "CUDA", "MEMORY", "MACHINE", "MAGIC", "FakeCuda", "Recorder",
+           "FAKE_ONLY", "DEFAULT_VERSION", "CudaError", "CudaOrderError", "KERNEL_MS", "COPY_MS", "COLD_MS"]

@@ -1,6 +1,7 @@
 """The fake builder side: profiles, the builder config (with the 10.x-only calibration members as a mixin),
 timing caches, the calibrator base classes and Builder.build_serialized_network, which checks what TensorRT
-checks, runs a calibrator the way TensorRT does (two passes), and writes a JSON plan the fake runtime loads."""
+checks, runs a calibrator the way TensorRT does (two passes, reading each batch on its own stream), and writes a
+JSON plan the fake runtime loads."""
 
 from __future__ import annotations
 
@@ -8,43 +9,55 @@ import json
 
 import numpy as np
 
-from .cuda import MACHINE, MEMORY
-from .tensorrt_api import NP_OF, PRECISION_FLAGS, Severity, version_tuple
+from . import cuda
+from .cuda import MACHINE, TRT_INTERNAL_STREAM, Op
+from .pybind import (Mismatch, PybindObject, cast_bool, cast_buffer, cast_dims, cast_enum, cast_instance, cast_int,
+                     cast_str, checked_set, pybind)
+from .tensorrt_api import NP_OF, PRECISION_FLAGS, version_tuple
 
 MAGIC = b"FAKEPLAN"
 
 
-class IOptimizationProfile:
-    def __init__(self):
+class IOptimizationProfile(PybindObject):
+    def _init(self):
         self._shapes: dict[str, tuple] = {}
 
+    @pybind(input=cast_str, min=cast_dims, opt=cast_dims, max=cast_dims)
     def set_shape(self, input, min, opt, max):  # noqa: A002 - the binding's keyword names
-        self._api.rec.add("IOptimizationProfile.set_shape", input, tuple(min), tuple(opt), tuple(max))
-        mn, op, mx = tuple(min), tuple(opt), tuple(max)
-        if not (len(mn) == len(op) == len(mx)) or any(a > b for a, b in zip(mn, op)) or any(
-                a > b for a, b in zip(op, mx)):
+        self._api.rec.add("IOptimizationProfile.set_shape", input, min, opt, max)
+        if not (len(min) == len(opt) == len(max)) or any(a > b for a, b in zip(min, opt)) or any(
+                a > b for a, b in zip(opt, max)):
             raise RuntimeError("Shape provided for opt is inconsistent with other shapes.")
-        self._shapes[input] = (mn, op, mx)
+        self._shapes[input] = (min, opt, max)
 
+    @pybind(input=cast_str)
     def get_shape(self, input):  # noqa: A002
-        return list(self._shapes.get(input, ()))
+        return [self._api.trt.Dims(list(s)) for s in self._shapes.get(input, ())]
 
 
 class IHostMemory(bytearray):
-    """Serialized plans and caches support the buffer protocol."""
+    """Serialized plans and caches support the buffer protocol (a bytearray here: Python 3.11 classes cannot
+    implement it otherwise; the surface check ignores bytearray's own methods)."""
+
+    _constructible = False
 
     @property
     def nbytes(self):
         return len(self)
 
+    @property
+    def dtype(self):
+        return self._api.member("DataType", "UINT8")
 
-class ITimingCache:
-    def __init__(self, entries: int, origin: str):
+
+class ITimingCache(PybindObject):
+    def _init(self, entries: int, origin: str):
         self._entries, self._origin = entries, origin
 
     def serialize(self):
         return self._api.trt.IHostMemory(f"FAKECACHE|{self._origin}|{self._entries}".encode())
 
+    @pybind(input_cache=cast_instance("ITimingCache"), ignore_mismatch=cast_bool)
     def combine(self, input_cache, ignore_mismatch):
         self._entries += input_cache._entries
         return True
@@ -54,50 +67,82 @@ class ITimingCache:
         return True
 
 
-_CONFIG_ATTRS = {"profiling_verbosity", "default_device_type", "DLA_core", "hardware_compatibility_level",
-                 "builder_optimization_level", "max_aux_streams", "engine_capability", "avg_timing_iterations",
-                 "flags", "progress_monitor"}
+def _enum_prop(name: str, qualname: str, doc: str = ""):
+    def fget(self):
+        return self._props[name]
 
-
-class IBuilderConfig:
-    def __init__(self):
-        trt = self._api.trt
-        init = {"_flags": {"TF32"},  # TensorRT sets TF32 in every new config
-                "_pools": {}, "_profiles": [], "_calib_profile": None, "_timing_cache": None, "_logger": None,
-                "profiling_verbosity": trt.ProfilingVerbosity.LAYER_NAMES_ONLY, "default_device_type": trt.DeviceType.GPU,
-                "DLA_core": -1, "hardware_compatibility_level": trt.HardwareCompatibilityLevel.NONE}
-        if not self._api.v11:
-            init["int8_calibrator"] = None
-        for k, v in init.items():
-            object.__setattr__(self, k, v)
-
-    def __setattr__(self, name, value):
-        if name not in _CONFIG_ATTRS | ({"int8_calibrator"} if not self._api.v11 else set()):
-            raise AttributeError(f"'tensorrt.tensorrt.IBuilderConfig' object has no attribute '{name}'")
+    def fset(self, value):
+        value = checked_set(self, name, value, cast_enum(qualname))
         self._api.rec.add(f"IBuilderConfig.{name}=", value)
-        object.__setattr__(self, name, value)
+        self._props[name] = value
 
+    return property(fget, fset, doc=doc)
+
+
+def _int_prop(name: str):
+    def fget(self):
+        return self._props[name]
+
+    def fset(self, value):
+        value = checked_set(self, name, value, cast_int)
+        self._api.rec.add(f"IBuilderConfig.{name}=", value)
+        self._props[name] = value
+
+    return property(fget, fset)
+
+
+class IBuilderConfig(PybindObject):
+    def _init(self, logger):
+        api = self._api
+        self._flags = {"TF32"}  # TensorRT sets TF32 in every new config
+        self._pools: dict[str, int] = {}
+        self._profiles: list = []
+        self._calib_profile = None
+        self._calibrator = None
+        self._timing_cache = None
+        self._logger = logger
+        self._props = {"profiling_verbosity": api.member("ProfilingVerbosity", "LAYER_NAMES_ONLY"),
+                       "default_device_type": api.member("DeviceType", "GPU"), "DLA_core": -1,
+                       "hardware_compatibility_level": api.member("HardwareCompatibilityLevel", "NONE"),
+                       "builder_optimization_level": 3, "avg_timing_iterations": 1, "max_aux_streams": -1}
+
+    profiling_verbosity = _enum_prop("profiling_verbosity", "ProfilingVerbosity")
+    default_device_type = _enum_prop("default_device_type", "DeviceType")
+    hardware_compatibility_level = _enum_prop("hardware_compatibility_level", "HardwareCompatibilityLevel")
+    DLA_core = _int_prop("DLA_core")
+    builder_optimization_level = _int_prop("builder_optimization_level")
+    avg_timing_iterations = _int_prop("avg_timing_iterations")
+    max_aux_streams = _int_prop("max_aux_streams")
+
+    @property
+    def flags(self):
+        members = self._api.enum("BuilderFlag").__members__
+        return sum(1 << members[f].value for f in self._flags)
+
+    @pybind(flag=cast_enum("BuilderFlag"))
     def set_flag(self, flag):
-        name = self._api.trt.BuilderFlag(flag).name
-        self._api.rec.add("IBuilderConfig.set_flag", name)
-        self._flags.add(name)
+        self._api.rec.add("IBuilderConfig.set_flag", flag.name)
+        self._flags.add(flag.name)
 
+    @pybind(flag=cast_enum("BuilderFlag"))
     def get_flag(self, flag):
-        return self._api.trt.BuilderFlag(flag).name in self._flags
+        return flag.name in self._flags
 
+    @pybind(flag=cast_enum("BuilderFlag"))
     def clear_flag(self, flag):
-        name = self._api.trt.BuilderFlag(flag).name
-        self._api.rec.add("IBuilderConfig.clear_flag", name)
-        self._flags.discard(name)
+        self._api.rec.add("IBuilderConfig.clear_flag", flag.name)
+        self._flags.discard(flag.name)
 
+    @pybind(pool=cast_enum("MemoryPoolType"), pool_size=cast_int)
     def set_memory_pool_limit(self, pool, pool_size):
-        name = self._api.trt.MemoryPoolType(pool).name
-        self._api.rec.add("IBuilderConfig.set_memory_pool_limit", name, int(pool_size))
-        self._pools[name] = int(pool_size)
+        self._api.rec.add("IBuilderConfig.set_memory_pool_limit", pool.name, pool_size)
+        self._pools[pool.name] = pool_size
 
+    @pybind(pool=cast_enum("MemoryPoolType"))
     def get_memory_pool_limit(self, pool):
-        return self._pools.get(self._api.trt.MemoryPoolType(pool).name, 1 << 40)
+        return self._pools.get(pool.name, 1 << 40)
 
+    @pybind(profile=cast_instance("IOptimizationProfile"))
     def add_optimization_profile(self, profile):
         self._api.rec.add("IBuilderConfig.add_optimization_profile", dict(profile._shapes))
         self._profiles.append(profile)
@@ -110,56 +155,108 @@ class IBuilderConfig:
     def _origin(self):
         return f"{self._api.version}/{MACHINE['compute_capability']}"
 
+    @pybind(serialized_timing_cache=cast_buffer)
     def create_timing_cache(self, serialized_timing_cache):
-        blob = bytes(serialized_timing_cache)
+        blob = serialized_timing_cache
         self._api.rec.add("IBuilderConfig.create_timing_cache", blob)
         if not blob:
-            return self._api.trt.ITimingCache(0, self._origin())
+            return self._api.trt.ITimingCache._make(0, self._origin())
         try:
             head, origin, n = blob.decode().split("|")
             assert head == "FAKECACHE"
-            return self._api.trt.ITimingCache(int(n), origin)
+            return self._api.trt.ITimingCache._make(int(n), origin)
         except (UnicodeDecodeError, ValueError, AssertionError):
             if self._logger is not None:
-                self._logger.log(Severity.ERROR, "Error Code 1: Serialization (timing cache blob is corrupt)")
+                self._api.log(self._logger, "ERROR", "Error Code 1: Serialization (timing cache blob is corrupt)")
             return None
 
+    @pybind(cache=cast_instance("ITimingCache"), ignore_mismatch=cast_bool)
     def set_timing_cache(self, cache, ignore_mismatch):
         self._api.rec.add("IBuilderConfig.set_timing_cache", cache._entries, ignore_mismatch)
         if cache._origin != self._origin() and not ignore_mismatch:
             return False
-        object.__setattr__(self, "_timing_cache", cache)
+        self._timing_cache = cache
         return True
 
     def get_timing_cache(self):
         return self._timing_cache
 
-    def can_run_on_DLA(self, layer):
-        return layer.type not in ("Loop", "Recurrence")
+    @pybind(layer=cast_instance("ILayer"))
+    def can_run_on_DLA(self, layer):  # noqa: N802 - TensorRT's name
+        return layer._kind not in ("Loop", "Recurrence")
+
+
+def _calibrator_cast(v, api):
+    if v is None or isinstance(v, api.trt.IInt8Calibrator):
+        return v
+    raise Mismatch
+
+
+_calibrator_cast.label = "IInt8Calibrator"  # type: ignore[attr-defined]
 
 
 class CalibrationConfig:
     """IBuilderConfig members that exist in 10.x only."""
 
+    @property
+    def int8_calibrator(self):
+        return self._calibrator
+
+    @int8_calibrator.setter
+    def int8_calibrator(self, value):
+        value = checked_set(self, "int8_calibrator", value, _calibrator_cast)
+        self._api.rec.add("IBuilderConfig.int8_calibrator=", value)
+        self._calibrator = value
+
+    @pybind(profile=cast_instance("IOptimizationProfile"))
     def set_calibration_profile(self, profile):
         self._api.rec.add("IBuilderConfig.set_calibration_profile", dict(profile._shapes))
-        object.__setattr__(self, "_calib_profile", profile)
+        self._calib_profile = profile
+        return True
 
     def get_calibration_profile(self):
         return self._calib_profile
 
 
-class IInt8Calibrator:
+class IInt8Calibrator(PybindObject):
+    """The calibrator interface: a Python calibrator subclasses one of the classes below, calls the base
+    __init__ (pybind11 refuses the instance otherwise) and overrides the four methods TensorRT calls."""
+
+    _constructible = True
+
     def __init__(self):
+        self._ready()
         self._api.rec.add(f"{type(self).__mro__[1].__name__}.__init__")
 
+    def _pure(self, what):
+        raise RuntimeError(f'Tried to call pure virtual function "IInt8Calibrator::{what}"')
 
-class IInt8EntropyCalibrator2:
-    pass
+    def get_batch_size(self):
+        self._pure("getBatchSize")
+
+    def get_batch(self, names):
+        self._pure("getBatch")
+
+    def read_calibration_cache(self):
+        self._pure("readCalibrationCache")
+
+    def write_calibration_cache(self, cache):
+        self._pure("writeCalibrationCache")
+
+    def get_algorithm(self):
+        return self._api.member("CalibrationAlgoType", self._algorithm)
+
+    _algorithm = "ENTROPY_CALIBRATION_2"
 
 
-class IInt8MinMaxCalibrator:
-    pass
+class IInt8EntropyCalibrator2(IInt8Calibrator):
+    _constructible = True
+    _algorithm = "ENTROPY_CALIBRATION_2"
+
+
+class IInt8MinMaxCalibrator(IInt8Calibrator):
+    _constructible = True
+    _algorithm = "MINMAX_CALIBRATION"
 
 
 CALIBRATORS = (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator)
@@ -169,36 +266,59 @@ CALIBRATORS = (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator)
 
 def _check(network, config, flags: set[str], strongly: bool, log) -> bool:
     """What TensorRT refuses before building (logged as errors)."""
-    trt = config._api.trt
+    api = config._api
     if strongly and flags & PRECISION_FLAGS:
-        log(Severity.ERROR, "Error Code 4: API Usage Error (precision builder flags are not allowed with "
-                            "a strongly typed network)")
+        log("ERROR", "Error Code 4: API Usage Error (precision builder flags are not allowed with a strongly typed "
+                     "network)")
         return False
-    dynamic = [t.name for t in network._inputs if any(d < 0 for d in t.shape)]
+    dynamic = [t.name for t in network._inputs if any(d < 0 for d in t._shape)]
     if dynamic and not config._profiles:
-        log(Severity.ERROR, "Error Code 4: Network has dynamic or shape inputs, but no optimization profile has "
-                            "been defined.")
+        log("ERROR", "Error Code 4: Network has dynamic or shape inputs, but no optimization profile has been defined.")
         return False
     prof = config._profiles[0]._shapes if config._profiles else {}
     for t in network._inputs:
         if t.name in dynamic and t.name not in prof:
-            log(Severity.ERROR, f"Error Code 4: optimization profile is missing values for input {t.name}")
+            log("ERROR", f"Error Code 4: optimization profile is missing values for input {t.name}")
             return False
-        if t.name in prof and any(d >= 0 and d != m for d, m in zip(t.shape, prof[t.name][0])):
-            log(Severity.ERROR, f"Error Code 4: profile shape for {t.name} conflicts with the network")
+        if t.name in prof and any(d >= 0 and d != m for d, m in zip(t._shape, prof[t.name][0])):
+            log("ERROR", f"Error Code 4: profile shape for {t.name} conflicts with the network")
             return False
-    dla = config.default_device_type == trt.DeviceType.DLA
+    dla = config.default_device_type == api.member("DeviceType", "DLA")
     if dla and any(not config.can_run_on_DLA(lay) for lay in network._layers) and "GPU_FALLBACK" not in flags:
-        log(Severity.ERROR, "Error Code 2: layer cannot run on DLA and GPU fallback is disabled")
+        log("ERROR", "Error Code 2: layer cannot run on DLA and GPU fallback is disabled")
         return False
-    if (config.hardware_compatibility_level == trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    if (config.hardware_compatibility_level == api.member("HardwareCompatibilityLevel", "AMPERE_PLUS")
             and version_tuple(MACHINE["compute_capability"]) < (8, 0, 0)):
-        log(Severity.ERROR, "Error Code 9: hardware compatibility requires Ampere or newer")
+        log("ERROR", "Error Code 9: hardware compatibility requires Ampere or newer")
         return False
-    if dynamic and getattr(config, "int8_calibrator", None) is not None and "INT8" in flags \
-            and config._calib_profile is None:
-        log(Severity.ERROR, "Error Code 4: calibration profile must be set for dynamic shapes")
+    if dynamic and config._calibrator is not None and "INT8" in flags and config._calib_profile is None:
+        log("ERROR", "Error Code 4: calibration profile must be set for dynamic shapes")
         return False
+    return True
+
+
+def _read_batch(network, cshapes, names, ptrs, log) -> bool:
+    """TensorRT reads one calibration batch from the device pointers, on its own stream."""
+    sizes, checked = [], []
+    for name, ptr in zip(names, ptrs):
+        shape = cshapes.get(name, ((0,), (0,), (0,)))[1]
+        t = next(t for t in network._inputs if t.name == name)
+        need = int(np.prod(shape)) * np.dtype(NP_OF[t.dtype.name]).itemsize
+        have = cuda.DEVICE.size(ptr)
+        if isinstance(cuda.DEVICE, cuda.HostDevice) and (have is None or have < need):
+            log("ERROR", f"calibration batch for {name} is not a device buffer of {need} bytes")
+            return False
+        sizes.append(need)
+        checked.append(ptr)
+
+    def read():
+        for ptr, n in zip(checked, sizes):
+            cuda.DEVICE.read(ptr, n)
+
+    cuda.DEVICE.enqueue(TRT_INTERNAL_STREAM, Op("kernel", "TensorRT's calibration pass", 0.0, reads=tuple(checked),
+                                                fn=read))
+    if isinstance(cuda.DEVICE, cuda.HostDevice):
+        cuda.CUDA.synchronize(TRT_INTERNAL_STREAM)
     return True
 
 
@@ -207,6 +327,12 @@ def _calibrate(network, config, calib, log) -> bool | None:
     rec = config._api.rec
     calib.get_batch_size()
     cache = calib.read_calibration_cache()
+    if cache is not None:
+        try:
+            cache = cast_buffer(cache)
+        except Mismatch:
+            raise TypeError("read_calibration_cache() must return a buffer (bytes) or None, got "
+                            f"{type(cache).__name__}") from None
     rec.add("calibrator.read_calibration_cache", cache is not None)
     if cache:
         return True
@@ -217,29 +343,28 @@ def _calibrate(network, config, calib, log) -> bool | None:
             ptrs = calib.get_batch(names)
             if not ptrs:
                 break
+            try:
+                ptrs = [cast_int(p) for p in ptrs]
+            except Mismatch:
+                raise TypeError(f"get_batch() must return a list of int device pointers, got {ptrs!r:.80}") from None
             rec.add("calibrator.get_batch", tuple(names), tuple(ptrs))
-            for name, ptr in zip(names, ptrs):
-                shape = cshapes.get(name, ((0,), (0,), (0,)))[1]
-                t = next(t for t in network._inputs if t.name == name)
-                need = int(np.prod(shape)) * np.dtype(NP_OF[t.dtype.name]).itemsize
-                if ptr not in MEMORY or len(MEMORY[ptr]) < need:
-                    log(Severity.ERROR, f"calibration batch for {name} is not a device buffer of {need} bytes")
-                    return None
+            if len(ptrs) != len(names) or not _read_batch(network, cshapes, names, ptrs, log):
+                return None
     calib.write_calibration_cache(memoryview(b"TRT-FAKE-CALIBRATION-CACHE v1"))
     return True
 
 
 def _layer_entry(lay, network, flags: set[str], strongly: bool, calibrated: bool) -> dict:
     """A layer of the plan with the precision (and tactic) TensorRT would pick."""
-    if lay.type == "Quantize" or (lay.type == "MatrixMultiply" and (network._has_qdq or calibrated)):
+    if lay._kind == "Quantize" or (lay._kind == "MatrixMultiply" and (network._has_qdq or calibrated)):
         prec = "Int8"
     elif strongly:
         prec = "Half" if network._onnx_precision == "fp16" else "Float"
     else:
         prec = "Half" if "FP16" in flags else "Float"
     tf32 = prec == "Float" and "TF32" in flags and version_tuple(MACHINE["compute_capability"]) >= (8, 0, 0)
-    tactic = "sm80_xmma_gemm_tf32f32_tf32f32_f32_nn" if tf32 and lay.type == "MatrixMultiply" else "fake_kernel"
-    return {"name": lay.name, "type": lay.type, "precision": prec, "tactic": tactic}
+    tactic = "sm80_xmma_gemm_tf32f32_tf32f32_f32_nn" if tf32 and lay._kind == "MatrixMultiply" else "fake_kernel"
+    return {"name": lay.name, "type": lay._kind, "precision": prec, "tactic": tactic}
 
 
 def _io(network, prof) -> tuple[list, list]:
@@ -248,50 +373,62 @@ def _io(network, prof) -> tuple[list, list]:
         for axis, d in enumerate(network._symbols.get(t.name, [])):
             if isinstance(d, str):
                 sym_src.setdefault(d, (t.name, axis))
-    inputs = [{"name": t.name, "dtype": t.dtype.name, "shape": list(t.shape),
-               "profile": [list(s) for s in prof.get(t.name, (t.shape, t.shape, t.shape))]} for t in network._inputs]
+    inputs = [{"name": t.name, "dtype": t.dtype.name, "shape": list(t._shape),
+               "profile": [list(s) for s in prof.get(t.name, (t._shape, t._shape, t._shape))]} for t in network._inputs]
     outputs = []
     for t in network._outputs:
         rule = [d if isinstance(d, int) else list(sym_src.get(d, ("", -1))) for d in network._symbols.get(t.name, [])]
-        outputs.append({"name": t.name, "dtype": t.dtype.name, "shape": list(t.shape), "rule": rule})
+        outputs.append({"name": t.name, "dtype": t.dtype.name, "shape": list(t._shape), "rule": rule})
     return inputs, outputs
 
 
-class Builder:
+class Builder(PybindObject):
+    _constructible = True
+
+    @pybind(logger=cast_instance("ILogger"))
     def __init__(self, logger):
+        self._ready()
         self._api.rec.add("Builder", logger)
         self._logger = logger
 
     @property
-    def num_DLA_cores(self):
+    def logger(self):
+        return self._logger
+
+    @property
+    def num_DLA_cores(self):  # noqa: N802 - TensorRT's name
         return int(MACHINE.get("dla_cores", 0))
 
+    @pybind(flags=cast_int)
     def create_network(self, flags=0):
-        self._api.rec.add("Builder.create_network", int(flags))
-        return self._api.trt.INetworkDefinition(int(flags))
+        self._api.rec.add("Builder.create_network", flags)
+        return self._api.trt.INetworkDefinition._make(flags)
 
     def create_builder_config(self):
         self._api.rec.add("Builder.create_builder_config")
-        config = self._api.trt.IBuilderConfig()
-        object.__setattr__(config, "_logger", self._logger)
-        return config
+        return self._api.trt.IBuilderConfig._make(self._logger)
 
     def create_optimization_profile(self):
         self._api.rec.add("Builder.create_optimization_profile")
-        return self._api.trt.IOptimizationProfile()
+        return self._api.trt.IOptimizationProfile._make()
 
+    @pybind(network=cast_instance("INetworkDefinition"), config=cast_instance("IBuilderConfig"))
     def build_serialized_network(self, network, config):
-        api, trt, log = self._api, self._api.trt, self._logger.log
+        api, trt = self._api, self._api.trt
+
+        def log(severity, msg):
+            api.log(self._logger, severity, msg)
+
         api.rec.add("Builder.build_serialized_network")
-        strongly = api.v11 or network.get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        strongly = api.v11 or network.get_flag(api.member("NetworkDefinitionCreationFlag", "STRONGLY_TYPED"))
         flags = set(config._flags)
         if not _check(network, config, flags, strongly, log):
             return None
         calibrated = False
-        calib = getattr(config, "int8_calibrator", None) if not api.v11 else None
+        calib = config._calibrator if not api.v11 else None
         if calib is not None and "INT8" not in flags:
-            log(Severity.WARNING, "Calibrator is not being used. Users must provide dynamic range for all "
-                                  "tensors that are not Int32 or Bool.")
+            log("WARNING", "Calibrator is not being used. Users must provide dynamic range for all tensors that are "
+                           "not Int32 or Bool.")
         elif calib is not None:
             calibrated = _calibrate(network, config, calib, log)
             if calibrated is None:
@@ -300,13 +437,13 @@ class Builder:
             config._timing_cache._entries += len(network._layers)
         prof = config._profiles[0]._shapes if config._profiles else {}
         inputs, outputs = _io(network, prof)
-        dla = config.default_device_type == trt.DeviceType.DLA
+        dla = config.default_device_type == api.member("DeviceType", "DLA")
         plan = {
             "version": api.version, "cc": MACHINE["compute_capability"], "gpu": MACHINE["name"],
-            "hw": trt.HardwareCompatibilityLevel(config.hardware_compatibility_level).name,
+            "hw": config.hardware_compatibility_level.name,
             "version_compatible": "VERSION_COMPATIBLE" in flags, "strongly_typed": strongly,
             "flags": sorted(flags), "dla_core": config.DLA_core if dla else None,
-            "verbosity": trt.ProfilingVerbosity(config.profiling_verbosity).name,
+            "verbosity": config.profiling_verbosity.name,
             "inputs": inputs, "outputs": outputs,
             "layers": [_layer_entry(lay, network, flags, strongly, calibrated) for lay in network._layers],
             "workspace": config._pools.get("WORKSPACE"),

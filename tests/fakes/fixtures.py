@@ -13,14 +13,16 @@ from . import MAGIC, install
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Tiny ONNX models exported once: a stateless LSTM regressor and its stateful (h0/c0) variant."""
-    from converters.torch_to_onnx import ExportOptions, export_onnx
-    from edgelstm.models import zoo
+    """Tiny ONNX models (built with onnx.helper, no torch: tests/trt_models.py): a stateless LSTM regressor
+    (x [batch, seq, 1] -> y [batch, 1], hidden 8) and its stateful variant (h0/c0 in, hn/cn out)."""
+    try:
+        import trt_models
+    except ImportError:  # tests/ is a package in some layouts
+        from tests import trt_models  # type: ignore[no-redef]
 
     d = tmp_path_factory.mktemp("onnx")
-    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
-    export_onnx(m, d / "lstm.onnx", ExportOptions(input_size=1, seq_len=5))
-    export_onnx(m, d / "lstm_stateful.onnx", ExportOptions(input_size=1, seq_len=5, stateful=True))
+    trt_models.write("lstm", d / "lstm.onnx", input_size=1)
+    trt_models.write("lstm_stateful", d / "lstm_stateful.onnx", input_size=1)
     return {"lstm": d / "lstm.onnx", "stateful": d / "lstm_stateful.onnx", "dir": d}
 
 

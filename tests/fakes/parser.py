@@ -3,25 +3,70 @@ does not know (or that the module was told to refuse), and fills the network's i
 
 from __future__ import annotations
 
+from .pybind import (PybindObject, cast_buffer, cast_enum, cast_instance, cast_int, cast_opt_str, checked_set,
+                     cast_str, pybind)
 from .tensorrt_api import ONNX_TO_TRT
 
-LAYER_TYPES = {"LSTM": "Loop", "GRU": "Loop", "RNN": "Loop", "Loop": "Loop", "Gemm": "MatrixMultiply",
-               "MatMul": "MatrixMultiply", "QuantizeLinear": "Quantize", "DequantizeLinear": "Dequantize",
-               "Softmax": "SoftMax", "Tanh": "Activation", "Sigmoid": "Activation", "Relu": "Activation"}
+# ONNX op -> (the layer type the engine inspector shows, ILayer.type)
+LAYER_TYPES = {"LSTM": ("Loop", "RECURRENCE"), "GRU": ("Loop", "RECURRENCE"), "RNN": ("Loop", "RECURRENCE"),
+               "Loop": ("Loop", "RECURRENCE"), "Gemm": ("MatrixMultiply", "MATRIX_MULTIPLY"),
+               "MatMul": ("MatrixMultiply", "MATRIX_MULTIPLY"), "QuantizeLinear": ("Quantize", "QUANTIZE"),
+               "DequantizeLinear": ("Dequantize", "DEQUANTIZE"), "Softmax": ("SoftMax", "SOFTMAX"),
+               "Tanh": ("Activation", "ACTIVATION"), "Sigmoid": ("Activation", "ACTIVATION"),
+               "Relu": ("Activation", "ACTIVATION"), "Cast": ("Cast", "CAST"), "Identity": ("Identity", "IDENTITY"),
+               "Constant": ("Constant", "CONSTANT"), "Reshape": ("Shuffle", "SHUFFLE"),
+               "Transpose": ("Shuffle", "SHUFFLE"), "Squeeze": ("Shuffle", "SHUFFLE"),
+               "Unsqueeze": ("Shuffle", "SHUFFLE")}
 
 
-class ITensor:
-    def __init__(self, name, shape, dtype):
-        self.name, self.shape, self.dtype = name, tuple(shape), dtype
+class ITensor(PybindObject):
+    def _init(self, name, shape, dtype, is_input):
+        self._name, self._shape, self._dtype, self._is_input = name, tuple(shape), dtype, is_input
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = checked_set(self, "name", value, cast_str)
+
+    @property
+    def shape(self):
+        return self._api.trt.Dims(list(self._shape))
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def is_network_input(self):
+        return self._is_input
+
+    @property
+    def is_network_output(self):
+        return not self._is_input
 
 
-class ILayer:
-    def __init__(self, name, layer_type, op):
-        self.name, self.type, self._op = name, layer_type, op
+class ILayer(PybindObject):
+    def _init(self, name, kind, layer_type, op):
+        self._name, self._kind, self._type, self._op = name, kind, layer_type, op
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = checked_set(self, "name", value, cast_str)
+
+    @property
+    def type(self):
+        return self._type
 
 
-class INetworkDefinition:
-    def __init__(self, flags):
+class INetworkDefinition(PybindObject):
+    def _init(self, flags):
         self._flags = flags
         self._inputs: list[ITensor] = []
         self._outputs: list[ITensor] = []
@@ -30,8 +75,13 @@ class INetworkDefinition:
         self._onnx_precision = "fp32"
         self._has_qdq = False
 
+    @pybind(flag=cast_enum("NetworkDefinitionCreationFlag"))
     def get_flag(self, flag):
         return bool(self._flags & (1 << int(flag)))
+
+    @property
+    def flags(self):
+        return self._flags
 
     @property
     def num_inputs(self):
@@ -45,22 +95,25 @@ class INetworkDefinition:
     def num_layers(self):
         return len(self._layers)
 
+    @pybind(index=cast_int)
     def get_input(self, index):
         return self._inputs[index]
 
+    @pybind(index=cast_int)
     def get_output(self, index):
         return self._outputs[index]
 
+    @pybind(index=cast_int)
     def get_layer(self, index):
         return self._layers[index]
 
 
-class ParserError:
-    def __init__(self, node, name, op, desc):
+class ParserError(PybindObject):
+    def _init(self, node, name, op, desc):
         self._node, self._name, self._op, self._desc = node, name, op, desc
 
     def code(self):
-        return "UNSUPPORTED_NODE"
+        return self._api.member("ErrorCode", "UNSUPPORTED_NODE")
 
     def desc(self):
         return self._desc
@@ -91,8 +144,12 @@ def _dims(vi) -> list:
     return [int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
 
 
-class OnnxParser:
+class OnnxParser(PybindObject):
+    _constructible = True
+
+    @pybind(network=cast_instance("INetworkDefinition"), logger=cast_instance("ILogger"))
     def __init__(self, network, logger):
+        self._ready()
         self._api.rec.add("OnnxParser", network, logger)
         self._network, self._logger = network, logger
         self._errors: list[ParserError] = []
@@ -101,12 +158,14 @@ class OnnxParser:
     def num_errors(self):
         return len(self._errors)
 
+    @pybind(index=cast_int)
     def get_error(self, index):
         return self._errors[index]
 
     def clear_errors(self):
         self._errors = []
 
+    @pybind(model=cast_buffer, path=cast_opt_str)
     def parse(self, model, path=None):
         import onnx
         from onnx import defs
@@ -116,27 +175,30 @@ class OnnxParser:
         try:
             proto = onnx.load_from_string(bytes(model))
         except Exception as exc:  # noqa: BLE001
-            self._errors.append(api.trt.ParserError(-1, "", "", f"Failed to parse ONNX model: {exc}"))
+            self._errors.append(api.trt.ParserError._make(-1, "", "", f"Failed to parse ONNX model: {exc}"))
             return False
         net = self._network
+        layer_type = api.enum("LayerType")
         for i, node in enumerate(proto.graph.node):
             if node.op_type in api.unsupported_ops or (node.domain in ("", "ai.onnx") and not defs.has(node.op_type)):
-                self._errors.append(api.trt.ParserError(i, node.name, node.op_type,
-                                                        f"No importer registered for op: {node.op_type}"))
-            net._layers.append(api.trt.ILayer(node.name or f"{node.op_type}_{i}",
-                                              LAYER_TYPES.get(node.op_type, "Elementwise"), node.op_type))
+                self._errors.append(api.trt.ParserError._make(i, node.name, node.op_type,
+                                                              f"No importer registered for op: {node.op_type}"))
+            kind, member = LAYER_TYPES.get(node.op_type, ("Elementwise", "ELEMENTWISE"))
+            net._layers.append(api.trt.ILayer._make(node.name or f"{node.op_type}_{i}", kind,
+                                                    layer_type.__members__[member], node.op_type))
         if self._errors:
             return False
         inits = {i.name for i in proto.graph.initializer}
-        data_type = api.trt.DataType
-        for vis, into in ((proto.graph.input, net._inputs), (proto.graph.output, net._outputs)):
+        data_type = api.enum("DataType").__members__
+        for vis, into, is_input in ((proto.graph.input, net._inputs, True), (proto.graph.output, net._outputs, False)):
             for vi in vis:
                 if vi.name in inits:
                     continue
                 ds = _dims(vi)
                 net._symbols[vi.name] = ds
-                into.append(api.trt.ITensor(vi.name, [d if isinstance(d, int) else -1 for d in ds],
-                                            data_type[ONNX_TO_TRT.get(vi.type.tensor_type.elem_type, "FLOAT")]))
+                into.append(api.trt.ITensor._make(vi.name, [d if isinstance(d, int) else -1 for d in ds],
+                                                  data_type[ONNX_TO_TRT.get(vi.type.tensor_type.elem_type, "FLOAT")],
+                                                  is_input))
         types_ = {i.data_type for i in proto.graph.initializer}
         net._onnx_precision = "fp16" if 10 in types_ and 1 not in types_ else "fp32"
         net._has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)

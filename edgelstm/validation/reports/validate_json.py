@@ -27,6 +27,20 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def report_problem(data: Any) -> str | None:
+    """Why parsed JSON is not a validate report that a baseline comparison can read, or None: 'outputs' (and
+    'streaming'.outputs) must be tables of per-output metric tables, 'task' and 'streaming' tables or absent."""
+    if not isinstance(data, dict) or not isinstance(data.get("outputs"), dict):
+        return "no 'outputs'"
+    streaming = data.get("streaming")
+    if any(not isinstance(data.get(k), (dict, type(None))) for k in ("task", "streaming")):
+        return "'task' and 'streaming' must be tables"
+    for table in (data["outputs"], (streaming.get("outputs") or {}) if isinstance(streaming, dict) else {}):
+        if not isinstance(table, dict) or not all(isinstance(m, dict) for m in table.values()):
+            return "every output must be a table of metrics"
+    return None
+
+
 def report_dict(result) -> dict[str, Any]:
     """The report as a JSON-safe dict (a ValidationResult or an already built dict)."""
     return _clean(result if isinstance(result, dict) else result.to_dict())
