@@ -22,6 +22,11 @@ def cli_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _one_line(text: str) -> str:
+    """A message stays one line whatever user text it quotes (a key, a file or column name with a newline)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n") if ("\n" in text or "\r" in text) else text
+
+
 class EdgeLSTMError(Exception):
     """Base class: every error edgelstm raises on purpose carries an exit code and a one-line message.
 
@@ -38,7 +43,7 @@ class EdgeLSTMError(Exception):
     def render(self, namer: Callable[[str], str] = cli_flag) -> str:
         msg = _OPTION.sub(lambda m: namer(m.group(1)), self.raw_message)
         hint = _OPTION.sub(lambda m: namer(m.group(1)), self.raw_hint) if self.raw_hint else None
-        return msg if not hint else f"{msg} ({hint})"
+        return _one_line(msg if not hint else f"{msg} ({hint})")
 
     @property
     def message(self) -> str:

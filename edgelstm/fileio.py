@@ -171,3 +171,22 @@ def refuse_overwriting_inputs(outputs: dict[str, str | os.PathLike | None],
         if p in seen:
             raise BadInput(f"{opt(seen[p])} and {opt(key)} name the same file {out}; pass two paths")
         seen[p] = key
+
+
+def path_kind(path: str | os.PathLike, *, what: str = "file") -> str:
+    """``"missing"``, ``"dir"`` or ``"file"`` for a path a user named; BadInput in one line for a name no file
+    system takes (too long, a NUL byte) or one that cannot be looked at (permissions)."""
+    import stat
+
+    from edgelstm.errors import BadInput
+
+    shown = repr(str(path)) if len(str(path)) <= 120 else repr(str(path)[:117] + "...")
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except ValueError:
+        raise BadInput(f"{what} {shown} is not a valid file name") from None
+    except OSError as exc:
+        raise BadInput(f"{what} {shown}: {exc.strerror or exc}") from None
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"

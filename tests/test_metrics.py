@@ -123,3 +123,14 @@ def test_worst_of_and_badness():
     w = worst_of([a, b])
     assert w == {"max_abs": 2.0, "cosine": 0.9, "per_step_rmse": [1.0, 3.0]}
     assert badness("cosine", 0.99) == pytest.approx(0.01) and badness("rmse", 0.3) == 0.3
+
+
+def test_a_squeezed_batch_of_one_compares_with_the_kept_axis():
+    """torch's squeeze() gives a 0-d output at batch 1 where the export keeps [1]: the same numbers compare."""
+    from edgelstm.validation.metrics import DriftAccumulator
+
+    acc = DriftAccumulator()
+    acc.update(np.array(0.5), np.array([0.5 + 1e-3]))
+    assert acc.count == 1 and acc.max_abs == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        acc.update(np.zeros((2, 3)), np.zeros((3, 2)))

@@ -8,6 +8,7 @@ import difflib
 from typing import Any, Collection, Iterator
 
 from edgelstm.errors import BadInput, EdgeLSTMError
+from edgelstm.fileio import path_kind
 from edgelstm.pipeline.schema import PRECISIONS, VALIDATED, Pipeline, in_pipeline_words
 
 
@@ -62,9 +63,10 @@ def _model(p: Pipeline, problems: Problems) -> None:
             parse_inputs(m.input)
     if m.source is not None:
         src = p.resolve(m.source)
-        if not src.exists():
+        kind = path_kind(src, what="[model].source")
+        if kind == "missing":
             problems.add(f"[model].source {m.source!r} does not exist")
-        elif src.is_dir():
+        elif kind == "dir":
             problems.add(f"[model].source {m.source!r} is a directory, not a model file")
         if m.config:
             problems.add("[model].config applies to zoo models; a source model is loaded as it is")
@@ -114,9 +116,10 @@ def _data(p: Pipeline, problems: Problems) -> None:
         if path is None:
             continue
         full = p.resolve(path)
-        if not full.exists():
+        kind = path_kind(full, what=f"[data].{key}")
+        if kind == "missing":
             problems.add(f"[data].{key} file {path!r} does not exist")
-        elif full.is_dir():
+        elif kind == "dir":
             problems.add(f"[data].{key} {path!r} is a directory, not a data file")
         elif full.suffix.lower() not in DATA_SUFFIXES:
             problems.add(f"[data].{key} {path!r}: unknown data format; use {', '.join(DATA_SUFFIXES)}")

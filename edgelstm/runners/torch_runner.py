@@ -60,7 +60,10 @@ class TorchRunner:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = require_torch()
-        with torch.inference_mode():
+        from edgelstm.models.probing import module_state_guard
+
+        # a model that keeps state on the module starts every call from the state it was given (as its export does)
+        with torch.inference_mode(), module_state_guard(self.loaded.module):
             outs = self.call(self.call.tensors(feeds, self.device))
         return {spec.name: o.detach().float().cpu().numpy() for spec, o in zip(self.io.outputs, outs)}
 

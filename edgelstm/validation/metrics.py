@@ -38,6 +38,10 @@ def _f64(a: Any) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
 @dataclass
 class DriftAccumulator:
     """Streaming sums for the drift metrics of one output. ``time_axis`` is the axis of ``seq`` (or None)."""
@@ -56,6 +60,8 @@ class DriftAccumulator:
 
     def update(self, reference: np.ndarray, candidate: np.ndarray) -> None:
         r, c = _f64(reference), _f64(candidate)
+        if r.shape != c.shape and r.size == c.size and _squeezed(r.shape) == _squeezed(c.shape):
+            c = c.reshape(r.shape)  # torch's squeeze() is 0-d at batch 1, the export keeps the axis: same numbers
         if r.shape != c.shape:
             raise ValueError(f"shape mismatch: reference {list(r.shape)} vs candidate {list(c.shape)}")
         d = c - r

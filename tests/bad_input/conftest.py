@@ -209,7 +209,12 @@ def ws(tiny_lstm, tmp_path_factory) -> Path:
     # pipeline directories and files
     (d / "emptydir").mkdir()
     _write_bytes(d / "afile", b"a plain file")
+    WS_SNAPSHOT.update(tree(d))
     return d
+
+
+#: the shared inputs as built; tests/bad_input/test_zz_shared_inputs.py checks no case changed them
+WS_SNAPSHOT: dict[str, str] = {}
 
 
 def _torch_save(obj) -> bytes:

@@ -3,7 +3,6 @@ targets that must not be replaced. ``{w}/good.tar.gz`` is an earlier good bundle
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
