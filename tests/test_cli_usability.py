@@ -239,3 +239,20 @@ def test_run_gate_failure_message_is_rounded(err80, capsys):
     err = capsys.readouterr().err
     assert "gate failed for int8-dynamic: rel_l2:y = 0.0293 (limit <= 0.01)" in err
     assert "0.029312345678" not in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["convert", "--seq-len", "ten", "m.pt", "-o", "m.onnx"], "--seq-len"),
+    (["quantize", "m.onnx", "-p", "int4", "-o", "q.onnx"], "int4"),
+    (["bogus"], "No such command"),
+    (["doctor", "--bogus"], "--bogus"),
+])
+def test_usage_errors_are_one_line_exit_2(tmp_path, args, needle):
+    """The installed entry point turns click's usage box into one line (the in-process runner bypasses it)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgelstm", *args], capture_output=True, text=True, cwd=tmp_path)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())

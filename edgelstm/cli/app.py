@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import importlib
 import inspect
 import re
@@ -94,7 +96,32 @@ def main() -> None:
 
     if not os.environ.get("EDGELSTM_DEBUG"):
         warnings.filterwarnings("ignore")  # library warnings are noise on a CLI; EDGELSTM_DEBUG=1 shows them
-    app()
+    sys.exit(run_cli(sys.argv[1:]))
+
+
+def run_cli(argv: list[str]) -> int:
+    """Run the app; a usage error (an unknown option, a value of the wrong type) is one line and exit 2."""
+    try:  # typer >= 0.22 vendors click as typer._click; older typer uses click itself
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover - depends on the typer release
+        from click import exceptions as click_exc
+
+    from edgelstm import console
+
+    try:
+        code = app(args=argv, prog_name="edgelstm", standalone_mode=False)
+    except getattr(click_exc, "NoArgsIsHelpError", ()) as exc:  # `edgelstm` alone: the help, as typer shows it
+        exc.show()
+        return 2
+    except click_exc.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        console.error(f"{where}{exc.format_message()}{hint}".replace("\n", " "))
+        return 2
+    except click_exc.ClickException as exc:
+        console.error(exc.format_message().replace("\n", " "))
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
