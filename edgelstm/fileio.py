@@ -190,3 +190,28 @@ def path_kind(path: str | os.PathLike, *, what: str = "file") -> str:
     except OSError as exc:
         raise BadInput(f"{what} {shown}: {exc.strerror or exc}") from None
     return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def require_file(path: str | os.PathLike, *, what: str = "artifact", kind: str = "a model or engine") -> Path:
+    """An existing, non-empty regular file, else one-line BadInput (missing, a directory, 0 bytes)."""
+    from edgelstm.errors import BadInput
+
+    p = Path(path)
+    if not p.exists():
+        raise BadInput(f"{what} {p} does not exist")
+    if p.is_dir():
+        raise BadInput(f"{p} is a directory, not {kind}")
+    if p.stat().st_size == 0:
+        raise BadInput(f"{p.name} is empty (0 bytes), not {kind}")
+    return p
+
+
+def human_size(n: float | None) -> str:
+    """1536 -> '1.5 KiB' (None -> '–')."""
+    if n is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover

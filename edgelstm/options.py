@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Iterable
 
 
 class StrEnum(str, enum.Enum):  # enum.StrEnum is 3.11+; Jetson ships 3.10
@@ -101,23 +102,28 @@ def parse_int_list(text: str, *, what: str) -> list[int]:
     return values
 
 
-def parse_range(text: str, *, what: str) -> tuple[int, int, int]:
-    """Parse `min:opt:max` (or a single `n` meaning n:n:n)."""
+def parse_range(text: "str | int | Iterable[int]", *, what: str) -> tuple[int, int, int]:
+    """A ``min:opt:max`` triple (1 <= min <= opt <= max) from 'a:b:c', a triple, or one size n (= n:n:n)."""
     from edgelstm.errors import BadInput
 
-    parts = text.split(":")
+    if isinstance(text, str):
+        parts: list = text.strip().split(":")
+    elif isinstance(text, int):
+        parts = [text]
+    else:
+        parts = list(text)
     try:
         nums = [int(p) for p in parts]
-    except ValueError:
-        raise BadInput(f"{what} must be min:opt:max with integers, got {text!r}") from None
+    except (TypeError, ValueError):
+        raise BadInput(f"{what} must be min:opt:max or one size, with integers, got {text!r}") from None
     if len(nums) == 1:
         nums = nums * 3
     if len(nums) != 3:
-        raise BadInput(f"{what} must be min:opt:max, got {text!r}")
-    lo, opt, hi = nums
-    if lo < 1 or not (lo <= opt <= hi):
-        raise BadInput(f"{what} needs 1 <= min <= opt <= max, got {text!r}")
-    return lo, opt, hi
+        raise BadInput(f"{what} must be min:opt:max or one size, got {text!r}")
+    lo, mid, hi = nums
+    if lo < 1 or not (lo <= mid <= hi):
+        raise BadInput(f"{what} needs 1 <= min <= opt <= max, got {lo}:{mid}:{hi}")
+    return lo, mid, hi
 
 
 # ------------------------------------------------------------------------------------------ limits at the boundary

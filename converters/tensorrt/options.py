@@ -91,22 +91,6 @@ def check_range(r: Iterable[int] | int | str | None, what: str) -> Range | None:
     fixed axis takes). `what` is the option's key ('batch', 'seq') or its flag."""
     if r is None:
         return None
-    name = opt(what.lstrip("-").replace("-", "_"))
-    if isinstance(r, str):
-        parts = r.strip().split(":")
-    elif isinstance(r, int):
-        parts = [r]
-    else:
-        parts = list(r)
-    try:
-        vals = tuple(int(v) for v in parts)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} must be min:opt:max or one size, got {r!r}") from None
-    if len(vals) == 1:
-        vals = vals * 3
-    if len(vals) != 3:
-        raise BadInput(f"{name} must be min:opt:max or one size, got {list(vals)}")
-    lo, mid, hi = vals
-    if lo < 1 or not lo <= mid <= hi:
-        raise BadInput(f"{name} needs 1 <= min <= opt <= max, got {lo}:{mid}:{hi}")
-    return vals  # type: ignore[return-value]
+    from edgelstm.options import parse_range
+
+    return parse_range(r, what=opt(what.lstrip("-").replace("-", "_")))

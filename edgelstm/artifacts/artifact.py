@@ -65,13 +65,9 @@ class Artifact:
         and the ONNX facts."""
         from edgelstm.artifacts.manifest import read_manifest
 
-        p = Path(path)
-        if not p.exists():
-            raise BadInput(f"{p} does not exist")
-        if p.is_dir():
-            raise BadInput(f"{p} is a directory, not an artifact")
-        if p.stat().st_size == 0:
-            raise BadInput(f"{p.name} is empty (0 bytes), not a model or engine")
+        from edgelstm.fileio import require_file
+
+        p = require_file(path)
         kind = artifact_kind(p)
         manifest = read_manifest(p, verify=verify) if kind != ArtifactKind.torch else None
         art = cls(p, kind, manifest, manifest.io if manifest else None, manifest.precision if manifest else None)

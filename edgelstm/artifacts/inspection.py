@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgelstm.errors import BadInput
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import ArtifactKind
 from edgelstm.artifacts.artifact import artifact_kind
@@ -83,13 +82,9 @@ def inspect_engine(path: Path) -> dict[str, Any]:
 
 
 def inspect_artifact(path: str | Path, **kwargs: Any) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise BadInput(f"{path} does not exist")
-    if path.is_dir():
-        raise BadInput(f"{path} is a directory, not an artifact")
-    if path.stat().st_size == 0:
-        raise BadInput(f"{path.name} is empty (0 bytes), not a model or engine")
+    from edgelstm.fileio import require_file
+
+    path = require_file(path)
     kind = artifact_kind(path)
     if kind == ArtifactKind.onnx:
         return inspect_onnx(path)

@@ -27,13 +27,9 @@ def load_onnx(path: str | Path, *, what: str = "model"):
     """Load and check an ONNX file; a missing, empty or corrupt file is BadInput with one line."""
     import onnx
 
-    p = Path(path)
-    if not p.exists():
-        raise BadInput(f"{what} {p} does not exist")
-    if p.is_dir():
-        raise BadInput(f"{p} is a directory, not an ONNX file")
-    if p.stat().st_size == 0:
-        raise BadInput(f"{p.name} is empty (0 bytes), not an ONNX model")
+    from edgelstm.fileio import require_file
+
+    p = require_file(path, what=what, kind="an ONNX model")
     try:
         model = onnx.load(str(p))
     except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage

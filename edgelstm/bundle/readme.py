@@ -9,7 +9,8 @@ import shlex
 from typing import Any
 
 from edgelstm.bundle.recipe import BuildStep
-from edgelstm.bundle.types import CHECKSUMS, INDEX, RECIPE, Source, human_size
+from edgelstm.bundle.types import CHECKSUMS, INDEX, RECIPE, Source
+from edgelstm.fileio import human_size
 
 _ROLES = {"onnx": "ONNX model", "onnx-data": "ONNX external weights",
           "manifest": "edgelstm manifest (provenance, I/O, sha256)", "calib-cache": "INT8 calibration cache",

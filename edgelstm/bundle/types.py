@@ -38,14 +38,6 @@ CHUNK = 1 << 20
 Range = tuple[int, int, int]
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
-
-
 class BundleRefused(BadInput):
     """A bundle failed a safety or integrity check (exit 2). Carries every problem, the first in the message."""
 

@@ -20,7 +20,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from edgelstm.bundle.types import BundleCheck, BundleRefused, human_size
+from edgelstm.bundle.types import BundleCheck, BundleRefused
+from edgelstm.fileio import human_size
 from edgelstm.bundle.verify import check_dir, member_blocks, norm, open_tar, read_members, safety_problems, size_problems
 from edgelstm.errors import BadInput, opt
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from edgelstm.bundle import types as limits
-from edgelstm.bundle.types import CHECKSUMS, CHUNK, INDEX, BundleCheck, BundleRefused, human_size
+from edgelstm.bundle.types import CHECKSUMS, CHUNK, INDEX, BundleCheck, BundleRefused
+from edgelstm.fileio import human_size
 from edgelstm.errors import BadInput, opt
 
 _SHA_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")

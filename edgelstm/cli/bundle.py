@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from edgelstm import console
+from edgelstm.fileio import human_size
 from edgelstm.options import Precision
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
@@ -59,10 +60,6 @@ Examples:
 """
 
 
-def _human(n) -> str:
-    if n is None:
-        return "–"
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
 
 
 def _range(text: Optional[str], what: str):
@@ -113,7 +110,7 @@ def bundle(
     result = make_bundle(artifact_dir, out, options)
     lit = console.literal  # file names are shown as they are, never taken for markup
     console.table(f"bundle {out.name}", ["member", "role", "size", "sha256"],
-                  [[lit(m.name), m.role + (" [yellow](GPU-tied)[/]" if m.tied_to else ""), _human(m.size),
+                  [[lit(m.name), m.role + (" [yellow](GPU-tied)[/]" if m.tied_to else ""), human_size(m.size),
                     m.sha256[:12]] for m in result.members])
     console.table("build recipe (build_engine.sh, runs on the device)",
                   ["onnx", "engine", "precision", "batch", "seq", "calibration"],
@@ -124,7 +121,7 @@ def bundle(
         console.info(f"[dim]left out {lit(s['file'])}: {lit(s['reason'])}[/]")
     for w in result.warnings:
         console.warn(w)
-    console.success(f"wrote {lit(out)} ({_human(result.size)}, {len(result.members) + 1} files, "
+    console.success(f"wrote {lit(out)} ({human_size(result.size)}, {len(result.members) + 1} files, "
                     f"sha256 {result.sha256[:12]}…)")
     finish(result.to_dict(), json_out)
 
@@ -167,7 +164,7 @@ def unbundle(
         raise
     lit = console.literal  # member names come from the archive: shown as they are, never taken for markup
     console.table(f"bundle {bundle_path.name}", ["member", "size", "sha256", "status"],
-                  [[lit(m["name"]), _human(m["size"]), (m["sha256"] or "")[:12],
+                  [[lit(m["name"]), human_size(m["size"]), (m["sha256"] or "")[:12],
                     "[green]ok[/]" if m["status"] == "ok" else lit(m["status"])] for m in check.members])
     n = len(check.members)
     if verify_only:

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from edgelstm import console
+from edgelstm.fileio import human_size
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
                                         input_options)
@@ -25,12 +26,6 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
 """
 
 
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
 
 
 def inspect(
@@ -49,7 +44,7 @@ def inspect(
 
     info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
                             inputs=input_options(input, input_size, state_arg, _static(static)))
-    rows = [["kind", info["kind"]], ["size", _human(info["size_bytes"])], ["precision", info.get("precision", "?")]]
+    rows = [["kind", info["kind"]], ["size", human_size(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])
     if info.get("source"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from edgelstm import console
+from edgelstm.fileio import human_size
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 
 HELP = """Run a pipeline file: model → convert → quantize → validate → bench → report. Every stage is cached by
@@ -23,8 +24,6 @@ Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate
 """
 
 
-def _human(n) -> str:
-    return "–" if n is None else f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
 
 
 def _task(text):
@@ -43,7 +42,7 @@ def render_summary(result) -> None:
     # The artifact's file name says its precision (model.int8-dynamic.onnx); --json and report.md carry the column.
     # Short cells that can wrap at a space keep the table readable in an 80-column terminal.
     console.table("pipeline summary", ["artifact", "size", "rel_l2", "task", "gates", "p50 ms", "speed-up vs torch"],
-                  [[r["artifact"], _human(r["size_bytes"]),
+                  [[r["artifact"], human_size(r["size_bytes"]),
                     None if r["rel_l2"] is None else f"{r['rel_l2']:.2e}", _task(r["task"]),
                     {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]"}.get(r["gates"], r["gates"]),
                     None if r["p50_ms"] is None else f"{r['p50_ms']:.3g}",
