@@ -77,6 +77,12 @@ def test_doctor_json(cli):
 def test_help_works_for_every_command(cli):
     code, stdout, _ = cli("--help")
     assert code == 0
-    for cmd in ("convert", "inspect", "doctor", "demo"):
+    from edgelstm.cli.app import app
+
+    commands = sorted(c.name for c in app.registered_commands)
+    assert {"convert", "quantize", "build", "validate", "bench", "inspect", "doctor", "run", "demo", "bundle",
+            "unbundle"} <= set(commands)
+    for cmd in commands:
         code, text, _ = cli(cmd, "--help")
-        assert code == 0 and "Usage" in text
+        assert code == 0 and "Usage" in text and f"edgelstm {cmd}" in " ".join(text.split()), cmd
+        assert cmd in stdout  # listed in the top-level help
