@@ -89,7 +89,10 @@ def backend_checks() -> dict[str, dict[str, Any]]:
 
 
 def doctor_report() -> dict[str, Any]:
-    report: dict[str, Any] = {"versions": package_versions(), "host": cpu_facts(), "backends": backend_checks()}
+    from edgelstm.machine.isa import isa_facts
+
+    report: dict[str, Any] = {"versions": package_versions(), "host": {**cpu_facts(), **isa_facts()},
+                              "backends": backend_checks()}
     try:
         from edgelstm.artifacts import trt as trt_info  # written with the TensorRT support
     except ImportError:
