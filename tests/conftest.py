@@ -83,8 +83,8 @@ def tiny_model():
 def tiny_lstm(tmp_path_factory):
     """The tiny ``lstm_regressor`` (hidden 8, seed 0) saved and exported once per test session.
 
-    ``.dir`` holds ``m.pt`` (an edgelstm checkpoint), ``m.onnx`` and ``m.stateful.onnx`` (h0/c0 in, hn/cn
-    out), each ONNX with its manifest, exported at seq_len 6 and verified at seq 6 / batch 2. Shared by every
+    ``.dir`` holds ``m.pt`` (an edgelstm checkpoint), ``m.onnx``, ``m.stateful.onnx`` (h0/c0 in, hn/cn
+    out) and ``m.static.onnx`` (batch 1 x seq 6), each ONNX with its manifest, exported at seq_len 6 and verified at seq 6 / batch 2. Shared by every
     test: never write into ``.dir``; ``copy_to(d)`` copies the files (manifests included) into a test's own
     directory."""
     import shutil
@@ -93,12 +93,18 @@ def tiny_lstm(tmp_path_factory):
     from converters.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
 
+    from edgelstm.models.loading import from_module
+
     d = tmp_path_factory.mktemp("tiny_lstm")
     model = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
     zoo.save_checkpoint(model, d / "m.pt")
+    loaded = from_module(model)
+    loaded.path = d / "m.pt"  # manifests name the checkpoint as their parent
     quick = dict(seq_len=6, verify_seqs=(6,), verify_batches=(2,))
-    export_onnx(model, d / "m.onnx", ExportOptions(**quick))
-    export_onnx(model, d / "m.stateful.onnx", ExportOptions(stateful=True, **quick))
+    export_onnx(loaded, d / "m.onnx", ExportOptions(**quick))
+    export_onnx(loaded, d / "m.stateful.onnx", ExportOptions(stateful=True, **quick))
+    export_onnx(loaded, d / "m.static.onnx", ExportOptions(static=True, seq_len=6, batch=1, verify_seqs=(6,),
+                                                           verify_batches=(1,)))
 
     def copy_to(dest):
         dest.mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,8 @@ def tiny_lstm(tmp_path_factory):
             shutil.copy2(f, dest / f.name)
         return dest
 
-    return SimpleNamespace(dir=d, pt=d / "m.pt", onnx=d / "m.onnx", stateful=d / "m.stateful.onnx", copy_to=copy_to)
+    return SimpleNamespace(dir=d, pt=d / "m.pt", onnx=d / "m.onnx", stateful=d / "m.stateful.onnx",
+                           static=d / "m.static.onnx", model=model, copy_to=copy_to)
 
 
 @pytest.fixture

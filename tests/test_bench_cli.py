@@ -16,17 +16,10 @@ FAST = ["--warmup", "2", "--iters", "10"]
 
 
 @pytest.fixture(scope="module")
-def arts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bench_cli")
-    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
-    zoo.save_checkpoint(m, d / "m.pt")
-    loaded = from_module(m)
-    loaded.path = d / "m.pt"
+def arts(tmp_path_factory, tiny_lstm):
+    d = tiny_lstm.copy_to(tmp_path_factory.mktemp("bench_cli"))
+    m = tiny_lstm.model
     quick = dict(seq_len=6, verify_seqs=(6,), verify_batches=(2,))
-    export_onnx(loaded, d / "m.onnx", ExportOptions(**quick))
-    export_onnx(loaded, d / "m.stateful.onnx", ExportOptions(stateful=True, **quick))
-    export_onnx(loaded, d / "m.static.onnx", ExportOptions(static=True, seq_len=6, batch=1, verify_seqs=(6,),
-                                                           verify_batches=(1,)))
 
     class RepeatedWork(torch.nn.Module):  # the same model doing 4x the recurrent work
         def __init__(self, base):

@@ -10,8 +10,6 @@ import numpy as np
 import onnx
 import pytest
 
-from converters.torch_to_onnx import ExportOptions, export_onnx
-from edgelstm.models import zoo
 from edgelstm.latency import (BenchGrid, BenchOptions, BenchReport, BenchTarget, Bencher, TimingPolicy,
                                    bench_artifacts, latency_stats, planned_rows, plot_report, summarize,
                                    time_callable, time_runner, write_csv, write_json, write_markdown)
@@ -28,16 +26,8 @@ FAST = TimingPolicy(warmup=2, iters=8)
 
 
 @pytest.fixture(scope="module")
-def arts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bench_harness")
-    m = zoo.build("lstm_regressor", {"hidden_size": 8}, seed=0)
-    zoo.save_checkpoint(m, d / "m.pt")
-    quick = dict(seq_len=6, verify_seqs=(6,), verify_batches=(2,))
-    export_onnx(m, d / "m.onnx", ExportOptions(**quick))
-    export_onnx(m, d / "m.stateful.onnx", ExportOptions(stateful=True, **quick))
-    export_onnx(m, d / "m.static.onnx", ExportOptions(static=True, seq_len=6, batch=1, verify_seqs=(6,),
-                                                      verify_batches=(1,)))
-    return d
+def arts(tmp_path_factory, tiny_lstm):
+    return tiny_lstm.copy_to(tmp_path_factory.mktemp("bench_harness"))
 
 
 # ------------------------------------------------------------------------------------------- timing

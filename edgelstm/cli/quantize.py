@@ -134,8 +134,8 @@ def quantize(
             console.warn(f"this INT8 file can saturate on {recipe.target}: {recipe.why}")
         if str(recipe.target) != str(here):
             console.warn(f"the file targets {recipe.target} but this machine is {here}: drift measured here "
-                         f"(--max-drift, validate) is not what a {recipe.target} device will see"
-                         .replace(" a x86", " an x86"))
+                         f"(--max-drift, validate) is not what {cpu_isa.article(recipe.target)} {recipe.target} "
+                         "device will see")
     what = precision.value + (f" {mode.value}" if precision == Precision.int8 and mode else "")
     console.step(f"quantizing {model.name} to {what}")
     if budget is not None and precision == Precision.fp16:

@@ -196,7 +196,8 @@ def isa_warnings(resolved: Sequence[ResolvedTarget], device: Mapping[str, Any]) 
     here = str((device.get("cpu") or {}).get("isa") or "")
     out = []
     for res in resolved:
-        w = mismatch_warning(res.name, res.details.get("target_isa"), here, what="benchmarked") if here else None
+        w = mismatch_warning(res.name, res.details.get("target_isa"), here, what="benchmarked",
+                             measured="the latency (and drift) measured here are") if here else None
         if w:
-            out.append(w.replace("the drift measured here is", "the latency (and drift) measured here are"))
+            out.append(w)
     return out

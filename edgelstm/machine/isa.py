@@ -92,7 +92,8 @@ def saturates_u8s8(isa: IsaClass | str) -> bool:
 
 
 def mismatch_warning(artifact: str, target: str | None, measured_on: str, *, what: str = "validated",
-                     details: Mapping[str, Any] | None = None) -> str | None:
+                     details: Mapping[str, Any] | None = None,
+                     measured: str = "the drift measured here is") -> str | None:
     """The warning when an INT8 artifact is measured on another ISA class than the one it targets.
 
     With the artifact's manifest ``details`` the drift rule is exact: the numbers differ only when the file has
@@ -104,9 +105,14 @@ def mismatch_warning(artifact: str, target: str | None, measured_on: str, *, wha
     if sat is not None:
         if not sat.get("saturating_on_x86_avx2") or saturates_u8s8(target) == saturates_u8s8(measured_on):
             return None
-    return (f"{what} on {measured_on}; {artifact} targets {target}: the drift measured here is not what "
-            f"the device will see (re-run on a {target} machine)".replace(" a x86", " an x86"))
+    return (f"{what} on {measured_on}; {artifact} targets {target}: {measured} not what the device will see "
+            f"(re-run on {article(target)} {target} machine)")
+
+
+def article(isa: str) -> str:
+    """'an' before x86-…, 'a' before arm64."""
+    return "an" if str(isa).startswith(("x86", "other")) else "a"
 
 
 __all__ = ["IsaClass", "TargetCpu", "cpu_flags", "classify", "detect_isa", "isa_facts", "resolve_target",
-           "saturates_u8s8", "mismatch_warning"]
+           "saturates_u8s8", "mismatch_warning", "article"]
