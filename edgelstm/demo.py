@@ -76,7 +76,7 @@ def write_demo_pipeline(out_dir: Path, *, steps: int = 150, seed: int = 0) -> Pa
 
 
 def run_demo(out_dir: Path = Path("edgelstm-demo"), *, steps: int = 150, seed: int = 0,
-             on_step: Callable[[str], None] | None = None, wait: bool = False):
+             on_step: Callable[[str], None] | None = None, on_stage=None, wait: bool = False):
     """The demo pipeline written into ``out_dir`` and run there; the directory is locked while the pipeline
     file is written and run (a second demo on it fails at once, or waits with ``wait``)."""
     from edgelstm.pipeline.config import load_pipeline
@@ -88,4 +88,4 @@ def run_demo(out_dir: Path = Path("edgelstm-demo"), *, steps: int = 150, seed: i
     prepare_out_dir(out_dir, what="demo directory")
     with OutputLock(out_dir, wait=wait, on_wait=on_step):
         path = write_demo_pipeline(out_dir, steps=steps, seed=seed)
-        return run_pipeline(load_pipeline(path), on_step=on_step, lock=False)
+        return run_pipeline(load_pipeline(path), on_step=on_step, on_stage=on_stage, lock=False)

@@ -76,7 +76,7 @@ def test_failed_gate_exits_1_after_writing_the_report(cli, tmp_path):
     code, _, stderr = cli("run", toml)
     assert code == 1 and "gate failed" in stderr
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "a gate failed" in md and "**FAIL**" in md
+    assert "3 of 3 gates failed" in md and "**FAIL**" in md
 
 
 @pytest.mark.parametrize("text,culprit", [

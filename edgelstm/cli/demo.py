@@ -33,7 +33,7 @@ def demo(
     from edgelstm.demo import run_demo
     from edgelstm.cli.run import payload, render_summary
 
-    result = run_demo(out, steps=steps, seed=seed, on_step=console.step, wait=wait)
+    result = run_demo(out, steps=steps, seed=seed, on_step=console.step, on_stage=console.activity, wait=wait)
     render_summary(result)
     console.success(f"demo artifacts in {out}/ — open {out}/report.html, or try: edgelstm inspect {out}/model.onnx")
     finish(payload(result), json_out, 0 if result.passed else 1)

@@ -60,19 +60,21 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
-    for name, v in result.validations.items():
-        for g in v.get("gates", []):
-            if not g.get("passed"):
-                metric = f"{g.get('metric')}{':' + g['output'] if g.get('output') else ''}"
-                limit = g.get("limit")
-                console.error(f"gate failed for {name}: {metric} = {console.fmt_value(g.get('value'), limit)} "
-                              f"(limit {g.get('op', '<=')} {'n/a' if limit is None else format(limit, 'g')})")
+    for g in result.gates:
+        if not g["passed"]:
+            console.error(f"gate failed ({g['suite']}): {g['message']}")
 
 
 def payload(result) -> dict:
-    return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
+    """`run --json`: one object: the verdict, every gate (failed ones first in `failed_gates`), the summary rows,
+    the stages with their times, where the data came from, the provenance, and the report files."""
+    from edgelstm.pipeline.report import verdict_words
+
+    gates = result.gates
+    return {"passed": result.passed, "verdict": verdict_words(result), "out_dir": str(result.out_dir),
+            "seconds": result.seconds, "failed_gates": [g for g in gates if not g["passed"]], "gates": gates,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
-            "notes": result.notes,
+            "notes": result.notes, "data": result.data, "provenance": result.provenance,
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 
@@ -87,7 +89,7 @@ def run(
     from edgelstm.pipeline.config import load_pipeline
 
     p = load_pipeline(pipeline)  # the whole file is checked before anything runs or is written
-    result = run_pipeline(p, on_step=console.step, wait=wait)
+    result = run_pipeline(p, on_step=console.step, on_stage=console.activity, wait=wait)
     render_summary(result)
     finish(payload(result), json_out, 0 if result.passed else 1)
 

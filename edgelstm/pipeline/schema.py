@@ -37,7 +37,7 @@ class ExportSection:
     seq_len: int = 60
     batch: int = 2
     opset: int = 17
-    stateful: bool = True
+    stateful: bool | None = None      # also export the streaming variant; default: where the model supports it
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class DataSection:
     seed: int = 1
     validation: str | None = None
     calibration: str | None = None
+    calibration_synthetic: int | None = None  # static INT8 calibrated on N seeded N(0,1) sequences: asked for, never silent
     window: int | None = None
     features: tuple[str, ...] | None = None
     target: str | None = None
@@ -65,6 +66,8 @@ class DataSection:
 class ValidateSection:
     gates: tuple[str, ...] = ("rel_l2<=0.01",)
     precision_gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    baseline: str | None = None            # an earlier run's validate/ folder (or its output folder): drift must not grow
+    baseline_tolerance: float = 0.10       # allowed relative growth of each drift metric over the baseline's
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class BenchSection:
     iters: int = 50
     warmup: int = 5
     stream: bool = True
+    baseline: str | None = None            # an earlier bench.json from this machine and model
+    max_slowdown: float = 1.10             # with baseline: the largest p50 ratio now/baseline
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,10 @@ SECTIONS = {"model": ModelSection, "export": ExportSection, "quantize": Quantize
 
 #: the smallest value of an integer key (others: >= 0)
 MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq_len"): 1,
-            ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1}
+            ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1,
+            ("data", "calibration_synthetic"): 1}
+#: the smallest value of a float key
+FLOAT_MINIMUMS = {("bench", "max_slowdown"): 1.0, ("validate", "baseline_tolerance"): 0.0}
 
 
 
@@ -137,7 +145,8 @@ KEY_SECTIONS = _key_sections()
 
 #: library options whose pipeline key has another name
 OPTION_KEYS = {"precision": ("quantize", "precisions"), "mode": ("quantize", "precisions"),
-               "calib": ("data", "calibration"), "data": ("data", "validation"), "gate": ("validate", "gates"),
+               "calib": ("data", "calibration"), "calib_synthetic": ("data", "calibration_synthetic"),
+               "data": ("data", "validation"), "gate": ("validate", "gates"),
                "steps": ("model", "train_steps"), "out": ("output", "dir")}
 
 

@@ -1,0 +1,93 @@
+"""What a pipeline run concluded, in one list: every gate (drift gates, drift against a baseline run, latency
+against a baseline report), and the summary rows (one per artifact). The run passes when every gate passes;
+`run --json`, report.md/html and junit.xml all read this list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgelstm.latency.summary import shape_words
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _drift_gate(artifact: str, g: dict[str, Any]) -> dict[str, Any]:
+    target = f"{g.get('metric')}" + (f":{g['output']}" if g.get("output") else "")
+    limit = f"{g.get('op', '<=')} {_fmt(g.get('limit'))}"
+    baseline = g.get("source") == "baseline"
+    name = (f"{target} {limit} (baseline {_fmt(g.get('baseline'))} + tolerance)" if baseline else f"{target} {limit}")
+    message = g.get("message") or f"{artifact}: {target} = {_fmt(g.get('value'))}, limit {limit}"
+    return {"suite": f"validate {artifact}", "kind": "drift baseline" if baseline else "drift", "artifact": artifact,
+            "name": name, "passed": bool(g.get("passed")), "value": g.get("value"), "limit": g.get("limit"),
+            "message": message if not g.get("passed") else ""}
+
+
+def _latency_gate(row: dict[str, Any], max_slowdown: float) -> dict[str, Any]:
+    ratio = row.get("confirmed_ratio") or row.get("ratio")
+    message = (f"{row['row']}: p50 {_fmt(row.get('current_p50_ms'))} ms vs {_fmt(row.get('baseline_p50_ms'))} ms in the "
+               f"baseline = {ratio:.2f}x, limit {max_slowdown:g}x ({row.get('note') or 'not re-measured'})")
+    return {"suite": "bench baseline", "kind": "latency baseline", "artifact": row.get("artifact"),
+            "name": f"{row['row']}: p50 <= {max_slowdown:g}x baseline", "passed": not row.get("regressed"),
+            "value": ratio, "limit": max_slowdown, "message": message if row.get("regressed") else ""}
+
+
+def collect_gates(res) -> list[dict[str, Any]]:
+    """Every gate of the run, in report order: the artifacts' drift gates, then latency against the baseline."""
+    out = [_drift_gate(name, g) for name, v in res.validations.items() for g in v.get("gates", [])]
+    reg = (res.bench or {}).get("regression")
+    if reg:
+        out += [_latency_gate(r, reg["max_slowdown"]) for r in reg.get("rows", [])]
+    return out
+
+
+def headline_point(bench: dict[str, Any] | None) -> tuple[int, int, int | None] | None:
+    """The grid point the summary's p50 column shows: the first batch x seq x threads timed."""
+    rows = [r for r in (bench or {}).get("results", []) if r.get("mode", "window") == "window"]
+    return (rows[0]["batch"], rows[0]["seq"], rows[0].get("threads")) if rows else None
+
+
+def summary_rows(res) -> list[dict[str, Any]]:
+    """One row per artifact (and one for torch eager, and one per streaming step): size, drift, gates, and p50
+    with the speed-up over torch eager at the headline grid point (``shape`` says which)."""
+    from edgelstm.latency import summarize
+
+    point = headline_point(res.bench)
+    bench_rows = [r for r in (summarize(res.bench) if res.bench else [])
+                  if point is None or (r["batch"], r["seq"], r["threads"]) == point or r["mode"] == "step"]
+    shape = shape_words(*point) if point else None
+    rows = []
+    torch_p50 = next((r["p50_ms"] for r in bench_rows if r["backend"] == "torch" and r["mode"] == "window"), None)
+    if torch_p50 is not None and res.model_path is not None:
+        rows.append({"artifact": "torch (eager)", "precision": "fp32", "size_bytes": res.model_path.stat().st_size,
+                     "rel_l2": 0.0, "task": None, "gates": "reference", "p50_ms": torch_p50, "speedup": 1.0,
+                     "shape": shape, "remarks": []})
+    for a in res.artifacts:
+        v = res.validations.get(a.name, {})
+        outputs = v.get("outputs", {})
+        rel = max((o.get("rel_l2", 0.0) for o in outputs.values()), default=None)
+        b = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "window"), None)
+        row = {"artifact": a.path.name, "precision": a.name, "size_bytes": a.size_bytes, "rel_l2": rel,
+               "task": _task_value(v.get("task") or {}),
+               "gates": ("pass" if v.get("passed") else "FAIL") if v else "-",
+               "p50_ms": b["p50_ms"] if b else None, "speedup": b["speedup"] if b else None,
+               "shape": shape if b else None, "remarks": list(res.remarks.get(a.name, []))}
+        rows.append(row)
+        step = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "step"), None)
+        if step is not None:  # streaming: one new sample costs one step, not a re-run of the window
+            rows.append({**row, "artifact": f"{a.path.name} (1 step, state carried)", "p50_ms": step["p50_ms"],
+                         "shape": shape_words(step["batch"], None, step["threads"]),
+                         "speedup": (torch_p50 / step["p50_ms"]) if torch_p50 and step["p50_ms"] else None})
+    return rows
+
+
+def _task_value(task: dict[str, Any]) -> str | None:
+    for key in ("mse", "accuracy"):
+        if key in task:
+            return f"{key}={task[key]:.4g}"
+    return None
