@@ -47,6 +47,9 @@ def render_summary(result) -> None:
                     {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]"}.get(r["gates"], r["gates"]),
                     None if r["p50_ms"] is None else f"{r['p50_ms']:.3g}",
                     None if not r["speedup"] else f"{r['speedup']:.2f}×"] for r in rows])
+    shape = next((r["shape"] for r in rows if r.get("shape") and "one step" not in r["shape"]), None)
+    if shape:
+        console.info(f"[dim]p50 at {escape(shape)}; every grid point is in report.md[/]")
     for s in result.skipped:
         console.info(f"[dim]skipped {s['stage']}: {s['reason']}[/]")
     for note in result.notes:

@@ -97,11 +97,11 @@ def datasets(p: Pipeline, spec):
         data_sha += ":" + sha256_file(cpath)
     elif d.calibration_synthetic:
         calib = synthetic_dataset(spec, d.calibration_synthetic, seq=d.seq, seed=d.seed + 1000)
-        calib.source = f"synthetic data: {d.calibration_synthetic} seeded N(0,1) sequences"
+        calib.source = "synthetic data (seeded N(0,1) noise, as [data].calibration_synthetic asks)"
         data_sha += f":calib-synthetic:{d.calibration_synthetic}"
     elif p.model.zoo:
         x, _ = zoo.synthetic_task(p.model.zoo, 128, d.seq, seed=d.seed + 1000)  # disjoint from validation
-        calib = dataset_from_arrays({"x": x}, spec, source=f"synthetic data: the {p.model.zoo} task's generator")
+        calib = dataset_from_arrays({"x": x}, spec, source=f"synthetic data (the {p.model.zoo} task's generator)")
     else:
         calib = None  # the up-front check refused int8-static without calibration data
     return val, calib, data_sha
@@ -162,7 +162,8 @@ def quantize_notes(q: dict[str, Any]) -> list[str]:
                          f"({', '.join(kept[:4])}{', …' if len(kept) > 4 else ''}): {metric} "
                          f"{_share(metric, fb['drift_all_quantized'])} with every node INT8, {_share(metric, fb['drift'])} now")
         else:
-            notes.append(f"every quantizable node kept INT8 within the {budget} {metric} budget vs the FP32 ONNX "
+            low = str(q.get("precision") or "int8").upper()
+            notes.append(f"every quantizable node kept {low} within the {budget} {metric} budget vs the FP32 ONNX "
                          f"({metric} {_share(metric, fb['drift'])})")
     return notes
 

@@ -38,6 +38,22 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [_row(header), "|" + "|".join("---" for _ in header) + "|", *(_row(r) for r in rows)]
 
 
+def _provenance(rep: dict[str, Any]) -> list[str]:
+    """Date, edgelstm version, git commit, both files with their sha256, and the machine (ISA class)."""
+    from edgelstm.fileio import sha256_file
+    from edgelstm.machine.provenance import provenance, provenance_lines
+
+    cand = Path(str(rep.get("candidate")))
+    p = provenance(where=cand.parent if cand.is_file() else None)
+    lines = provenance_lines(p)
+    machine = lines.pop()
+    for role in ("reference", "candidate"):
+        f = Path(str(rep.get(role)))
+        sha = sha256_file(f) if f.is_file() else None
+        lines.append(f"**{role.capitalize()}** `{_cell(f.name)}` · sha256 `{sha or 'n/a (not a file)'}`  ")
+    return [*lines, machine, ""]
+
+
 def markdown_summary(result) -> str:
     rep = report_dict(result)
     gates = rep.get("gates", [])
@@ -52,6 +68,7 @@ def markdown_summary(result) -> str:
         extra = ", ".join(str(x) for x in (info.get("backend"), info.get("precision")) if x)
         return f"`{_cell(Path(str(path)).name)}`" + (f" ({extra})" if extra else "")
 
+    lines += _provenance(rep)
     lines.append(f"**reference** {who(rep.get('reference'), ri)} → **candidate** {who(rep.get('candidate'), ci)} · "
                  f"{rep.get('samples')} samples" + (f" from `{_cell(data['source'])}`" if data.get("source") else "")
                  + (f" · seq {data['seq']}" if data.get("seq") else "")
