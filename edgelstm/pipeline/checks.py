@@ -146,8 +146,9 @@ def _calibration(p: Pipeline, problems: Problems) -> None:
             problems.add("[data].calibration_synthetic applies to int8-static in [quantize].precisions")
     elif static and d.calibration is None and p.model.zoo is None:
         problems.add("[quantize].precisions has int8-static but [data] names no calibration file: set "
-                     "[data].calibration = \"calib.npz\" (sequences like the real inputs), or calibrate on noise "
-                     "knowingly with [data].calibration_synthetic = 128 (the report then says so)")
+                     "[data].calibration = \"calib.npz\" (sequences like the real inputs), calibrate on noise "
+                     "knowingly with [data].calibration_synthetic = 128 (the report then says so), or drop "
+                     "int8-static from [quantize].precisions")
 
 
 def _validate(p: Pipeline, problems: Problems) -> None:
