@@ -92,7 +92,7 @@ def run_job(tmp_path: Path, files: Path, model: str):
     shutil.copy(files / "val.npz", ws / "ci" / "val.npz")
     runner = JobRunner(load_workflow(), "accuracy", ws,
                        env={"PIPELINE": "ci/pipeline.toml", "OUT_DIR": "ci/edgelstm-out", "MODEL_FILE": "ci/model.pt",
-                            "FORCE_COLOR": "0"},
+                            "FORCE_COLOR": "0", "OMP_NUM_THREADS": "1"},  # one torch thread: 2 shared cores here
                        path_prepend=str(Path(sys.executable).parent),
                        replace={INSTALL: "edgelstm doctor"})  # the venv this test runs in is the installed edgelstm
     return runner.run(), ws

@@ -25,9 +25,16 @@ def train_model(p: Pipeline, path: Path, say: Say):
     from edgelstm.models import zoo
 
     m = p.model
+    import torch
+
     say(f"training {m.zoo} on its synthetic task ({m.train_steps} steps, seed {m.seed})")
     model = zoo.build(m.zoo, dict(m.config), seed=m.seed)
-    loss = zoo.train(model, m.zoo, steps=m.train_steps, seed=m.seed, seq=min(60, p.export.seq_len))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a zoo model is small: more threads only wait on each other (5-10x on a busy CPU)
+    try:
+        loss = zoo.train(model, m.zoo, steps=m.train_steps, seed=m.seed, seq=min(60, p.export.seq_len))
+    finally:
+        torch.set_num_threads(threads)
     zoo.save_checkpoint(model, path)
     return [path], {"loss": loss}
 
