@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 from edgelstm.errors import BadInput, opt
 from edgelstm.options import check_float
 from edgelstm.validation.gates import DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, GateResult, baseline_gates
+from edgelstm.validation.metrics import HIGHER_IS_BETTER
 from edgelstm.validation.validate import ValidateOptions, ValidationResult, validate_artifacts
 
 PhaseProgress = Callable[[str, int, int], None]  # (phase "old" | "new", done, total)
@@ -120,6 +121,17 @@ def change_row(g: GateResult) -> dict[str, Any]:
             "op": g.op, "limit": g.limit, "passed": g.passed}
 
 
+def change_text(c: Mapping[str, Any]) -> str:
+    """A change in words: "+0.0021 (+12.0%)", "+0.0021 (x7.1e+04)" from near zero, "-8.5e-06" for cosine/accuracy."""
+    delta, rel = c.get("delta"), c.get("relative")
+    if delta is None:
+        return "n/a"
+    text = f"{delta:+.3g}"
+    if rel is None or str(c.get("metric")).split(".")[-1] in HIGHER_IS_BETTER:
+        return text
+    return text + (f" ({rel:+.1%})" if abs(rel) < 10 else f" (×{c['new'] / c['old']:.3g})")
+
+
 def against_markdown(rep: Mapping[str, Any], fmt: Callable[[Any, str], str]) -> list[str]:
     """Markdown lines for the report's `against` section (empty without one): a table of every change."""
     section = rep.get("against")
@@ -132,9 +144,7 @@ def against_markdown(rep: Mapping[str, Any], fmt: Callable[[Any, str], str]) -> 
     for c in section.get("changes", []):
         metric = str(c["metric"]).split(".")[-1]
         name = c["metric"] + (f":{c['output']}" if c.get("output") else "")
-        rel = c.get("relative")
-        change = fmt(c.get("delta"), metric) + ("" if rel is None else f" ({rel:+.1%})")
-        lines.append(f"| {name} | {fmt(c.get('old'), metric)} | {fmt(c.get('new'), metric)} | {change} | "
+        lines.append(f"| {name} | {fmt(c.get('old'), metric)} | {fmt(c.get('new'), metric)} | {change_text(c)} | "
                      f"{c.get('op')} {fmt(c.get('limit'), metric)} | {'✅ pass' if c.get('passed') else '❌ **fail**'} |")
     old_failed = [g for g in section.get("old_gates", []) if not g.get("passed")]
     if old_failed:
@@ -145,4 +155,4 @@ def against_markdown(rep: Mapping[str, Any], fmt: Callable[[Any, str], str]) -> 
     return lines + [""]
 
 
-__all__ = ["AccuracyComparison", "AgainstOptions", "against_markdown", "compare_accuracy"]
+__all__ = ["AccuracyComparison", "AgainstOptions", "against_markdown", "change_text", "compare_accuracy"]
