@@ -9,11 +9,13 @@ runs, by the model's cost times what the machine is doing at that moment.
 
 `timer(cost_ms)` is a block timer for compare_point that runs edgelstm's real timing loop
 (harness.time_callable) on the fake clock; `costed_open(monkeypatch, machine)` makes the real bench path
-(real ONNX files, runners, Bencher) run on the fake clock, at a cost per LSTM node of the graph."""
+(real ONNX files, runners, Bencher) run on the fake clock, at a cost per LSTM node of the graph
+(`cost_runners_by_lstm`, shared with tests/test_bench_regression.py)."""
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -60,9 +62,15 @@ US_PER_LSTM_STEP = 500.0  # 3 ms an iteration at batch 1 x seq 6: ~10 iterations
 
 
 def costed_open(monkeypatch, machine: FakeMachine) -> None:
-    """Every runner the Bencher opens really runs, but is timed on `machine`'s clock at 0.5 ms per LSTM node of
-    its ONNX graph per time step per sequence (through `bind`, the harness's own loop). Other targets (a torch
-model in memory) run as they are: a test makes their forward advance the clock."""
+    """The real bench path on `machine`'s clock, at 0.5 ms per LSTM node per time step per sequence."""
+    cost_runners_by_lstm(monkeypatch, lambda cost_us: machine.run(cost_us / 1e3), US_PER_LSTM_STEP)
+
+
+def cost_runners_by_lstm(monkeypatch, run: Callable[[float], None], us_per_lstm_step: float) -> None:
+    """Every runner the Bencher opens for an ONNX file really runs, through `bind` (the harness's own loop), and
+    then calls `run(cost_us)`, the cost a fake clock advances by: `us_per_lstm_step` per LSTM node of its graph
+    per time step per sequence. Other targets (a torch model in memory) run as they are: a test makes their
+    forward advance the clock. Shared with tests/test_bench_regression.py's VirtualMachine."""
     import onnx
 
     from edgelstm.latency.bencher import Bencher
@@ -80,15 +88,15 @@ model in memory) run as they are: a test makes their forward advance the clock."
 
         def bind(self, feeds):
             x = feeds[self._real.io.data_inputs[0].name]
-            cost_ms = self._lstm_nodes * x.shape[0] * x.shape[1] * US_PER_LSTM_STEP / 1e3
+            cost_us = self._lstm_nodes * x.shape[0] * x.shape[1] * us_per_lstm_step
 
             def call():
                 self._real.run(feeds)
-                machine.run(cost_ms)
+                run(cost_us)
             return call
 
     def open_costed(bencher, res, threads):
-        if res.path is None or res.path.suffix != ".onnx":  # a torch model in memory costs itself (its forward)
+        if res.path is None or res.path.suffix != ".onnx":
             return real_open(bencher, res, threads)
         nodes = sum(n.op_type == "LSTM" for n in onnx.load(str(res.path)).graph.node)
         assert nodes, f"{res.path} has no LSTM node to cost"

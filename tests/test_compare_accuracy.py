@@ -14,29 +14,15 @@ from edgelstm.validation.compare import AgainstOptions, compare_accuracy
 from edgelstm.validation.gates import parse_gates
 from edgelstm.validation.reports import junit_xml, markdown_summary, report_dict
 from edgelstm.validation.validate import DataRequest, ValidateOptions
-from slowdown_models import slow_down_onnx
+from slowdown_models import pr_versions
 
 DATA = DataRequest(synthetic=48, seq=12)
 
 
-def scaled_head(src, dst, factor: float):
-    """NEW that lost accuracy: the linear head's weights scaled (outputs change by ~ factor - 1)."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(src))
-    for i, t in enumerate(model.graph.initializer):
-        if t.name == "head.weight":
-            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * factor, t.name))
-    onnx.save(model, str(dst))
-    return dst
-
-
 @pytest.fixture
 def versions(tiny_lstm, tmp_path):
-    d = tiny_lstm.copy_to(tmp_path / "main")
-    return (d / "m.pt", d / "m.onnx", slow_down_onnx(d / "m.onnx", tmp_path / "slower.onnx", 1.0),
-            scaled_head(d / "m.onnx", tmp_path / "worse.onnx", 1.05))
+    v = pr_versions(tiny_lstm, tmp_path)
+    return v.ref, v.old, v.doubled, v.worse
 
 
 def test_same_outputs_pass_every_change_gate(versions):

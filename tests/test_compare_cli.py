@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import edgelstm.latency.compare as compare_module
 from fake_machine import FakeMachine, costed_open
-from slowdown_models import slow_down_onnx
-from test_compare_accuracy import scaled_head
+from slowdown_models import pr_versions
 
 GRID = ["--batch", "1", "--seq", "6", "--threads", "1"]
 
@@ -23,13 +21,8 @@ def _last_line(stderr: str) -> str:
 
 @pytest.fixture
 def models(tiny_lstm, tmp_path):
-    main = tiny_lstm.copy_to(tmp_path / "main")
-    pr = tmp_path / "pr"
-    pr.mkdir()
-    shutil.copy2(main / "m.onnx", pr / "same.onnx")
-    slow_down_onnx(main / "m.onnx", pr / "doubled.onnx", 1.0)
-    scaled_head(main / "m.onnx", pr / "worse.onnx", 1.05)
-    return main, pr
+    v = pr_versions(tiny_lstm, tmp_path)
+    return v.old.parent, v.same.parent
 
 
 @pytest.fixture

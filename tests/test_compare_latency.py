@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from edgelstm.latency.compare import (CompareOptions, LatencyComparison, compare
 from edgelstm.latency.paired import RatioInterval, hodges_lehmann, ratio_interval, signed_rank_cdf
 from edgelstm.options import OnInconclusive, Verdict
 from fake_machine import FakeMachine, costed_open
-from slowdown_models import slow_down_onnx
+from slowdown_models import pr_versions
 
 WHERE = (1, 60, 1)
 
@@ -171,12 +170,8 @@ def test_on_inconclusive_decides_whether_the_gate_passes():
 
 @pytest.fixture
 def pair(tiny_lstm, tmp_path):
-    d = tiny_lstm.copy_to(tmp_path / "main")
-    pr = tmp_path / "pr"
-    pr.mkdir()
-    shutil.copy2(d / "m.onnx", pr / "same.onnx")
-    slow_down_onnx(d / "m.onnx", pr / "doubled.onnx", 1.0)
-    return d / "m.onnx", pr / "same.onnx", pr / "doubled.onnx"
+    v = pr_versions(tiny_lstm, tmp_path)
+    return v.old, v.same, v.doubled
 
 
 def test_onnx_artifacts_on_the_bench_path(pair, monkeypatch):
@@ -232,3 +227,30 @@ def test_problems_are_refused_before_any_timing(pair, monkeypatch):
     with pytest.raises(BadInput, match="--stream"):
         compare_latency(same, old, bench=BenchOptions(stream=True), clock=machine.clock)
     assert machine.iterations == 0
+
+
+def test_manual_clock_moves_only_forward():
+    clock = ManualClock(start_ns=10)
+    clock.advance(1.5e6)
+    assert clock.now_ns() == 1_500_010
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+
+
+def test_engines_are_timed_by_their_own_device_timer(tiny_lstm, monkeypatch, tmp_path):
+    """TensorRT engines (through the stand-in in tests/fakes: no GPU here) go through the runner's timed_run, CUDA
+    events on its stream; the stand-in GPU charges every enqueue the same, so two engines are exactly alike."""
+    try:
+        import fakes as fake
+    except ImportError:
+        from tests import fakes as fake  # type: ignore[no-redef]
+    from converters.tensorrt import BuildOptions, build_engine
+
+    fake.install(monkeypatch, "10.14.1.48")
+    plans = [build_engine(tiny_lstm.onnx, tmp_path / f"{name}.plan", BuildOptions(batch=(1, 1, 2), seq=(1, 8, 16))).path
+             for name in ("main", "pr")]
+    res = compare_latency(plans[1], plans[0], CompareOptions(block_iters=5), grid=BenchGrid((1, 2), (8,), (None,)),
+                          clock=ManualClock())
+    assert res.verdict == Verdict.not_slower and [p.ratio for p in res.points] == [1.0, 1.0]
+    assert res.new["backend"] == "tensorrt" and res.new["timing_path"] == "timed_run"
+    assert res.new["clock"] == "cuda-events" and res.old["clock"] == "cuda-events"
