@@ -281,6 +281,22 @@ class Bencher:
                 return {**row2.latency_ms, "probe_ms": row2.probe_ms}
         raise BadInput(f"no artifact in this run matches {describe_key(key)}")
 
+    def staged(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None, *,
+               fresh: bool = False) -> tuple[Any, dict[str, np.ndarray]]:
+        """(runner, feeds) of `res` at one window grid point, for callers that schedule their own timing (the
+        same-run comparison alternates blocks of two targets). fresh: close and re-open the runner first."""
+        if fresh and threads in res.runners:
+            try:
+                res.runners.pop(threads).close()
+            except Exception:  # noqa: BLE001 - a runner that fails to close is replaced all the same
+                pass
+        return self._runner(res, threads), self.feeds(res, batch, seq)
+
+    @staticmethod
+    def use_threads(backend: str, threads: int | None) -> Callable[[], None]:
+        """Set torch's thread count for timing a torch target (a no-op otherwise); returns the undo."""
+        return _set_torch_threads(backend, threads)
+
     def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
             device: dict[str, Any] | None = None,
             before_timing: Callable[[dict[str, Any], list[ResolvedTarget]], None] | None = None) -> BenchReport:

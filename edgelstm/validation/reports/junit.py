@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.fileio import write_text_atomic
+from edgelstm.validation.metrics import GATE_PREFIX
 from edgelstm.validation.reports.validate_json import report_dict
 
 
@@ -24,7 +25,7 @@ def _fmt(v: Any) -> str:
 
 
 def _gate_name(g: dict[str, Any]) -> str:
-    prefix = "baseline " if g.get("source") == "baseline" else ""
+    prefix = GATE_PREFIX.get(str(g.get("source")), "")
     out = f":{g['output']}" if g.get("output") else ""
     return f"{prefix}{g['metric']}{out} {g.get('op', '<=')} {_fmt(g.get('limit'))}"
 
@@ -62,7 +63,8 @@ def _failure_detail(g: dict[str, Any]) -> str:
     detail = [f"metric: {g['metric']}", f"output: {g.get('output')}", f"value: {_fmt(g.get('value'))}",
               f"limit: {g.get('op', '<=')} {_fmt(g.get('limit'))}", f"source: {g.get('source')}"]
     if g.get("baseline") is not None:
-        detail.append(f"baseline value: {_fmt(g['baseline'])}")
+        was = "OLD" if g.get("source") == "against" else "baseline"
+        detail.append(f"{was} value: {_fmt(g['baseline'])}")
     return "\n".join(detail)
 
 
@@ -80,6 +82,8 @@ def junit_xml(result, *, suite_name: str | None = None) -> str:
     data = rep.get("data") or {}
     if data.get("source"):
         props["data"] = str(data["source"])
+    if rep.get("against"):
+        props["against"] = str(rep["against"].get("old"))
     machine = rep.get("machine") or {}
     if machine.get("isa"):
         props["machine_isa"] = str(machine["isa"])

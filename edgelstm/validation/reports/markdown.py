@@ -55,6 +55,8 @@ def _provenance(rep: dict[str, Any]) -> list[str]:
 
 
 def markdown_summary(result) -> str:
+    from edgelstm.validation.compare import against_markdown
+
     rep = report_dict(result)
     gates = rep.get("gates", [])
     failed = [g for g in gates if not g.get("passed")]
@@ -101,9 +103,10 @@ def markdown_summary(result) -> str:
         lines.append("")
 
     lines += ["#### Gates", ""]
-    if gates:
+    budgets = [g for g in gates if g.get("source") != "against"]  # the change gates: in "NEW vs OLD" below
+    if budgets:
         rows = []
-        for g in gates:
+        for g in budgets:
             name = g["metric"] + (f":{g['output']}" if g.get("output") else "")
             if g.get("source") == "baseline":
                 name = f"baseline {name} (was {_n(g.get('baseline'))})"
@@ -111,9 +114,12 @@ def markdown_summary(result) -> str:
             rows.append([name, _n(g.get("value"), metric), f"{g.get('op', '<=')} {_n(g.get('limit'), metric)}",
                          "✅ pass" if g.get("passed") else "❌ **fail**"])
         lines += _table(["gate", "value", "limit", "result"], rows)
+    elif gates:
+        lines.append("No budgets were given: the candidate is gated on its change against OLD (below).")
     else:
         lines.append("No gates were given: drift is reported, not enforced (use `--gate` or `--policy`).")
     lines.append("")
+    lines += against_markdown(rep, _n)
 
     stepped = {n: m for n, m in outputs.items() if m.get("time_axis") is not None}
     lines += ["#### Per-step drift", ""]
