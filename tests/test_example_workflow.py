@@ -1,13 +1,20 @@
 """examples/github-actions-accuracy.yml runs as shipped: its `run:` steps are executed in order with bash, as an
 Actions runner would (tests/actions_runner.py), on a tiny model, for two pull requests: one that keeps accuracy
-(the job passes) and one that breaks it (the job fails at the gate step only, junit.xml names the failing gate,
-the job summary says why). The paths the workflow names exist, and its OUT_DIR is its pipeline's output folder."""
+(the job passes) and one that breaks it (the job fails at the gate step only, junit.xml names the failing gates,
+among them the comparison with main's model on the same runner, and the job summary says why). The paths the
+workflow names exist, and its OUT_DIR is its pipeline's output folder.
+
+The workspace is a real git clone of an `origin` repository whose `main` holds the good model; the pull request
+is a commit on top. The workflow's main step fetches main and runs its pipeline in a worktree beside the checkout,
+as it does on GitHub."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +45,8 @@ gates = ["rel_l2<=0.05", "mse<=1.0"]
 seq = [12]
 iters = 3
 warmup = 1
+[compare]
+latency = false   # a latency verdict on this shared machine is no test: tests/test_pipeline_ci.py runs it on a fake clock
 [output]
 dir = "edgelstm-out"
 """
@@ -83,13 +92,27 @@ def tiny_files(tmp_path_factory):
     return d
 
 
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
 def run_job(tmp_path: Path, files: Path, model: str):
-    """The workflow's job in a fresh workspace whose pipeline uses ``model`` (good.pt or bad.pt)."""
+    """The workflow's job in a clone of `origin` (main: the good model) on a pull request whose model is ``model``
+    (good.pt: unchanged, bad.pt: broken)."""
+    main = tmp_path / "main"
+    (main / "ci").mkdir(parents=True)
+    (main / "ci" / "pipeline.toml").write_text(TINY)
+    shutil.copy(files / "good.pt", main / "ci" / "model.pt")
+    shutil.copy(files / "val.npz", main / "ci" / "val.npz")
+    git(main, "init", "-q", "-b", "main")
+    git(main, "add", ".")
+    git(main, "commit", "-q", "-m", "main")
+    git(tmp_path, "clone", "-q", "--bare", str(main), "origin.git")
     ws = tmp_path / "ws"
-    (ws / "ci").mkdir(parents=True)
-    (ws / "ci" / "pipeline.toml").write_text(TINY)
+    git(tmp_path, "clone", "-q", (tmp_path / "origin.git").as_uri(), "ws")
     shutil.copy(files / model, ws / "ci" / "model.pt")
-    shutil.copy(files / "val.npz", ws / "ci" / "val.npz")
+    git(ws, "commit", "-q", "--allow-empty", "-am", "the pull request")
     runner = JobRunner(load_workflow(), "accuracy", ws,
                        env={"PIPELINE": "ci/pipeline.toml", "OUT_DIR": "ci/edgelstm-out", "MODEL_FILE": "ci/model.pt",
                             "FORCE_COLOR": "0", "OMP_NUM_THREADS": "1"},  # one torch thread: 2 shared cores here
@@ -109,7 +132,11 @@ def test_a_pull_request_that_keeps_accuracy_passes(tmp_path, tiny_files):
     assert {"pipeline-result.json", "ci/edgelstm-out/junit.xml", "ci/edgelstm-out/report.md",
             "ci/edgelstm-out/report.html", "ci/edgelstm-out/bench.json"} <= set(uploaded)
     suites = ET.parse(ws / "ci" / "edgelstm-out" / "junit.xml").getroot()
-    assert suites.get("failures") == "0" and int(suites.get("tests")) == 4  # 2 gates x (fp32, int8-dynamic)
+    assert suites.get("failures") == "0"
+    kinds = {g["kind"] for g in json.loads((ws / "pipeline-result.json").read_text())["gates"]}
+    assert kinds == {"drift", "accuracy vs OLD"}  # the absolute gates, and the comparison with main's artifacts
+    assert "## Against `" in job.summary and "within +10% of OLD" in job.summary
+    assert (tmp_path / "edgelstm-main" / "ci" / "edgelstm-out" / "model.onnx").exists()  # main, built beside
     assert "all gates passed" in job.step(GATE).output
 
 
@@ -122,9 +149,13 @@ def test_a_pull_request_that_breaks_accuracy_fails_at_the_gate(tmp_path, tiny_fi
     root = ET.parse(ws / "ci" / "edgelstm-out" / "junit.xml").getroot()
     failures = {(case.get("classname"), case.get("name")): case.find("failure").get("message")
                 for case in root.iter("testcase") if case.find("failure") is not None}
-    assert set(failures) == {("edgelstm.validate.fp32", "mse:y <= 1"), ("edgelstm.validate.int8_dynamic", "mse:y <= 1")}
-    assert all(msg.startswith("mse:y = ") and "budget <= 1" in msg for msg in failures.values())
-    assert "❌ 2 of 4 gates failed" in job.summary and "## Failed gates" in job.summary
+    budgets = {k: m for k, m in failures.items() if k[0].startswith("edgelstm.validate")}
+    assert set(budgets) == {("edgelstm.validate.fp32", "mse:y <= 1"), ("edgelstm.validate.int8_dynamic", "mse:y <= 1")}
+    assert all(msg.startswith("mse:y = ") and "budget <= 1" in msg for msg in budgets.values())
+    against = {k: m for k, m in failures.items() if k[0].startswith("edgelstm.compare")}
+    assert {k[0] for k in against} == {"edgelstm.compare.fp32", "edgelstm.compare.int8_dynamic"}
+    assert any(k[1].startswith("vs OLD mse:y <= ") for k in against)  # worse than main's model, same data
+    assert "gates failed" in job.summary and "## Failed gates" in job.summary
     assert "**validate fp32**: mse:y = " in job.summary
     out = job.step(GATE).output
     assert "::error title=edgelstm gate failed (validate fp32)::mse:y = " in out

@@ -342,3 +342,48 @@ def test_calibration_samples_are_sequences_for_a_seq_first_input():
     io = IOSpec((TensorSpec("x", "float32", ("seq", "batch", 3)),))
     source = [{"x": np.zeros((16, 32, 3), np.float32)}, {"x": np.zeros((16, 4, 3), np.float32)}]
     assert check_calibration(source, io) == (36, 2)  # 36 sequences of 16 steps, not 32 "samples"
+
+
+# ------------------------------------------------------------ [compare] against: main's artifacts, same run
+
+
+@pytest.mark.parametrize("version,latency,accuracy", [
+    ("same", "not slower", True),       # an unchanged model is not flagged
+    ("doubled", "slower", True),        # a no-op duplicated LSTM: twice the time, the same outputs
+    ("worse", "not slower", False),     # the head scaled by 1.05: worse than main's on the same data
+])
+def test_compare_against_main_on_a_fake_clock(tiny_lstm, tmp_path, monkeypatch, version, latency, accuracy):
+    """The pipeline's comparison stage on a simulated machine (tests/fake_machine.py: time moves only when a model
+    runs), so the verdicts are exact: a latency regression fails its gate with the interval in the message, an
+    accuracy regression fails a "vs OLD" gate, an unchanged model passes both."""
+    from fake_machine import FakeMachine, costed_open
+    from slowdown_models import pr_versions
+
+    from edgelstm.data import synthetic_dataset
+    from edgelstm.latency import compare as latency_compare
+    from edgelstm.pipeline.against import compare_artifact, compare_gates
+    from edgelstm.runners import open_runner
+
+    v = pr_versions(tiny_lstm, tmp_path)
+    machine = FakeMachine(jitter=0.03, seed=0)
+    costed_open(monkeypatch, machine)
+    monkeypatch.setattr(latency_compare, "DEFAULT_CLOCK", machine.clock)
+    path = tmp_path / "p.toml"
+    path.write_text(f'[model]\nsource = "{v.ref}"\n[quantize]\nprecisions = []\n[bench]\nseq = [6]\n[compare]\n'
+                    f'against = "{v.old.parent}"\n')
+    p = load_pipeline(path)
+    ref = open_runner(v.ref)
+    val = synthetic_dataset(ref.io, 16, seq=6, seed=0)
+    new = SimpleNamespace(name="fp32", path=getattr(v, version))
+    paths, result = compare_artifact(ref, new, v.old, val, p, tmp_path / "compare" / "fp32.json")
+    assert paths[0].exists()
+    gates = compare_gates({"fp32": result["comparison"]})
+    lat = [g for g in gates if g["kind"] == "latency vs OLD"]
+    acc = [g for g in gates if g["kind"] == "accuracy vs OLD"]
+    assert [g["verdict"] for g in lat] == [latency] and lat[0]["passed"] == (latency == "not slower")
+    assert all(g["passed"] for g in acc) == accuracy and acc
+    if latency == "slower":
+        assert lat[0]["message"].startswith(f"{version}.onnx is slower than OLD at batch 1 × seq 6 × 1 "
+                                            "thread: NEW/OLD 2.0") and "interval" in lat[0]["message"]
+    if not accuracy:
+        assert any(g["name"].startswith("vs OLD ") and not g["passed"] for g in acc)

@@ -241,6 +241,15 @@ def restore_example_cache(root: Path) -> None:
     shutil.copytree(root / ".demo-outputs", root / "examples" / "pipelines" / "edgelstm-out" / "lstm_regressor")
 
 
+def prepare_main_and_pr(folder: Path) -> None:
+    """main/model.onnx: the demo's export as it was (main's model); pr/model.onnx: this folder's latest export (the
+    pull request's), each with its manifest."""
+    for side, src in (("main", folder.parent / ".demo-outputs"), ("pr", folder)):
+        (folder / side).mkdir(exist_ok=True)
+        for name in ("model.onnx", "model.onnx.json"):
+            shutil.copy2(src / name, folder / side / name)
+
+
 TRT = "needs TensorRT and an NVIDIA GPU (the `trt` tests build engines where they exist)"
 JETSON = "Jetson only: JetPack's system packages"
 SUITE = "runs the test suite itself"
@@ -290,6 +299,12 @@ COVERAGE: dict[str, Run | Skip] = {
                                  "--threads 1,2 --min-time 0.05 --baseline bench.json --max-slowdown 1.10",
             why="the same grid as the baseline (0.05 s per row, as above); whether a shared test machine is slower "
                 "now than a minute ago is no test result (1 = a regression held on re-measurement), 2 would be"),
+    # gate latency in CI (same-run comparison)
+    "edgelstm validate -r model.pt -c pr/model.onnx --against main/model.onnx --data val.npz --junit drift.xml":
+        Run(prepare=prepare_main_and_pr),
+    "edgelstm bench pr/model.onnx --against main/model.onnx --max-slowdown 1.10 --batch 1,8 --seq 60 --threads 1":
+        Run(codes=(0, 1), why="the verdict on a shared test machine is no test result (1 = slower or inconclusive); "
+                              "tests/test_compare_latency.py judges it on a fake clock; 2 would be a failure"),
     # run
     "edgelstm run examples/pipelines/lstm_regressor.toml": Run(where="root", prepare=restore_example_cache),
     # TensorRT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -19,8 +20,13 @@ output directory (a second fails at once naming the first, or waits with --wait)
 
   edgelstm run examples/pipelines/lstm_regressor.toml
 
-Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates, [bench], [targets],
-[output] dir. See examples/pipelines/ for every key.
+Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates (baseline), [bench]
+(baseline), [compare] against, [targets], [output] dir. See examples/pipelines/ and examples/README.md.
+
+In a pull request's CI job, compare with main's artifacts on the same runner (no stored numbers):
+
+  edgelstm run pipeline.toml --against ../main/edgelstm-out --json
+
 """
 
 
@@ -85,6 +91,11 @@ def run(
     pipeline: Path = typer.Argument(..., help="The pipeline TOML file.", show_default=False),
     wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into the same output "
                                                      "directory, wait for it instead of failing."),
+    against: Optional[Path] = typer.Option(None, "--against", metavar="DIR", show_default=False,
+                                           help="Compare every artifact with the file of the same name in DIR, "
+                                                "another run's output folder (main's, in a pull request's job): "
+                                                "accuracy and latency, in this run, on this machine. Sets "
+                                                "[compare].against."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -92,9 +103,22 @@ def run(
     from edgelstm.pipeline.config import load_pipeline
 
     p = load_pipeline(pipeline)  # the whole file is checked before anything runs or is written
+    if against is not None:
+        p = with_against(p, against)
     result = run_pipeline(p, on_step=console.step, on_stage=console.activity, wait=wait)
     render_summary(result)
     finish(payload(result), json_out, 0 if result.passed else 1)
+
+
+def with_against(p, against: Path):
+    """The pipeline with [compare].against set to a folder named on the command line (checked like the file's)."""
+    import dataclasses
+
+    from edgelstm.errors import BadInput
+
+    if not against.is_dir():
+        raise BadInput(f"--against {against} must be the output folder of the run to compare with")
+    return dataclasses.replace(p, compare=dataclasses.replace(p.compare, against=str(against.resolve())))
 
 
 def register(app: typer.Typer) -> None:

@@ -43,7 +43,7 @@ def check_pipeline(p: Pipeline, problems: Problems, *, skip: Collection[str] = (
     """Add every problem of a parsed pipeline to ``problems`` (nothing is run, nothing is written); sections
     in ``skip`` already have a problem with a value's type."""
     for check, section in ((_model, "model"), (_export, "export"), (_quantize, "quantize"), (_data, "data"),
-                           (_validate, "validate"), (_bench, "bench")):
+                           (_validate, "validate"), (_bench, "bench"), (_compare, "compare")):
         if section in skip:
             continue
         with problems.check(section):
@@ -237,3 +237,15 @@ def _bench(p: Pipeline, problems: Problems) -> None:
         if kind != "file" or not b.baseline.lower().endswith(".json"):
             problems.add(f"[bench].baseline {b.baseline!r} must be an earlier bench.json "
                          f"({'it does not exist' if kind == 'missing' else 'not a ' + kind})")
+
+
+def _compare(p: Pipeline, problems: Problems) -> None:
+    from edgelstm.options import OnInconclusive
+
+    c = p.compare
+    choices = [o.value for o in OnInconclusive]
+    if c.on_inconclusive not in choices:
+        problems.add(f"[compare].on_inconclusive must be one of {', '.join(choices)}, got {c.on_inconclusive!r}")
+    if c.against is not None and path_kind(p.resolve(c.against), what="[compare].against") != "dir":
+        problems.add(f"[compare].against {c.against!r} must be the output folder of the run to compare with "
+                     "(its artifacts are matched by file name)")

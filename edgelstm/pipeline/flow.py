@@ -56,6 +56,7 @@ class PipelineResult:
     remarks: dict[str, list[str]] = field(default_factory=dict)  # artifact name -> words for its summary row
     data: dict[str, str] = field(default_factory=dict)            # validation / calibration: where they come from
     provenance: dict[str, Any] = field(default_factory=dict)      # date, version, commit, model sha256, machine
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)  # artifact -> vs OLD ([compare] against)
     seconds: float = 0.0
 
     @property
@@ -129,6 +130,8 @@ class _Run:
         self.validate(ref_runner, val, data_sha)
         if p.bench.enabled:
             self.bench(reference)
+        if p.compare.against is not None:
+            self.compare(ref_runner, val, data_sha)
         from edgelstm.machine.provenance import provenance
 
         res.provenance = provenance(res.model_path, where=p.base_dir, sha256=res.model_sha256,
@@ -251,11 +254,36 @@ class _Run:
                        section="bench")
         res.bench = b["report"]
 
+    def compare(self, ref_runner, val, data_sha: str) -> None:
+        """Each ONNX artifact against the file of the same name in [compare].against (OLD), in this run."""
+        from edgelstm.pipeline.against import compare_artifact
+
+        p, res = self.p, self.res
+        old_dir = p.resolve(p.compare.against)
+        for a in res.artifacts:
+            old = old_dir / a.path.name
+            if a.path.suffix != ".onnx" or not old.is_file():
+                res.notes.append(f"{a.name}: {old_dir.name}/ has no {a.path.name}: not compared (a new artifact)")
+                continue
+            material = {"new": sha256_file(a.path), "old": sha256_file(old), "data": data_sha,
+                        "model": res.model_sha256, "compare": p.compare.__dict__,
+                        "grid": [p.bench.batch, p.bench.seq, p.bench.threads]}
+            r = self.stage(f"compare {a.name}", material,
+                           lambda a=a, old=old: compare_artifact(ref_runner, a, old, val, p,
+                                                                 self.out / "compare" / f"{a.name}.json"),
+                           section="compare")
+            res.comparisons[a.name] = r["comparison"]
+        if not res.comparisons:
+            raise in_pipeline_words(BadInput(f"[compare].against {p.compare.against!r} holds none of this run's "
+                                             f"artifacts ({', '.join(a.path.name for a in res.artifacts)})"),
+                                    "compare")
+
     def report(self) -> None:
         from edgelstm.pipeline.report import write_reports
 
         res = self.res
         material = {"validations": res.validations, "bench": res.bench, "drift": res.drift_by_length,
+                    "comparisons": res.comparisons,
                     "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": self.p.source_text,
                     "notes": res.notes, "skipped": res.skipped, "model": res.model_sha256,
                     "commit": res.provenance.get("git"), "edgelstm": res.provenance.get("edgelstm")}

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgelstm.fileio import write_bytes_atomic, write_text_atomic
 from edgelstm.machine.provenance import machine_words, provenance_lines
+from edgelstm.pipeline.against import compare_html, compare_markdown
 
 BAR = "█"
 
@@ -101,6 +102,7 @@ def render_markdown(res, rows: list[dict[str, Any]]) -> str:
     for g in res.gates:
         lines.append(f"| {_cell(g['suite'])} | `{_cell(g['name'])}` | {_fmt(g.get('value'), '.3e')} | "
                      f"{'pass' if g['passed'] else '**FAIL**'} |")
+    lines += compare_markdown(res.comparisons, str(res.pipeline.compare.against))
     lines += _drift_markdown(res)
     lines += _grid_markdown(res)
     plot_files = [Path(p).name for k, p in res.reports.items() if k.endswith("_plot")]
@@ -225,6 +227,7 @@ def render_html(res, rows: list[dict[str, Any]], pngs: dict[str, bytes]) -> str:
                      f"<td>{_fmt(g.get('value'), '.3e')}</td>"
                      f"<td class='{'pass' if ok else 'fail'}'>{'pass' if ok else 'FAIL'}</td></tr>")
     parts.append("</table>")
+    parts.append(compare_html(res.comparisons, str(res.pipeline.compare.against)))
     for key, title in (("drift_per_step", "Drift along the recurrence"), ("latency", "Latency by artifact"),
                        ("latency_grid", "Latency over the bench grid")):
         if key in pngs:

@@ -84,6 +84,17 @@ class BenchSection:
 
 
 @dataclass(frozen=True)
+class CompareSection:
+    """The same-run comparison with another version of the model (main's, in a pull request's CI job)."""
+    against: str | None = None             # that run's output folder: OLD artifacts under the same file names
+    tolerance: float = 0.10                # NEW's drift / task error may exceed OLD's by this fraction (+ 1e-6)
+    latency: bool = True                   # also time NEW and OLD interleaved at every [bench] grid point
+    max_slowdown: float = 1.10             # NEW/OLD latency ratio the whole confidence interval must stay under
+    on_inconclusive: str = "fail"          # fail | warn | pass: when the interval straddles max_slowdown
+    max_time: float = 60.0                 # seconds of measuring per grid point, at most
+
+
+@dataclass(frozen=True)
 class TargetsSection:
     onnxruntime: bool = True
     tensorrt: bool = False
@@ -102,6 +113,7 @@ class Pipeline:
     data: DataSection = DataSection()
     validate: ValidateSection = ValidateSection()
     bench: BenchSection = BenchSection()
+    compare: CompareSection = CompareSection()
     targets: TargetsSection = TargetsSection()
     output: OutputSection = OutputSection()
     base_dir: Path = Path(".")
@@ -121,14 +133,16 @@ class Pipeline:
 
 
 SECTIONS = {"model": ModelSection, "export": ExportSection, "quantize": QuantizeSection, "data": DataSection,
-            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection}
+            "validate": ValidateSection, "bench": BenchSection, "compare": CompareSection, "targets": TargetsSection,
+            "output": OutputSection}
 
 #: the smallest value of an integer key (others: >= 0)
 MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq_len"): 1,
             ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1,
             ("data", "calibration_synthetic"): 1}
 #: the smallest value of a float key
-FLOAT_MINIMUMS = {("bench", "max_slowdown"): 1.0, ("validate", "baseline_tolerance"): 0.0}
+FLOAT_MINIMUMS = {("bench", "max_slowdown"): 1.0, ("validate", "baseline_tolerance"): 0.0,
+                  ("compare", "max_slowdown"): 1.0, ("compare", "tolerance"): 0.0, ("compare", "max_time"): 1.0}
 
 
 

@@ -17,13 +17,17 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _drift_gate(artifact: str, g: dict[str, Any]) -> dict[str, Any]:
+def drift_gate(artifact: str, g: dict[str, Any]) -> dict[str, Any]:
+    """A validate report's gate (budget, baseline or "vs OLD" change) as one of the run's gates."""
     target = f"{g.get('metric')}" + (f":{g['output']}" if g.get("output") else "")
     limit = f"{g.get('op', '<=')} {_fmt(g.get('limit'))}"
-    baseline = g.get("source") == "baseline"
-    name = (f"{target} {limit} (baseline {_fmt(g.get('baseline'))} + tolerance)" if baseline else f"{target} {limit}")
+    source = g.get("source")
+    name = {"baseline": f"{target} {limit} (baseline {_fmt(g.get('baseline'))} + tolerance)",
+            "against": f"vs OLD {target} {limit} (OLD {_fmt(g.get('baseline'))} + tolerance)"}.get(source,
+                                                                                                 f"{target} {limit}")
     message = g.get("message") or f"{artifact}: {target} = {_fmt(g.get('value'))}, limit {limit}"
-    return {"suite": f"validate {artifact}", "kind": "drift baseline" if baseline else "drift", "artifact": artifact,
+    return {"suite": f"validate {artifact}", "kind": "drift baseline" if source == "baseline" else "drift",
+            "artifact": artifact,
             "name": name, "passed": bool(g.get("passed")), "value": g.get("value"), "limit": g.get("limit"),
             "message": message if not g.get("passed") else ""}
 
@@ -38,12 +42,15 @@ def _latency_gate(row: dict[str, Any], max_slowdown: float) -> dict[str, Any]:
 
 
 def collect_gates(res) -> list[dict[str, Any]]:
-    """Every gate of the run, in report order: the artifacts' drift gates, then latency against the baseline."""
-    out = [_drift_gate(name, g) for name, v in res.validations.items() for g in v.get("gates", [])]
+    """Every gate of the run, in report order: the artifacts' drift gates, latency against the baseline, then the
+    comparison with another run ([compare] against)."""
+    from edgelstm.pipeline.against import compare_gates
+
+    out = [drift_gate(name, g) for name, v in res.validations.items() for g in v.get("gates", [])]
     reg = (res.bench or {}).get("regression")
     if reg:
         out += [_latency_gate(r, reg["max_slowdown"]) for r in reg.get("rows", [])]
-    return out
+    return out + compare_gates(getattr(res, "comparisons", {}))
 
 
 def headline_point(bench: dict[str, Any] | None) -> tuple[int, int, int | None] | None:
