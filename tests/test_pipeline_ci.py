@@ -361,7 +361,8 @@ def test_compare_against_main_on_a_fake_clock(tiny_lstm, tmp_path, monkeypatch, 
 
     from edgelstm.data import synthetic_dataset
     from edgelstm.latency import compare as latency_compare
-    from edgelstm.pipeline.against import compare_artifact, compare_gates
+    from edgelstm.pipeline.against import compare_artifact
+    from edgelstm.pipeline.verdict import compare_gates
     from edgelstm.runners import open_runner
 
     v = pr_versions(tiny_lstm, tmp_path)

@@ -8,8 +8,8 @@ edgelstm.validation.compare):
   on NEW/OLD; the gate fails when the interval lies above max_slowdown ("slower"), and when it straddles it
   ("inconclusive") unless on_inconclusive is warn or pass.
 
-``compare_artifact`` is the stage (its result goes to ``compare/<artifact>.json``), ``compare_gates`` turns the
-results into the run's gates, ``compare_markdown`` / ``compare_html`` into the reports' "Against" section."""
+``compare_artifact`` is the stage (its result goes to ``compare/<artifact>.json``), ``compare_markdown`` /
+``compare_html`` render the results as the reports' "Against" section (``verdict.compare_gates``: as gates)."""
 
 from __future__ import annotations
 
@@ -43,37 +43,6 @@ def compare_artifact(ref_runner, artifact, old: Path, val, p, report_path: Path)
                                          bench=BenchOptions(measure_memory=False)).to_json()
     write_text_atomic(report_path, json.dumps(out, indent=2, default=str) + "\n")
     return [report_path], {"comparison": out}
-
-
-def _point_gate(name: str, artifact: str, latency: dict[str, Any], pt: dict[str, Any]) -> dict[str, Any]:
-    limit = latency["max_slowdown"]
-    r = pt["ratio"]
-    where = shape_words(pt["batch"], pt["seq"], pt["threads"])
-    passed = pt["verdict"] == "not slower" or (pt["verdict"] == "inconclusive" and latency["on_inconclusive"] != "fail")
-
-    def num(v: Any) -> str:
-        return "?" if v is None else f"{v:.3f}"
-
-    message = (f"{artifact} is {pt['verdict']} than OLD at {where}: NEW/OLD {num(r['estimate'])} "
-               f"({r['confidence']:.1%} interval {num(r['low'])}–{num(r['high'])}, {r['pairs']} pairs), "
-               f"limit {limit:g}x")
-    return {"suite": f"compare {name}", "kind": "latency vs OLD", "artifact": name,
-            "name": f"vs OLD latency at {where}: NEW/OLD <= {limit:g}x", "passed": passed, "value": r["estimate"],
-            "limit": limit, "verdict": pt["verdict"], "message": "" if passed and pt["verdict"] == "not slower"
-            else message}
-
-
-def compare_gates(comparisons: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    from edgelstm.pipeline.verdict import drift_gate
-
-    out = []
-    for name, c in comparisons.items():
-        for g in c["accuracy"]["changes"]:
-            out.append({**drift_gate(name, g), "suite": f"compare {name}", "kind": "accuracy vs OLD"})
-        latency = c.get("latency")
-        for pt in (latency or {}).get("points", []):
-            out.append(_point_gate(name, Path(c["new"]).name, latency, pt))
-    return out
 
 
 def compare_rows(comparisons: dict[str, dict[str, Any]]) -> list[list[str]]:

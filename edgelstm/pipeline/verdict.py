@@ -4,6 +4,7 @@ against a baseline report), and the summary rows (one per artifact). The run pas
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgelstm.latency.summary import shape_words
@@ -41,11 +42,38 @@ def _latency_gate(row: dict[str, Any], max_slowdown: float) -> dict[str, Any]:
             "value": ratio, "limit": max_slowdown, "message": message if row.get("regressed") else ""}
 
 
+def _point_gate(name: str, artifact: str, latency: dict[str, Any], pt: dict[str, Any]) -> dict[str, Any]:
+    limit = latency["max_slowdown"]
+    r = pt["ratio"]
+    where = shape_words(pt["batch"], pt["seq"], pt["threads"])
+    passed = pt["verdict"] == "not slower" or (pt["verdict"] == "inconclusive" and latency["on_inconclusive"] != "fail")
+
+    def num(v: Any) -> str:
+        return "?" if v is None else f"{v:.3f}"
+
+    message = (f"{artifact} is {pt['verdict']} than OLD at {where}: NEW/OLD {num(r['estimate'])} "
+               f"({r['confidence']:.1%} interval {num(r['low'])}–{num(r['high'])}, {r['pairs']} pairs), "
+               f"limit {limit:g}x")
+    return {"suite": f"compare {name}", "kind": "latency vs OLD", "artifact": name,
+            "name": f"vs OLD latency at {where}: NEW/OLD <= {limit:g}x", "passed": passed, "value": r["estimate"],
+            "limit": limit, "verdict": pt["verdict"], "message": "" if passed and pt["verdict"] == "not slower"
+            else message}
+
+
+def compare_gates(comparisons: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for name, c in comparisons.items():
+        for g in c["accuracy"]["changes"]:
+            out.append({**drift_gate(name, g), "suite": f"compare {name}", "kind": "accuracy vs OLD"})
+        latency = c.get("latency")
+        for pt in (latency or {}).get("points", []):
+            out.append(_point_gate(name, Path(c["new"]).name, latency, pt))
+    return out
+
+
 def collect_gates(res) -> list[dict[str, Any]]:
     """Every gate of the run, in report order: the artifacts' drift gates, latency against the baseline, then the
     comparison with another run ([compare] against)."""
-    from edgelstm.pipeline.against import compare_gates
-
     out = [drift_gate(name, g) for name, v in res.validations.items() for g in v.get("gates", [])]
     reg = (res.bench or {}).get("regression")
     if reg:
