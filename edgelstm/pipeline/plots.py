@@ -95,10 +95,14 @@ def grid_plot(bench: dict[str, Any]) -> bytes | None:
         ax.set_xlabel("seq (time steps)", fontsize=8)
         ax.set_ylabel("p50 (ms)", fontsize=8)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", frameon=False)
-        ax.margins(y=0.25)  # room above the lines for the legend
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
+    labels: dict[str, Any] = {}
+    for ax in list(axes.flat)[:len(panels)]:  # one legend for every panel, below them: never over a line
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    fig.legend(list(labels.values()), list(labels), loc="lower center", ncol=min(4, len(labels)), fontsize=8,
+               frameon=False)
     fig.suptitle("Latency over the bench grid (p50)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
     return _png(fig)
