@@ -153,10 +153,15 @@ def test_stage_progress_hooks_wrap_each_stage(tmp_path, monkeypatch):
 
     real = steps.train_model
     monkeypatch.setattr(steps, "train_model", lambda *a: (events.append(("work", "train")), real(*a))[1])
-    p = load_pipeline(write(tmp_path))
-    flow.run_pipeline(p, on_stage=on_stage)
+    path = tmp_path / "p.toml"
+    path.write_text('[model]\nzoo = "lstm_regressor"\ntrain_steps = 2\nconfig = { hidden_size = 4 }\n[export]\n'
+                    'seq_len = 6\nstateful = false\n[quantize]\nprecisions = []\n[data]\nsynthetic = 8\nseq = 6\n'
+                    '[bench]\nenabled = false\n[output]\ndir = "out"\n')
+    flow.run_pipeline(load_pipeline(path), on_stage=on_stage)
     assert events[:3] == [("start", "train"), ("work", "train"), ("end", "train")]
-    assert ("start", "bench") in events and events[-1] == ("end", "report")
+    assert [e for e in events if e[0] == "start"] == [("start", s) for s in ("train", "data", "convert",
+                                                                             "validate fp32", "report")]
+    assert events[-1] == ("end", "report")
 
 
 # ------------------------------------------------------------------------------------------------ reports
