@@ -201,7 +201,7 @@ def test_notes_are_plain_words():
                                            "drift_all_quantized": 0.0075, "kept_float": []},
          "calibration": {"samples": 100, "data": "synthetic data (seeded N(0,1) noise)", "method": "minmax"}}
     notes = quantize_notes(q)
-    assert "calibrated on 100 sequences of synthetic data (seeded N(0,1) noise) (minmax ranges)" in notes
+    assert "calibrated on 100 sequences of synthetic data (seeded N(0,1) noise), minmax ranges" in notes
     assert "every quantizable node kept INT8 within the 0.9% rel_l2 budget vs the FP32 ONNX (rel_l2 0.75%)" in notes
     assert quantize_remarks(q) == ["calibrated on synthetic data"]
     q["fallback"].update(kept_float=["/rnn/LSTM"], drift_all_quantized=0.081, drift=0.004)

@@ -154,8 +154,8 @@ def quantize_notes(q: dict[str, Any]) -> list[str]:
     notes = []
     cal = q.get("calibration") or {}
     if cal.get("samples"):
-        notes.append(f"calibrated on {cal['samples']} sequences of {cal.get('data') or 'the calibration data'} "
-                     f"({cal.get('method', 'minmax')} ranges)")
+        notes.append(f"calibrated on {cal['samples']} sequences of {cal.get('data') or 'the calibration data'}, "
+                     f"{cal.get('method', 'minmax')} ranges")
     t = q.get("target")
     if t:
         notes.append(f"made for {t['isa']} CPUs: {'7-bit' if t['reduce_range'] else '8-bit'} {t['weight_type']} "
