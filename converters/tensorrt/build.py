@@ -312,15 +312,19 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
 
 def _write(out: Path, plan: bytes, src: Path, route: _Route, options: BuildOptions, precision: Precision,
            details: dict[str, Any], layers: dict[str, Any], engine_io: IOSpec, seconds: float) -> BuildResult:
-    from edgelstm.artifacts.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_artifact
+    from edgelstm.safe_files import all_or_nothing
 
-    write_bytes_atomic(out, plan)
-    if options.keep_intermediate is not None and route.made_by is not None:
-        keep = Path(options.keep_intermediate)
-        keep = keep / route.src.path.name if keep.is_dir() else keep
-        write_bytes_atomic(keep, route.src.path.read_bytes())
     details["build_seconds"] = round(seconds, 3)
-    manifest = write_manifest(out, kind="engine", precision=precision.value, parent=src, io=engine_io, details=details)
+    with all_or_nothing():  # the engine, its manifest and a kept ONNX commit together
+        with write_artifact(out) as pair:
+            pair.write_bytes(plan)
+            manifest = pair.write_manifest(kind="engine", precision=precision.value, parent=src, io=engine_io,
+                                           details=details)
+        if options.keep_intermediate is not None and route.made_by is not None:
+            keep = Path(options.keep_intermediate)
+            keep = keep / route.src.path.name if keep.is_dir() else keep
+            write_bytes_atomic(keep, route.src.path.read_bytes())
     trt_details = details["tensorrt"]
     return BuildResult(path=out, precision=precision.value, tensorrt_version=trt_details["version"],
                        route=trt_details["route"], flags=route.flags, io=engine_io,
