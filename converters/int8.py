@@ -21,7 +21,6 @@ import io
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -30,6 +29,7 @@ import numpy as np
 
 from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput, InternalError, opt
+from edgelstm.safe_files import private_tempdir
 from edgelstm.options import CalibMethod, Precision, QuantMode
 
 from edgelstm.artifacts.onnx_graph import (
@@ -148,7 +148,7 @@ class Int8Quantizer:
         self.src = Path(src)
         self.options = options
         self.calib = calib
-        self._tmp = tempfile.TemporaryDirectory(prefix="edgelstm-int8-")
+        self._tmp = private_tempdir("int8")
         self.workdir = Path(self._tmp.name)
         self.calibration: dict[str, Any] = {}
         self.cache: Path | None = None

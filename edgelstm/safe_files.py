@@ -105,6 +105,41 @@ def sweep_stale(dest: Path) -> list[str]:
     return swept
 
 
+_TEMP_DIR = re.compile(r"^\.?" + TAG + r"-[a-z0-9]+-(?P<pid>\d+)-(?P<host>[0-9a-f]{6})-")
+
+
+def private_tempdir(kind: str, *, folder: str | os.PathLike | None = None) -> Any:
+    """A private scratch folder (a ``tempfile.TemporaryDirectory``) for third-party tools' files, in $TMPDIR or
+    ``folder`` (then hidden), named ``edgelstm-KIND-PID-HOST-…``. Folders of that naming that a killed edgelstm
+    left (pid gone on this host, owned by this user) are removed first."""
+    import tempfile
+
+    where = os.fspath(folder) if folder is not None else tempfile.gettempdir()
+    dot = "." if folder is not None else ""
+    _sweep_stale_dirs(where)
+    return tempfile.TemporaryDirectory(prefix=f"{dot}{TAG}-{kind}-{os.getpid()}-{_HOST}-", dir=where)
+
+
+def _sweep_stale_dirs(where: str) -> None:
+    import shutil
+    import stat
+
+    try:
+        entries = [e for e in os.scandir(where) if _TEMP_DIR.match(e.name)]
+    except OSError:
+        return
+    for entry in entries:
+        m = _TEMP_DIR.match(entry.name)
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or m["host"] != _HOST
+                    or _alive(int(m["pid"]))):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 # ------------------------------------------------------------------------------------------ committing
 
 

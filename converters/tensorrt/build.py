@@ -32,7 +32,6 @@ get_engine_information(LayerInformationFormat.JSON).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
 from edgelstm.fileio import sha256_file, write_bytes_atomic
 from edgelstm.options import Precision
+from edgelstm.safe_files import private_tempdir
 
 
 @dataclass
@@ -235,7 +235,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
     warnings: list[str] = []
     gpu = trt_info.gpu_info()
     route = None
-    tmpdir = tempfile.TemporaryDirectory(prefix=".edgelstm-build-", dir=str(out.parent) if out.parent.is_dir() else None)
+    tmpdir = private_tempdir("build", folder=out.parent if out.parent.is_dir() else None)
     try:
         route = _route(trt, precision, onnx, Path(tmpdir.name), options, calib, strongly, warnings, say)
         weak_flag = next((f for f in route.flags if f in ("FP16", "INT8")), None)

@@ -60,9 +60,10 @@ class Artifact:
     facts: Any = None           # edgelstm.artifacts.facts.OnnxFacts for ONNX files
 
     @classmethod
-    def open(cls, path: str | Path, *, verify: bool = True) -> "Artifact":
+    def open(cls, path: str | Path, *, verify: bool = True, outside_data: bool = False) -> "Artifact":
         """Read what can be known without running the file: manifest (checked when ``verify``), I/O, precision,
-        and the ONNX facts."""
+        and the ONNX facts. An ONNX whose external data points outside its folder is BadInput unless
+        ``outside_data`` (``inspect --describe-only``: described, never read)."""
         from edgelstm.artifacts.manifest import read_manifest
 
         from edgelstm.fileio import require_file
@@ -85,6 +86,8 @@ class Artifact:
                 raise BadInput(f"{p.name} is not a valid ONNX model: "
                                f"{'no IR version' if not model.ir_version else 'its graph has no nodes'}")
             art.facts = onnx_facts(model)
+            if art.facts.external and not outside_data:
+                refuse_outside_data(p, art.facts.external)
             art.io = art.io or iospec_from_onnx(model)
             art.precision = art.precision or art.facts.precision
         return art
@@ -95,4 +98,17 @@ class Artifact:
         return (self.manifest.details.get("target_isa") if self.manifest is not None else None)
 
 
-__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]
+def refuse_outside_data(path: Path, locations: tuple[str, ...]) -> None:
+    """BadInput (one line) when the ONNX at ``path`` keeps external data outside its folder."""
+    from edgelstm.artifacts.facts import external_data_outside
+
+    outside = external_data_outside(path, locations)
+    if outside:
+        shown = ", ".join(repr(o) for o in outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        raise BadInput(f"{path.name} points outside its folder for its external data ({shown}); edgelstm reads "
+                       "no file a model names outside its own folder",
+                       hint="keep the weights beside the .onnx; `edgelstm inspect --describe-only` describes the "
+                            "file without reading them")
+
+
+__all__ = ["Artifact", "refuse_outside_data", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]

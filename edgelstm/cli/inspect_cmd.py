@@ -23,6 +23,9 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
   edgelstm inspect model.pt --json
 
   edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
+
+An ONNX whose external data points outside its folder is refused (exit 2); --describe-only describes it
+anyway, with a loud warning, and still reads nothing outside the folder.
 """
 
 
@@ -37,13 +40,23 @@ def inspect(
     state_arg: Optional[str] = StateArgOpt,
     static: Optional[str] = typer.Option(None, "--static", show_default=False, metavar="BATCHxSEQ",
                                          help="A torch model that takes one fixed shape, e.g. 1x100."),
+    describe_only: bool = typer.Option(False, "--describe-only",
+                                       help="Describe an ONNX file even when its external data points outside its "
+                                            "folder (an absolute path, '..', a symbolic link out); nothing there is "
+                                            "read. Without it such a file is refused (exit 2)."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.artifacts.inspection import inspect_artifact
 
-    info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
-                            inputs=input_options(input, input_size, state_arg, _static(static)))
+    info = inspect_artifact(artifact, describe_only=describe_only, factory=factory,  # torch files only use these
+                            trust_pickle=trust_pickle, inputs=input_options(input, input_size, state_arg,
+                                                                           _static(static)))
+    outside = info.get("external_data_outside")
+    if outside:
+        console.warn(f"{artifact.name} POINTS OUTSIDE ITS FOLDER for its external data "
+                     f"({', '.join(repr(o) for o in outside[:3])}): not read; do not trust this file "
+                     "(every other command refuses it)")
     rows = [["kind", info["kind"]], ["size", human_size(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])
