@@ -377,7 +377,7 @@ def refuse_overwriting_inputs(outputs: Mapping[str, str | os.PathLike | None],
                 if key is not None:
                     protected.setdefault(key, p)
     artifacts = set(artifacts)
-    seen: dict[Any, str] = {}
+    seen: dict[str, str] = {}
     for key, out in outputs.items():
         if out is None or not str(out):
             continue
@@ -391,12 +391,14 @@ def refuse_overwriting_inputs(outputs: Mapping[str, str | os.PathLike | None],
                     else ", the same file through a link"
                 raise BadInput(f"{opt(key)} {out} would overwrite the input {shown}{how}; pass another path "
                                "(nothing was written)")
-        for ident in (identity(out), os.path.realpath(out)):
-            if ident is None:
-                continue
-            if ident in seen and seen[ident] != key:
-                raise BadInput(f"{opt(seen[ident])} and {opt(key)} name the same file {out}; pass two paths")
-            seen[ident] = key
+        entry = _entry(out)  # what a rename replaces: the name in its real folder (links at two names are two)
+        if entry in seen and seen[entry] != key:
+            raise BadInput(f"{opt(seen[entry])} and {opt(key)} name the same file {out}; pass two paths")
+        seen[entry] = key
+
+
+def _entry(path: Path) -> str:
+    return os.path.join(os.path.realpath(path.parent), path.name) if path.name else os.path.realpath(path)
 
 
 def refuse_outputs_over_inputs(params: Mapping[str, Any], outputs: Iterable[str],

@@ -87,6 +87,8 @@ class Artifact:
                                f"{'no IR version' if not model.ir_version else 'its graph has no nodes'}")
             art.facts = onnx_facts(model)
             if art.facts.external and not outside_data:
+                from edgelstm.artifacts.onnx_graph import refuse_outside_data
+
                 refuse_outside_data(p, art.facts.external)
             art.io = art.io or iospec_from_onnx(model)
             art.precision = art.precision or art.facts.precision
@@ -98,17 +100,4 @@ class Artifact:
         return (self.manifest.details.get("target_isa") if self.manifest is not None else None)
 
 
-def refuse_outside_data(path: Path, locations: tuple[str, ...]) -> None:
-    """BadInput (one line) when the ONNX at ``path`` keeps external data outside its folder."""
-    from edgelstm.artifacts.facts import external_data_outside
-
-    outside = external_data_outside(path, locations)
-    if outside:
-        shown = ", ".join(repr(o) for o in outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
-        raise BadInput(f"{path.name} points outside its folder for its external data ({shown}); edgelstm reads "
-                       "no file a model names outside its own folder",
-                       hint="keep the weights beside the .onnx; `edgelstm inspect --describe-only` describes the "
-                            "file without reading them")
-
-
-__all__ = ["Artifact", "refuse_outside_data", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]
+__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]

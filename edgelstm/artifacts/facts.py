@@ -6,7 +6,6 @@ is guessed when it has no manifest."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,24 +126,5 @@ def onnx_facts(model) -> OnnxFacts:
                      any(v.name in STATE_INPUTS for v in inputs))
 
 
-def external_data_outside(model_path: str | os.PathLike, locations: "tuple[str, ...] | list[str]") -> list[str]:
-    """The external-data locations of the ONNX at ``model_path`` that point outside its folder: an absolute
-    path, a ``..`` that climbs out, or a name whose symbolic link (anywhere on the way) leads out. Only names
-    are resolved; no file's content is read."""
-    folder = os.path.realpath(os.path.dirname(os.path.abspath(model_path)))
-    outside = []
-    for loc in locations:
-        try:
-            if not loc or os.path.isabs(loc) or loc.startswith("\\") or (len(loc) > 1 and loc[1] == ":"):
-                outside.append(loc)
-                continue
-            target = os.path.realpath(os.path.join(folder, loc))
-            if os.path.commonpath([folder, target]) != folder:
-                outside.append(loc)
-        except (ValueError, OSError):  # a NUL byte, a name no file system takes
-            outside.append(loc)
-    return outside
-
-
-__all__ = ["OnnxFacts", "onnx_facts", "external_data_outside", "guess_precision", "RECURRENT_OPS", "QUANTIZED_RECURRENT_OPS", "LOOP_OPS",
+__all__ = ["OnnxFacts", "onnx_facts", "guess_precision", "RECURRENT_OPS", "QUANTIZED_RECURRENT_OPS", "LOOP_OPS",
            "QDQ_OPS", "ORT_ONLY_OPS"]

@@ -17,7 +17,7 @@ def inspect_onnx(path: Path, *, describe_only: bool = False) -> dict[str, Any]:
     import onnx
 
     from edgelstm.artifacts.artifact import Artifact
-    from edgelstm.artifacts.facts import external_data_outside
+    from edgelstm.artifacts.onnx_graph import external_data_outside
 
     art = Artifact.open(path, verify=False, outside_data=describe_only)
     model = onnx.load(str(path), load_external_data=False)

@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.pipeline import steps
@@ -103,10 +103,14 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None, wait: bool = False,
     made, before = _missing_dirs(p.out_dir), _entries(p.out_dir)
     try:
         out = prepare_out_dir(p.out_dir, what="[output].dir")
+        undo = _UndoIfNothingMade(out, before)
         if not lock:
-            with _nothing_left_if_nothing_made(out, before, None):
+            try:
                 return _run(p, out, say)
-        with OutputLock(out, wait=wait, on_wait=say) as held, _nothing_left_if_nothing_made(out, before, held):
+            except BaseException:
+                undo()
+                raise
+        with OutputLock(out, wait=wait, on_wait=say, on_error=undo):  # undone while the lock is still held
             return _run(p, out, say)
     except BaseException:
         for d in made:  # the output directory (and parents) this run made, when it is empty again
@@ -149,26 +153,26 @@ def _entries(out: Path) -> set[str]:
 _BOOKKEEPING = {LOCK_FILE, "pipeline.toml"}
 
 
-@contextlib.contextmanager
-def _nothing_left_if_nothing_made(out: Path, before: set[str], held: OutputLock | None) -> Iterator[None]:
-    """A run that fails (or is interrupted) before it made its first artifact removes what it created: the
-    copied pipeline.toml, empty folders, and its lock file (while still holding the lock). Once an artifact
-    exists, everything stays (a re-run resumes from the cache)."""
-    try:
-        yield
-    except BaseException:
-        new = _entries(out) - before
-        if all(n in _BOOKKEEPING or _empty_dir(out / n) for n in new):
-            for n in sorted(new - {LOCK_FILE}):
-                path = out / n
-                with contextlib.suppress(OSError):
-                    if _empty_dir(path):
-                        path.rmdir()
-                    else:
-                        path.unlink()
-            if LOCK_FILE in new and held is not None:
-                held.remove()
-        raise
+class _UndoIfNothingMade:
+    """Called when a run fails (or is interrupted) while it still holds the lock: if it made no artifact yet, it
+    removes what it created (the copied pipeline.toml, empty folders) and returns True, so that the lock file
+    goes too. Once an artifact exists, everything stays (a re-run resumes from the cache)."""
+
+    def __init__(self, out: Path, before: set[str]):
+        self.out, self.before = out, before
+
+    def __call__(self) -> bool:
+        new = _entries(self.out) - self.before
+        if not all(n in _BOOKKEEPING or _empty_dir(self.out / n) for n in new):
+            return False
+        for n in sorted(new - {LOCK_FILE}):
+            path = self.out / n
+            with contextlib.suppress(OSError):
+                if _empty_dir(path):
+                    path.rmdir()
+                else:
+                    path.unlink()
+        return LOCK_FILE in new
 
 
 def _empty_dir(path: Path) -> bool:

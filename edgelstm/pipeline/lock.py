@@ -110,11 +110,12 @@ class OutputLock:
     never followed through a symbolic link (see ``_open_lock_file``)."""
 
     def __init__(self, out: Path, *, wait: bool = False, command: str | None = None,
-                 on_wait: Callable[[str], None] | None = None):
+                 on_wait: Callable[[str], None] | None = None, on_error: Callable[[], bool] | None = None):
         self.path = Path(out) / LOCK_FILE
         self.wait = wait
         self.command = command or _command_line()
         self.on_wait = on_wait
+        self.on_error = on_error  # called while still held when the block fails; True: remove the lock file
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None
 
@@ -128,13 +129,17 @@ class OutputLock:
             if _still_named(self.path.parent, ident):
                 break
             os.close(fd)  # the file was removed while we waited: lock the one that is there now
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd, self._ident = fd, ident
-        from edgelstm.signals import hold
+        try:
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "since": time.time()}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+            from edgelstm.signals import hold
 
-        hold("locked")
+            hold("locked")
+        except BaseException as exc:  # a signal or a full disk here: as if the block had failed
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def _acquire(self, fcntl) -> tuple[int, tuple[int, int]]:
@@ -172,11 +177,17 @@ class OutputLock:
             except OSError:
                 pass
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self._fd is None:
             return
         import fcntl
 
+        if exc_type is not None and self.on_error is not None:
+            try:
+                if self.on_error():
+                    self.remove()
+            except Exception:  # noqa: BLE001 - cleanup is best effort; the block's error is what the user sees
+                pass
         try:
             os.ftruncate(self._fd, 0)  # no stale holder named after we are gone
         except OSError:
