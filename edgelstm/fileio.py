@@ -86,7 +86,7 @@ def refuse_overwriting_inputs(outputs: dict[str, str | os.PathLike | None],
                               inputs: "list[str | os.PathLike | None]") -> None:
     """BadInput when an output (keyed by its option: ``report``, ``csv``...) is the same file as one of the
     inputs or an input's manifest (``<input>.json``), through links too, or when two outputs are the same file."""
-    from edgelstm.safe_files import refuse_overwriting_inputs as refuse
+    from edgelstm.same_file import refuse_overwriting_inputs as refuse
 
     refuse(outputs, inputs)
 

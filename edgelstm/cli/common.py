@@ -39,10 +39,10 @@ OUTPUT_OPTIONS = ("out", "report", "junit", "markdown", "csv_out", "plot", "keep
 
 
 def _outputs_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """fn, after the one same-file check of every command that writes: no output may be an input (edgelstm.safe_files)."""
+    """fn, after the one same-file check of every command that writes: no output may be an input (edgelstm.same_file)."""
 
     def checked(*args: Any, **kwargs: Any) -> Any:
-        from edgelstm.safe_files import refuse_outputs_over_inputs
+        from edgelstm.same_file import refuse_outputs_over_inputs
 
         refuse_outputs_over_inputs(kwargs, OUTPUT_OPTIONS)
         return fn(*args, **kwargs)
