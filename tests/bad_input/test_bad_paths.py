@@ -182,6 +182,20 @@ def test_a_link_at_an_output_is_replaced_not_written_through(c, cli, w, ws, monk
     assert not [n for n in tree(w) if Path(n).name.endswith((".tmp", ".bak"))], tree(w)
 
 
+@pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+def test_unbundle_into_a_link_to_a_folder_outside(force, cli, w, ws, monkeypatch):
+    """The target is a link to someone's folder: refused (not empty), or with --force the link itself is
+    replaced by the unpacked folder; the folder it pointed to keeps its files and gains none."""
+    victim = _victim(w)
+    (w / "u").symlink_to(victim.parent)
+    code, _, stderr = cli("unbundle", str(ws / "good.tar.gz"), "-o", str(w / "u"), *(["--force"] if force else []))
+    _victim_intact(w)
+    if force:
+        assert code == 0 and (w / "u").is_dir() and not (w / "u").is_symlink(), stderr
+    else:
+        assert code == 2 and (w / "u").is_symlink(), stderr
+
+
 def test_a_planted_temp_name_is_never_opened(tmp_path, monkeypatch):
     """A temp is created O_EXCL|O_NOFOLLOW: a link already at its name (guessed, or raced) is never opened; the
     next name is taken."""
