@@ -19,26 +19,11 @@ from pathlib import Path
 import pytest
 
 from .conftest import case, ids, onnx_graph, run_case, tree
+from .tiny_pipeline import tiny_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 VICTIM = b"someone else's file: must stay exactly as it is\n"
 
-PIPELINE = """[model]
-zoo = "lstm_regressor"
-train_steps = 2
-[export]
-seq_len = 6
-stateful = false
-[quantize]
-precisions = []
-[data]
-synthetic = 8
-seq = 6
-[bench]
-enabled = false
-[output]
-dir = "out"
-"""
 
 
 def _victim(w: Path) -> Path:
@@ -62,7 +47,7 @@ def _victim_intact(w: Path) -> None:
 def _lock(kind: str):
     """Setup: a pipeline file, and out/.edgelstm.lock planted as ``kind``."""
     def setup(w, ws, mp):
-        (w / "p.toml").write_text(PIPELINE, encoding="utf-8")
+        (w / "p.toml").write_text(tiny_pipeline(), encoding="utf-8")
         out = w / "out"
         out.mkdir()
         lock = out / ".edgelstm.lock"

@@ -8,28 +8,13 @@ from __future__ import annotations
 import pytest
 
 from .conftest import case, ids, run_case
+from .tiny_pipeline import ZOO, tiny_pipeline
 
-PIPELINE = """[model]
-{model}
-[export]
-seq_len = 6
-stateful = false
-[quantize]
-precisions = []
-[data]
-synthetic = 8
-seq = 6
-[bench]
-enabled = false
-[output]
-dir = "{out}"
-"""
-ZOO = 'zoo = "lstm_regressor"\ntrain_steps = 2'
 
 
 def _pipeline(model: str, out: str = "out", earlier: bool = False):
     def setup(w, ws, mp):
-        (w / "p.toml").write_text(PIPELINE.format(model=model.format(ws=ws), out=out), encoding="utf-8")
+        (w / "p.toml").write_text(tiny_pipeline(model.format(ws=ws), out), encoding="utf-8")
         if earlier:  # an output folder from before, with a file of the user's and an earlier lock
             (w / "out").mkdir()
             (w / "out" / "notes.txt").write_text("mine\n")

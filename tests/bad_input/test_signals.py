@@ -20,24 +20,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import error_lines, tree
+from .tiny_pipeline import tiny_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-PIPELINE = """[model]
-zoo = "lstm_regressor"
-train_steps = 2
-[export]
-seq_len = 6
-stateful = false
-[quantize]
-precisions = []
-[data]
-synthetic = 8
-seq = 6
-[bench]
-enabled = false
-[output]
-dir = "out"
-"""
 
 
 _CHILDREN: list[subprocess.Popen] = []
@@ -164,7 +149,7 @@ def test_sighup_is_handled_too(place, ws):
 def test_a_run_stopped_before_its_first_artifact_leaves_nothing(place, ws):
     """SIGTERM right after the pipeline locked its new output folder: no out/, no lock, no pipeline.toml copy."""
     w, tmpdir = place
-    (w / "p.toml").write_text(PIPELINE, encoding="utf-8")
+    (w / "p.toml").write_text(tiny_pipeline(), encoding="utf-8")
     before = tree(w)
     held = Held(["run", "p.toml"], "locked", w, tmpdir)
     assert (w / "out" / ".edgelstm.lock").is_file()
