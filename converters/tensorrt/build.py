@@ -32,7 +32,6 @@ get_engine_information(LayerInformationFormat.JSON).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
 from edgelstm.fileio import sha256_file, write_bytes_atomic
 from edgelstm.options import Precision
+from edgelstm.safe_files import private_tempdir
 
 
 @dataclass
@@ -235,7 +235,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
     warnings: list[str] = []
     gpu = trt_info.gpu_info()
     route = None
-    tmpdir = tempfile.TemporaryDirectory(prefix=".edgelstm-build-", dir=str(out.parent) if out.parent.is_dir() else None)
+    tmpdir = private_tempdir("build", folder=out.parent if out.parent.is_dir() else None)
     try:
         route = _route(trt, precision, onnx, Path(tmpdir.name), options, calib, strongly, warnings, say)
         weak_flag = next((f for f in route.flags if f in ("FP16", "INT8")), None)
@@ -312,15 +312,19 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
 
 def _write(out: Path, plan: bytes, src: Path, route: _Route, options: BuildOptions, precision: Precision,
            details: dict[str, Any], layers: dict[str, Any], engine_io: IOSpec, seconds: float) -> BuildResult:
-    from edgelstm.artifacts.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_artifact
+    from edgelstm.safe_files import all_or_nothing
 
-    write_bytes_atomic(out, plan)
-    if options.keep_intermediate is not None and route.made_by is not None:
-        keep = Path(options.keep_intermediate)
-        keep = keep / route.src.path.name if keep.is_dir() else keep
-        write_bytes_atomic(keep, route.src.path.read_bytes())
     details["build_seconds"] = round(seconds, 3)
-    manifest = write_manifest(out, kind="engine", precision=precision.value, parent=src, io=engine_io, details=details)
+    with all_or_nothing():  # the engine, its manifest and a kept ONNX commit together
+        with write_artifact(out) as pair:
+            pair.write_bytes(plan)
+            manifest = pair.write_manifest(kind="engine", precision=precision.value, parent=src, io=engine_io,
+                                           details=details)
+        if options.keep_intermediate is not None and route.made_by is not None:
+            keep = Path(options.keep_intermediate)
+            keep = keep / route.src.path.name if keep.is_dir() else keep
+            write_bytes_atomic(keep, route.src.path.read_bytes())
     trt_details = details["tensorrt"]
     return BuildResult(path=out, precision=precision.value, tensorrt_version=trt_details["version"],
                        route=trt_details["route"], flags=route.flags, io=engine_io,

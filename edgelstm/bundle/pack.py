@@ -23,7 +23,7 @@ from edgelstm.bundle.recipe import render_recipe
 from edgelstm.bundle.types import (BUNDLE_FORMAT, CHECKSUMS, INDEX, README, RECIPE, BundleMember, BundleOptions,
                                    BundleResult)
 from edgelstm.errors import BadInput, opt
-from edgelstm.fileio import atomic_path, sha256_file
+from edgelstm.fileio import sha256_file
 from edgelstm.options import Precision
 
 
@@ -68,7 +68,7 @@ def _tarinfo(name: str, size: int, mtime: int, mode: int = 0o644) -> tarfile.Tar
 def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = BundleOptions()) -> BundleResult:
     """Write a deployment bundle of the artifacts in src_dir to out (.tar.gz), atomically, plus its manifest."""
     from edgelstm import __version__
-    from edgelstm.artifacts.manifest import read_manifest, tool_versions, write_manifest
+    from edgelstm.artifacts.manifest import read_manifest, tool_versions, write_artifact
 
     src, out = Path(src_dir), Path(out)
     if not src.is_dir():
@@ -93,8 +93,8 @@ def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = B
     recipe = render_recipe(steps, created=created, version=str(versions["edgelstm"]),
                            validate=options.validate_on_device).encode("utf-8")
     members: list[BundleMember] = []
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as raw, \
+    with write_artifact(out) as pair:  # the bundle and its manifest commit together
+        with pair.file() as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime, compresslevel=options.compresslevel) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
 
@@ -131,14 +131,11 @@ def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = B
             add_bytes(INDEX, (json.dumps(index, indent=2, default=str) + "\n").encode("utf-8"), "index")
             sums = "".join(f"{m.sha256}  {m.name}\n" for m in sorted(members, key=lambda m: m.name))
             add_bytes(CHECKSUMS, sums.encode("utf-8"), None)
-        digest = sha256_file(tmp)
-        size = tmp.stat().st_size
-    try:
-        write_manifest(out, kind="bundle", precision=precision.value,
-                       details={"format": BUNDLE_FORMAT, "members": len(members) + 1,
-                                "onnx": [m.name for m in members if m.role == "onnx"],
-                                "builds": [st.to_dict() for st in steps], "engines_included": options.include_engines})
-    except BaseException:
-        out.unlink(missing_ok=True)  # a bundle without its manifest is a partial result
-        raise
+        digest = sha256_file(pair.tmp)
+        size = pair.tmp.stat().st_size
+        pair.write_manifest(kind="bundle", precision=precision.value,
+                            details={"format": BUNDLE_FORMAT, "members": len(members) + 1,
+                                     "onnx": [m.name for m in members if m.role == "onnx"],
+                                     "builds": [st.to_dict() for st in steps],
+                                     "engines_included": options.include_engines})
     return BundleResult(out, digest, size, members, steps, skipped, warnings, created)
