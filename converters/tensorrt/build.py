@@ -8,11 +8,14 @@ How a precision is built depends on the installed TensorRT (DESIGN.md; NVIDIA's 
 | TensorRT | fp32                     | fp16                                  | int8                                          |
 |----------|--------------------------|---------------------------------------|-----------------------------------------------|
 | 10.x     | no precision flag        | BuilderFlag.FP16                      | BuilderFlag.INT8 + Q/DQ, or + calibrator/cache |
-| 11.x     | STRONGLY_TYPED           | STRONGLY_TYPED from an FP16 ONNX (made | STRONGLY_TYPED from a Q/DQ ONNX (made by       |
-|          |                          | by converters.fp16 when given FP32)   | converters.int8 from --calib data)             |
+| 11.x     | strongly typed (the only | strongly typed from an FP16 ONNX (made | strongly typed from a Q/DQ ONNX (made by       |
+|          | mode: no flag passed)    | by converters.fp16 when given FP32)   | converters.int8 from --calib data)             |
 
-10.12+ deprecates the flags and calibrators (11.x removed them); `BuildOptions(strongly_typed=True)` builds the
-11.x way on 10.x too. FP32 builds clear BuilderFlag.TF32 (on by default: Ampere+ would run FP32 GEMMs in TF32)
+The calibrator API is deprecated since 10.1, the precision flags since 10.12 (11.x removed both; the real bindings'
+docstrings, tests/trt_api); NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated since 11.0, so it is passed
+on 10.x only; `BuildOptions(strongly_typed=True)` builds the 11.x way on 10.x too. Before TensorRT runs, the ONNX
+is checked for what only TensorRT's parser refuses (onnx_support.py); calibration batches keep each input's dtype
+(calibrate.py). FP32 builds clear BuilderFlag.TF32 (on by default: Ampere+ would run FP32 GEMMs in TF32)
 unless `tf32=True`. Only named-tensor APIs are used (`build_serialized_network`, `set_tensor_address`,
 `execute_async_v3`).
 

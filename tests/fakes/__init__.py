@@ -103,5 +103,6 @@ def switch_machine(monkeypatch, *, version: str | None = None, compute_capabilit
     return trt
 
 
-__all__ = ["install", "install_cuda_modules", "OWNER", "switch_machine", "make_module", "CUDA", "MEMORY", "MACHINE", "MAGIC", "FakeCuda", "Recorder",
-           "FAKE_ONLY", "DEFAULT_VERSION", "CudaError", "CudaOrderError", "KERNEL_MS", "COPY_MS", "COLD_MS"]
+__all__ = ["install", "install_cuda_modules", "switch_machine", "make_module", "CUDA", "MEMORY", "OWNER", "MACHINE",
+           "MAGIC", "FakeCuda", "Recorder", "FAKE_ONLY", "DEFAULT_VERSION", "CudaError", "CudaOrderError", "KERNEL_MS",
+           "COPY_MS", "COLD_MS"]
