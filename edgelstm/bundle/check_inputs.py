@@ -171,6 +171,21 @@ def _check_size(members: list[tuple[str, bytes, str]], options: CheckOptions, n:
                        f"over the limit of {human_size(options.max_size)}: lower {opt('check_samples')}")
 
 
+def _check_profiles(steps: list[Any], data_seq: int | None, bench: dict[str, Any]) -> None:
+    """An engine the recipe builds must take the check's data and the bench plan: refused now, not on the device."""
+    for st in steps:
+        (b_lo, _, b_hi), (s_lo, _, s_hi) = st.batch, st.seq
+        seqs = sorted({*bench["seq"], *([data_seq] if data_seq else [])})
+        bad_seq = [s for s in seqs if not s_lo <= s <= s_hi]
+        bad_batch = [b for b in bench["batch"] if not b_lo <= b <= b_hi]
+        if bad_seq or bad_batch:
+            what = (f"sequence length(s) {bad_seq}" if bad_seq else "") + (" and " if bad_seq and bad_batch else "") + \
+                (f"batch size(s) {bad_batch}" if bad_batch else "")
+            raise BadInput(f"the engine {st.engine} is built for batch {b_lo}:{b_hi}, seq {s_lo}:{s_hi}, but the device "
+                           f"check uses {what}: widen {opt('batch')}/{opt('seq')} or change the check's data or "
+                           "bench plan")
+
+
 def prepare_check(src: Path, sources: list[Source], steps: list[Any], options: CheckOptions) -> CheckPayload:
     """Run the reference on the stated sample and write down everything the device check judges with."""
     from edgelstm.runners import open_runner
@@ -199,6 +214,7 @@ def prepare_check(src: Path, sources: list[Source], steps: list[Any], options: C
                   "outputs": [{**t.to_dict(), "name": names[t.name]} for t in ref.io.outputs if t.name in names]}
     finally:
         ref.close()
+    _check_profiles(steps, dataset.seq, plan["bench"])
     data_bytes, ref_bytes = npz_bytes(arrays), npz_bytes(outputs)
     members = [(CHECK_DATA, data_bytes, "check-data"), (CHECK_REFERENCE, ref_bytes, "check-reference")]
     _check_size(members, options, dataset.n)

@@ -46,13 +46,15 @@ def build_engine_on_device(step: dict[str, Any], root: Path, engine_dir: Path, c
     return out, info
 
 
-def validate_on_device(reference: Any, path: Path, gates: list[str], data: Path, backend: str | None) -> dict[str, Any]:
+def validate_on_device(reference: Any, path: Path, gates: list[str], data: Path, backend: str | None, *,
+                       batch_size: int = 32) -> dict[str, Any]:
     """Drift of the artifact against the recorded reference outputs on the bundled data, and the gate verdicts."""
     from edgelstm.validation.gates import parse_gates
     from edgelstm.validation.validate import DataRequest, ValidateOptions, validate_artifacts
 
     result = validate_artifacts(reference, path, DataRequest(path=data),
-                                ValidateOptions(gates=tuple(parse_gates(gates)), candidate_backend=backend))
+                                ValidateOptions(gates=tuple(parse_gates(gates)), candidate_backend=backend,
+                                                batch_size=batch_size))
     d = result.to_dict()
     outputs = {name: {k: m.get(k) for k in OUTPUT_METRICS if k in m} for name, m in d["outputs"].items()}
     out = {"passed": d["passed"], "samples": d["samples"], "outputs": outputs, "task": d.get("task") or {},

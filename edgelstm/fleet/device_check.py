@@ -99,7 +99,8 @@ def _engines(root: Path, plan: dict[str, Any], work: Path, options: DeviceCheckO
     out = []
     for s in steps:
         entry: dict[str, Any] = {"name": s["engine"], "kind": "engine", "backend": "tensorrt",
-                                 "precision": s["precision"], "gates": s.get("gates", []), "status": "ok"}
+                                 "precision": s["precision"], "gates": s.get("gates", []), "status": "ok",
+                                 "batch_size": min(32, int(s["batch"][2]))}  # the profile's largest batch
         say(f"build {s['engine']} from {s['onnx']} ({s['precision']})")
         built = guarded(entry, "build", lambda s=s: build_engine_on_device(s, root, engine_dir, options.calib, say))
         if built is not None:
@@ -119,7 +120,8 @@ def _check_one(entry: dict[str, Any], reference: Any, data: Path, plan: dict[str
     if entry["status"] != "ok":
         return
     path, backend = entry["path"], entry["backend"]
-    guarded(entry, "validate", lambda: validate_on_device(reference, path, entry.get("gates", []), data, backend))
+    guarded(entry, "validate", lambda: validate_on_device(reference, path, entry.get("gates", []), data, backend,
+                                                          batch_size=entry.get("batch_size", 32)))
     guarded(entry, "bench", lambda: bench_on_device(path, plan["bench"], backend, iters=options.iters))
     if sampler is not None:
         seconds = float(options.energy_seconds or plan["bench"].get("energy_seconds", 3.0))

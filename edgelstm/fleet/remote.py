@@ -129,6 +129,7 @@ class RemoteRun:
         self.bundle, self.target, self.options = bundle, target, options
         self.client = options.client_factory(target)
         options.keep["client"] = self.client
+        options.keep["run"] = self
         self.steps: list[dict[str, Any]] = []
         self.run_dir: str | None = None
         self.facts: dict[str, Any] = {}
@@ -191,7 +192,7 @@ class RemoteRun:
                                        *[a for lab in self.target.labels for a in ("--label", lab)],
                                        *self.target.extra_args))
         rc, _, err = self.client.call(argv, on_stdout=marker, on_stderr=progress, keep_stdin=True)
-        if rc == SSH_FAILED or rc == 129 or rc > 128:
+        if rc == SSH_FAILED or rc < 0 or rc > 128:  # ssh's own failure, ssh killed here, or the device saw EOF
             where = f" during: {self.last_progress}" if self.last_progress else ""
             raise StepFailed("run", f"the connection was lost (ssh exit {rc}){where}", rc)
         if rc != 0 and not self._has_results():  # 1 is a failed gate only when results were written
