@@ -60,12 +60,13 @@ def _targets(hosts, inventory, label, pick, ssh_config, python, workdir, extra):
 
 
 def _bundle_of(path: Path, results_dir: Path) -> Path:
-    """A check bundle: the file given, or one made from a pipeline's output directory."""
+    """A check bundle: the file given, or one made from a pipeline's output directory (into RESULTS_DIR/bundle/,
+    where `compare RESULTS_DIR/*.json` does not see its manifest)."""
     if not path.is_dir():
         return path
     from edgelstm.bundle import BundleOptions, CheckOptions, make_bundle
 
-    out = results_dir / f"{path.resolve().name}.check.tar.gz"
+    out = results_dir / "bundle" / f"{path.name if path.name not in ('', '.', '..') else path.resolve().name}.check.tar.gz"
     console.step(f"making a check bundle of {console.literal(path)} -> {console.literal(out)}")
     result = make_bundle(path, out, BundleOptions(check=CheckOptions()))
     for w in result.warnings:

@@ -30,6 +30,9 @@ from edgelstm.fleet.results import incomplete
 from edgelstm.fleet.ssh import SSH_FAILED, SshClient, SshTarget
 
 STEPS = ("connect", "push", "run", "pull", "cleanup")
+#: what the ssh client itself says about its connection (kept apart from the device's progress)
+SSH_MESSAGE = re.compile(r"^(Connection to \S+ closed|Connection closed by|ssh: |client_loop: |Read from remote host|"
+                         r"Timeout, server |kex_exchange_identification|Broken pipe|Warning: Permanently added)")
 
 PREPARE = r'''set -eu
 base="$1"; py="$2"
@@ -179,7 +182,12 @@ class RemoteRun:
             raise StepFailed("push", _why(err, rc), rc)
 
     def run(self) -> int:
+        ssh_said: list[str] = []
+
         def progress(line: str) -> None:
+            if SSH_MESSAGE.match(line):
+                ssh_said.append(line.strip())
+                return
             self.last_progress = line
             if self.options.progress:
                 self.options.progress(self.target.name, line)
@@ -194,7 +202,8 @@ class RemoteRun:
         rc, _, err = self.client.call(argv, on_stdout=marker, on_stderr=progress, keep_stdin=True)
         if rc == SSH_FAILED or rc < 0 or rc > 128:  # ssh's own failure, ssh killed here, or the device saw EOF
             where = f" during: {self.last_progress}" if self.last_progress else ""
-            raise StepFailed("run", f"the connection was lost (ssh exit {rc}){where}", rc)
+            said = f": {ssh_said[-1]}" if ssh_said else ""
+            raise StepFailed("run", f"the connection was lost (ssh exit {rc}{said}){where}", rc)
         if rc != 0 and not self._has_results():  # 1 is a failed gate only when results were written
             raise StepFailed("run", f"device-check exited {rc}: {_why(err, rc)}", rc)
         return rc
