@@ -61,6 +61,7 @@ class Loopback:
 
     def __init__(self, root: Path, n: int = 2):
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.user = getpass.getuser()
         self.key = root / "id_ed25519"
         user_pub = keygen(self.key)
