@@ -17,30 +17,14 @@ import pytest
 
 yaml = pytest.importorskip("yaml")
 
+try:
+    import fleet_testbed
+except ImportError:  # tests/ is a package in some layouts
+    from tests import fleet_testbed  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "github-actions-devices.yml"
 SKIP = {"Install edgelstm (CPU torch)", "Install edgelstm"}
-TINY = """
-[model]
-zoo = "lstm_regressor"
-train_steps = 5
-config = { hidden_size = 8 }
-[export]
-seq_len = 12
-[quantize]
-precisions = ["int8-dynamic"]
-[data]
-synthetic = 16
-seq = 12
-[validate]
-gates = ["rel_l2<=0.05"]
-[bench]
-enabled = false
-iters = 2
-seq = [12]
-[output]
-dir = "edgelstm-out/tiny"
-"""
 
 
 class LocalRunner:
@@ -117,7 +101,7 @@ def test_the_device_matrix_workflow_runs_and_merges(tmp_path):
     labels = wf["jobs"]["check"]["strategy"]["matrix"]["device"]
     ws = tmp_path / "ws"
     ws.mkdir()
-    (ws / "tiny.toml").write_text(TINY)
+    (ws / "tiny.toml").write_text(fleet_testbed.tiny_pipeline(samples=16, stateful=False, out="edgelstm-out/tiny"))
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # edgelstm, python3 = this env
     runner = LocalRunner(wf, ws, {"PIPELINE": "tiny.toml", "OUT_DIR": "edgelstm-out/tiny", "PATH": path})
     codes = runner.run()

@@ -9,41 +9,10 @@ import sys
 import pytest
 
 try:
-    import fleet_sshd
+    import fleet_testbed as testbed
 except ImportError:  # tests/ is a package in some layouts
-    from tests import fleet_sshd  # type: ignore[no-redef]
+    from tests import fleet_testbed as testbed  # type: ignore[no-redef]
 
-PIPELINE = """
-[model]
-zoo = "lstm_regressor"
-train_steps = 5
-config = {{ hidden_size = 8 }}
-
-[export]
-seq_len = 12
-stateful = false
-
-[quantize]
-precisions = ["int8-dynamic"]
-
-[data]
-synthetic = 16
-seq = 12
-
-[validate]
-gates = ["{gate}"]
-
-[bench]
-enabled = false
-iters = 2
-seq = [12]
-
-[output]
-dir = "out"
-
-[devices]
-{devices}
-"""
 
 
 def test_bad_devices_fail_before_any_stage(tmp_path, cli):
@@ -52,20 +21,20 @@ def test_bad_devices_fail_before_any_stage(tmp_path, cli):
                             ('hosts = ["-oProxyCommand=x"]', "is not a host name"),
                             ('hostz = ["a"]', "unknown key [devices].hostz")):
         p = tmp_path / "p.toml"
-        p.write_text(PIPELINE.format(gate="rel_l2<=0.05", devices=devices))
+        p.write_text(testbed.tiny_pipeline(samples=16, stateful=False, extra=f"\n[devices]\n{devices}\n"))
         code, _, err = cli("run", p)
         assert code == 2 and needle in err and "Traceback" not in err, err
         assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(fleet_sshd.SSHD_MISSING is not None, reason=fleet_sshd.SSHD_MISSING or "")
+@pytest.mark.skipif(testbed.SSHD_MISSING is not None, reason=testbed.SSHD_MISSING or "")
 def test_run_ends_with_the_fleet_check(tmp_path, cli):
-    lb = fleet_sshd.Loopback(tmp_path / "ssh", 1)
+    lb = testbed.Loopback(tmp_path / "ssh", 1)
     try:
         devices = (f'hosts = ["dev1"]\nssh_config = "{lb.config}"\npython = "{sys.executable}"\n'
                    f'workdir = "{tmp_path / "device-runs"}"\nretries = 0')
         p = tmp_path / "p.toml"
-        p.write_text(PIPELINE.format(gate="rel_l2<=0.05", devices=devices))
+        p.write_text(testbed.tiny_pipeline(samples=16, stateful=False, extra=f"\n[devices]\n{devices}\n"))
         code, out, err = cli("run", p, "--json")
         assert code == 0, err
         result = json.loads(out)

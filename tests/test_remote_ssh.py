@@ -1,4 +1,4 @@
-"""The remote path against REAL OpenSSH servers on 127.0.0.1 (tests/fleet_sshd.py): two sshd instances are two
+"""The remote path against REAL OpenSSH servers on 127.0.0.1 (tests/testbed.py): two sshd instances are two
 devices; the device's Python is this interpreter, which runs the check from the wheels inside the bundle.
 
 From a pipeline's output one command checks two devices and writes one report whose numbers equal the same check
@@ -23,46 +23,19 @@ from pathlib import Path
 import pytest
 
 try:
-    import fleet_sshd
+    import fleet_testbed as testbed
 except ImportError:  # tests/ is a package in some layouts
-    from tests import fleet_sshd  # type: ignore[no-redef]
+    from tests import fleet_testbed as testbed  # type: ignore[no-redef]
 
-pytestmark = pytest.mark.skipif(fleet_sshd.SSHD_MISSING is not None, reason=fleet_sshd.SSHD_MISSING or "")
+pytestmark = pytest.mark.skipif(testbed.SSHD_MISSING is not None, reason=testbed.SSHD_MISSING or "")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-PIPELINE = """
-[model]
-zoo = "lstm_regressor"
-train_steps = 5
-config = { hidden_size = 8 }
-
-[export]
-seq_len = 12
-batch = 2
-
-[quantize]
-precisions = ["int8-dynamic"]
-
-[data]
-synthetic = 32
-seq = 12
-
-[validate]
-gates = ["rel_l2<=0.05"]
-
-[bench]
-enabled = false
-iters = 3
-seq = [12]
-
-[output]
-dir = "out"
-"""
+PIPELINE = testbed.tiny_pipeline()
 
 
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory):
-    lb = fleet_sshd.Loopback(tmp_path_factory.mktemp("ssh"), 2)
+    lb = testbed.Loopback(tmp_path_factory.mktemp("ssh"), 2)
     yield lb
     lb.stop()
 
@@ -259,7 +232,7 @@ def test_the_next_connection_sweeps_what_a_lost_one_left(loopback, tmp_path):
 
 
 def test_an_unreachable_device_is_retried_and_reported(loopback, pipeline_out, tmp_path, cli):
-    closed = fleet_sshd.free_port()
+    closed = testbed.free_port()
     (tmp_path / "cfg").write_text(loopback.config.read_text() + f"Host gone\n  HostName 127.0.0.1\n  Port {closed}\n")
     inv = inventory(tmp_path, loopback, '[[device]]\nname = "gone-1"\nhost = "gone"\nlabels = ["edge"]',
                     '[[device]]\nname = "dev1"\nhost = "dev1"\nlabels = ["edge"]', retries=1, concurrency=2)

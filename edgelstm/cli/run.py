@@ -61,7 +61,7 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
-    if result.devices is not None:  # [devices]
+    if getattr(result, "devices", None) is not None:  # [devices]
         console.info(f"devices: {escape(result.devices['headline'])}; report: {result.devices['reports'].get('markdown')}")
     for name, v in result.validations.items():
         for g in v.get("gates", []):
@@ -75,7 +75,7 @@ def render_summary(result) -> None:
 def payload(result) -> dict:
     return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
-            "notes": result.notes, "devices": result.devices,
+            "notes": result.notes, "devices": getattr(result, "devices", None),
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 

@@ -1,4 +1,4 @@
-"""Real OpenSSH servers on 127.0.0.1 for the remote tests: `sshd -D` with its own config, a throwaway host key and
+"""The fleet tests' testbed: a tiny pipeline, and real OpenSSH servers on 127.0.0.1 for the remote tests: `sshd -D` with its own config, a throwaway host key and
 user key in a temp dir, on a free port, stopped after. Two servers are two "devices". No traffic leaves loopback.
 
 The client side is an ssh config file (`-F`) naming each server as a Host alias with its port, the user key,
@@ -106,3 +106,38 @@ class Loopback:
     def stop(self) -> None:
         for s in self.servers:
             s.stop()
+
+
+def tiny_pipeline(*, gate: str = "rel_l2<=0.05", samples: int = 32, stateful: bool = True, out: str = "out",
+                  extra: str = "") -> str:
+    """A pipeline file for a tiny LSTM that runs in seconds: FP32 (+ streaming), INT8 dynamic, no bench stage
+    (the devices bench: 2-3 iterations at seq 12)."""
+    return f"""
+[model]
+zoo = "lstm_regressor"
+train_steps = 5
+config = {{ hidden_size = 8 }}
+
+[export]
+seq_len = 12
+batch = 2
+stateful = {str(stateful).lower()}
+
+[quantize]
+precisions = ["int8-dynamic"]
+
+[data]
+synthetic = {samples}
+seq = 12
+
+[validate]
+gates = ["{gate}"]
+
+[bench]
+enabled = false
+iters = 3
+seq = [12]
+
+[output]
+dir = "{out}"
+{extra}"""
