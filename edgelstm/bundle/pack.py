@@ -83,6 +83,10 @@ def _check_members(src: Path, sources, steps, options: BundleOptions,
         extra += [(name, data, "wheel") for name, data in wheels]
         check.update(wheels=[name for name, _ in wheels], device_requires=requires, wheel_notes=notes)
     extra.append((BOOTSTRAP, (Path(__file__).parent / "device_bootstrap.py").read_bytes(), "bootstrap"))
+    from edgelstm.bundle.collect import check_member_name
+
+    for name, _, _ in extra:  # wheel names come from installed versions: held to the same rule as every member
+        check_member_name(name)
     return extra, check
 
 
