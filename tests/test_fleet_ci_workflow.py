@@ -95,6 +95,7 @@ class LocalRunner:
         return codes
 
 
+@pytest.mark.slow
 def test_the_device_matrix_workflow_runs_and_merges(tmp_path):
     wf = yaml.safe_load(WORKFLOW.read_text())
     assert wf["jobs"]["check"]["runs-on"] == ["self-hosted", "${{ matrix.device }}"]

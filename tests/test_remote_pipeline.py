@@ -28,6 +28,7 @@ def test_bad_devices_fail_before_any_stage(tmp_path, cli):
 
 
 @pytest.mark.skipif(testbed.SSHD_MISSING is not None, reason=testbed.SSHD_MISSING or "")
+@pytest.mark.slow
 def test_run_ends_with_the_fleet_check(tmp_path, cli):
     lb = testbed.Loopback(tmp_path / "ssh", 1)
     try:

@@ -87,6 +87,7 @@ def readme_commands() -> list[str]:
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.startswith("edgelstm ")]
 
 
+@pytest.mark.slow
 def test_readme_commands_check_two_devices_from_a_pipeline_output(loopback, pipeline_out, tmp_path, monkeypatch, cli):
     """README "Check on your devices", run as written with the hosts and ssh config of this test: one command ships
     the pipeline's output to two devices and writes the cross-device report; compare merges the same files."""

@@ -77,7 +77,7 @@ def _bundle_of(path: Path, results_dir: Path) -> Path:
 def remote(
     bundle: Path = typer.Argument(..., metavar="BUNDLE", show_default=False,
                                   help="A check bundle (.tar.gz from `bundle --check`) or a pipeline output directory."),
-    hosts: Optional[List[str]] = typer.Argument(None, metavar="[HOST]...", show_default=False,
+    hosts: Optional[List[str]] = typer.Argument(None, metavar="HOST", show_default=False,
                                                 help="[user@]host[:port] or an ssh Host alias (repeatable)."),
     inventory: Optional[Path] = typer.Option(None, "--inventory", show_default=False,
                                              help="A fleet inventory (TOML: [defaults], [[device]] host/labels)."),
