@@ -119,7 +119,7 @@ train_steps = 5
 config = {{ hidden_size = 8 }}
 
 [export]
-seq_len = 12
+seq = 12
 batch = 2
 stateful = {str(stateful).lower()}
 

@@ -40,7 +40,7 @@ Examples:
 def device_check(
     bundle: Path = typer.Argument(..., metavar="BUNDLE", show_default=False,
                                   help="The bundle (.tar.gz made with `bundle --check`) or its unpacked directory."),
-    out: Path = typer.Option(Path("device-check.json"), "-o", "--out", help="The results JSON to write."),
+    out: Path = typer.Option(Path("device-check.json"), "-o", "--output", help="The results JSON to write."),
     name: Optional[str] = typer.Option(None, "--name", show_default=False,
                                        help="This device's name in reports [default: the host name]."),
     label: Optional[List[str]] = typer.Option(None, "--label", show_default=False,
