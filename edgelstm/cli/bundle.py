@@ -125,27 +125,27 @@ def bundle(
                                      help="Recipe default VALIDATE=0: do not compare each built engine with its ONNX."),
     check: bool = typer.Option(False, "--check", help="Carry a device check (data sample, reference outputs, gates, "
                                                       "bench plan, edgelstm wheels) for `edgelstm device-check`."),
-    reference: Optional[Path] = typer.Option(None, "--reference", show_default=False,
+    reference: Optional[Path] = typer.Option(None, "--reference", show_default=False, metavar="MODEL",
                                              help="With --check: the model whose outputs are the truth [default: "
                                                   "ARTIFACT_DIR/model.pt, else the FP32 ONNX]."),
-    data: Optional[Path] = typer.Option(None, "--data", show_default=False,
+    data: Optional[Path] = typer.Option(None, "--data", show_default=False, metavar="DATA",
                                         help="With --check: validation data (.npz/.npy/.csv) [default: the "
                                              "pipeline's [data]]."),
-    synthetic: Optional[int] = typer.Option(None, "--synthetic", show_default=False,
+    synthetic: Optional[int] = typer.Option(None, "--synthetic", show_default=False, metavar="N",
                                             help="With --check: N synthetic samples instead of data."),
-    gate: Optional[List[str]] = typer.Option(None, "--gate", show_default=False,
+    gate: Optional[List[str]] = typer.Option(None, "--gate", show_default=False, metavar="METRIC<=VALUE",
                                              help="With --check: METRIC[:OUTPUT]<=VALUE for every artifact "
                                                   "(repeatable) [default: the pipeline's, else rel_l2<=0.01]."),
-    check_samples: int = typer.Option(256, "--check-samples", help="With --check: at most this many samples "
+    check_samples: int = typer.Option(256, "--check-samples", metavar="N", help="With --check: at most this many samples "
                                                                    "(the first N) go into the bundle."),
-    bench_batch: Optional[str] = typer.Option(None, "--bench-batch", show_default=False,
+    bench_batch: Optional[str] = typer.Option(None, "--bench-batch", show_default=False, metavar="1,8",
                                               help="With --check: bench batch sizes, e.g. 1,8 [default: the "
                                                    "pipeline's [bench], else 1]."),
-    bench_seq: Optional[str] = typer.Option(None, "--bench-seq", show_default=False,
+    bench_seq: Optional[str] = typer.Option(None, "--bench-seq", show_default=False, metavar="60,256",
                                             help="With --check: bench sequence lengths [default: pipeline's, else 60]."),
-    bench_threads: Optional[str] = typer.Option(None, "--bench-threads", show_default=False,
+    bench_threads: Optional[str] = typer.Option(None, "--bench-threads", show_default=False, metavar="1,2",
                                                 help="With --check: bench CPU threads [default: pipeline's, else 1]."),
-    bench_iters: Optional[int] = typer.Option(None, "--bench-iters", show_default=False,
+    bench_iters: Optional[int] = typer.Option(None, "--bench-iters", show_default=False, metavar="N",
                                               help="With --check: iterations per bench point [default: 50]."),
     no_wheels: bool = typer.Option(False, "--no-wheels", help="With --check: do not carry edgelstm as wheels "
                                                               "(the device has it installed)."),

@@ -48,9 +48,9 @@ def print_report(report: dict[str, Any]) -> None:
 def compare(
     results: List[Path] = typer.Argument(..., metavar="RESULTS...", show_default=False,
                                          help="Results files (results/*.json) of `device-check` or `remote`."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", show_default=False, help="Write the report as Markdown."),
-    html_out: Optional[Path] = typer.Option(None, "--html", show_default=False, help="Write the report as HTML."),
-    report: Optional[Path] = typer.Option(None, "--report", show_default=False, help="Write the report as JSON."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", show_default=False, metavar="OUT.md", help="Write the report as Markdown."),
+    html_out: Optional[Path] = typer.Option(None, "--html", show_default=False, metavar="OUT.html", help="Write the report as HTML."),
+    report: Optional[Path] = typer.Option(None, "--report", show_default=False, metavar="OUT.json", help="Write the report as JSON."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
