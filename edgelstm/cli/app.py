@@ -28,7 +28,7 @@ app = typer.Typer(
 
 # In flow order; each module defines register(app).
 COMMAND_MODULES = ["convert", "quantize", "build", "validate", "bench", "inspect_cmd", "doctor", "run",
-                   "bundle", "demo"]
+                   "bundle", "device_check", "remote", "compare", "demo"]
 
 # A command module that fails to import is a bug: let the ImportError surface (command modules import only
 # typer and edgelstm's light modules at the top; torch, onnx and TensorRT are imported inside the commands).
