@@ -33,7 +33,7 @@ TINY = """
 [model]
 source = "model.pt"
 [export]
-seq_len = 12
+seq = 12
 stateful = false
 [quantize]
 precisions = ["int8-dynamic"]
@@ -135,7 +135,7 @@ def test_a_pull_request_that_keeps_accuracy_passes(tmp_path, tiny_files):
     assert suites.get("failures") == "0"
     kinds = {g["kind"] for g in json.loads((ws / "pipeline-result.json").read_text())["gates"]}
     assert kinds == {"drift", "accuracy vs OLD"}  # the absolute gates, and the comparison with main's artifacts
-    assert "## Against `" in job.summary and "within +10% of OLD" in job.summary
+    assert "## Against `" in job.summary and "within 1.1x OLD" in job.summary
     assert (tmp_path / "edgelstm-main" / "ci" / "edgelstm-out" / "model.onnx").exists()  # main, built beside
     assert "all gates passed" in job.step(GATE).output
 

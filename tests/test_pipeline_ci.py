@@ -24,7 +24,7 @@ zoo = "lstm_regressor"
 train_steps = 5
 config = {{ hidden_size = 8 }}
 [export]
-seq_len = 12
+seq = 12
 [quantize]
 precisions = ["int8-dynamic"]
 [data]
@@ -155,7 +155,7 @@ def test_stage_progress_hooks_wrap_each_stage(tmp_path, monkeypatch):
     monkeypatch.setattr(steps, "train_model", lambda *a: (events.append(("work", "train")), real(*a))[1])
     path = tmp_path / "p.toml"
     path.write_text('[model]\nzoo = "lstm_regressor"\ntrain_steps = 2\nconfig = { hidden_size = 4 }\n[export]\n'
-                    'seq_len = 6\nstateful = false\n[quantize]\nprecisions = []\n[data]\nsynthetic = 8\nseq = 6\n'
+                    'seq = 6\nstateful = false\n[quantize]\nprecisions = []\n[data]\nsynthetic = 8\nseq = 6\n'
                     '[bench]\nenabled = false\n[output]\ndir = "out"\n')
     flow.run_pipeline(load_pipeline(path), on_stage=on_stage)
     assert events[:3] == [("start", "train"), ("work", "train"), ("end", "train")]
@@ -224,7 +224,7 @@ def test_drift_may_not_grow_beyond_an_earlier_runs_reports(first_run, tmp_path, 
     (base / "validate" / "fp32-stateful.json").unlink()
     work = tmp_path / "pr"
     shutil.copytree(first_run.dir, work, ignore=shutil.ignore_patterns("junit.xml", "report.*"))
-    path = write(work, validate=f'baseline = "{base}"\nbaseline_tolerance = 0.1')
+    path = write(work, validate=f'baseline = "{base}"\nmax_growth = 1.1')
     code, stdout, stderr = cli("run", path, "--json")
     assert code == 1, stderr
     result = json.loads(stdout)
@@ -308,7 +308,7 @@ def test_a_seq_first_gru_with_a_factory_file_and_synthetic_calibration(tmp_path,
     spec.loader.exec_module(mod)
     torch.save(mod.build().state_dict(), proj / "weights.pt")
     (proj / "p.toml").write_text(
-        '[model]\nsource = "weights.pt"\nfactory = "mymodels.py:build"\ninput_size = 3\n[export]\nseq_len = 10\n'
+        '[model]\nsource = "weights.pt"\nfactory = "mymodels.py:build"\ninput_size = 3\n[export]\nseq = 10\n'
         '[quantize]\nprecisions = ["int8-static"]\n[data]\nsynthetic = 20\nseq = 10\ncalibration_synthetic = 40\n'
         '[validate]\ngates = ["rel_l2<=0.2"]\n[bench]\nenabled = false\n[output]\ndir = "out"\n')
     monkeypatch.chdir(tmp_path)  # not the pipeline's folder
@@ -325,7 +325,7 @@ def test_a_seq_first_gru_with_a_factory_file_and_synthetic_calibration(tmp_path,
     assert "calibrated on synthetic data" in (proj / "out" / "report.md").read_text()
     assert "static INT8 calibrated on 40 sequences of synthetic data" in (proj / "out" / "report.md").read_text()
     sys.modules.pop("mymodels_for_test", None)
-    (proj / "p.toml").write_text((proj / "p.toml").read_text().replace("seq_len = 10", "seq_len = 10\nstateful = true"))
+    (proj / "p.toml").write_text((proj / "p.toml").read_text().replace("[export]\nseq = 10", "[export]\nseq = 10\nstateful = true"))
     code, _, stderr = cli("run", "proj/p.toml")
     assert code == 2 and "[export].stateful supports batch_first recurrent layers only" in stderr
 

@@ -241,6 +241,43 @@ def restore_example_cache(root: Path) -> None:
     shutil.copytree(root / ".demo-outputs", root / "examples" / "pipelines" / "edgelstm-out" / "lstm_regressor")
 
 
+def run_by_device_test(command: str) -> None:
+    """The device commands run in tests/test_remote_ssh.py (readme_commands: the README block as written), and their
+    options are the commands' own."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from test_remote_ssh import readme_commands, test_readme_commands_check_two_devices_from_a_pipeline_output
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    assert callable(test_readme_commands_check_two_devices_from_a_pipeline_output)
+    assert command in [" ".join(c.split()) for c in readme_commands()], command
+    options_exist(command)
+
+
+def prepare_untrusted(folder: Path) -> None:
+    """`untrusted.onnx`: an initializer in external data at ../weights.bin, outside its folder: `inspect` refuses it
+    (exit 2, checked here) and only --describe-only looks at it (tests/bad_input/test_bad_paths.py: never reading
+    the outside file)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((1,), np.float32), "w")
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "../weights.bin"), ("offset", "0"), ("length", "4")):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 1])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (folder.parent / "weights.bin").write_bytes(np.ones((1,), np.float32).tobytes())
+    (folder / "untrusted.onnx").write_bytes(model.SerializeToString())
+    code, output = _in_process("edgelstm inspect untrusted.onnx", folder)
+    assert code == 2 and "outside its folder" in output, output
+
+
 def prepare_main_and_pr(folder: Path) -> None:
     """main/model.onnx: the demo's export as it was (main's model); pr/model.onnx: this folder's latest export (the
     pull request's), each with its manifest."""
@@ -250,6 +287,8 @@ def prepare_main_and_pr(folder: Path) -> None:
             shutil.copy2(src / name, folder / side / name)
 
 
+DEVICES = ("needs devices over SSH: tests/test_remote_ssh.py runs this block as written against two OpenSSH servers "
+           "on 127.0.0.1 (the hosts swapped for theirs)")
 TRT = "needs TensorRT and an NVIDIA GPU (the `trt` tests build engines where they exist)"
 JETSON = "Jetson only: JetPack's system packages"
 SUITE = "runs the test suite itself"
@@ -259,7 +298,7 @@ COVERAGE: dict[str, Run | Skip] = {
     # README.md: two commands
     "bash scripts/demo.sh": Skip("sets up the venv (the one this suite runs in), then runs exactly `edgelstm demo`, "
                                  "which the next block runs", script_runs("scripts/demo.sh", 'exec .venv/bin/edgelstm demo "$@"')),
-    "bash scripts/test.sh": Skip(SUITE, script_runs("scripts/test.sh", 'exec .venv/bin/python -m pytest tests "$@"')),
+    "bash scripts/test.sh": Skip(SUITE, script_runs("scripts/test.sh", 'exec .venv/bin/python -m pytest "$@"')),
     "edgelstm demo && cd edgelstm-demo": Run(where="root", after=keep_demo_cache),
     # install by hand
     "python3 -m venv .venv && . .venv/bin/activate": Skip("makes a venv: this suite runs in one", extras_exist),
@@ -274,14 +313,13 @@ COVERAGE: dict[str, Run | Skip] = {
         Run(prepare=prepare_lm, env=USER_CLASS),
     "edgelstm convert dec.pt --factory nmt:decoder -o dec.onnx --input token:int64[batch] "
     "--input encoder_outputs:float32[batch,src,256]": Run(prepare=prepare_decoder, env=USER_CLASS),
-    "edgelstm convert ae.pt2 -o ae.onnx --static --batch 1 --seq-len 100": Run(prepare=prepare_autoencoder),
+    "edgelstm convert ae.pt2 -o ae.onnx --static --batch 1 --seq 100": Run(prepare=prepare_autoencoder),
     # quantize
     "edgelstm quantize model.onnx --precision fp16 -o model.fp16.onnx": Run(),
     "edgelstm quantize model.onnx --precision int8 -o model.int8.onnx": Run(),
-    "edgelstm quantize model.onnx --precision int8 --mode static --calib calib.npz --calib-method entropy "
-    "-o model.qdq.onnx": Run(),
-    "edgelstm quantize model.onnx --precision int8 --mode static --calib-synthetic 128 -o model.noise.qdq.onnx": Run(),
-    "edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift rel_l2=0.01 -o model.int8.onnx": Run(),
+    "edgelstm quantize model.onnx --precision int8-static --calib calib.npz -o model.qdq.onnx": Run(),
+    "edgelstm quantize model.onnx --precision int8-static --calib-synthetic 128 -o model.noise.qdq.onnx": Run(),
+    'edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift "rel_l2<=0.01" -o model.int8.onnx': Run(),
     "edgelstm quantize model.onnx --precision int8 --target-cpu x86-avx2 -o model.avx2.int8.onnx": Run(),
     # validate
     'edgelstm validate -r model.pt -c model.int8.onnx --data val.npz --gate "rel_l2:y<=0.02" --gate "mse_delta<=0.001" '
@@ -324,9 +362,15 @@ COVERAGE: dict[str, Run | Skip] = {
         Run(where="root", codes=(3,), why="the engine build needs TensorRT: without it the script stops at "
                                           "`edgelstm build`, exit 3, after unbundle and its checks passed"),
     "edgelstm unbundle --verify-only lstm.tar.gz --json": Run(where="root"),
+    # check on your devices
+    "edgelstm remote edgelstm-out/lstm_regressor nvidia@orin-nano-1 nvidia@xavier-nx-1 --markdown fleet.md "
+    "--html fleet.html": Skip(DEVICES, run_by_device_test),
+    "edgelstm compare results/*.json --markdown fleet.md --html fleet.html": Skip(DEVICES, run_by_device_test),
+    # inspect, doctor
     "edgelstm inspect model.onnx": Run(),
+    "edgelstm inspect untrusted.onnx --describe-only": Run(prepare=prepare_untrusted),
     # development
-    "bash scripts/test.sh -x -q": Skip(SUITE, script_runs("scripts/test.sh", 'exec .venv/bin/python -m pytest tests "$@"')),
+    "bash scripts/test.sh -x -q": Skip(SUITE, script_runs("scripts/test.sh", 'exec .venv/bin/python -m pytest "$@"')),
     "bash scripts/test.sh -m trt": Skip(SUITE + " (the TensorRT tests)", paths_exist("tests/test_tensorrt_real.py")),
     "bash scripts/gpu-check.sh": Skip("needs a CUDA GPU", paths_exist("scripts/gpu-check.sh", "tests/test_gpu.py")),
     "bash scripts/test.sh tests/bad_input tests/fuzz": Skip(SUITE, paths_exist("tests/bad_input", "tests/fuzz")),

@@ -21,7 +21,8 @@ output directory (a second fails at once naming the first, or waits with --wait)
   edgelstm run examples/pipelines/lstm_regressor.toml
 
 Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates (baseline), [bench]
-(baseline), [compare] against, [targets], [output] dir. See examples/pipelines/ and examples/README.md.
+(baseline), [compare] against, [targets], [output] dir, [devices] hosts|inventory (end with a check on those
+devices over SSH, as `edgelstm remote`). See examples/pipelines/ for every key, and examples/README.md.
 
 In a pull request's CI job, compare with main's artifacts on the same runner (no stored numbers):
 
@@ -69,6 +70,8 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
+    if getattr(result, "devices", None) is not None:  # [devices]
+        console.info(f"devices: {escape(result.devices['headline'])}; report: {result.devices['reports'].get('markdown')}")
     for g in result.gates:
         if not g["passed"]:
             console.error(f"gate failed ({g['suite']}): {g['message']}")
@@ -84,11 +87,12 @@ def payload(result) -> dict:
             "seconds": result.seconds, "failed_gates": [g for g in gates if not g["passed"]], "gates": gates,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
             "notes": result.notes, "data": result.data, "provenance": result.provenance,
+            "devices": getattr(result, "devices", None),
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 
 def run(
-    pipeline: Path = typer.Argument(..., help="The pipeline TOML file.", show_default=False),
+    pipeline: Path = typer.Argument(..., metavar="PIPELINE.toml", help="The pipeline TOML file.", show_default=False),
     wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into the same output "
                                                      "directory, wait for it instead of failing."),
     against: Optional[Path] = typer.Option(None, "--against", metavar="DIR", show_default=False,
@@ -102,7 +106,7 @@ def run(
     from edgelstm.pipeline.flow import run_pipeline
     from edgelstm.pipeline.config import load_pipeline
 
-    p = load_pipeline(pipeline)  # the whole file is checked before anything runs or is written
+    p = load_pipeline(pipeline, on_renamed=console.deprecated)  # the whole file is checked before anything runs
     if against is not None:
         p = with_against(p, against)
     result = run_pipeline(p, on_step=console.step, on_stage=console.activity, wait=wait)

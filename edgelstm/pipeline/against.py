@@ -3,7 +3,7 @@ output folder (OLD, main's in a pull request's job), in this run, on this machin
 edgelstm.validation.compare):
 
 - accuracy: NEW and OLD validated against this run's reference on this run's data; NEW's drift and task error
-  may exceed OLD's by [compare].tolerance (+ 1e-6) for every metric both have ("vs OLD" gates);
+  may grow to [compare].max_growth x OLD's (+ 1e-6) for every metric both have ("vs OLD" gates);
 - latency (``[compare].latency``): NEW and OLD timed interleaved at every [bench] grid point, a confidence interval
   on NEW/OLD; the gate fails when the interval lies above max_slowdown ("slower"), and when it straddles it
   ("inconclusive") unless on_inconclusive is warn or pass.
@@ -31,9 +31,9 @@ def compare_artifact(ref_runner, artifact, old: Path, val, p, report_path: Path)
 
     c = p.compare
     acc = compare_accuracy(ref_runner, artifact.path, old, val, ValidateOptions(),
-                           AgainstOptions(tolerance=c.tolerance))
+                           AgainstOptions(tolerance=c.max_growth - 1.0))
     out: dict[str, Any] = {"artifact": artifact.name, "new": str(artifact.path), "old": str(old),
-                           "accuracy": {"passed": all(g.passed for g in acc.changes), "tolerance": c.tolerance,
+                           "accuracy": {"passed": all(g.passed for g in acc.changes), "max_growth": c.max_growth,
                                         "changes": [g.to_dict() for g in acc.changes]},
                            "latency": None}
     if c.latency:
@@ -51,8 +51,8 @@ def compare_rows(comparisons: dict[str, dict[str, Any]]) -> list[list[str]]:
     for name, c in comparisons.items():
         acc = c["accuracy"]
         failed = [g for g in acc["changes"] if not g["passed"]]
-        accuracy = (f"within +{acc['tolerance']:.0%} of OLD ({len(acc['changes'])} metrics)" if not failed else
-                    f"{len(failed)} of {len(acc['changes'])} metrics worse than OLD +{acc['tolerance']:.0%}")
+        accuracy = (f"within {acc['max_growth']:g}x OLD ({len(acc['changes'])} metrics)" if not failed else
+                    f"{len(failed)} of {len(acc['changes'])} metrics beyond {acc['max_growth']:g}x OLD")
         points = (c.get("latency") or {}).get("points", [])
         latency = "; ".join(f"{pt['verdict']} (NEW/OLD {pt['ratio']['estimate'] or float('nan'):.3f}, "
                             f"{shape_words(pt['batch'], pt['seq'], pt['threads'])})" for pt in points) or "not timed"

@@ -124,13 +124,15 @@ def _data(p: Pipeline, problems: Problems) -> None:
     _data_size(p, problems)
     if d.synthetic < 1 and d.validation is None:
         problems.add("[data] needs synthetic > 0 or a validation file")
-    for key in ("window", "features"):
+    for key in ("window", "features", "group"):
         if getattr(d, key) is not None and not csv:
             problems.add(f"[data].{key} applies to a .csv validation or calibration file")
     if csv and d.window is None and not p.model.static:
         problems.add(f"[data].{' and '.join(csv)}: a .csv file needs [data].window = T (rows per sequence)")
     if d.target is not None and "validation" not in csv:
         problems.add("[data].target names the label column of a .csv validation file")
+    if d.horizon and d.target is None:
+        problems.add("[data].horizon shifts the label: it needs [data].target")
     _calibration(p, problems)
 
 
@@ -184,8 +186,11 @@ def _model_options(p: Pipeline, problems: Problems) -> None:
         input_options(p)  # --input / --state-arg / --static, parsed as the CLI parses them
     if m.zoo is not None:
         for key in ("factory", "input", "state_arg"):
-            if getattr(m, key):
-                problems.add(f"[model].{key} applies to a source model; a zoo model is built by edgelstm")
+            value = getattr(m, key)
+            if value:
+                shown = list(value) if isinstance(value, tuple) else value
+                problems.add(f"[model].{key} = {shown!r} applies to a source model; a zoo model is built by edgelstm "
+                             "and called as it defines")
     if m.factory is None:
         return
     module, sep, func = m.factory.rpartition(":")

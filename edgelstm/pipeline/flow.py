@@ -1,5 +1,5 @@
-"""`edgelstm run PIPELINE.toml`: model → data → export → quantize → validate → bench → report, each stage
-cached by the content hash of its inputs and options. Stages run in order; a gate failure does not stop later
+"""`edgelstm run PIPELINE.toml`: model → data → export → quantize → validate → bench → compare → report (→ devices),
+each stage cached by the content hash of its inputs and options (not the devices: they change while files do not). Stages run in order; a gate failure does not stop later
 stages (the report shows everything) but makes the run fail.
 
 The file was checked as a whole when it was loaded (``config.load_pipeline``). A run then takes the output
@@ -23,6 +23,7 @@ from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.pipeline import steps
 from edgelstm.pipeline.cache import StageCache
+from edgelstm.pipeline.leftovers import UndoIfNothingMade, entries, missing_dirs, remove_made_dirs
 from edgelstm.pipeline.lock import OutputLock, prepare_out_dir
 from edgelstm.pipeline.schema import Pipeline, in_pipeline_words, reworded
 from edgelstm.pipeline.steps import STATEFUL
@@ -57,11 +58,12 @@ class PipelineResult:
     data: dict[str, str] = field(default_factory=dict)            # validation / calibration: where they come from
     provenance: dict[str, Any] = field(default_factory=dict)      # date, version, commit, model sha256, machine
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)  # artifact -> vs OLD ([compare] against)
+    devices: dict[str, Any] | None = None     # [devices]: the fleet check's verdict (pipeline.devices_step)
     seconds: float = 0.0
 
     @property
     def gates(self) -> list[dict[str, Any]]:
-        """Every gate of the run (drift, drift baseline, latency baseline), one dict each."""
+        """Every gate of the run (drift, drift baseline, latency baseline, vs OLD, devices), one dict each."""
         from edgelstm.pipeline.verdict import collect_gates
 
         return collect_gates(self)
@@ -87,13 +89,42 @@ class PipelineResult:
 def run_pipeline(p: Pipeline, *, on_step: Say | None = None, on_stage: OnStage | None = None, wait: bool = False,
                  lock: bool = True) -> PipelineResult:
     """Run every stage of ``p`` into its output directory. Another pipeline already writing there is
-    BadInput naming it (``wait=True``: wait for it instead; ``lock=False``: the caller holds the lock)."""
+    BadInput naming it (``wait=True``: wait for it instead; ``lock=False``: the caller holds the lock). A run
+    that fails before it made any artifact leaves nothing behind (``leftovers``)."""
     say = on_step or (lambda _m: None)
-    out = prepare_out_dir(p.out_dir, what="[output].dir")
-    if not lock:
-        return _Run(p, out, say, on_stage).run()
-    with OutputLock(out, wait=wait, on_wait=say):
-        return _Run(p, out, say, on_stage).run()
+    check_before_any_stage(p)
+    if p.devices.enabled:  # a misnamed device fails now, not after the stages
+        from edgelstm.pipeline.devices_step import precheck
+
+        precheck(p)
+    made, before = missing_dirs(p.out_dir), entries(p.out_dir)
+    try:
+        out = prepare_out_dir(p.out_dir, what="[output].dir")
+        undo = UndoIfNothingMade(out, before)
+        if not lock:
+            try:
+                return _Run(p, out, say, on_stage).run()
+            except BaseException:
+                undo()
+                raise
+        with OutputLock(out, wait=wait, on_wait=say, on_error=undo):  # undone while the lock is still held
+            return _Run(p, out, say, on_stage).run()
+    except BaseException:
+        remove_made_dirs(made)
+        raise
+
+
+def check_before_any_stage(p: Pipeline) -> None:
+    """What can be checked before anything is created or trained: a zoo model's input contract (``[model].input``,
+    ``[model].state_arg``) on an untrained copy, so a bad state argument fails in a second, not after training."""
+    m = p.model
+    if m.zoo is None or not (m.input or m.state_arg):
+        return
+    from edgelstm.models import zoo
+    from edgelstm.models.inputs import plan_contracts
+
+    with reworded("model", prefix="model: "):
+        plan_contracts(zoo.build(m.zoo, dict(m.config), seed=m.seed), steps.input_options(p))
 
 
 class _Run:
@@ -137,6 +168,8 @@ class _Run:
         res.provenance = provenance(res.model_path, where=p.base_dir, sha256=res.model_sha256,
                                     device=(res.bench or {}).get("device"))
         self.report()
+        if p.devices.enabled:
+            self.devices()
         res.seconds = time.perf_counter() - t0
         return res
 
@@ -230,7 +263,7 @@ class _Run:
             base_path, _ = steps.baseline_report(p, a.name)
             material = {"model": res.model_sha256, "candidate": sha256_file(a.path), "data": data_sha,
                         "gates": gates, **({"baseline": sha256_file(base_path),
-                                            "tolerance": p.validate.baseline_tolerance} if base_path else {})}
+                                            "max_growth": p.validate.max_growth} if base_path else {})}
             v = self.stage(f"validate {a.name}", material,
                            lambda a=a, gates=gates, report_path=report_path: steps.validate(
                                ref_runner, a, val, gates, report_path, p), section="validate")
@@ -289,6 +322,18 @@ class _Run:
                     "commit": res.provenance.get("git"), "edgelstm": res.provenance.get("edgelstm")}
         rep = self.stage("report", material, lambda: write_reports(res), section="output")
         res.reports = {k: Path(v) for k, v in rep["paths"].items()}
+
+
+    def devices(self) -> None:
+        """[devices]: the artifacts checked on devices (never cached: devices change while files do not)."""
+        from edgelstm.pipeline.devices_step import check_devices
+
+        started = time.perf_counter()
+        with self.on_stage("devices"):
+            self.res.devices = check_devices(self.p, self.out, self.say)
+        seconds = time.perf_counter() - started
+        self.res.stages.append({"stage": "devices", "cached": False, "seconds": round(seconds, 3)})
+        self.say(f"devices: done in {seconds:.1f}s")
 
 
 def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):

@@ -255,8 +255,9 @@ def render_html(res, rows: list[dict[str, Any]], pngs: dict[str, bytes]) -> str:
 
 
 def write_reports(res) -> tuple[list[Path], dict[str, Any]]:
-    """report.md, report.html, junit.xml and the plots, into the output folder."""
+    """report.md, report.html, junit.xml and the plots, into the output folder, all or nothing."""
     from edgelstm.pipeline import plots
+    from edgelstm.safe_files import all_or_nothing
     from edgelstm.validation.reports.junit import junit_document
 
     rows = res.summary_rows()
@@ -270,12 +271,14 @@ def write_reports(res) -> tuple[list[Path], dict[str, Any]]:
         pngs["latency_grid"] = grid
     out = res.out_dir
     paths: dict[str, Path] = {}
-    for key, data in pngs.items():
-        paths[f"{key}_plot"] = write_bytes_atomic(out / f"{key}.png", data)
-    res.reports = dict(paths)
-    paths["markdown"] = write_text_atomic(out / "report.md", render_markdown(res, rows))
-    paths["html"] = write_text_atomic(out / "report.html", render_html(res, rows, pngs))
-    paths["junit"] = write_text_atomic(out / "junit.xml", junit_document(pipeline_suites(res), name="edgelstm run"))
+    with all_or_nothing():  # the reports of one run commit together, or none does (safe_files)
+        for key, data in pngs.items():
+            paths[f"{key}_plot"] = write_bytes_atomic(out / f"{key}.png", data)
+        res.reports = dict(paths)
+        paths["markdown"] = write_text_atomic(out / "report.md", render_markdown(res, rows))
+        paths["html"] = write_text_atomic(out / "report.html", render_html(res, rows, pngs))
+        paths["junit"] = write_text_atomic(out / "junit.xml", junit_document(pipeline_suites(res),
+                                                                              name="edgelstm run"))
     return list(paths.values()), {"paths": {k: str(v) for k, v in paths.items()}, "rows": rows}
 
 

@@ -115,12 +115,13 @@ def datasets(p: Pipeline, spec):
 
 
 def _csv_options(p: Pipeline, path: Path, *, labels: bool) -> dict[str, Any]:
-    """[data].window/features (and target, for the validation set) for a .csv file; nothing for .npz/.npy."""
+    """[data].window/stride/group/features (and target/horizon, for the validation set) for a .csv file; nothing
+    for .npz/.npy."""
     d = p.data
     if path.suffix.lower() != ".csv":
         return {}
-    return {"window": d.window, "features": list(d.features) if d.features else None,
-            **({"target": d.target} if labels else {})}
+    return {"window": d.window, "features": list(d.features) if d.features else None, "stride": d.stride,
+            "group": d.group, **({"target": d.target, "horizon": d.horizon} if labels else {})}
 
 
 def quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
@@ -209,7 +210,7 @@ def validate(ref_runner, artifact, val, gates: list[str], report_path: Path, p: 
 
     _, base = baseline_report(p, artifact.name)
     options = ValidateOptions(gates=tuple(parse_gates(gates)), baseline=base,
-                              baseline_tolerance=p.validate.baseline_tolerance)
+                              baseline_tolerance=p.validate.max_growth - 1.0)
     cand = open_runner(artifact.path)
     cand.label = str(artifact.path)
     try:

@@ -1,6 +1,7 @@
 """What a pipeline run concluded, in one list: every gate (drift gates, drift against a baseline run, latency
-against a baseline report), and the summary rows (one per artifact). The run passes when every gate passes;
-`run --json`, report.md/html and junit.xml all read this list."""
+against a baseline report, against OLD, the check on devices), and the summary rows (one per artifact). The run
+passes when every gate passes; `run --json`, report.md/html and junit.xml all read this list (the devices gate
+comes after the report: `run --json` and junit.xml have it, `[output].dir/devices/fleet.md` tells its story)."""
 
 from __future__ import annotations
 
@@ -71,14 +72,24 @@ def compare_gates(comparisons: dict[str, dict[str, Any]]) -> list[dict[str, Any]
     return out
 
 
+def devices_gate(devices: dict[str, Any]) -> dict[str, Any]:
+    """The [devices] fleet check as one gate: every device finished its check and passed its gates."""
+    return {"suite": "devices", "kind": "devices", "artifact": None,
+            "name": f"every device passes its check ({', '.join(devices.get('devices') or []) or 'none'})",
+            "passed": bool(devices.get("passed")), "value": devices.get("exit_code"), "limit": 0,
+            "message": "" if devices.get("passed") else str(devices.get("headline") or "a device check failed")}
+
+
 def collect_gates(res) -> list[dict[str, Any]]:
-    """Every gate of the run, in report order: the artifacts' drift gates, latency against the baseline, then the
-    comparison with another run ([compare] against)."""
+    """Every gate of the run, in report order: the artifacts' drift gates, latency against the baseline, the
+    comparison with another run ([compare] against), then the check on devices ([devices])."""
     out = [drift_gate(name, g) for name, v in res.validations.items() for g in v.get("gates", [])]
     reg = (res.bench or {}).get("regression")
     if reg:
         out += [_latency_gate(r, reg["max_slowdown"]) for r in reg.get("rows", [])]
-    return out + compare_gates(getattr(res, "comparisons", {}))
+    out += compare_gates(getattr(res, "comparisons", {}))
+    devices = getattr(res, "devices", None)
+    return out + ([devices_gate(devices)] if devices is not None else [])
 
 
 def headline_point(bench: dict[str, Any] | None) -> tuple[int, int, int | None] | None:
