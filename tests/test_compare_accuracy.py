@@ -92,6 +92,6 @@ def test_progress_is_reported_per_phase(versions):
 
 
 def test_against_options_are_checked():
-    with pytest.raises(BadInput, match="--baseline-tolerance"):
+    with pytest.raises(BadInput, match="--max-growth must be >= 1"):
         AgainstOptions(tolerance=-0.1)
-    assert np.isclose(AgainstOptions().tolerance, 0.10)
+    assert np.isclose(AgainstOptions().max_growth, 1.10)

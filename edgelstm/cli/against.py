@@ -103,7 +103,7 @@ def print_against(section: dict[str, Any]) -> None:
     def num(v: Any) -> str:
         return "n/a" if v is None else f"{v:.6g}"
 
-    console.table(f"NEW vs OLD ({Path(str(section['old'])).name}): drift may grow by {section['tolerance']:.0%} "
+    console.table(f"NEW vs OLD ({Path(str(section['old'])).name}): drift may grow to {section['max_growth']:g} x OLD "
                   f"+ {section['floor']:g}", ["metric", "OLD", "NEW", "change", "limit", "result"],
                   [[c["metric"] + (f":{c['output']}" if c.get("output") else ""), num(c["old"]), num(c["new"]),
                     change_text(c), f"{c['op']} {num(c['limit'])}",

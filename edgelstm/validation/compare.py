@@ -7,8 +7,8 @@ A pull request has two versions of a model (main's: OLD, the PR's: NEW). A store
 would do only if it was made from the same reference, data and settings; measuring OLD in the same run
 makes that true by construction. The change gates are the baseline gates (gates.baseline_gates) with OLD's
 fresh result as the baseline: for every output and drift metric (and task metric) both have, NEW's
-badness may be at most OLD's x (1 + tolerance) + floor (e.g. rel_l2 may not grow by more than 10% and
-1e-6). Their source is "against"; reports name them "vs OLD ...".
+badness may be at most OLD's x max_growth + floor (`--max-growth 1.10 --baseline-floor 1e-6` by default: rel_l2
+may not grow by more than 10% and 1e-6; tolerance = max_growth - 1 in the library). Their source is "against"; reports name them "vs OLD ...".
 
 Pure: nothing printed, no exit; NEW's result carries the verdict (`passed`), its report dict an `against`
 section (OLD, its drift, every change, OLD's own budget results for information).
@@ -36,9 +36,14 @@ class AgainstOptions:
     tolerance: float = DEFAULT_BASELINE_TOLERANCE
     floor: float = DEFAULT_BASELINE_FLOOR
 
-    def __post_init__(self) -> None:
-        check_float(self.tolerance, "baseline_tolerance")
+    def __post_init__(self) -> None:  # on the command line: --max-growth 1.10 (= tolerance 0.10), --baseline-floor
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
+            raise BadInput(f"{opt('max_growth')} must be >= 1 (1.10 = drift may grow 10%), got {1 + self.tolerance!r}")
         check_float(self.floor, "baseline_floor")
+
+    @property
+    def max_growth(self) -> float:
+        return 1.0 + self.tolerance
 
 
 @dataclass
@@ -101,7 +106,7 @@ def against_section(old: ValidationResult, new: ValidationResult, changes: list[
                         "the rest): the change compares slightly different sets")
     return {
         "old": old.candidate, "reference": old.reference, "samples": old.samples,
-        "tolerance": against.tolerance, "floor": against.floor,
+        "max_growth": against.max_growth, "tolerance": against.tolerance, "floor": against.floor,
         "passed": all(g.passed for g in changes), "compared": len(changes),
         "changes": [change_row(g) for g in changes],
         "old_outputs": old.outputs, "old_task": old.task,
@@ -139,7 +144,8 @@ def against_markdown(rep: Mapping[str, Any], fmt: Callable[[Any, str], str]) -> 
         return []
     verdict = "✅ no metric grew beyond" if section.get("passed") else "❌ drift grew beyond"
     lines = [f"#### NEW vs OLD (`{Path(str(section.get('old'))).name}`, same reference and data)", "",
-             f"{verdict} OLD × (1 + {section.get('tolerance'):g}) + {section.get('floor'):g}.", "",
+             f"{verdict} {section.get('max_growth', 1 + section.get('tolerance', 0)):g} × OLD + "
+             f"{section.get('floor'):g}.", "",
              "| metric | OLD | NEW | change | limit | result |", "|---|---|---|---|---|---|"]
     for c in section.get("changes", []):
         metric = str(c["metric"]).split(".")[-1]
