@@ -201,7 +201,7 @@ class Bencher:
         runner = self._runner(res, threads)
         probe_before = speed_probe()
         amp, graph = "amp" in res.target.variant, "cuda-graph" in res.target.variant
-        restore = _set_torch_threads(res.backend, threads)
+        restore = set_torch_threads(res.backend, threads)
         try:
             if mode == "step":
                 feeds = self.feeds(res, batch, 1)
@@ -314,11 +314,6 @@ class Bencher:
                 pass
         return self._runner(res, threads), self.feeds(res, batch, seq)
 
-    @staticmethod
-    def use_threads(backend: str, threads: int | None) -> Callable[[], None]:
-        """Set torch's thread count for timing a torch target (a no-op otherwise); returns the undo."""
-        return _set_torch_threads(backend, threads)
-
     def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
             device: dict[str, Any] | None = None,
             before_timing: Callable[[dict[str, Any], list[ResolvedTarget]], None] | None = None) -> BenchReport:
@@ -392,7 +387,8 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads() if torch is not None else None
 
 
-def _set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:
+def set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:
+    """Set torch's thread count for timing a torch target (a no-op otherwise); returns the undo."""
     if backend != "torch" or threads is None:
         return lambda: None
     import torch
