@@ -255,25 +255,15 @@ def run_by_device_test(command: str) -> None:
 
 
 def prepare_untrusted(folder: Path) -> None:
-    """`untrusted.onnx`: an initializer in external data at ../weights.bin, outside its folder: `inspect` refuses it
+    """`untrusted.onnx`: an initializer in external data at ../outside.bin, outside its folder: `inspect` refuses it
     (exit 2, checked here) and only --describe-only looks at it (tests/bad_input/test_bad_paths.py: never reading
     the outside file)."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from bad_input.test_bad_paths import _external
 
-    weight = numpy_helper.from_array(np.ones((1,), np.float32), "w")
-    weight.ClearField("raw_data")
-    weight.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "../weights.bin"), ("offset", "0"), ("length", "4")):
-        entry = weight.external_data.add()
-        entry.key, entry.value = key, value
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 1])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    (folder.parent / "weights.bin").write_bytes(np.ones((1,), np.float32).tobytes())
-    (folder / "untrusted.onnx").write_bytes(model.SerializeToString())
+    made = _external(folder, "../outside.bin", "untrusted")  # models/untrusted.onnx
+    os.replace(made, folder / "untrusted.onnx")
+    made.parent.rmdir()
+    (folder.parent / "outside.bin").write_bytes(b"\x00\x00\x80\x3f")
     code, output = _in_process("edgelstm inspect untrusted.onnx", folder)
     assert code == 2 and "outside its folder" in output, output
 
