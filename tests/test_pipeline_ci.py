@@ -164,6 +164,48 @@ def test_stage_progress_hooks_wrap_each_stage(tmp_path, monkeypatch):
     assert events[-1] == ("end", "report")
 
 
+def test_a_run_s_reports_commit_all_or_nothing(tmp_path, monkeypatch):
+    """report.md, report.html, junit.xml and the plots commit together (safe_files.all_or_nothing): when the last
+    one cannot be written, the earlier run's reports are all still there, unchanged, and no temp is left."""
+    from edgelstm.pipeline import flow
+    from edgelstm.validation.reports import junit
+
+    path = tmp_path / "p.toml"
+    text = ('[model]\nzoo = "lstm_regressor"\ntrain_steps = 2\nconfig = { hidden_size = 4 }\n[export]\nseq = 6\n'
+            'stateful = false\n[quantize]\nprecisions = []\n[data]\nsynthetic = 8\nseq = 6\n[validate]\n'
+            'gates = ["rel_l2<=0.01"]\n[bench]\nenabled = false\n[output]\ndir = "out"\n')
+    path.write_text(text)
+    flow.run_pipeline(load_pipeline(path))
+    out = tmp_path / "out"
+    names = ("report.md", "report.html", "junit.xml", "drift_per_step.png")
+    before = {n: (out / n).read_bytes() for n in names}
+
+    def full_disk(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(junit, "junit_document", full_disk)
+    path.write_text(text.replace("rel_l2<=0.01", "rel_l2<=0.02"))  # validate and report run again
+    with pytest.raises(OSError, match="No space left"):
+        flow.run_pipeline(load_pipeline(path))
+    assert {n: (out / n).read_bytes() for n in names} == before
+    assert not [p.name for p in out.iterdir() if p.name.endswith((".tmp", ".bak"))]
+
+
+def test_a_failed_device_check_is_a_failed_gate_of_the_run(tmp_path):
+    """[devices]' verdict is one of the run's gates: run --json lists it, junit.xml has its testcase, the run fails."""
+    from edgelstm.pipeline.flow import PipelineResult
+    from edgelstm.pipeline.report import pipeline_suites
+    from edgelstm.pipeline.schema import ModelSection, Pipeline
+
+    res = PipelineResult(Pipeline(model=ModelSection(zoo="gru")), tmp_path)
+    res.devices = {"passed": False, "exit_code": 3, "headline": "did not finish: dev2", "devices": ["dev1", "dev2"]}
+    assert not res.passed
+    assert [(g["suite"], g["passed"], g["message"]) for g in res.gates] == [("devices", False, "did not finish: dev2")]
+    assert pipeline_suites(res)[0]["cases"][0]["failure"] == "did not finish: dev2"
+    res.devices = {**res.devices, "passed": True, "exit_code": 0}
+    assert res.passed and res.gates[0]["name"] == "every device passes its check (dev1, dev2)"
+
+
 # ------------------------------------------------------------------------------------------------ reports
 
 
