@@ -192,7 +192,8 @@ def test_a_run_s_reports_commit_all_or_nothing(tmp_path, monkeypatch):
 
 
 def test_a_failed_device_check_is_a_failed_gate_of_the_run(tmp_path):
-    """[devices]' verdict is one of the run's gates: run --json lists it, junit.xml has its testcase, the run fails."""
+    """[devices]' verdict is one of the run's gates: run --json lists it (as junit.xml would, were it written after
+    the check), and the run fails with it."""
     from edgelstm.pipeline.flow import PipelineResult
     from edgelstm.pipeline.report import pipeline_suites
     from edgelstm.pipeline.schema import ModelSection, Pipeline

@@ -116,7 +116,9 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None, on_stage: OnStage |
 
 def check_before_any_stage(p: Pipeline) -> None:
     """What can be checked before anything is created or trained: a zoo model's input contract (``[model].input``,
-    ``[model].state_arg``) on an untrained copy, so a bad state argument fails in a second, not after training."""
+    ``[model].state_arg``) on an untrained copy, so a bad state argument fails in a second, not after training.
+    (A pipeline file refuses both for zoo models when it is loaded, ``checks``; this guards a Pipeline built in
+    code.)"""
     m = p.model
     if m.zoo is None or not (m.input or m.state_arg):
         return

@@ -1,7 +1,8 @@
 """What a pipeline run concluded, in one list: every gate (drift gates, drift against a baseline run, latency
 against a baseline report, against OLD, the check on devices), and the summary rows (one per artifact). The run
-passes when every gate passes; `run --json`, report.md/html and junit.xml all read this list (the devices gate
-comes after the report: `run --json` and junit.xml have it, `[output].dir/devices/fleet.md` tells its story)."""
+passes when every gate passes; `run --json`, report.md/html and junit.xml all read this list. The devices gate
+comes after the reports (the check runs on the finished output): `run --json` and the exit code have it, and
+`[output].dir/devices/fleet.md|html|json` tell its story."""
 
 from __future__ import annotations
 
