@@ -28,7 +28,9 @@ def inspect_onnx(path: Path) -> dict[str, Any]:
         "io": art.io.to_dict(), "stateful": art.io.stateful, "recurrent_layers": recurrent,
         "loops": f.loops, "op_histogram": dict(f.ops.most_common()), "parameters": f.parameters,
         "manifest": art.manifest.to_dict() if art.manifest else None,
-        "manifest_matches": _matches(path, art.manifest),
+        "manifest_matches": _matches(path, art.manifest) and art.io_problem is None,
+        **({"note": f"the manifest does not describe this file: {art.io_problem}; the I/O above is the file's"}
+           if art.io_problem else {}),
     }
 
 
