@@ -51,6 +51,21 @@ def remove_dirs(created: list[Path]) -> None:
             break
 
 
+#: how much of an output's name its temp files repeat: a legal 255-byte name stays legal with a temp suffix
+TEMP_NAME_BYTES = 100
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of edgelstm's temp files for an output named ``name`` (``.NAME.``, then mkstemp's random
+    part and a suffix): a long name is cut to ``TEMP_NAME_BYTES`` bytes plus a digest of the whole name, so that
+    the temp name stays within the file system's 255-byte limit and still says which output it belongs to."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= TEMP_NAME_BYTES:
+        return f".{name}."
+    head = raw[:TEMP_NAME_BYTES - 9].decode("utf-8", "ignore")  # never half a character
+    return f".{head}~{hashlib.sha256(raw).hexdigest()[:8]}."
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in dest's directory; rename it onto dest only if the block succeeds. On failure
@@ -60,7 +75,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     ok = False
     tmp_path: Path | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=".tmp", dir=dest.parent)
         os.close(fd)
         tmp_path = Path(tmp)
         umask = os.umask(0)
@@ -196,14 +211,45 @@ def require_file(path: str | os.PathLike, *, what: str = "artifact", kind: str =
     """An existing, non-empty regular file, else one-line BadInput (missing, a directory, 0 bytes)."""
     from edgelstm.errors import BadInput
 
+    import stat
+
     p = Path(path)
+    problem = link_problem(p)
+    if problem is not None:
+        raise BadInput(f"{what} {p} {problem}")
     if not p.exists():
         raise BadInput(f"{what} {p} does not exist")
     if p.is_dir():
         raise BadInput(f"{p} is a directory, not {kind}")
-    if p.stat().st_size == 0:
+    st = p.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(f"{p} is not a regular file (a pipe, socket or device), not {kind}")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:  # permissions: say so, not "empty" or "corrupt"
+        raise BadInput(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    if st.st_size == 0:
         raise BadInput(f"{p.name} is empty (0 bytes), not {kind}")
     return p
+
+
+def link_problem(path: str | os.PathLike) -> str | None:
+    """``"is a symbolic link loop"`` / ``"is a broken symbolic link (to ...)"`` for a link that leads nowhere,
+    else None (a good link, or no link at all)."""
+    import errno
+
+    try:
+        os.stat(path)
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"is a broken symbolic link (to {os.readlink(path)})"
+        return None
+    except ValueError:  # a NUL byte: reported by whoever opens it
+        return None
 
 
 def human_size(n: float | None) -> str:

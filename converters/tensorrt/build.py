@@ -72,8 +72,9 @@ def _read_onnx(path: Path) -> _Onnx:
     from edgelstm.artifacts.facts import onnx_facts
     from edgelstm.artifacts.iospec import iospec_from_onnx
 
-    if path.stat().st_size == 0:
-        raise BadInput(f"{path.name} is empty (0 bytes), not an ONNX model")
+    from edgelstm.fileio import require_file
+
+    require_file(path, what="ONNX model", kind="an ONNX model")  # unreadable, a link loop, empty: said so
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001

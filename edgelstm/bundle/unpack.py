@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from edgelstm.bundle.types import BundleCheck, BundleRefused
-from edgelstm.fileio import human_size
+from edgelstm.fileio import human_size, temp_prefix
 from edgelstm.bundle.verify import check_dir, member_blocks, norm, open_tar, read_members, safety_problems, size_problems
 from edgelstm.errors import BadInput, opt
 
@@ -74,8 +74,14 @@ def _remove_dirs(created: list[Path]) -> None:
 
 
 def _free_space(d: Path) -> int:
+    """The free space where ``d`` will be made; BadInput first when nothing can be written there at all (a
+    read-only file system, no permission): that, not the space, is what the user must fix."""
     while not d.exists() and d != d.parent:
         d = d.parent
+    if os.statvfs(d).f_flag & os.ST_RDONLY:
+        raise BadInput(f"{d}: the file system is read-only; nothing was written")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise BadInput(f"{d}: permission denied; nothing was written")
     return shutil.disk_usage(d).free
 
 
@@ -103,7 +109,7 @@ def _install(tmp: Path, dest: Path) -> None:
         except OSError as exc:
             raise BadInput(f"could not create {dest}: {exc.strerror or exc}") from None
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+    old = Path(tempfile.mkdtemp(prefix=f"{temp_prefix(dest.name)}old.", dir=dest.parent))
     try:
         os.replace(dest, old / dest.name)
     except OSError as exc:
@@ -144,7 +150,7 @@ def unpack_bundle(path: str | Path, dest: str | Path, verify: bool = True, *, fo
         tmp: Path | None = None
         try:
             created = _make_dirs(dest.parent)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".unbundle", dir=dest.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(dest.name), suffix=".unbundle", dir=dest.parent))
             tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the unpacked dir gets the usual permissions
             _write_members(tar, regular, tmp, path)
             if verify:
