@@ -153,11 +153,11 @@ def manifest_problem(d: Any) -> str | None:
         if v is not None and not isinstance(v, str):
             return f"'versions.{key}' must be a string or null"
     if d.get("io") is not None:
-        return _io_problem(d["io"])
+        return _io_problem(d["io"], engine=d["kind"] == "engine")
     return None
 
 
-def _io_problem(io: Any) -> str | None:
+def _io_problem(io: Any, *, engine: bool = False) -> str | None:
     if not isinstance(io, dict):
         return "'io' must be an object"
     for role in ("inputs", "outputs"):
@@ -167,7 +167,7 @@ def _io_problem(io: Any) -> str | None:
         names = set()
         for i, t in enumerate(tensors):
             where = f"io.{role}[{i}]"
-            if (problem := _tensor_problem(t, role)) is not None:
+            if (problem := _tensor_problem(t, role, engine)) is not None:
                 return f"{where}{problem}"
             if t["name"] in names:
                 return f"{where}: the name {t['name']!r} appears twice"
@@ -175,11 +175,14 @@ def _io_problem(io: Any) -> str | None:
     return None
 
 
-def _tensor_problem(t: Any, role: str) -> str | None:
+def _tensor_problem(t: Any, role: str, engine: bool) -> str | None:
     if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
         return " must be an object with a non-empty 'name'"
     dtype = t.get("dtype", "float32")
-    if not isinstance(dtype, str) or not (dtype in _dtypes() or re.fullmatch(r"onnx:\d+", dtype)):
+    # an ONNX type edgelstm has no name for is "onnx:N"; an engine's tensors may be any of TensorRT's types, named
+    # in lower case (bfloat16, int4...): the engine runner refuses those numpy cannot hold, naming them
+    if not isinstance(dtype, str) or not (dtype in _dtypes() or re.fullmatch(r"onnx:\d+", dtype)
+                                          or (engine and re.fullmatch(r"[a-z][a-z0-9_]{0,31}", dtype))):
         return f".dtype must be one of {', '.join(_dtypes())} (got {_show(dtype)})"
     if type(t.get("state", False)) is not bool:
         return ".state must be true or false"

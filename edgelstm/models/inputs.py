@@ -85,6 +85,7 @@ class InputOptions:
     def __post_init__(self) -> None:
         if self.input_size is not None and self.input_size < 1:
             raise BadInput(f"{opt('input_size')} must be >= 1, got {self.input_size}")
+        refuse_contradictions(self)
 
     @classmethod
     def from_cli(cls, inputs: Sequence[str] | None = None, input_size: int | None = None,
@@ -260,15 +261,15 @@ def _is_state_param(p: Param, forced: str | None) -> bool:
                                                   and "mask" not in p.name.lower())
 
 
-def refuse_contradictions(options: InputOptions, forward_names: Sequence[str]) -> None:
-    """Options that contradict each other are refused in one line naming both (never one silently ignored)."""
+def refuse_contradictions(options: InputOptions, forward_names: Sequence[str] = ()) -> None:
+    """Options that contradict each other are refused in one line naming both (never one silently ignored);
+    with the model's forward argument names, also a state argument that names the data argument."""
     state = options.state_arg
     if state and forward_names and state == forward_names[0]:
         raise BadInput(f"{opt('state_arg')} {state!r} names the model's first forward argument, its data input; "
                        f"name the argument that takes the recurrent state "
                        f"({', '.join(forward_names[1:]) or 'the forward takes no other'})")
-    described = {t.name for t in options.inputs}
-    if state and state in described:
+    if state and state in {t.name for t in options.inputs}:
         raise BadInput(f"{opt('state_arg')} {state!r} and {opt('input')} {state}:... describe the same argument "
                        "as the recurrent state and as data; give one of them")
     if options.inputs and options.input_size is not None:
