@@ -4,7 +4,7 @@ files, damaged arrays, a model that is a link out of a bundle's folder, long and
 ``--weight-type`` in capitals.
 
 Table cases get every check of ``conftest.run_case``; a few outcomes that write a file (exit 0) are plain tests.
-``{w}/packed*``, ``{w}/hidden*``, ``{w}/len_*.npz`` and ``{w}/models.py`` come from ``contract_inputs``."""
+``{w}/packed*``, ``{w}/hidden*``, ``{w}/len_*.npz`` and ``{w}/models.py`` come from ``tests/contract_models.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from .conftest import case, error_lines, ids, run_case, tree
-from .contract_inputs import copy
+from contract_models import copy
 
 PACKED = copy("packed.onnx", "packed_sd.pt", "models.py", *(f"len_{n}.npz" for n in
                                                            ("good", "zero", "negative", "longer", "huge", "float")))
@@ -215,7 +215,7 @@ def test_no_onnxruntime_log_on_the_real_stderr(ws, tmp_path):
     import subprocess
     import sys
 
-    from .contract_inputs import shared
+    from contract_models import shared
     from .test_faults import ROOT
 
     d = shared()

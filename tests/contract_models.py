@@ -1,6 +1,6 @@
-"""Shared inputs for the input-contract and manifest cases (tests/bad_input/test_bad_contracts.py,
-test_bad_manifests.py), built once per test process in a private temp folder and copied into a case's own
-directory by its ``setup`` (so ``conftest.run_case`` checks them like any other earlier file):
+"""Shared inputs for the input-contract cases (tests/bad_input/test_bad_contracts.py) and fuzzer
+(tests/fuzz/test_fuzz_contracts.py), built once per test process in a private temp folder; a case copies what it
+needs into its own directory with ``copy`` (so ``conftest.run_case`` checks them like any other earlier file):
 
 - ``models.py``: factories for a packed-sequence classifier (``forward(x, lengths)``) and a model that takes its
   state (``forward(x, hidden)``); ``packed_sd.pt`` / ``hidden_sd.pt``: their state_dicts;
