@@ -257,22 +257,23 @@ def close_json(exit_code: int) -> None:
     if not _state["json"] or _state["emitted"]:
         return
     errors = _state["errors"]
-    emit_json(_json_safe(outcome(exit_code, "; ".join(errors) if errors else None, _state["result"])))
+    emit_json(json_safe(outcome(exit_code, "; ".join(errors) if errors else None, _state["result"])))
 
 
-def _json_safe(value: Any) -> Any:
-    """Strict JSON: NaN/inf -> null, numpy scalars -> numbers, keys -> strings (``default=str`` does the rest)."""
+def json_safe(value: Any) -> Any:
+    """Strict JSON: NaN/inf -> null, numpy scalars -> numbers, paths -> strings, keys -> strings."""
     import math
+    import os
 
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 @contextlib.contextmanager

@@ -64,6 +64,14 @@ def _fields(spec: dict[str, Check], *, none: bool = False) -> Check:
     return check
 
 
+def _table_of_counts(v: Any) -> str | None:
+    """``{"recurrent": {"fp16": 2}}``: layer groups, each a table of precision -> number of layers."""
+    if not isinstance(v, dict) or not all(isinstance(g, dict) and all(_is_int(n) and n >= 0 for n in g.values())
+                                          for g in v.values()):
+        return "must be an object of {precision: number of layers} tables"
+    return None
+
+
 def _show(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -119,7 +127,7 @@ DETAILS: dict[str, Check] = {
     "rebuild": _type(str, none=True),
     "version_compatible": _type(bool, none=True),
     "hardware_compatibility": _type(str, none=True),
-    "layer_precision": _type(dict, none=True),
+    "layer_precision": _fields({"groups": _table_of_counts}, none=True),
     "profiles": _type(list, none=True),
     "warnings": _type(list, none=True),
 }

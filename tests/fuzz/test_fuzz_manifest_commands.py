@@ -1,5 +1,6 @@
-"""Manifests through every command that reads them, not only the loader: inspect, validate (either side), bench,
-quantize, build (its preflight: exit 2 for a bad manifest, else 3 here without TensorRT), bundle and run.
+"""Manifests through every command that reads them, not only the loader: inspect (ONNX and engine), validate
+(either side), bench (ONNX, and an engine: exit 3 here without TensorRT), quantize, build (its preflight: exit 2
+for a bad manifest, else 3 here without TensorRT), bundle and run.
 
 Each example writes a manifest beside a good model (the tiny exported LSTM) and runs one command in-process with
 ``--json``. The property: the command ends with a code DESIGN.md allows for a user's file (0 ok, 1 a gate, 2 bad
@@ -94,8 +95,25 @@ def _base(onnx_manifest: str) -> dict:
     return json.loads(onnx_manifest)
 
 
+PLAN = b"not really an engine, but inspect only reads its manifest" * 4
+
+
+def engine_manifest(onnx_manifest: dict) -> dict:
+    """What `edgelstm build` writes beside an engine (the fields the engine runner, inspect and bundle read)."""
+    import hashlib
+
+    return {**onnx_manifest, "kind": "engine", "file": "m.plan", "sha256": hashlib.sha256(PLAN).hexdigest(),
+            "precision": "fp16",
+            "details": {"tensorrt": {"version": "10.3.0", "route": "builder-flags"},
+                        "gpu": {"name": "Orin", "compute_capability": "8.7"}, "hardware_compatibility": "none",
+                        "version_compatible": False, "dla": {"core": None}, "rebuild": "edgelstm build m.onnx",
+                        "layer_precision": {"groups": {"recurrent": {"fp16": 2}, "other": {"fp32": 1}}}}}
+
+
 COMMANDS = {
     "inspect": (1, lambda d: ("inspect", d / "m.onnx")),
+    "inspect-engine": (1, lambda d: ("inspect", d / "m.plan")),
+    "bench-engine": (1, lambda d: ("bench", d / "m.plan", "--iters", "2")),
     "validate-candidate": (3, lambda d: ("validate", "-r", d / "ref.onnx", "-c", d / "m.onnx", "--synthetic", "2",
                                          "--seq", "3")),
     "validate-reference": (3, lambda d: ("validate", "-r", d / "m.onnx", "-c", d / "ref.onnx", "--synthetic", "2",
@@ -135,7 +153,11 @@ def _prepare(tmp_path_factory, tiny, name: str, manifest_bytes: bytes):
     shutil.copy2(tiny.onnx, d / "m.onnx")
     shutil.copy2(tiny.onnx, d / "ref.onnx")
     shutil.copy2(tiny.onnx.with_name("m.onnx.json"), d / "ref.onnx.json")
-    (d / "m.onnx.json").write_bytes(manifest_bytes)
+    if name.endswith("-engine"):
+        (d / "m.plan").write_bytes(PLAN)
+        (d / "m.plan.json").write_bytes(manifest_bytes)
+    else:
+        (d / "m.onnx.json").write_bytes(manifest_bytes)
     (d.parent / "b.tar.gz").unlink(missing_ok=True)
     (d.parent / "b.tar.gz.json").unlink(missing_ok=True)
     return d
@@ -145,6 +167,7 @@ def _prepare(tmp_path_factory, tiny, name: str, manifest_bytes: bytes):
 def test_manifest_through_command(name, tmp_path_factory, model_files, cli):
     share, argv = COMMANDS[name]
     base = _base(model_files.onnx.with_name("m.onnx.json").read_text())
+    base = engine_manifest(base) if name.endswith("-engine") else base
 
     @settings(max_examples=_examples(share))
     @given(st.one_of(manifests(base).map(lambda v: json.dumps(v).encode()),
