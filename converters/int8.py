@@ -30,7 +30,7 @@ import numpy as np
 
 from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput, InternalError, opt
-from edgelstm.options import CalibMethod, Precision, QuantMode
+from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantMode
 
 from edgelstm.artifacts.onnx_graph import (
     FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
@@ -46,7 +46,7 @@ RANGE_SOURCES = ("edgelstm", "onnxruntime")
 @dataclass(frozen=True)
 class Int8Options:
     mode: QuantMode = QuantMode.dynamic
-    calib_method: CalibMethod = CalibMethod.minmax
+    calib_method: CalibMethod = DEFAULT_CALIB_METHOD
     exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float
     per_channel: bool = False
     reduce_range: bool | None = None         # 7-bit weights; None: chosen for the target CPU

@@ -37,7 +37,7 @@ def test_int8_10_3_calibrates_then_reuses_the_cache(trt, models, tmp_path):
                        calib=calib_data())
     assert ("INT8",) in [a for a, _ in calls(mod, "IBuilderConfig.set_flag")]
     assert [type(a[0]).__name__ for a, _ in calls(mod, "IBuilderConfig.int8_calibrator=")] == [
-        "EdgeLSTMInt8EntropyCalibrator2"]
+        "EdgeLSTMInt8MinMaxCalibrator"]  # minmax: the one calibration default (edgelstm.options)
     cprof = calls(mod, "IBuilderConfig.set_calibration_profile")[0][0][0]
     assert cprof["x"] == ((8, 6, 1), (8, 6, 1), (8, 6, 1))  # one fixed calibration shape: the batch's
     assert len(calls(mod, "calibrator.get_batch")) == 6  # 3 batches, walked twice

@@ -96,7 +96,7 @@ NOT_TENSORRT = {
     "append", "clear", "update", "release", "value", "kind", "file", "node", "engine", "flags", "precision",
     "tensorrt_version", "dtype", "nbytes", "float32", "float16", "bfloat16", "int8", "int32", "int64", "uint8", "bool",
     "fp8", "int4", "fp4", "e8m0", "min", "max", "opt", "type", "constant", "loop", "INT", "LayerType",
-    "numpy", "axes", "data", "mode",
+    "numpy", "axes", "data", "mode", "stride",
 }
 
 

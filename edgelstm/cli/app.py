@@ -12,6 +12,8 @@ import typer
 from typer.core import HAS_RICH
 from typer.models import ParameterInfo
 
+from edgelstm.cli.vocabulary import use_vocabulary
+
 app = typer.Typer(
     name="edgelstm",
     help="Take trained recurrent models (LSTM, GRU, hand-written cells) to the edge: verified ONNX export, "
@@ -31,6 +33,7 @@ COMMAND_MODULES = ["convert", "quantize", "build", "validate", "bench", "inspect
 # typer and edgelstm's light modules at the top; torch, onnx and TensorRT are imported inside the commands).
 for _name in COMMAND_MODULES:
     importlib.import_module(f"edgelstm.cli.{_name}").register(app)
+use_vocabulary(app)  # old option spellings keep working (with a note); flags show no <bool>
 
 
 # What Rich would take for a markup tag: "[" then a lowercase letter, "#", "/" or "@" (rich.markup.RE_TAGS);

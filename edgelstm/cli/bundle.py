@@ -11,6 +11,7 @@ from edgelstm import console
 from edgelstm.fileio import human_size
 from edgelstm.options import Precision
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.vocabulary import output_option
 
 BUNDLE_HELP = """Pack a pipeline's output directory into a deployment bundle (.tar.gz) for building on the device.
 
@@ -71,25 +72,25 @@ def _range(text: Optional[str], what: str):
 
 
 def bundle(
-    artifact_dir: Path = typer.Argument(..., help="A pipeline's output directory (ONNX files with their "
+    artifact_dir: Path = typer.Argument(..., metavar="ARTIFACT_DIR", help="A pipeline's output directory (ONNX files with their "
                                                   "<file>.json manifests).", show_default=False),
-    out: Path = typer.Option(..., "-o", "--out", help="The bundle to write (.tar.gz or .tgz); written atomically, "
-                                                      "with a <file>.json manifest beside it.", show_default=False),
-    pipeline: Optional[Path] = typer.Option(None, "--pipeline", show_default=False,
+    out: Path = output_option("OUT.tar.gz", "The bundle to write (.tar.gz or .tgz); written atomically, with a "
+                                            "<file>.json manifest beside it."),
+    pipeline: Optional[Path] = typer.Option(None, "--pipeline", metavar="PIPELINE.toml", show_default=False,
                                             help="Include this pipeline file as pipeline.toml (default: "
                                                  "ARTIFACT_DIR/pipeline.toml when it exists)."),
-    include: Optional[List[str]] = typer.Option(None, "--include", show_default=False,
+    include: Optional[List[str]] = typer.Option(None, "--include", metavar="GLOB", show_default=False,
                                                 help="Extra files to ship: a glob relative to ARTIFACT_DIR "
                                                      "(repeatable), e.g. 'data/*.npz'."),
     precision: Precision = typer.Option(Precision.fp16, "--precision",
                                         help="Precision of the engines the recipe builds on the device."),
-    batch: Optional[str] = typer.Option(None, "--batch", show_default=False,
+    batch: Optional[str] = typer.Option(None, "--batch", metavar="1:1:8", show_default=False,
                                         help="Batch range min:opt:max of the engines' optimization profile "
                                              "[default: 1:1:8, or the model's fixed batch]."),
-    seq: Optional[str] = typer.Option(None, "--seq", show_default=False,
+    seq: Optional[str] = typer.Option(None, "--seq", metavar="1:60:512", show_default=False,
                                       help="Sequence-length range min:opt:max [default: 1:L:max(512,4L) with L the "
-                                           "pipeline's export seq_len, else 64]."),
-    engine_from: Optional[List[str]] = typer.Option(None, "--engine-from", show_default=False,
+                                           "pipeline's [export].seq, else 64]."),
+    engine_from: Optional[List[str]] = typer.Option(None, "--engine-from", metavar="FILE.onnx", show_default=False,
                                                     help="ONNX file (name or glob) the recipe builds an engine from "
                                                          "(repeatable) [default: chosen per --precision]."),
     include_engines: bool = typer.Option(False, "--include-engines",
@@ -129,8 +130,8 @@ def bundle(
 def unbundle(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The bundle (.tar.gz) to check and unpack.",
                                        show_default=False),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", show_default=False,
-                                       help="Directory to unpack into (must not exist or be empty)."),
+    out: Optional[Path] = output_option("DIR", "Directory to unpack into (must not exist or be empty).",
+                                        required=False),
     verify: bool = typer.Option(True, "--verify/--no-verify",
                                 help="Check every file against CHECKSUMS.sha256, bundle.json and the manifests. "
                                      "Unsafe members are refused either way."),

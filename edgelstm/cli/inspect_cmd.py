@@ -23,27 +23,33 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
   edgelstm inspect model.pt --json
 
   edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
+
+  edgelstm inspect ae.pt --static --batch 1 --seq 100                      # a model that takes one shape
 """
 
 
 
 
 def inspect(
-    artifact: Path = typer.Argument(..., help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
+    artifact: Path = typer.Argument(..., metavar="ARTIFACT", help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
     input: Optional[List[str]] = InputOpt,
     input_size: Optional[int] = InputSizeOpt,
     state_arg: Optional[str] = StateArgOpt,
-    static: Optional[str] = typer.Option(None, "--static", show_default=False, metavar="BATCHxSEQ",
-                                         help="A torch model that takes one fixed shape, e.g. 1x100."),
+    static: bool = typer.Option(False, "--static", help="A torch model that takes one fixed shape: --batch x --seq."),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N", min=1, show_default=False,
+                                        help="Batch size to call a torch model with (with --static: the one it takes)."),
+    seq: Optional[int] = typer.Option(None, "--seq", metavar="N", min=1, show_default=False,
+                                      help="Sequence length to call a torch model with (with --static: the one it "
+                                           "takes)."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.artifacts.inspection import inspect_artifact
 
     info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
-                            inputs=input_options(input, input_size, state_arg, _static(static)))
+                            inputs=_inputs(input, input_size, state_arg, static, batch, seq))
     rows = [["kind", info["kind"]], ["size", human_size(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])
@@ -83,15 +89,16 @@ def inspect(
     finish(info, json_out)
 
 
-def _static(text: Optional[str]) -> tuple[int, int] | None:
-    if not text:
-        return None
+def _inputs(inputs, input_size, state_arg, static: bool, batch: Optional[int], seq: Optional[int]):
+    """--static fixes the shape at --batch x --seq (as in convert, validate and bench); without it they are a shape to
+    probe a torch model at."""
     from edgelstm.errors import BadInput, opt
 
-    parts = text.lower().replace("*", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise BadInput(f"{opt('static')} takes BATCHxSEQ (e.g. 1x100), got {text!r}")
-    return int(parts[0]), int(parts[1])
+    if (static or batch is not None or seq is not None) and (batch is None or seq is None):
+        raise BadInput(f"give {opt('batch')} and {opt('seq')} together: the shape to call a torch model with "
+                       f"({opt('static')}: the one shape it takes; e.g. --static --batch 1 --seq 100)")
+    point = (batch, seq) if batch is not None and seq is not None else None
+    return input_options(inputs, input_size, state_arg, point if static else None, [point] if point else [])
 
 
 def register(app: typer.Typer) -> None:

@@ -77,7 +77,7 @@ def payload(result) -> dict:
 
 
 def run(
-    pipeline: Path = typer.Argument(..., help="The pipeline TOML file.", show_default=False),
+    pipeline: Path = typer.Argument(..., metavar="PIPELINE.toml", help="The pipeline TOML file.", show_default=False),
     wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into the same output "
                                                      "directory, wait for it instead of failing."),
     json_out: bool = JsonOpt,
@@ -86,7 +86,7 @@ def run(
     from edgelstm.pipeline.flow import run_pipeline
     from edgelstm.pipeline.config import load_pipeline
 
-    p = load_pipeline(pipeline)  # the whole file is checked before anything runs or is written
+    p = load_pipeline(pipeline, on_renamed=console.deprecated)  # the whole file is checked before anything runs
     result = run_pipeline(p, on_step=console.step, wait=wait)
     render_summary(result)
     finish(payload(result), json_out, 0 if result.passed else 1)
