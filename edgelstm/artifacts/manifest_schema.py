@@ -180,6 +180,22 @@ def _io_problem(io: Any, *, engine: bool = False) -> str | None:
             if t["name"] in names:
                 return f"{where}: the name {t['name']!r} appears twice"
             names.add(t["name"])
+    return _state_problem(io)
+
+
+def _state_problem(io: dict) -> str | None:
+    """Recurrent state is edgelstm's h0/c0 in and hn/cn out, in pairs: a tensor marked ``state`` by another name,
+    or a state input whose output is not listed, would be fed zeros or never carried."""
+    from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_OUTPUTS, STATE_PAIRS
+
+    for role, allowed in (("inputs", STATE_INPUTS), ("outputs", STATE_OUTPUTS)):
+        for t in io.get(role, []):
+            if t.get("state") and t["name"] not in allowed:
+                return f"io.{role}: {t['name']!r} is marked state, but state {role} are named {', '.join(allowed)}"
+    outs = {t["name"] for t in io.get("outputs", [])}
+    for t in io.get("inputs", []):
+        if t.get("state") and outs and STATE_PAIRS[t["name"]] not in outs:
+            return f"io.inputs: state {t['name']!r} has no {STATE_PAIRS[t['name']]!r} among the outputs to carry it"
     return None
 
 

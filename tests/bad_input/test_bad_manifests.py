@@ -37,6 +37,10 @@ def _add_state(d: dict) -> None:
     d["io"]["outputs"].append({"name": "hn", "dtype": "float32", "shape": [1, "batch", 8], "state": True})
 
 
+def _state_in_only(d: dict) -> None:
+    d["io"]["inputs"].append({"name": "h0", "dtype": "float32", "shape": [1, "batch", 8], "state": True})
+
+
 def _duplicate_input(d: dict) -> None:
     d["io"]["inputs"].append(copy.deepcopy(d["io"]["inputs"][0]))
 
@@ -57,6 +61,8 @@ EDITS: dict[str, tuple[Callable[[dict], None], tuple[str, ...]]] = {
     "role-unknown": (_set("io.inputs.0.role", "mask"), ("role", "mask")),
     "range-empty": (_set("io.inputs.0.range", [5, 5]), ("range",)),
     "input-twice": (_duplicate_input, ("appears twice",)),
+    "data-marked-state": (_set("io.inputs.0.state", True), ("marked state",)),
+    "state-input-without-its-output": (_state_in_only, ("no 'hn'",)),
     "state-added-to-a-plain-model": (_add_state, ("does not match its manifest", "h0")),
     "input-renamed": (_set("io.inputs.0.name", "features"), ("does not match its manifest", "features")),
     "dtype-changed": (_set("io.inputs.0.dtype", "float16"), ("does not match its manifest", "float16")),

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .fuzzing import NASTY_STRINGS, scratch
+from .test_fuzz_manifest_commands import run_edgelstm
 
 DIMS = st.one_of(st.sampled_from(["batch", "seq", "time", 1, 3, 4, 8, 0, -1, 2 ** 40, "a b", "", "1.5"]),
                  st.integers(-2, 9))
@@ -107,7 +108,7 @@ def _contradictions(said: dict, forward: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_input_options_on_inspect(model, shared_dir, cli):
+def test_input_options_on_inspect(model, shared_dir):
     files, forward = MODELS[model]
 
     @settings(max_examples=max(3, settings().max_examples // 2))
@@ -115,7 +116,7 @@ def test_input_options_on_inspect(model, shared_dir, cli):
     def run(options):
         args, said = options
         argv = ["inspect", str(shared_dir / files[0]), *[a.format(d=shared_dir) for a in files[1:]], *args, "--json"]
-        code, stdout, stderr = cli(*argv)
+        code, stdout, stderr = run_edgelstm(*argv)
         check_outcome(code, stdout, stderr, " ".join(argv))
         flags = _contradictions(said, forward)
         if flags:  # inspect describes a model it cannot call, saying why: either way the option is named
@@ -163,7 +164,7 @@ def _write(path, seq: int, values: list, kind: str) -> None:
 
 
 @pytest.mark.parametrize("reference", ["onnx", "torch"])
-def test_packed_lengths(reference, shared_dir, cli):
+def test_packed_lengths(reference, shared_dir):
     ref = ([str(shared_dir / "packed.onnx")] if reference == "onnx"
            else [str(shared_dir / "packed_sd.pt"), "--factory", f"{shared_dir}/models.py:packed"])
 
@@ -174,7 +175,7 @@ def test_packed_lengths(reference, shared_dir, cli):
         path = shared_dir / "fuzz_lengths.npz"
         _write(path, seq, values, kind)
         argv = ["validate", "-r", *ref, "-c", str(shared_dir / "packed.onnx"), "--data", str(path), "--json", "-q"]
-        code, stdout, stderr = cli(*argv)
+        code, stdout, stderr = run_edgelstm(*argv)
         what = f"lengths {values} ({kind}) for seq {seq}"
         check_outcome(code, stdout, stderr, what)
         good = _expected(seq, values, kind)

@@ -125,6 +125,20 @@ COMMANDS = {
 }
 
 
+def run_edgelstm(*args) -> tuple[int, str, str]:
+    """``edgelstm ARGS`` in-process through its real entry point (usage errors answer in JSON too):
+    (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from edgelstm.cli.app import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_cli([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
 def _examples(share: int) -> int:
     return max(2, settings().max_examples // share)
 
@@ -164,7 +178,7 @@ def _prepare(tmp_path_factory, tiny, name: str, manifest_bytes: bytes):
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_manifest_through_command(name, tmp_path_factory, model_files, cli):
+def test_manifest_through_command(name, tmp_path_factory, model_files):
     share, argv = COMMANDS[name]
     base = _base(model_files.onnx.with_name("m.onnx.json").read_text())
     base = engine_manifest(base) if name.endswith("-engine") else base
@@ -175,7 +189,7 @@ def test_manifest_through_command(name, tmp_path_factory, model_files, cli):
     def run(manifest_bytes):
         d = _prepare(tmp_path_factory, model_files, name, manifest_bytes)
         args = [str(a) for a in argv(d)] + ["--json"]
-        code, stdout, stderr = cli(*args)
+        code, stdout, stderr = run_edgelstm(*args)
         check_outcome(code, stdout, stderr, f"{name} with manifest {manifest_bytes[:300]!r}")
 
     run()
@@ -213,7 +227,7 @@ def pipeline_dir(tmp_path_factory):
     return d
 
 
-def test_manifest_through_run(pipeline_dir, cli):
+def test_manifest_through_run(pipeline_dir):
     from edgelstm.artifacts.manifest import read_manifest
 
     out = pipeline_dir / "out"
@@ -223,7 +237,7 @@ def test_manifest_through_run(pipeline_dir, cli):
     @given(manifests(base).map(lambda v: json.dumps(v).encode()))
     def run(manifest_bytes):
         (out / "model.onnx.json").write_bytes(manifest_bytes)
-        code, stdout, stderr = cli("run", pipeline_dir / "p.toml", "--json")
+        code, stdout, stderr = run_edgelstm("run", pipeline_dir / "p.toml", "--json")
         check_outcome(code, stdout, stderr, f"run with manifest {manifest_bytes[:300]!r}")
         if code == 0:  # the changed manifest was not trusted: the pair was made again
             assert read_manifest(out / "model.onnx") is not None
