@@ -228,3 +228,18 @@ def test_no_onnxruntime_log_on_the_real_stderr(ws, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.stdout.strip() == "BadInput" and proc.stderr == "", proc.stderr
     assert tree(tmp_path) == {}
+
+
+def test_user_text_in_a_styled_message_or_cell_stays_text(capsys):
+    """The code's own styling survives; a name that looks like Rich markup is shown as it is, everywhere."""
+    from edgelstm import console
+
+    assert console.markup("wrote [red]x[/red].onnx") == "wrote \\[red]x\\[/red].onnx"
+    assert console.markup("  [dim]left out [bold]a[/bold]: b[/]") == "  [dim]left out \\[bold]a\\[/bold]: b[/]"
+    assert console.markup("[green]pass[/]") == "[green]pass[/]"
+    assert console.markup("m.onnx [yellow](GPU-tied)[/]") == "m.onnx [yellow](GPU-tied)[/]"
+    console.configure()
+    console.table("t", ["artifact", "result"], [["[red]x[/red].onnx", "[green]pass[/]"]])
+    console.info("  [dim]note about [blue]y[/blue][/]")
+    err = capsys.readouterr().err
+    assert "[red]x[/red].onnx" in err and "[blue]y[/blue]" in err and "[green]" not in err
