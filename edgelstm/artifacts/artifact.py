@@ -87,9 +87,10 @@ class Artifact:
     io_problem: str | None = None  # opened without verify: how the manifest's I/O disagrees with the file
 
     @classmethod
-    def open(cls, path: str | Path, *, verify: bool = True) -> "Artifact":
+    def open(cls, path: str | Path, *, verify: bool = True, outside_data: bool = False) -> "Artifact":
         """Read what can be known without running the file: manifest (checked when ``verify``), I/O, precision,
-        and the ONNX facts."""
+        and the ONNX facts. An ONNX whose external data points outside its folder is BadInput unless
+        ``outside_data`` (``inspect --describe-only``: described, never read)."""
         from edgelstm.artifacts.manifest import read_manifest
 
         from edgelstm.fileio import require_file
@@ -112,6 +113,10 @@ class Artifact:
                 raise BadInput(f"{p.name} is not a valid ONNX model: "
                                f"{'no IR version' if not model.ir_version else 'its graph has no nodes'}")
             art.facts = onnx_facts(model)
+            if art.facts.external and not outside_data:
+                from edgelstm.artifacts.onnx_graph import refuse_outside_data
+
+                refuse_outside_data(p, art.facts.external)
             actual = iospec_from_onnx(model)
             if art.io is not None and not verify:  # describe what the file really is, and say what disagrees
                 from edgelstm.artifacts.manifest_schema import io_mismatch

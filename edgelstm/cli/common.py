@@ -25,7 +25,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
         new_dirs = _missing_dirs(kwargs)
         code = 4
         try:
-            value = _run(fn, args, kwargs)
+            value = _run(_outputs_checked(fn), args, kwargs)
             code = 0
             return value
         except typer.Exit as exc:
@@ -42,6 +42,18 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 #: options naming a file or directory a command writes (a failed command removes the empty folders it made)
 OUTPUT_OPTIONS = ("out", "report", "junit", "markdown", "csv_out", "plot", "keep_onnx", "timing_cache",
                   "calib_cache")
+
+
+def _outputs_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, after the one same-file check of every command that writes: no output may be an input (edgelstm.same_file)."""
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from edgelstm.same_file import refuse_outputs_over_inputs
+
+        refuse_outputs_over_inputs(kwargs, OUTPUT_OPTIONS)
+        return fn(*args, **kwargs)
+
+    return checked
 
 
 def _missing_dirs(kwargs: dict[str, Any]) -> list[str]:
@@ -76,9 +88,11 @@ def _run(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     except EdgeLSTMError as exc:
         console.error(str(exc))
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        console.error("interrupted; no partial artifact was written")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM/SIGHUP (edgelstm.signals): cleaned up on the way here
+        from edgelstm import signals
+
+        console.error(signals.describe(exc))
+        raise typer.Exit(signals.exit_code(exc)) from None
     except MemoryError:
         console.error("not enough memory for this input (shapes or sample counts too large); use smaller ones")
         raise typer.Exit(2) from None

@@ -185,14 +185,11 @@ def test_a_legal_long_output_name_works(command, cli, ws, tmp_path):
     assert all(n.startswith("n" * 236) for n in names) and not any(n.endswith((".tmp", ".bak")) for n in names), names
 
 
-def test_temp_names_stay_within_the_file_name_limit():
-    from edgelstm.fileio import temp_prefix
-
-    for name in ("m.onnx", "x" * 255, "é" * 127 + ".onnx"):
-        prefix = temp_prefix(name)
-        assert len((prefix + "abcdefgh.json.tmp").encode()) <= 255 and prefix.startswith(".")
-        assert prefix.encode().decode() == prefix  # never half a character
-    assert temp_prefix("a" * 250 + "1") != temp_prefix("a" * 250 + "2")
+def test_a_legal_long_unbundle_target_works(cli, ws, tmp_path):
+    """unbundle's scratch folders beside a 250-byte target name stay within the file name limit too."""
+    out = tmp_path / ("u" * 250)
+    _ok(cli, "unbundle", ws / "good.tar.gz", "-o", out)
+    assert out.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
 def test_a_bracketed_output_name_is_printed_as_it_is(cli, ws, tmp_path):
