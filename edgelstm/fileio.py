@@ -58,7 +58,7 @@ def read_text_file(path: str | os.PathLike, *, what: str = "file") -> str:
 
     p = Path(path)
     if not p.exists():
-        raise BadInput(f"{what} {p} does not exist")
+        raise BadInput(not_found(what, p))
     if p.is_dir():
         raise BadInput(f"{what} {p} is a directory, not a file")
     try:
@@ -117,11 +117,8 @@ def require_file(path: str | os.PathLike, *, what: str = "artifact", kind: str =
     import stat
 
     p = Path(path)
-    problem = link_problem(p)
-    if problem is not None:
-        raise BadInput(f"{what} {p} {problem}")
     if not p.exists():
-        raise BadInput(f"{what} {p} does not exist")
+        raise BadInput(not_found(what, p))
     if p.is_dir():
         raise BadInput(f"{p} is a directory, not {kind}")
     st = p.stat()
@@ -153,6 +150,11 @@ def link_problem(path: str | os.PathLike) -> str | None:
         return None
     except ValueError:  # a NUL byte: reported by whoever opens it
         return None
+
+
+def not_found(what: str, path: str | os.PathLike) -> str:
+    """The one line for a path that leads to no file: ``WHAT PATH does not exist``, or why a link leads nowhere."""
+    return f"{what} {path} {link_problem(path) or 'does not exist'}"
 
 
 def human_size(n: float | None) -> str:

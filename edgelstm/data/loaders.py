@@ -251,7 +251,9 @@ def load_dataset(path: str | Path, spec: IOSpec, *, window: int | None = None,
     counts that disagree, or fewer than ``min_samples`` samples."""
     p = Path(path)
     if not p.exists():
-        raise BadInput(f"data file {p} does not exist")
+        from edgelstm.fileio import not_found
+
+        raise BadInput(not_found("data file", p))
     if p.is_dir():
         raise BadInput(f"{p} is a directory; pass a .npz, .npy or .csv file")
     suffix = p.suffix.lower()
