@@ -195,24 +195,6 @@ def test_manifest_through_command(name, tmp_path_factory, model_files):
     run()
 
 
-PIPELINE = """[model]
-zoo = "lstm_regressor"
-train_steps = 2
-[export]
-seq_len = 6
-stateful = false
-[quantize]
-precisions = []
-[data]
-synthetic = 4
-seq = 6
-[bench]
-enabled = false
-[output]
-dir = "out"
-"""
-
-
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory):
     """A finished pipeline (export + validate only): every later example finds its stages cached."""
@@ -220,8 +202,10 @@ def pipeline_dir(tmp_path_factory):
 
     from edgelstm.cli.app import app
 
+    from bad_input.tiny_pipeline import tiny_pipeline
+
     d = tmp_path_factory.mktemp("manifest_run")
-    (d / "p.toml").write_text(PIPELINE.replace('dir = "out"', f'dir = "{d / "out"}"'))
+    (d / "p.toml").write_text(tiny_pipeline(out=str(d / "out")))
     res = CliRunner().invoke(app, ["run", str(d / "p.toml"), "-q"])
     assert res.exit_code == 0, res.stderr
     return d
