@@ -20,7 +20,8 @@ from edgelstm.errors import BadInput, ExportMismatch, require_torch, opt
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import ExportRoute
 
-from converters.onnx_verify import Tolerance, VerifyReport, verify_grid, verify_streaming
+from converters.onnx_verify import Tolerance, VerifyReport, verify_grid
+from converters.stateful import check_streams, stream_against_full
 from converters.export_routes import (Attempts, Candidate as _Candidate, check_and_infer as _check_and_infer,  # noqa: F401
                                       drop_zero_initial_states, export_bytes as _export_bytes,
                                       ort_callable as _ort_callable, plan_routes, refusal, simplify as _simplify)
@@ -203,18 +204,15 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
                                  kept_axes=kept_axes)
             report.checks += ex.verify_streaming(fn, rng, options.seq_len, options.tolerance)
             if options.stateful and ex.state is None:
-                x = rng.standard_normal((2, 2 * options.seq_len + 1, input_size)).astype(np.float32)
-                zero = {n: v for n, v in make_feeds(2, 1, zero_state=True).items() if n != "x"}
-                full = lambda xx: torch_fn({"x": xx, **zero})  # noqa: E731
-                chunks = sorted({1, max(2, options.seq_len // 3)})
-                report.checks += verify_streaming(full, fn, x, zero, all_out, st_out, chunks, options.tolerance,
-                                                  seq_axes).checks
+                report.checks += stream_against_full(torch_fn, fn, ex, make_feeds, options.seq_len, options.tolerance)
             return report
 
         say(f"verifying in onnxruntime at batches {list(batches)} x lengths {list(seqs)}"
             + (" and streaming" if options.stateful else ""))
         report = run_checks(ort_fn)
         if not report.passed:
+            if options.stateful and ex.state is None:
+                check_streams(torch_fn, ex, make_feeds, options.seq_len, options.tolerance)  # the model's fault?
             attempts.append((cand.route.value, f"does not verify: {report.summary()}"))
             continue
         simplified = False

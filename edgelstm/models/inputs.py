@@ -263,6 +263,9 @@ def _is_state_param(p: Param, forced: str | None) -> bool:
 def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contract]:
     """The contracts to try, most likely first. Raises BadInput (one line, naming the flag) when an argument
     cannot be inferred."""
+    declared = getattr(module, "_edgelstm_inputs", None)  # a model that states its inputs (an imported Keras model)
+    if declared and not options.inputs:
+        options = replace(options, inputs=tuple(declared))
     params = forward_params(module)
     names = [p.name for p in params]
     if options.state_arg and options.state_arg not in names:

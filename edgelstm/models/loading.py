@@ -23,6 +23,7 @@ class LoadedModel:
     arch: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     exported_program: Any = None     # the ExportedProgram for .pt2 sources
+    origin: dict[str, Any] | None = None  # how a model from another framework was imported (Keras: layers, check)
 
     @property
     def name(self) -> str:
@@ -84,9 +85,29 @@ def _quiet_torch_logs():
         logging.disable(before)
 
 
-def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False,
+               keras_reference: str | Path | None = None) -> LoadedModel:
+    """A torch model from a file; a Keras file (``.keras``, legacy ``.h5``) becomes its equivalent torch module,
+    proved against Keras' predictions where possible (``edgelstm.models.keras``; ``keras_reference``: a .npz of
+    Keras' own predictions)."""
+    from edgelstm.models.keras import is_keras_file
+
+    path = Path(path)
+    if path.is_file() and is_keras_file(path):
+        return _load_keras(path, keras_reference)
+    if keras_reference is not None:
+        raise BadInput(f"{opt('keras_reference')} applies to Keras models (.keras, .h5); {path.name} is not one")
     with _quiet_torch_logs():
         return _load_model(path, factory=factory, trust_pickle=trust_pickle)
+
+
+def _load_keras(path: Path, reference: str | Path | None) -> LoadedModel:
+    from edgelstm.models.keras import import_keras
+
+    if reference is not None and not Path(reference).is_file():
+        raise BadInput(f"Keras reference file {reference} does not exist")
+    imp = import_keras(path, reference=reference)
+    return LoadedModel(imp.module, "keras", path, origin=imp.report())
 
 
 def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
