@@ -239,6 +239,7 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
             "verification": {"batches": list(batches), "seqs": list(seqs), "max_abs": report.max_abs,
                              "tolerance": options.tolerance.to_dict(), "checks": [c.to_dict() for c in report.checks]},
             **({"decomposed": cand.decomposed} if cand.decomposed else {}), **state_plan.details,
+            **({"import": loaded.origin} if getattr(loaded, "origin", None) else {}),
             **({"kept_axes": {n: "keeps the size-1 axes torch's squeeze() drops at batch 1" for n in kept_axes}}
                if kept_axes else {}),
         }

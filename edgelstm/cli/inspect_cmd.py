@@ -10,8 +10,8 @@ import typer
 from edgelstm import console
 from edgelstm.fileio import human_size
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
-from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
-                                        input_options)
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, KerasReferenceOpt, StateArgOpt,
+                                        TrustPickleOpt, input_options)
 
 HELP = """Describe an artifact: inputs/outputs with symbolic dims, recurrent layers (hidden size, directions,
 layers), op histogram, parameter count, file size, precision and its manifest.
@@ -23,6 +23,8 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
   edgelstm inspect model.pt --json
 
   edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
+
+  edgelstm inspect model.keras      # its Keras layers, their torch and ONNX form, and the check against Keras
 """
 
 
@@ -37,13 +39,15 @@ def inspect(
     state_arg: Optional[str] = StateArgOpt,
     static: Optional[str] = typer.Option(None, "--static", show_default=False, metavar="BATCHxSEQ",
                                          help="A torch model that takes one fixed shape, e.g. 1x100."),
+    keras_reference: Optional[Path] = KerasReferenceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.artifacts.inspection import inspect_artifact
 
+    extra = {"keras_reference": keras_reference} if keras_reference else {}
     info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
-                            inputs=input_options(input, input_size, state_arg, _static(static)))
+                            inputs=input_options(input, input_size, state_arg, _static(static)), **extra)
     rows = [["kind", info["kind"]], ["size", human_size(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])
@@ -65,6 +69,13 @@ def inspect(
                       [[role, t["name"] + (" (state)" if t.get("state") else "") + (f" ({t['role']})" if t.get("role") else ""),
                         t["dtype"], str(t["shape"]) + (f" values in [{t['range'][0]}, {t['range'][1]})" if t.get("range") else "")]
                        for role in ("inputs", "outputs") for t in io[role]])
+    keras = info.get("keras")
+    if keras:
+        from edgelstm.cli.convert import import_summary
+
+        console.table("Keras layers", ["Keras", "torch", "ONNX"],
+                      [[r["keras"], r["torch"], r["onnx"]] for r in keras.get("layers", [])])
+        console.info(import_summary(keras))
     layers = info.get("recurrent_layers") or []
     if layers:
         cols = sorted({k for layer in layers for k in layer if layer[k] is not None}, key=list(layers[0]).index)

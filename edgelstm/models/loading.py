@@ -185,8 +185,10 @@ def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: b
 
 
 def recurrent_modules(module) -> list[tuple[str, Any]]:
-    torch = require_torch()
-    return [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.RNNBase)]
+    """nn.LSTM/GRU/RNN layers and the modules that act as one (``edgelstm.models.native_rnn.is_rnn_like``)."""
+    from edgelstm.models.native_rnn import is_rnn_like
+
+    return [(n, m) for n, m in module.named_modules() if is_rnn_like(m)]
 
 
 #: layer kinds that can consume a model's input, and the feature size each takes

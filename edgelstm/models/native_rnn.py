@@ -122,10 +122,10 @@ class RecurrentWeights:
         return None
 
     def onnx_form(self) -> str:
-        acts = ", ".join(a.describe() for a in self.activations)
-        extra = f", linear_before_reset={self.linear_before_reset}" if self.kind == "GRU" else ""
-        return f"ONNX {self.kind}({'bidirectional' if self.directions == 2 else 'forward'}, hidden {self.hidden_size}, " \
-               f"activations {acts}{extra})"
+        acts = "" if self.activations == DEFAULT_ACTIVATIONS[self.kind] else \
+            ", activations " + ", ".join(a.describe() for a in self.activations)
+        extra = ", linear_before_reset=0" if self.kind == "GRU" and not self.linear_before_reset else ""
+        return f"{self.kind} ({'bidirectional' if self.directions == 2 else 'forward'}, hidden {self.hidden_size}{acts}{extra})"
 
     def torch_blocks(self, d: int) -> tuple[Any, Any, Any, Any]:
         """(weight_ih, weight_hh, bias_ih, bias_hh) of direction ``d`` in torch's gate order."""

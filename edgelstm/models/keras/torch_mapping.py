@@ -282,7 +282,7 @@ def map_to_torch(graph: KerasGraph, archive: KerasArchive, major: int) -> TorchF
         check_layer(layer)
     if not graph.layers:
         raise BadInput("the Keras model has no layers")
-    chain, rows, pending, first_size = [], [], [], None
+    chain, rows, pending, skipped, first_size = [], [], [], [], None
 
     def flush() -> None:
         if pending:
@@ -290,10 +290,12 @@ def map_to_torch(graph: KerasGraph, archive: KerasArchive, major: int) -> TorchF
             chain.append(block)
             rows.append(row)
             pending.clear()
+        rows.extend(skipped)  # identity layers between fused recurrent layers come after their group
+        skipped.clear()
 
     for layer in graph.layers:
         if layer.class_name in INFERENCE_IDENTITY:
-            rows.append(MappingRow(_describe_keras(layer), "(none)", "identity at inference"))
+            (skipped if pending else rows).append(MappingRow(_describe_keras(layer), "(none)", "identity at inference"))
             continue
         if layer.class_name in (*RECURRENT, "Bidirectional"):
             rec = _recurrent(archive, layer, major)
