@@ -22,6 +22,7 @@ from edgelstm.options import ExportRoute
 
 from converters.onnx_verify import Tolerance, VerifyReport, verify_grid
 from converters.float64 import check_against_float64, float32_form, same_inputs
+from converters.length_facts import length_facts
 from converters.stateful import check_streams, stream_against_full
 from converters.export_routes import (Attempts, Candidate as _Candidate, check_and_infer as _check_and_infer,  # noqa: F401
                                       drop_zero_initial_states, export_bytes as _export_bytes,
@@ -252,6 +253,7 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
             **({"decomposed": cand.decomposed} if cand.decomposed else {}), **state_plan.details,
             **({"import": loaded.origin} if getattr(loaded, "origin", None) else {}),
             **({"cast": cast} if cast else {}),
+            "lengths": length_facts(onnx_model, seqs, options.max_seq_len, static=options.static or bool(call.fixed)),
             **({"kept_axes": {n: "keeps the size-1 axes torch's squeeze() drops at batch 1" for n in kept_axes}}
                if kept_axes else {}),
         }

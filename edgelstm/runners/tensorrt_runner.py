@@ -122,6 +122,9 @@ class TensorRTRunner:
         self._float_outputs = {t.name for t in self.io.outputs if t.dtype in FLOAT_DTYPES}  # returned as float32
         self.precision = self.manifest.precision if self.manifest else _guess_precision(self.io)
         self.label = self.path.name
+        from edgelstm.artifacts.lengths import LengthGuard
+
+        self.length_guard = LengthGuard(details, self.label)  # the ONNX's verified lengths, inherited by the engine
         self.details = details
         self.context = engine.create_execution_context()
         if self.context is None:
@@ -259,8 +262,13 @@ class TensorRTRunner:
                 pass
 
     # ------------------------------------------------------------------------------ public
+    @property
+    def warnings(self) -> list[str]:
+        return self.length_guard.warnings
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; state inputs that `feeds` lacks start as zeros."""
+        self.length_guard.check(self.io, feeds)
         prepared = self._prepare(feeds)
         self._set_shapes(prepared)
         self._bind(prepared)
