@@ -66,7 +66,7 @@ class ExportInputs:
         axes: dict[str, dict[int, str]] = {}
         for t in (*self.io.inputs, *self.io.outputs):
             named = {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
-            if t.state:
+            if t.state and len(t.shape) == 3 and not isinstance(t.shape[1], int):
                 named = {1: "batch"}
             if named:
                 axes[t.name] = named
