@@ -15,7 +15,7 @@ state inputs by the exporter and checked there by streaming; the table says so.
 
 Drift: rel_l2 of the first output, quantized vs FP32 ONNX, on 64 synthetic samples (token ids within their
 range). Speed-up: median torch eager time / median onnxruntime FP32 time at batch 1 and the example length (fixed
-shape: its own), one thread each.
+shape: its own), one thread each, timed call by call in turn (a same-run ratio).
 
 Results that already exist are kept: new ones go to model_coverage-<machine>-2.* (-3, ...) unless --replace."""
 
@@ -204,12 +204,16 @@ def speed(model, path: Path, io, seq: int, iters: int, *, baseline: Callable[[An
     torch.set_num_threads(1)
     try:
         tensors = call.tensors({t.name: feeds[t.name] for t in call.io.inputs})
-        with torch.inference_mode():
-            torch_ms = _median_ms(lambda: call(tensors), iters)
-        base_ms = torch_ms
+        def torch_call():
+            with torch.inference_mode():
+                return call(tensors)
+
+        fns = [torch_call, lambda: sess.run(None, ort_feeds)]
         if baseline is not None:  # what a Keras user runs: Keras calling the model
-            base_ms = _median_ms(lambda: baseline(feeds[io.data_inputs[0].name]), iters)
-        ort_ms = _median_ms(lambda: sess.run(None, ort_feeds), iters)
+            fns.append(lambda: baseline(feeds[io.data_inputs[0].name]))
+        times = _interleaved_ms(fns, iters)
+        torch_ms, ort_ms = times[0], times[1]
+        base_ms = times[2] if baseline is not None else torch_ms
     finally:
         torch.set_num_threads(before)
     return {"torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": base_ms / ort_ms if ort_ms > 0 else None,
@@ -218,15 +222,19 @@ def speed(model, path: Path, io, seq: int, iters: int, *, baseline: Callable[[An
                if baseline is not None else {})}
 
 
-def _median_ms(fn: Callable[[], Any], iters: int) -> float:
-    for _ in range(max(3, iters // 10)):
-        fn()
-    times = []
+def _interleaved_ms(fns: list[Callable[[], Any]], iters: int) -> list[float]:
+    """Median ms of each function, timed in turn call by call (a same-run ratio that a loaded machine shifts
+    for all of them alike)."""
+    for fn in fns:
+        for _ in range(max(3, iters // 10)):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -42,8 +42,13 @@ def keras_files(tmp_path_factory):
     out = {}
     for name, build in _models().items():
         model = build()
-        for w in model.weights:  # trained-looking weights (Keras initialises biases to zero)
+        for w in model.weights:  # away from Keras' initialisation (biases start at zero)
             w.assign(w.numpy() + rng.normal(0, 0.2, w.shape).astype("float32"))
+        x = rng.standard_normal((32, 10, int(model.inputs[0].shape[-1]))).astype("float32")
+        pred = np.asarray(model.predict(x, verbose=0))
+        y = pred + rng.normal(0, 0.1, pred.shape)
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y.astype("float32"), epochs=2, batch_size=16, verbose=0)  # trained in the test
         model.save(root / name)
         out[name] = (root / name, model)
     return out
