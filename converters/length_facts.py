@@ -1,5 +1,5 @@
 """The sequence lengths an export is good for (``details.lengths`` of its manifest; read back by
-``edgelstm.artifacts.lengths``): the range it was verified at, the maximum it states (``--max-seq-len``), and the
+``edgelstm.artifacts.lengths``): the range it was verified at, the maximum it states (``--max-seq``), and the
 memory one more time step costs.
 
 Memory per step is computed, not timed: the graph's shapes are inferred at two lengths (batch 1, every other symbolic

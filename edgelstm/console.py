@@ -18,6 +18,9 @@ from typing import Any, Iterator
 
 _state = {"quiet": False, "json": False}
 
+#: the release that stops accepting the old option spellings and pipeline keys (README.md, "One vocabulary")
+OLD_SPELLINGS_UNTIL = "0.2.0"
+
 # What Rich would parse as a markup tag (rich.markup.RE_TAGS), not already escaped with a backslash.
 _TAG = re.compile(r"(?<!\\)\[([a-z#/@][^\[]*?)\]")
 _ATTRIBUTES = {"bold", "dim", "italic", "underline", "reverse", "strike", "blink", "not", "on"}
@@ -78,6 +81,12 @@ def success(message: str) -> None:
 
 def warn(message: str) -> None:
     _err_console().print(f"[bold yellow]warning:[/] {literal(message)}")
+
+
+def deprecated(message: str) -> None:
+    """One line for an old spelling that still works: ``--seq-len is now --seq`` (even with --quiet, like warn)."""
+    _err_console().print(f"[yellow]deprecated:[/] {literal(message)} (the old spelling works until edgelstm "
+                         f"{OLD_SPELLINGS_UNTIL})")
 
 
 def error(message: str) -> None:

@@ -18,8 +18,13 @@ def opt(name: str) -> str:
     return "{opt:" + name + "}"
 
 
+#: library option keys whose command-line flag has another name (README.md, "One vocabulary")
+CLI_FLAGS = {"seq_len": "--seq", "max_seq_len": "--max-seq", "batch_size": "--batch",
+             "calib_batch_size": "--calib-batch", "out": "--output"}
+
+
 def cli_flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return CLI_FLAGS.get(name) or "--" + name.replace("_", "-")
 
 
 def _one_line(text: str) -> str:

@@ -62,10 +62,32 @@ PRECISION_NAMES = ("fp32", "fp16", "int8-dynamic", "int8-static")
 QUANTIZED_PRECISIONS = PRECISION_NAMES[1:]
 
 
+class QuantizePrecision(StrEnum):
+    """What `edgelstm quantize --precision` makes: fp16, int8 (with --mode) or a precision name of the pipeline's
+    (int8-dynamic, int8-static). fp32 is the input, so it is not a choice."""
+
+    fp16 = "fp16"
+    int8 = "int8"
+    int8_dynamic = "int8-dynamic"
+    int8_static = "int8-static"
+
+    def split(self) -> tuple[Precision, "QuantMode | None"]:
+        spec = PrecisionSpec.parse(self.value)
+        return spec.precision, (spec.mode if "-" in self.value else None)
+
+
 class CalibMethod(StrEnum):
     minmax = "minmax"
     entropy = "entropy"
     percentile = "percentile"
+
+
+#: The one calibration default (quantize, build, the pipeline). minmax keeps every activation's whole range: on the
+#: zoo models it drifts as much as entropy within 5% (benchmarks/results/quantize_drift.md: stacked_lstm 4.50e-3 vs
+#: 4.47e-3, hand_lstm 2.88e-3 vs 3.04e-3), needs one pass and no histogram, and it is the calibrator TensorRT documents as the preferred
+#: one for NLP (sequence) tasks (IInt8MinMaxCalibrator); entropy, TensorRT's choice for CNNs, clips the rare large
+#: values a forecaster must still reproduce.
+DEFAULT_CALIB_METHOD = CalibMethod.minmax
 
 
 class Backend(StrEnum):

@@ -242,7 +242,7 @@ def test_run_gate_failure_message_is_rounded(err80, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["convert", "--seq-len", "ten", "m.pt", "-o", "m.onnx"], "--seq-len"),
+    (["convert", "--seq", "ten", "m.pt", "-o", "m.onnx"], "--seq"),
     (["quantize", "m.onnx", "-p", "int4", "-o", "q.onnx"], "int4"),
     (["bogus"], "No such command"),
     (["doctor", "--bogus"], "--bogus"),

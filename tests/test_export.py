@@ -139,7 +139,7 @@ def test_fixed_shape_exported_program_is_explained_then_exports_static(tmp_path,
     m = tiny_model("lstm_regressor")
     torch.export.save(torch.export.export(m, (torch.randn(2, 5, 1),)), str(tmp_path / "m.pt2"))
     loaded = load_model(tmp_path / "m.pt2")
-    with pytest.raises(BadInput, match="--static --batch 2 --seq-len 5"):
+    with pytest.raises(BadInput, match="--static --batch 2 --seq 5"):
         export_onnx(loaded, tmp_path / "m.onnx")
     r = export_onnx(loaded, tmp_path / "m.onnx", ExportOptions(static=True, batch=2, seq_len=5))
     assert r.route == ExportRoute.dynamo and r.io.inputs[0].shape == (2, 5, 1)

@@ -52,7 +52,7 @@ def _stack(rng):
 def test_keras3_zip_stacked_lstm_converts_verified_and_fused(cli, tmp_path):
     layers = _stack(np.random.default_rng(0))
     src = K.write_keras_zip(tmp_path / "model.keras", layers, [None, None, 3], version="2.15.0")
-    code, out, err = cli("convert", src, "-o", tmp_path / "m.onnx", "--seq-len", "8", "--json")
+    code, out, err = cli("convert", src, "-o", tmp_path / "m.onnx", "--seq", "8", "--json")
     assert code == 0, err
     _check_onnx_against_oracle(tmp_path / "m.onnx", layers, 3, major=2)
     details = json.loads((tmp_path / "m.onnx.json").read_text())["details"]
@@ -75,7 +75,7 @@ def test_legacy_h5_gru_hard_sigmoid_by_keras_version_and_reference_file(cli, tmp
         src = K.write_legacy_h5(tmp_path / f"k{major}.h5", layers, [None, None, 4], version=version)
         np.savez(tmp_path / f"pred{major}.npz", x=x, y=K.predict(layers, x, major=major).astype(np.float32))
         out = tmp_path / f"k{major}.onnx"
-        code, _, err = cli("convert", src, "-o", out, "--seq-len", "8", "--keras-reference",
+        code, _, err = cli("convert", src, "-o", out, "--seq", "8", "--keras-reference",
                            tmp_path / f"pred{major}.npz")
         assert code == 0, err
         _check_onnx_against_oracle(out, layers, 4, major)
@@ -99,7 +99,7 @@ def test_bidirectional_merge_modes(cli, tmp_path, merge_mode):
               K.bidirectional("bidirectional_1", K.gru("gru", 3), merge_mode), K.dense("dense", 2)]
     K.init_weights(layers, 3, rng)
     src = K.write_legacy_h5(tmp_path / "bi.h5", layers, [None, None, 3])
-    code, _, err = cli("convert", src, "-o", tmp_path / "bi.onnx", "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", tmp_path / "bi.onnx", "--seq", "8")
     assert code == 0, err
     _check_onnx_against_oracle(tmp_path / "bi.onnx", layers, 3, major=2)
 
@@ -111,12 +111,12 @@ def test_token_model_quantizes_and_streams(cli, tmp_path):
               return_sequences=True), K.dense("dense", 3, activation="softmax")]
     K.init_weights(layers, 0, rng)
     src = K.write_keras_zip(tmp_path / "tok.keras", layers, [None, None], version="2.13.1")
-    code, _, err = cli("convert", src, "-o", tmp_path / "tok.onnx", "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", tmp_path / "tok.onnx", "--seq", "8")
     assert code == 0, err
     _check_onnx_against_oracle(tmp_path / "tok.onnx", layers, None, 2, tokens=20)
     code, _, err = cli("quantize", tmp_path / "tok.onnx", "--precision", "int8", "-o", tmp_path / "tok.int8.onnx")
     assert code == 0, err
-    code, _, err = cli("convert", src, "-o", tmp_path / "tok.st.onnx", "--stateful", "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", tmp_path / "tok.st.onnx", "--stateful", "--seq", "8")
     assert code == 0, err
     io = json.loads((tmp_path / "tok.st.onnx.json").read_text())["io"]
     assert [t["name"] for t in io["inputs"]] == ["x", "h0"]
@@ -212,7 +212,7 @@ def test_functional_chain_converts(cli, tmp_path):
                        for layer, src in zip(layers, ["in", "a", "b"])]
     config = _functional(entries, [["in", 0, 0]], [["d", 0, 0]])
     src = K.write_legacy_h5(tmp_path / "f.h5", layers, None, config=config)
-    code, _, err = cli("convert", src, "-o", tmp_path / "f.onnx", "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", tmp_path / "f.onnx", "--seq", "8")
     assert code == 0, err
     _check_onnx_against_oracle(tmp_path / "f.onnx", layers, 3, major=2)
 

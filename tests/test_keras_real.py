@@ -75,7 +75,7 @@ def _check_against_keras(onnx_path: Path, model, features: int) -> float:
 def test_keras3_file_converts_and_matches_keras(cli, tmp_path, keras_files, name):
     src, model = keras_files[name]
     out = tmp_path / "m.onnx"
-    code, _, err = cli("convert", src, "-o", out, "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", out, "--seq", "8")
     assert code == 0, err
     verification = json.loads(out.with_suffix(".onnx.json").read_text())["details"]["import"]["verification"]
     assert verification["method"] == "keras" and verification["passed"] and "matches Keras" in err
@@ -84,7 +84,7 @@ def test_keras3_file_converts_and_matches_keras(cli, tmp_path, keras_files, name
 
 def test_keras3_model_quantizes_streams_and_validates(cli, tmp_path, keras_files):
     src, model = keras_files["stacked_lstm.keras"]
-    code, _, err = cli("convert", src, "-o", tmp_path / "m.onnx", "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", tmp_path / "m.onnx", "--seq", "8")
     assert code == 0, err
     code, _, err = cli("quantize", tmp_path / "m.onnx", "--precision", "int8", "-o", tmp_path / "m.int8.onnx")
     assert code == 0, err
@@ -92,7 +92,7 @@ def test_keras3_model_quantizes_streams_and_validates(cli, tmp_path, keras_files
                          "--gate", "rel_l2<=0.2", "--json")
     assert code == 0, err
     assert json.loads(out)["passed"]
-    code, _, err = cli("convert", src, "-o", tmp_path / "m.st.onnx", "--stateful", "--seq-len", "8")
+    code, _, err = cli("convert", src, "-o", tmp_path / "m.st.onnx", "--stateful", "--seq", "8")
     assert code == 0, err  # the two LSTM layers were fused: one nn.LSTM, state [2, batch, 8]
     io = json.loads((tmp_path / "m.st.onnx.json").read_text())["io"]
     assert {t["name"]: t["shape"] for t in io["inputs"]}["h0"] == [2, "batch", 8]

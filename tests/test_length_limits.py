@@ -1,4 +1,4 @@
-"""The input length threshold: convert records the verified length range, the stated maximum (--max-seq-len) and
+"""The input length threshold: convert records the verified length range, the stated maximum (--max-seq) and
 the memory one more step costs; quantized files inherit them; validate, bench and the runners warn on a length
 outside the verified range and refuse one above the maximum (exit 2, pointing to --stateful streaming)."""
 

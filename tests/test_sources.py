@@ -71,7 +71,7 @@ def test_csv_features_by_index_without_header(tmp_path):
 
 def test_csv_default_features_are_all_but_target(tmp_path):
     _write_csv(tmp_path / "d.csv")
-    with pytest.raises(BadInput, match="'x' has 4 on axis 2, the model needs 3"):
+    with pytest.raises(BadInput, match=r"4 feature column\(s\) \(time, a, b, c\) but 'x' takes 3 .*--features"):
         load_dataset(tmp_path / "d.csv", SPEC, window=4, target="label")   # time,a,b,c = 4 features
 
 

@@ -137,7 +137,7 @@ def test_bad_data_exit_2(cli, arts, tmp_path, case, needle):
     ("gate", "unknown metric 'bogus'"),
     ("gate-output", "unknown output 'z'"),
     ("both", "exactly one of --data FILE or --synthetic N"),
-    ("csv-window", "--window/--features/--target apply to .csv data"),
+    ("csv-window", "--window/--features/--target/--group apply to .csv data"),
     ("synthetic-0", "--synthetic needs at least 1 sample"),
     ("labels-needed", "task metrics need labels"),
     ("missing-candidate", "candidate: artifact"),

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, opt
-from edgelstm.options import CalibMethod, Precision
+from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision
 
 Range = tuple[int, int, int]
 
@@ -26,7 +26,7 @@ class BuildOptions:
     workspace_bytes: int | None = None      # MemoryPoolType.WORKSPACE limit
     timing_cache: Path | None = None        # loaded if it exists, saved after the build
     calib_cache: Path | None = None         # TensorRT 10.x INT8 calibrator: reused if it exists, written after calibrating
-    calib_method: CalibMethod | str = CalibMethod.entropy
+    calib_method: CalibMethod | str = DEFAULT_CALIB_METHOD
     calib_batch_size: int = 32
     dla_core: int | None = None
     gpu_fallback: bool = True               # layers DLA cannot run go to the GPU (reported)

@@ -4,7 +4,7 @@ inherited by the files made from it (quantized models, engines):
     {"verified": [1, 49], "maximum": 4096, "memory_per_step_bytes": 5632, "memory_note": "..."}
 
 ``verified`` is the range the export was checked at against torch; ``maximum`` the longest sequence the export
-states it is meant for (``convert --max-seq-len``, a guard against running out of memory on long inputs). Runners,
+states it is meant for (``convert --max-seq``, a guard against running out of memory on long inputs). Runners,
 ``validate`` and ``bench`` warn on a length outside the verified range and refuse one above the maximum, pointing to
 streaming: a ``--stateful`` export runs any length in chunks, carrying its state."""
 
@@ -35,12 +35,12 @@ class LengthLimits:
                            f"{self.memory_text(seq)}",
                            hint="stream it in chunks with a stateful export (`edgelstm convert --stateful`: each call "
                                 "takes some steps, the state carries on), or convert again with a larger "
-                                "`edgelstm convert --max-seq-len`")
+                                "`edgelstm convert --max-seq`")
         lo, hi = self.verified
         if not lo <= seq <= hi:
             return (f"{artifact}: sequence length {seq} is outside the lengths its export was verified at ({lo}..{hi})"
                     f"{self.memory_text(seq)}; results there are not verified (convert with a larger "
-                    "`edgelstm convert --seq-len`, or stream in chunks with `edgelstm convert --stateful`)")
+                    "`edgelstm convert --seq`, or stream in chunks with `edgelstm convert --stateful`)")
         return None
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,8 @@ def _pipeline_seq_len(sources: list[Source]) -> int | None:
         data = parse_toml(read_text_file(pipe.path, what="pipeline"), name=pipe.name)
     except BadInput:
         return None
-    value = (data.get("export") or {}).get("seq_len")
+    export = data.get("export") or {}
+    value = export.get("seq", export.get("seq_len"))  # seq_len: its old name
     return value if isinstance(value, int) and value > 0 else None
 
 

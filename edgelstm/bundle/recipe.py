@@ -68,7 +68,7 @@ class BuildStep:
     def validate_command(self, engine_dir: str = ENGINE_DIR) -> str:
         gate = ON_DEVICE_GATES.get(self.precision, "rel_l2<=0.01")
         return (f"edgelstm validate -r {_q(self.onnx)} -c {engine_dir}/{_q(self.engine)} "
-                f"--synthetic {VALIDATE_SAMPLES} --seq {int(self.seq[1])} --batch-size {int(self.batch[2])} "
+                f"--synthetic {VALIDATE_SAMPLES} --seq {int(self.seq[1])} --batch {int(self.batch[2])} "
                 f'--gate "${{GATE:-{gate}}}"')
 
     def to_dict(self) -> dict[str, Any]:

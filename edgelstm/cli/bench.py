@@ -9,7 +9,8 @@ import typer
 
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
-from edgelstm.cli.model_options import FactoryOpt, InputOpt, StateArgOpt, TrustPickleOpt, input_options
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
+                                        input_options)
 
 HELP = """Measure latency and throughput of one or more artifacts (torch models, ONNX files, TensorRT engines)
 over a grid of batch sizes, sequence lengths and thread counts, with warm-up and percentiles
@@ -42,24 +43,23 @@ Examples:
 
 
 def bench(
-    artifacts: List[Path] = typer.Argument(..., help="Artifacts to time: torch files, .onnx files, engines (.plan).",
+    artifacts: List[Path] = typer.Argument(..., metavar="ARTIFACT", help="Artifacts to time: torch files, .onnx files, engines (.plan).",
                                            show_default=False),
-    backend: Optional[str] = typer.Option(None, help="torch | onnxruntime | tensorrt. Default: by file type "
+    backend: Optional[str] = typer.Option(None, metavar="torch|onnxruntime|tensorrt", help="torch | onnxruntime | tensorrt. Default: by file type "
                                           "(torch files -> torch, .onnx -> onnxruntime, .plan -> tensorrt)."),
-    device: str = typer.Option("cpu", help="cpu or cuda (torch on the GPU, onnxruntime's CUDA provider); "
+    device: str = typer.Option("cpu", metavar="cpu|cuda", help="cpu or cuda (torch on the GPU, onnxruntime's CUDA provider); "
                                "engines always run on the GPU."),
-    batch: str = typer.Option("1,8", help="Batch sizes, comma-separated."),
-    seq: str = typer.Option("60,256", help="Sequence lengths (time steps), comma-separated."),
-    threads: Optional[str] = typer.Option(None, help="CPU thread counts to try, comma-separated (e.g. 1,2). "
+    batch: str = typer.Option("1,8", metavar="1,8", help="Batch sizes, comma-separated."),
+    seq: str = typer.Option("60,256", metavar="60,256", help="Sequence lengths (time steps), comma-separated."),
+    threads: Optional[str] = typer.Option(None, metavar="1,2", help="CPU thread counts to try, comma-separated (e.g. 1,2). "
                                           "Default: the backend's own default."),
-    warmup: int = typer.Option(10, help="Untimed warm-up iterations before each measurement."),
-    iters: Optional[int] = typer.Option(None, help="Timed iterations per row (default 100 unless --min-time)."),
-    min_time: Optional[float] = typer.Option(None, "--min-time", help="Instead of --iters: time each row for at "
+    warmup: int = typer.Option(10, metavar="N", help="Untimed warm-up iterations before each measurement."),
+    iters: Optional[int] = typer.Option(None, metavar="N", help="Timed iterations per row (default 100 unless --min-time)."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", metavar="SECONDS", help="Instead of --iters: time each row for at "
                                              "least this many seconds (and at least 5 iterations)."),
     stream: bool = typer.Option(False, "--stream", help="Also time one streaming step (state carried) of a "
                                 "stateful artifact and compare it with re-running the window."),
-    input_size: Optional[int] = typer.Option(None, help="Features per time step, for torch models where it "
-                                             "cannot be inferred."),
+    input_size: Optional[int] = InputSizeOpt,
     input: Optional[List[str]] = InputOpt,
     state_arg: Optional[str] = StateArgOpt,
     static: bool = typer.Option(False, "--static", help="A torch model that takes one fixed shape: run it only at the "
@@ -67,19 +67,19 @@ def bench(
                                 "tried at every grid point)."),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
-    opt_level: Optional[str] = typer.Option(None, help="onnxruntime graph optimisation: disable | basic | extended "
+    opt_level: Optional[str] = typer.Option(None, metavar="disable|basic|extended|all", help="onnxruntime graph optimisation: disable | basic | extended "
                                             "| all. Default: the level recorded in the artifact's manifest, else all."),
-    report: Optional[Path] = typer.Option(None, help="Write the full report as JSON here."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV line per row here."),
-    plot: Optional[Path] = typer.Option(None, help="Write a PNG plot here (latency by backend/precision and by "
+    report: Optional[Path] = typer.Option(None, metavar="OUT.json", help="Write the full report as JSON here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", metavar="OUT.csv", help="Write one CSV line per row here."),
+    plot: Optional[Path] = typer.Option(None, metavar="OUT.png", help="Write a PNG plot here (latency by backend/precision and by "
                                         "sequence length; needs matplotlib)."),
-    baseline: Optional[Path] = typer.Option(None, help="An earlier --report from the same machine and model to "
+    baseline: Optional[Path] = typer.Option(None, metavar="OLD.json", help="An earlier --report from the same machine and model to "
                                             "compare with (exit 1 on a confirmed regression)."),
-    max_slowdown: float = typer.Option(1.10, help="With --baseline: the largest allowed p50 ratio "
+    max_slowdown: float = typer.Option(1.10, metavar="RATIO", help="With --baseline: the largest allowed p50 ratio "
                                        "current/baseline (1.10 = 10% slower)."),
-    repeats: int = typer.Option(3, help="With --baseline: how many times a row that looks slower is re-measured "
+    repeats: int = typer.Option(3, metavar="N", help="With --baseline: how many times a row that looks slower is re-measured "
                                 "before it counts as a regression."),
-    retry_noisy: int = typer.Option(0, help="Re-measure a row up to N times when it looks disturbed by other "
+    retry_noisy: int = typer.Option(0, metavar="N", help="Re-measure a row up to N times when it looks disturbed by other "
                                     "processes (p50 > 1.5x min, or the machine probe slower than earlier), keeping the "
                                     "lowest p50. Useful on shared machines."),
     json_out: bool = JsonOpt,
@@ -129,29 +129,38 @@ def bench(
     for w in payload.get("warnings", []):
         console.warn(w)
     _print_tables(payload)
-    if report is not None:
-        write_json(payload, report)
-        console.success(f"wrote {report}")
-    if csv_out is not None:
-        write_csv(payload, csv_out)
-        console.success(f"wrote {csv_out}")
-    if plot is not None:
-        plot_report(payload, plot)
-        console.success(f"wrote {plot}")
+    from edgelstm.safe_files import all_or_nothing
+
+    with all_or_nothing():  # the reports of one command commit together, or none does
+        for path, write in ((report, write_json), (csv_out, write_csv), (plot, plot_report)):
+            if path is not None:
+                write(payload, path)
+    for path in (report, csv_out, plot):
+        if path is not None:
+            console.success(f"wrote {path}")
     exit_code = 0
     reg = payload.get("regression")
     if reg is not None:
         if reg["passed"]:
             cleared = len(reg["noise_cleared"])
             console.success(f"no latency regression against {baseline.name}: {reg['compared']} row(s) within "
-                            f"{max_slowdown:g}x" + (f" ({cleared} suspect(s) cleared as noise on re-measurement)"
-                                                     if cleared else ""))
+                            f"{max_slowdown:g}x{_ratio_range(reg['rows'])}"
+                            + (f" ({cleared} suspect(s) cleared as noise on re-measurement)" if cleared else ""))
         else:
             worst = ", ".join(f"{r['row']} {r['confirmed_ratio'] or r['ratio']:.2f}x" for r in reg["regressed"])
             console.error(f"latency regression: {len(reg['regressed'])} row(s) slower than {max_slowdown:g}x "
                           f"the baseline: {worst}")
             exit_code = 1
     finish(payload, json_out, exit_code)
+
+
+def _ratio_range(rows: list[dict]) -> str:
+    """`: p50 ratios 0.97x-1.04x (slowest b8 s256 t1)`: what "within" means, row by row in the table above."""
+    ratios = [(r["confirmed_ratio"] or r["ratio"], r["row"]) for r in rows]
+    if not ratios:
+        return ""
+    (low, _), (high, slowest) = min(ratios), max(ratios)
+    return f": p50 ratio {low:.2f}x" if len(ratios) == 1 else f": p50 ratios {low:.2f}x-{high:.2f}x (slowest {slowest})"
 
 
 _CPU_EP = "CPUExecutionProvider"
@@ -189,13 +198,13 @@ def _print_tables(payload: dict) -> None:
                         s["window"], _fmt_ms(s["step_p50_ms"]), _fmt_ms(s["window_p50_ms"]), f"{s['speedup']:.1f}x"]
                        for s in payload["stream"]])
     reg = payload.get("regression")
-    if reg and (reg["regressed"] or reg["noise_cleared"]):
+    if reg and reg.get("rows"):  # every compared row with its ratio, passing or not
         console.table(f"against the baseline (max slowdown {reg['max_slowdown']:g}x)",
                       ["row", "baseline p50", "p50", "ratio", "re-measured ratio", "verdict"],
                       [[r["row"], _fmt_ms(r["baseline_p50_ms"]), _fmt_ms(r["current_p50_ms"]), f"{r['ratio']:.2f}x",
                         "" if r["confirmed_ratio"] is None else f"{r['confirmed_ratio']:.2f}x",
-                        "REGRESSED" if r["regressed"] else "noise"]
-                       for r in (*reg["regressed"], *reg["noise_cleared"])])
+                        "REGRESSED" if r["regressed"] else "noise" if r["suspected"] else "ok"]
+                       for r in reg["rows"]])
 
 
 def register(app: typer.Typer) -> None:

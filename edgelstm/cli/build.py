@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 
 from edgelstm import console
-from edgelstm.options import CalibMethod, Precision, parse_range
+from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, parse_range
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.vocabulary import output_option
 
 HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version.
 
@@ -32,28 +33,30 @@ Examples:
 
 
 def build(
-    model: Path = typer.Argument(..., help="The ONNX model (FP32, FP16, or INT8 with Q/DQ nodes).", show_default=False),
-    out: Path = typer.Option(..., "-o", "--out", "--output",
-                             help="Engine file to write (.plan or .engine); a <file>.json manifest goes beside it."),
+    model: Path = typer.Argument(..., metavar="MODEL.onnx", help="The ONNX model (FP32, FP16, or INT8 with Q/DQ nodes).", show_default=False),
+    out: Path = output_option("OUT.plan", "Engine file to write (.plan or .engine); a <file>.json manifest goes "
+                                          "beside it."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", "-p",
                                         help="fp32, fp16 (from an FP16 ONNX, converted for you) or int8 (needs "
                                              "--calib, a --calib-cache, or a Q/DQ ONNX)."),
-    batch: Optional[str] = typer.Option(None, help="Batch range min:opt:max the engine accepts (axis 0 of x, axis 1 "
+    batch: Optional[str] = typer.Option(None, metavar="1:8:64", help="Batch range min:opt:max the engine accepts (axis 0 of x, axis 1 "
                                                    "of h0/c0); a single N means N:N:N. Default 1:8:64."),
-    seq: Optional[str] = typer.Option(None, help="Sequence-length range min:opt:max (axis 1 of x). Default 1:64:512."),
-    calib: Optional[Path] = typer.Option(None, help="Calibration data for int8 (.npz/.npy/.csv shaped like the "
+    seq: Optional[str] = typer.Option(None, metavar="1:64:512", help="Sequence-length range min:opt:max (axis 1 of x). Default 1:64:512."),
+    calib: Optional[Path] = typer.Option(None, metavar="DATA", help="Calibration data for int8 (.npz/.npy/.csv shaped like the "
                                                     "model's inputs; a few hundred representative sequences)."),
-    calib_cache: Optional[Path] = typer.Option(None, help="INT8 calibration cache (TensorRT 10.x calibrators): reused "
+    calib_cache: Optional[Path] = typer.Option(None, metavar="FILE", help="INT8 calibration cache (TensorRT 10.x calibrators): reused "
                                                           "when the file exists (no data needed), written after "
                                                           "calibrating."),
-    calib_method: CalibMethod = typer.Option(CalibMethod.entropy, help="Calibration: entropy or minmax (percentile "
-                                                                       "only on the Q/DQ route)."),
-    calib_batch_size: int = typer.Option(32, min=1, help="Sequences per calibration batch."),
-    timing_cache: Optional[Path] = typer.Option(None, help="TensorRT timing cache file: loaded if it exists, saved "
+    calib_method: CalibMethod = typer.Option(DEFAULT_CALIB_METHOD, help="Calibration: minmax or entropy (percentile "
+                                                                        "only on the Q/DQ route); the default is "
+                                                                        "quantize's and the pipeline's."),
+    calib_batch_size: int = typer.Option(32, "--calib-batch", metavar="N", min=1,
+                                         help="Sequences per calibration batch."),
+    timing_cache: Optional[Path] = typer.Option(None, metavar="FILE", help="TensorRT timing cache file: loaded if it exists, saved "
                                                            "after the build; makes rebuilds on this GPU much faster."),
-    workspace: Optional[str] = typer.Option(None, help="Builder workspace limit, e.g. 512MiB or 2GiB (a plain number "
+    workspace: Optional[str] = typer.Option(None, metavar="SIZE", help="Builder workspace limit, e.g. 512MiB or 2GiB (a plain number "
                                                        "is MiB). Default: TensorRT's (the GPU's memory)."),
-    dla_core: Optional[int] = typer.Option(None, min=0, help="Run on this DLA core (Jetson AGX/NX Orin, Xavier); "
+    dla_core: Optional[int] = typer.Option(None, metavar="N", min=0, help="Run on this DLA core (Jetson AGX/NX Orin, Xavier); "
                                                              "fp16/int8 only. Layers the DLA cannot run go to the GPU "
                                                              "and are reported."),
     no_gpu_fallback: bool = typer.Option(False, "--no-gpu-fallback",
@@ -69,7 +72,7 @@ def build(
     strongly_typed: Optional[bool] = typer.Option(None, "--strongly-typed/--weakly-typed",
                                                   help="Force the build route. Default: weakly typed (builder flags) "
                                                        "on TensorRT 10.x, strongly typed on 11.x (the only way there)."),
-    keep_onnx: Optional[Path] = typer.Option(None, help="Keep the FP16 / Q/DQ ONNX made on the way at this path."),
+    keep_onnx: Optional[Path] = typer.Option(None, metavar="FILE.onnx", help="Keep the FP16 / Q/DQ ONNX made on the way at this path."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:

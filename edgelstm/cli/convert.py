@@ -10,7 +10,9 @@ import typer
 from edgelstm import console
 from edgelstm.options import ExportRoute
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
-from edgelstm.cli.model_options import FactoryOpt, InputOpt, KerasReferenceOpt, StateArgOpt, TrustPickleOpt
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, KerasReferenceOpt, StateArgOpt,
+                                        TrustPickleOpt)
+from edgelstm.cli.vocabulary import output_option
 
 HELP = """Export a trained PyTorch model to ONNX and prove it: onnxruntime must reproduce torch at several
 sequence lengths (1, the example length, a longer one) and batch sizes, or nothing is written.
@@ -32,6 +34,8 @@ Examples:
 
   edgelstm convert clf.pt -o clf.onnx --input x:float32[batch,seq,4] --input lengths:int64[batch]
 
+  edgelstm convert ae.pt -o ae.onnx --static --batch 1 --seq 100   # a model that takes one shape
+
   edgelstm convert model.keras -o model.onnx --keras-reference pred.npz
 
 The inputs are inferred from the model's first layer when --input is not given (token ids for an nn.Embedding,
@@ -42,17 +46,17 @@ the LSTM/GRU op's sequence_lens, verified on ragged batches.
 
 
 def convert(
-    model: Path = typer.Argument(..., help="The trained model file.", show_default=False),
-    out: Path = typer.Option(..., "-o", "--out", help="Where to write the ONNX file (a <file>.json manifest goes beside it)."),
-    input_size: Optional[int] = typer.Option(None, help="Features per time step; inferred from the model's first layer when omitted."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="The trained model file.", show_default=False),
+    out: Path = output_option("OUT.onnx", "Where to write the ONNX file (a <file>.json manifest goes beside it)."),
+    input_size: Optional[int] = InputSizeOpt,
     input: Optional[List[str]] = InputOpt,
     state_arg: Optional[str] = StateArgOpt,
-    seq_len: int = typer.Option(16, help="Example sequence length used for export (verification also uses 1 and longer)."),
-    batch: int = typer.Option(2, help="Example batch size used for export."),
-    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: 17 on the TorchScript route, 18 on the dynamo route); an opset the route cannot write is an error.", show_default=False),
-    max_seq_len: int = typer.Option(4096, "--max-seq-len", help="Refuse a --seq-len above this (verification runs sequences ~3x longer; a guard against exhausting memory)."),
+    seq_len: int = typer.Option(16, "--seq", metavar="N", help="Example sequence length used for export (verification also uses 1 and longer)."),
+    batch: int = typer.Option(2, "--batch", metavar="N", help="Example batch size used for export."),
+    opset: Optional[int] = typer.Option(None, metavar="N", help="ONNX opset (default: 17 on the TorchScript route, 18 on the dynamo route); an opset the route cannot write is an error.", show_default=False),
+    max_seq_len: int = typer.Option(4096, "--max-seq", metavar="N", help="Refuse a --seq above this (verification runs sequences ~3x longer; a guard against exhausting memory)."),
     stateful: bool = typer.Option(False, "--stateful", help="Expose recurrent state: inputs h0/c0 (GRU: h0), outputs hn/cn; verified by streaming."),
-    static: bool = typer.Option(False, "--static", help="Fix batch and sequence length at the example values (no dynamic axes)."),
+    static: bool = typer.Option(False, "--static", help="Fix batch and sequence length at --batch x --seq (no dynamic axes)."),
     route: Optional[ExportRoute] = typer.Option(None, help="Force an export route instead of choosing one per model."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip graph simplification."),
     factory: Optional[str] = FactoryOpt,
@@ -81,8 +85,10 @@ def convert(
     for r, why in result.attempts:
         console.info(f"  [dim]route {r} rejected: {why}[/]")
     if result.lifted:
-        console.info(f"  lifted hand-written cell '{result.lifted['cell']}' to nn.LSTM (gate order "
-                     f"{result.lifted['gate_order']}, concat {result.lifted['concat']})")
+        lifted = result.lifted
+        kind = lifted.get("kind", "LSTM")
+        console.info(f"  lifted {kind} cell(s) {', '.join(lifted.get('cells', [lifted['cell']]))} to a native {kind} "
+                     f"op (gate order {lifted['gate_order']}, {lifted['linears']}, concat {lifted['concat']})")
     console.success(f"wrote {out} via the {result.route.value} route in {result.seconds:.2f}s; "
                     f"{result.verification.summary()}")
     contract = (getattr(result.manifest, "details", None) or {}).get("inputs") or {}

@@ -8,6 +8,7 @@ import typer
 
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.vocabulary import output_option
 
 HELP = """Run the whole pipeline on a built-in model: train the sine-wave LSTM forecaster on CPU (seeded,
 seconds), export it to ONNX (verified, plus a streaming variant), quantize it (fp16, int8 dynamic, int8
@@ -17,14 +18,15 @@ The demo is an ordinary pipeline: OUT/pipeline.toml is written first, and a seco
 
   edgelstm demo
 
-  edgelstm demo --out /tmp/demo --steps 300
+  edgelstm demo -o /tmp/demo --steps 300
 """
 
 
 def demo(
-    out: Path = typer.Option(Path("edgelstm-demo"), "--out", "-o", help="Directory for the demo's artifacts."),
-    steps: int = typer.Option(150, help="Training steps."),
-    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = output_option("DIR", "Directory for the demo's artifacts.", required=False,
+                              default=Path("edgelstm-demo")),
+    steps: int = typer.Option(150, metavar="N", help="Training steps."),
+    seed: int = typer.Option(0, metavar="N", help="Random seed."),
     wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into OUT, wait for it instead "
                                                      "of failing."),
     json_out: bool = JsonOpt,

@@ -24,21 +24,34 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
 
   edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
 
+  edgelstm inspect ae.pt --static --batch 1 --seq 100                      # a model that takes one shape
+
   edgelstm inspect model.keras      # its Keras layers, their torch and ONNX form, and the check against Keras
+
+An ONNX whose external data points outside its folder is refused (exit 2); --describe-only describes it
+anyway, with a loud warning, and still reads nothing outside the folder.
 """
 
 
 
 
 def inspect(
-    artifact: Path = typer.Argument(..., help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
+    artifact: Path = typer.Argument(..., metavar="ARTIFACT", help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
     input: Optional[List[str]] = InputOpt,
     input_size: Optional[int] = InputSizeOpt,
     state_arg: Optional[str] = StateArgOpt,
-    static: Optional[str] = typer.Option(None, "--static", show_default=False, metavar="BATCHxSEQ",
-                                         help="A torch model that takes one fixed shape, e.g. 1x100."),
+    static: bool = typer.Option(False, "--static", help="A torch model that takes one fixed shape: --batch x --seq."),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N", min=1, show_default=False,
+                                        help="Batch size to call a torch model with (with --static: the one it takes)."),
+    seq: Optional[int] = typer.Option(None, "--seq", metavar="N", min=1, show_default=False,
+                                      help="Sequence length to call a torch model with (with --static: the one it "
+                                           "takes)."),
+    describe_only: bool = typer.Option(False, "--describe-only",
+                                       help="Describe an ONNX file even when its external data points outside its "
+                                            "folder (an absolute path, '..', a symbolic link out); nothing there is "
+                                            "read. Without it such a file is refused (exit 2)."),
     keras_reference: Optional[Path] = KerasReferenceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -46,8 +59,14 @@ def inspect(
     from edgelstm.artifacts.inspection import inspect_artifact
 
     extra = {"keras_reference": keras_reference} if keras_reference else {}
-    info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
-                            inputs=input_options(input, input_size, state_arg, _static(static)), **extra)
+    info = inspect_artifact(artifact, describe_only=describe_only, factory=factory,  # torch files only use these
+                            trust_pickle=trust_pickle, inputs=_inputs(input, input_size, state_arg, static, batch, seq),
+                            **extra)
+    outside = info.get("external_data_outside")
+    if outside:
+        console.warn(f"{artifact.name} POINTS OUTSIDE ITS FOLDER for its external data "
+                     f"({', '.join(repr(o) for o in outside[:3])}): not read; do not trust this file "
+                     "(every other command refuses it)")
     rows = [["kind", info["kind"]], ["size", human_size(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])
@@ -94,15 +113,16 @@ def inspect(
     finish(info, json_out)
 
 
-def _static(text: Optional[str]) -> tuple[int, int] | None:
-    if not text:
-        return None
+def _inputs(inputs, input_size, state_arg, static: bool, batch: Optional[int], seq: Optional[int]):
+    """--static fixes the shape at --batch x --seq (as in convert, validate and bench); without it they are a shape to
+    probe a torch model at."""
     from edgelstm.errors import BadInput, opt
 
-    parts = text.lower().replace("*", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise BadInput(f"{opt('static')} takes BATCHxSEQ (e.g. 1x100), got {text!r}")
-    return int(parts[0]), int(parts[1])
+    if (static or batch is not None or seq is not None) and (batch is None or seq is None):
+        raise BadInput(f"give {opt('batch')} and {opt('seq')} together: the shape to call a torch model with "
+                       f"({opt('static')}: the one shape it takes; e.g. --static --batch 1 --seq 100)")
+    point = (batch, seq) if batch is not None and seq is not None else None
+    return input_options(inputs, input_size, state_arg, point if static else None, [point] if point else [])
 
 
 def register(app: typer.Typer) -> None:

@@ -14,14 +14,14 @@ INPUT_HELP = ("A forward argument as NAME:DTYPE[DIMS], repeatable, in forward or
               "half-open value range, used for synthetic data and verification; default: the nn.Embedding it "
               "feeds). Default: inferred from the model's first layer.")
 
-InputOpt: Any = typer.Option(None, "--input", show_default=False, help=INPUT_HELP)
-StateArgOpt: Any = typer.Option(None, "--state-arg", show_default=False,
+InputOpt: Any = typer.Option(None, "--input", metavar="NAME:DTYPE[DIMS]", show_default=False, help=INPUT_HELP)
+StateArgOpt: Any = typer.Option(None, "--state-arg", metavar="NAME", show_default=False,
                                 help="The forward argument that takes the recurrent state ((h, c) or h): exported "
                                      "as inputs h0/c0 (GRU: h0) and outputs hn/cn. Default: detected (an argument "
                                      "named like hidden/state/hx, or with a None default).")
-InputSizeOpt: Any = typer.Option(None, "--input-size", show_default=False,
+InputSizeOpt: Any = typer.Option(None, "--input-size", metavar="N", show_default=False,
                                  help="Features per time step, where the model's first layer does not say.")
-FactoryOpt: Any = typer.Option(None, "--factory", show_default=False,
+FactoryOpt: Any = typer.Option(None, "--factory", metavar="MODULE:FUNCTION", show_default=False,
                                help="pkg.module:function (or file.py:function) that builds the model for a "
                                     "state_dict.")
 KerasReferenceOpt: Any = typer.Option(None, "--keras-reference", show_default=False,

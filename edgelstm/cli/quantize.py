@@ -11,8 +11,10 @@ from edgelstm import console
 from edgelstm.machine import isa as cpu_isa
 from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput
-from edgelstm.options import CalibMethod, Precision, QuantMode
+from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantizePrecision, QuantMode
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.data_options import FeaturesOpt, GroupOpt, StrideOpt, WindowOpt
+from edgelstm.cli.vocabulary import output_option
 
 HELP = """Quantize an FP32 ONNX model to FP16 or INT8 and say, op by op, what became FP16/INT8 and what stayed float and why. The result gets a manifest (precision, parent, report, sizes).
 
@@ -20,11 +22,11 @@ FP16: weights and compute in float16 with float32 inputs/outputs (for GPUs and T
 
 INT8 --mode dynamic (default): int8 weights, activations quantized per call; LSTM becomes DynamicQuantizeLSTM, MatMul/Gemm MatMulInteger; GRU has no int8 kernel in onnxruntime and stays float.
 
-INT8 --mode static: Q/DQ (the format TensorRT builds INT8 from), calibrated on --calib DATA; LSTM/GRU stay float (no tool quantizes the recurrent core), the dense layers around them become int8.
+INT8 --mode static (or --precision int8-static): Q/DQ (the format TensorRT builds INT8 from), calibrated on --calib DATA (minmax ranges unless --calib-method); LSTM/GRU stay float (no tool quantizes the recurrent core), the dense layers around them become int8.
 
 INT8 target: on x86 CPUs without VNNI (AVX2-only, AVX-512 without VNNI) onnxruntime's u8×s8 int8 kernel saturates; --target-cpu (default: this machine's class) picks 7-bit weights (dynamic) or the unfused onnxruntime level (static) there, records the target in the manifest, and validate/bench warn when they run on another class.
 
-Accuracy fallback: --data DATA --max-drift rel_l2=0.01 keeps the most drift-sensitive nodes in float until the outputs stay within the budget of the FP32 model's, or fails with exit code 1.
+Accuracy fallback: --data DATA --max-drift "rel_l2<=0.01" keeps the most drift-sensitive nodes in float until the outputs stay within the budget of the FP32 model's, or fails with exit code 1.
 
 Examples:
 
@@ -34,9 +36,9 @@ Examples:
 
   edgelstm quantize model.onnx --precision int8 --target-cpu x86-avx2 -o model.avx2.int8.onnx
 
-  edgelstm quantize model.onnx --precision int8 --mode static --calib calib.npz --calib-method entropy -o model.qdq.onnx
+  edgelstm quantize model.onnx --precision int8-static --calib calib.npz -o model.qdq.onnx
 
-  edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift rel_l2=0.01 -o model.int8.onnx
+  edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift "rel_l2<=0.01" -o model.int8.onnx
 """
 
 
@@ -46,33 +48,35 @@ def _model_io(path: Path):
     return io_spec_of(path)
 
 
-def _load(path: Path, io, *, window: Optional[int], features: Optional[str], what: str):
+def _load(path: Path, io, csv: dict):
     from edgelstm.data import load_dataset
 
-    ds = load_dataset(path, io, window=window, features=features)
+    ds = load_dataset(path, io, **csv)
     return ds.for_spec(io)
 
 
 def quantize(
-    model: Path = typer.Argument(..., help="The FP32 ONNX model (e.g. from `edgelstm convert`).", show_default=False),
-    out: Path = typer.Option(..., "-o", "--out", help="Where to write the quantized ONNX (a <file>.json manifest goes beside it)."),
-    precision: Precision = typer.Option(..., "--precision", "-p", help="fp16 or int8.", case_sensitive=False),
+    model: Path = typer.Argument(..., metavar="MODEL.onnx", help="The FP32 ONNX model (e.g. from `edgelstm convert`).", show_default=False),
+    out: Path = output_option("OUT.onnx", "Where to write the quantized ONNX (a <file>.json manifest goes beside it)."),
+    precision: QuantizePrecision = typer.Option(..., "--precision", "-p", help="fp16, int8 (with --mode), or int8-dynamic / int8-static (the pipeline's names).", case_sensitive=False),
     mode: Optional[QuantMode] = typer.Option(None, "--mode", help="INT8 only: dynamic (default; no calibration) or static (Q/DQ, needs --calib).", case_sensitive=False),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Static INT8: calibration data (.npz/.npy/.csv), at least 16 sequences like the real inputs."),
-    calib_method: Optional[CalibMethod] = typer.Option(None, "--calib-method", help="Static INT8: how activation ranges are chosen: minmax (default), entropy (KL, TensorRT's) or percentile.", case_sensitive=False),
-    percentile: float = typer.Option(99.999, "--percentile", help="For --calib-method percentile: the percentile of |x| used as the range."),
-    exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
+    calib: Optional[Path] = typer.Option(None, "--calib", metavar="DATA", help="Static INT8: calibration data (.npz/.npy/.csv), at least 16 sequences like the real inputs."),
+    calib_method: Optional[CalibMethod] = typer.Option(None, "--calib-method", help="Static INT8: how activation ranges are chosen: minmax (default, as in build and the pipeline), entropy (KL) or percentile.", case_sensitive=False),
+    percentile: float = typer.Option(99.999, "--percentile", metavar="P", help="For --calib-method percentile: the percentile of |x| used as the range."),
+    exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="PATTERN", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
     per_channel: bool = typer.Option(False, "--per-channel", help="INT8: one scale per output channel of each weight (more accurate, slightly slower)."),
     target_cpu: TargetCpu = typer.Option(TargetCpu.auto, "--target-cpu", help="INT8: the CPU class the file must not saturate on: auto (this machine), x86-vnni, x86-avx2 (x86 without VNNI) or arm64. Chooses 7-bit weights (dynamic) or the unfused onnxruntime level (static) where the int8 kernel would saturate.", case_sensitive=False),
     reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--no-reduce-range", help="INT8: force 7-bit weights on/off (default: chosen for --target-cpu).", show_default=False),
-    weight_type: Optional[str] = typer.Option(None, "--weight-type", help="Dynamic INT8: s8 (default) or u8 weights (u8 runs onnxruntime's non-saturating u8×u8 kernel).", show_default=False),
+    weight_type: Optional[str] = typer.Option(None, "--weight-type", metavar="s8|u8", help="Dynamic INT8: s8 (default) or u8 weights (u8 runs onnxruntime's non-saturating u8×u8 kernel).", show_default=False),
     no_subgraphs: bool = typer.Option(False, "--no-subgraphs", help="Dynamic INT8: leave Loop/If bodies float."),
     fp16_io: bool = typer.Option(False, "--fp16-io", help="FP16: make the graph inputs/outputs float16 too (default: float32 I/O with casts inside)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Data for the accuracy fallback (.npz/.npy/.csv): drift is measured on it against the FP32 model."),
-    max_drift: Optional[str] = typer.Option(None, "--max-drift", help="Drift budget METRIC=VALUE on the outputs vs FP32 (metric rel_l2, max_abs, rmse or mean_abs); needs --data. Keeps the most sensitive nodes in float until it holds, else exit 1."),
-    window: Optional[int] = typer.Option(None, "--window", help="For .csv data: rows per sequence."),
-    features: Optional[str] = typer.Option(None, "--features", help="For .csv data: feature columns (names or indices, comma-separated)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Batch size for calibration and drift measurement."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DATA", help="Data for the accuracy fallback (.npz/.npy/.csv): drift is measured on it against the FP32 model."),
+    max_drift: Optional[str] = typer.Option(None, "--max-drift", metavar="METRIC<=VALUE", help="Drift budget on the outputs vs FP32, e.g. rel_l2<=0.01 (metric rel_l2, max_abs, rmse or mean_abs; the --gate syntax); needs --data. Keeps the most sensitive nodes in float until it holds, else exit 1."),
+    window: Optional[int] = WindowOpt,
+    stride: int = StrideOpt,
+    group: Optional[str] = GroupOpt,
+    features: Optional[str] = FeaturesOpt,
+    batch_size: int = typer.Option(32, "--batch", metavar="N", help="Batch size for calibration and drift measurement."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -80,8 +84,8 @@ def quantize(
     from edgelstm.options import PrecisionSpec
 
     # usage checks first, before anything is loaded
-    if precision == Precision.fp32:
-        raise BadInput("--precision fp32 is what the input already is; choose fp16 or int8")
+    precision, named_mode = _split_precision(precision, mode)
+    mode = mode or named_mode
     if precision == Precision.fp16:
         used = [f for f, v in (("--mode", mode), ("--calib", calib), ("--calib-method", calib_method),
                                ("--per-channel", per_channel), ("--reduce-range", reduce_range is not None),
@@ -100,24 +104,25 @@ def quantize(
     if max_drift is not None and data is None:
         raise BadInput("--max-drift needs --data DATA to measure the drift on")
     if data is not None and max_drift is None:
-        raise BadInput("--data is used by the accuracy fallback: add --max-drift METRIC=VALUE (e.g. rel_l2=0.01)")
+        raise BadInput("--data is used by the accuracy fallback: add --max-drift METRIC<=VALUE (e.g. rel_l2<=0.01)")
     budget = stages.DriftBudget.parse(max_drift) if max_drift is not None else None
     if batch_size < 1:
-        raise BadInput(f"--batch-size must be >= 1, got {batch_size}")
+        raise BadInput(f"--batch must be >= 1, got {batch_size}")
     if out.suffix.lower() != ".onnx":
         raise BadInput(f"-o must end in .onnx, got {out.name}")
 
     io = _model_io(model)
+    csv = {"window": window, "features": features, "stride": stride, "group": group}
     calib_src = None
     if calib is not None:
         from edgelstm.data import as_calibration_source
 
-        ds = _load(calib, io, window=window, features=features, what="--calib")
+        ds = _load(calib, io, csv)
         calib_src = as_calibration_source(ds, batch_size, spec=io)
         console.step(f"calibration data: {ds.describe()}")
     data_src = None
     if data is not None:
-        ds = _load(data, io, window=window, features=features, what="--data")
+        ds = _load(data, io, csv)
         data_src = ds.batches(batch_size)
         console.step(f"drift measured on: {ds.describe()}")
 
@@ -125,7 +130,7 @@ def quantize(
     if precision == Precision.fp16:
         options: object = stages.Fp16Options(keep_io_types=not fp16_io, exclude=excl)
     else:
-        options = stages.Int8Options(mode=mode, calib_method=calib_method or CalibMethod.minmax, exclude=excl,
+        options = stages.Int8Options(mode=mode, calib_method=calib_method or DEFAULT_CALIB_METHOD, exclude=excl,
                               per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
                               percentile=percentile, target=target_cpu, weight_type=weight_type)
         recipe = options.recipe()  # type: ignore[attr-defined]
@@ -172,6 +177,14 @@ def quantize(
              else f"{1 / result.times_smaller:.2f}x larger than")
     console.success(f"wrote {out} ({result.size_bytes:,} bytes, {ratio} {model.name}'s {result.parent_size_bytes:,})")
     finish({**result.to_dict(), "input": str(model)}, json_out)
+
+
+def _split_precision(precision: QuantizePrecision, mode: Optional[QuantMode]) -> tuple[Precision, Optional[QuantMode]]:
+    """``int8-static`` -> (int8, static); ``--mode`` may repeat the name's mode but not contradict it."""
+    prec, named = QuantizePrecision(precision).split()
+    if named is not None and mode is not None and mode != named:
+        raise BadInput(f"--precision {precision} and --mode {mode} contradict each other; give one")
+    return prec, named
 
 
 def register(app: typer.Typer) -> None:

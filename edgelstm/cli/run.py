@@ -20,7 +20,8 @@ output directory (a second fails at once naming the first, or waits with --wait)
   edgelstm run examples/pipelines/lstm_regressor.toml
 
 Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates, [bench], [targets],
-[output] dir. See examples/pipelines/ for every key.
+[output] dir, [devices] hosts|inventory (end with a check on those devices over SSH, as `edgelstm remote`).
+See examples/pipelines/ for every key.
 """
 
 
@@ -60,6 +61,8 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
+    if getattr(result, "devices", None) is not None:  # [devices]
+        console.info(f"devices: {escape(result.devices['headline'])}; report: {result.devices['reports'].get('markdown')}")
     for name, v in result.validations.items():
         for g in v.get("gates", []):
             if not g.get("passed"):
@@ -72,12 +75,12 @@ def render_summary(result) -> None:
 def payload(result) -> dict:
     return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
-            "notes": result.notes,
+            "notes": result.notes, "devices": getattr(result, "devices", None),
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 
 def run(
-    pipeline: Path = typer.Argument(..., help="The pipeline TOML file.", show_default=False),
+    pipeline: Path = typer.Argument(..., metavar="PIPELINE.toml", help="The pipeline TOML file.", show_default=False),
     wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into the same output "
                                                      "directory, wait for it instead of failing."),
     json_out: bool = JsonOpt,
@@ -86,7 +89,7 @@ def run(
     from edgelstm.pipeline.flow import run_pipeline
     from edgelstm.pipeline.config import load_pipeline
 
-    p = load_pipeline(pipeline)  # the whole file is checked before anything runs or is written
+    p = load_pipeline(pipeline, on_renamed=console.deprecated)  # the whole file is checked before anything runs
     result = run_pipeline(p, on_step=console.step, wait=wait)
     render_summary(result)
     finish(payload(result), json_out, 0 if result.passed else 1)

@@ -10,7 +10,9 @@ import typer
 
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command
-from edgelstm.cli.model_options import FactoryOpt, InputOpt, StateArgOpt, TrustPickleOpt, input_options
+from edgelstm.cli.data_options import FeaturesOpt, GroupOpt, HorizonOpt, StrideOpt, TargetOpt, WindowOpt
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
+                                        input_options)
 
 HELP = """Measure how far a CANDIDATE artifact drifted from a REFERENCE on the same data, and fail (exit 1)
 when a gate is exceeded. Both may be any artifact: a torch model (TorchScript, .pt2, edgelstm
@@ -36,7 +38,7 @@ A policy file keeps budgets as data (a bare number takes the metric's natural di
   \\[task]
   mse_delta = 0.001
   \\[baseline]
-  tolerance = 0.10
+  max_growth = 1.10
 
 Exit codes: 0 all gates passed, 1 a gate failed (all reports are written first), 2 bad input
 (data that does not fit the model, NaN/inf, outputs that do not match, an unknown metric), 3 a
@@ -49,11 +51,11 @@ Examples:
   edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz \\
       --gate "rel_l2:y<=0.02" --gate "mse_delta<=0.001" --report drift.json --junit drift.xml
 
-  edgelstm validate -r model.pt -c model.fp16.onnx --data sensors.csv --window 60 \\
-      --features temp,pressure --target label --policy drift-policy.toml --markdown summary.md
+  edgelstm validate -r model.pt -c model.fp16.onnx --data sensors.csv --window 60 --stride 10 \\
+      --group unit --features temp,pressure --target label --policy drift-policy.toml --markdown summary.md
 
   edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz --policy drift-policy.toml \\
-      --baseline last-release.json --baseline-tolerance 0.10
+      --baseline last-release.json --max-growth 1.10
 """
 
 
@@ -66,62 +68,61 @@ def _parse_chunks(text: Optional[str]) -> Optional[tuple[int, ...]]:
 
 
 def validate(
-    reference: Path = typer.Option(..., "--reference", "-r", show_default=False,
+    reference: Path = typer.Option(..., "--reference", "-r", metavar="REF", show_default=False,
                                    help="The artifact to trust: usually the torch model or the FP32 ONNX."),
-    candidate: Path = typer.Option(..., "--candidate", "-c", show_default=False,
+    candidate: Path = typer.Option(..., "--candidate", "-c", metavar="CAND", show_default=False,
                                    help="The artifact to check: ONNX (fp32/fp16/int8), TensorRT engine or torch model."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", show_default=False,
+    data: Optional[Path] = typer.Option(None, "--data", "-d", metavar="DATA", show_default=False,
                                         help="Data: .npz (arrays named like the model inputs or a single x; optional "
                                              "labels y), .npy (the one input) or .csv (with --window)."),
-    synthetic: Optional[int] = typer.Option(None, "--synthetic", show_default=False,
+    synthetic: Optional[int] = typer.Option(None, "--synthetic", metavar="N", show_default=False,
                                             help="Use N seeded standard-normal samples instead of --data."),
-    seq: int = typer.Option(16, "--seq", help="Sequence length of --synthetic samples."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Samples per inference batch (a static model's fixed "
-                                                             "batch overrides it)."),
-    window: Optional[int] = typer.Option(None, "--window", show_default=False,
-                                         help="CSV only: rows per sequence (sliding windows, stride 1)."),
-    features: Optional[str] = typer.Option(None, "--features", show_default=False,
-                                           help="CSV only: feature columns by name or index, comma-separated "
-                                                "(default: every column but --target)."),
-    target: Optional[str] = typer.Option(None, "--target", show_default=False,
-                                         help="CSV only: the label column (its value at each window's last row)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of --synthetic data."),
-    min_samples: int = typer.Option(1, "--min-samples", help="Refuse data sets with fewer samples than this."),
-    gate: Optional[List[str]] = typer.Option(None, "--gate", "-g", show_default=False,
+    seq: int = typer.Option(16, "--seq", metavar="N", help="Sequence length of --synthetic samples."),
+    batch_size: int = typer.Option(32, "--batch", metavar="N", help="Samples per inference batch (a static model's "
+                                                                    "fixed batch overrides it)."),
+    window: Optional[int] = WindowOpt,
+    stride: int = StrideOpt,
+    horizon: int = HorizonOpt,
+    group: Optional[str] = GroupOpt,
+    features: Optional[str] = FeaturesOpt,
+    target: Optional[str] = TargetOpt,
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of --synthetic data."),
+    min_samples: int = typer.Option(1, "--min-samples", metavar="N", help="Refuse data sets with fewer samples than this."),
+    gate: Optional[List[str]] = typer.Option(None, "--gate", "-g", metavar="METRIC<=VALUE", show_default=False,
                                              help="METRIC[:OUTPUT]<=VALUE or >=VALUE; repeatable. Overrides the "
                                                   "policy's budget for the same metric and output."),
-    policy: Optional[Path] = typer.Option(None, "--policy", show_default=False,
+    policy: Optional[Path] = typer.Option(None, "--policy", metavar="FILE.toml", show_default=False,
                                           help="TOML budgets: tables default (every output), outputs.NAME, task, "
-                                               "streaming and baseline (tolerance, floor); see the example above."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", show_default=False,
-                                            help="A previous --report JSON: fail where drift grew beyond "
-                                                 "--baseline-tolerance."),
-    baseline_tolerance: Optional[float] = typer.Option(None, "--baseline-tolerance", show_default=False,
-                                                       help="Allowed relative growth of drift over the baseline "
-                                                            "(0.10 = 10%; default: the policy's, else 0.10)."),
-    baseline_floor: Optional[float] = typer.Option(None, "--baseline-floor", show_default=False,
+                                               "streaming and baseline (max_growth, floor); see the example above."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", metavar="OLD.json", show_default=False,
+                                            help="A previous --report JSON of the same reference/candidate pair: fail "
+                                                 "where drift grew beyond --max-growth (another pair is refused)."),
+    max_growth: Optional[float] = typer.Option(None, "--max-growth", metavar="RATIO", show_default=False,
+                                               help="With --baseline: the largest allowed drift ratio new/baseline "
+                                                    "(1.10 = 10% more drift; default: the policy's, else 1.10)."),
+    baseline_floor: Optional[float] = typer.Option(None, "--baseline-floor", metavar="X", show_default=False,
                                                    help="Absolute slack added to every baseline limit so that "
                                                         "zero-drift baselines don't false-alarm (default 1e-6)."),
-    report: Optional[Path] = typer.Option(None, "--report", show_default=False, help="Write the JSON report here."),
-    junit: Optional[Path] = typer.Option(None, "--junit", show_default=False,
+    report: Optional[Path] = typer.Option(None, "--report", metavar="OUT.json", show_default=False,
+                                          help="Write the JSON report here."),
+    junit: Optional[Path] = typer.Option(None, "--junit", metavar="OUT.xml", show_default=False,
                                          help="Write JUnit XML here (one testcase per gate) for CI test tabs."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", show_default=False,
+    markdown: Optional[Path] = typer.Option(None, "--markdown", metavar="OUT.md", show_default=False,
                                             help="Write a Markdown summary here (e.g. for $GITHUB_STEP_SUMMARY)."),
-    task: Optional[str] = typer.Option(None, "--task", show_default=False,
-                                       help="regression or classification (default: inferred from the labels "
-                                            "and the output shape)."),
+    task: Optional[str] = typer.Option(None, "--task", metavar="regression|classification", show_default=False,
+                                       help="Default: inferred from the labels and the output shape."),
     no_streaming: bool = typer.Option(False, "--no-streaming", help="Skip the chunked run of a stateful candidate."),
-    chunks: Optional[str] = typer.Option(None, "--chunks", show_default=False,
+    chunks: Optional[str] = typer.Option(None, "--chunks", metavar="1,4", show_default=False,
                                          help="Streaming chunk sizes, comma-separated (default: 1 and seq/4)."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", show_default=False,
-                                             help="Features per step, for torch models where it cannot be inferred."),
+    input_size: Optional[int] = InputSizeOpt,
     input: Optional[List[str]] = InputOpt,
     state_arg: Optional[str] = StateArgOpt,
     static: bool = typer.Option(False, "--static", help="A torch model that takes one fixed shape: run it only at "
-                                "--batch-size x --seq (a fixed-shape ONNX candidate also says its shape)."),
+                                "--batch x --seq (a fixed-shape ONNX candidate also says its shape)."),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
-    threads: Optional[int] = typer.Option(None, "--threads", show_default=False, help="Intra-op threads for both runners."),
+    threads: Optional[int] = typer.Option(None, "--threads", metavar="N", show_default=False,
+                                          help="Intra-op threads for both runners."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -143,12 +144,14 @@ def validate(
     gates = parse_gates(gate)
     pol = load_policy(policy) if policy else None
     base = load_baseline(baseline) if baseline else None
-    tol = baseline_tolerance if baseline_tolerance is not None else (
+    for note in pol.deprecated if pol else ():
+        console.deprecated(note)
+    tol = max_growth - 1.0 if max_growth is not None else (
         pol.baseline_tolerance if pol and pol.baseline_tolerance is not None else DEFAULT_BASELINE_TOLERANCE)
     floor = baseline_floor if baseline_floor is not None else (
         pol.baseline_floor if pol and pol.baseline_floor is not None else DEFAULT_BASELINE_FLOOR)
     if tol < 0 or floor < 0:
-        raise BadInput(f"{opt('baseline_tolerance')} and {opt('baseline_floor')} must be >= 0")
+        raise BadInput(f"{opt('max_growth')} must be >= 1 and {opt('baseline_floor')} >= 0")
     all_gates = tuple(pol.gates if pol else ()) + tuple(gates)
 
     stack = contextlib.ExitStack()
@@ -167,18 +170,21 @@ def validate(
                                                          fallback_points=((batch_size, seq),)),
                               threads=threads, progress=on_progress)
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
-                          target=target, min_samples=min_samples)
+                          target=target, min_samples=min_samples, stride=stride, horizon=horizon, group=group)
     console.step(f"validating {candidate.name} against {reference.name}")
     with stack:
         result = validate_artifacts(reference, candidate, request, options)
 
+    from edgelstm.safe_files import all_or_nothing
+
     written = []
-    if report:
-        written.append(str(write_validate_report(result, report)))
-    if junit:
-        written.append(str(write_junit(result, junit)))
-    if markdown:
-        written.append(str(write_markdown(result, markdown)))
+    with all_or_nothing():  # the reports of one command commit together, or none does
+        if report:
+            written.append(str(write_validate_report(result, report)))
+        if junit:
+            written.append(str(write_junit(result, junit)))
+        if markdown:
+            written.append(str(write_markdown(result, markdown)))
 
     _summary(result)
     for w in result.info.get("warnings", []):

@@ -3,8 +3,10 @@
 - ``.npz``: arrays named like the model's inputs, or a single array (any name, usually ``x``) for a model
   with one data input; optional labels under ``y`` (or ``labels``);
 - ``.npy``: the one data input;
-- ``.csv``: a table windowed into sequences of ``window`` rows (``features`` picks the columns by name or
-  index, ``target`` the label column; the label of a window is the target at its last row).
+- ``.csv``: a table windowed into sequences of ``window`` rows, a window starting every ``stride`` rows
+  (``features`` picks the columns by name or index, ``target`` the label column; the label of a window is the
+  target at its last row, or ``horizon`` rows later). The file is one sequence unless ``group`` names a column
+  that says which sequence a row belongs to: then no window crosses a change of its value.
 
 ``calibration_source`` is the one call for a calibration source: a data file, or synthetic samples.
 """
@@ -82,7 +84,8 @@ def _load_npy(path: Path, spec: IOSpec) -> dict[str, np.ndarray]:
     return {_data_input(spec).name: arr}
 
 
-def _read_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
+def _read_csv(path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """The header (None when the first row is all numbers) and the rows, as text; every row as wide as the first."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
@@ -103,20 +106,23 @@ def _read_csv(path: Path) -> tuple[list[str] | None, np.ndarray]:
         header = [c.strip() for c in rows[0]]
         rows = rows[1:]
     width = len(header) if header else len(rows[0]) if rows else 0
-    values = np.full((len(rows), width), np.nan, dtype=np.float64)
     for i, r in enumerate(rows):
         if len(r) != width:
             raise BadInput(f"{path.name}: line {i + 1 + (header is not None)} has {len(r)} columns, expected {width}")
-        for j, c in enumerate(r):
-            c = c.strip()
-            if c == "":
-                continue  # NaN; reported by the finiteness check with the column name
+    return header, rows
+
+
+def _numbers(rows: list[list[str]], j: int, name: str, path: Path, first_line: int) -> np.ndarray:
+    """Column ``j`` as float64 (an empty cell is NaN, reported by the finiteness checks with the column's name)."""
+    out = np.full(len(rows), np.nan, dtype=np.float64)
+    for i, r in enumerate(rows):
+        c = r[j].strip()
+        if c:
             try:
-                values[i, j] = float(c)
+                out[i] = float(c)
             except ValueError:
-                col = header[j] if header else j
-                raise BadInput(f"{path.name}: column {col!r} on line {i + 1 + (header is not None)} is not a number: {c!r}") from None
-    return header, values
+                raise BadInput(f"{path.name}: column {name!r} on line {i + first_line} is not a number: {c!r}") from None
+    return out
 
 
 def _column(ref: str | int, header: list[str] | None, width: int, path: Path, what: str) -> int:
@@ -130,60 +136,99 @@ def _column(ref: str | int, header: list[str] | None, width: int, path: Path, wh
     raise BadInput(f"{path.name}: no {what} column named {ref!r} (columns: {have})")
 
 
-def _load_csv(path: Path, spec: IOSpec, *, window: int | None, features, target, stride: int,
-              horizon: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    header, table = _read_csv(path)
+def _sequences(rows: list[list[str]], gcol: int | None, gname: str, path: Path, first_line: int) -> list[range]:
+    """The row ranges of the file's sequences: the whole file, or one per run of equal ``gcol`` values (a value
+    that comes back after another is refused: the rows of a sequence must be together)."""
+    if gcol is None:
+        return [range(len(rows))]
+    runs: list[range] = []
+    where: dict[str, int] = {}
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i][gcol].strip() != rows[start][gcol].strip():
+            gid = rows[start][gcol].strip()
+            if gid in where:
+                raise BadInput(f"{path.name}: {opt('group')} {gname!r} value {gid!r} comes back on line "
+                               f"{start + first_line} after other values (first run from line {where[gid]}); sort the "
+                               "file so that each sequence's rows are together")
+            where[gid] = start + first_line
+            runs.append(range(start, i))
+            start = i
+    return runs
+
+
+def _check_feature_count(x_spec: TensorSpec, names: list[str], features, path: Path) -> None:
+    """A file whose feature columns do not match the model's feature axis, refused with what to pass."""
+    want = x_spec.shape[-1] if len(x_spec.shape) == 3 else None
+    if not isinstance(want, int) or want == len(names):
+        return
+    cols = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    hint = (f"{opt('features')} names {len(names)} column(s); name {want}" if features is not None else
+            f"by default every column but {opt('target')} and {opt('group')} is a feature: pick the model's with "
+            f"{opt('features')} a,b,... and name a label column with {opt('target')}")
+    raise BadInput(f"{path.name}: {len(names)} feature column(s) ({cols}) but {x_spec.name!r} takes {want} features "
+                   "per step", hint=hint)
+
+
+def _load_csv(path: Path, spec: IOSpec, *, window: int | None, features, target, stride: int, horizon: int,
+              group: str | int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    header, rows = _read_csv(path)
     first_line = 2 if header else 1
-    width = table.shape[1]
-    tcol = None if target is None else _column(parse_features([target])[0], header, width, path, "target")  # type: ignore[index]
+    width = len(header) if header else len(rows[0]) if rows else 0
+
+    def col(ref, what: str) -> int | None:
+        return None if ref is None else _column(parse_features([ref])[0], header, width, path, what)  # type: ignore[index]
+
+    tcol, gcol = col(target, "target"), col(group, "group")
     feats = parse_features(features)
-    if feats is None:
-        fcols = [j for j in range(width) if j != tcol]
-    else:
-        fcols = [_column(f, header, width, path, "feature") for f in feats]
+    fcols = [j for j in range(width) if j not in (tcol, gcol)] if feats is None else \
+        [_column(f, header, width, path, "feature") for f in feats]
     if not fcols:
-        raise BadInput(f"{path.name}: no feature columns left (the only column is the target)")
+        raise BadInput(f"{path.name}: no feature columns left (the only columns are the target and the group)")
     names = [header[j] if header else str(j) for j in fcols]
-    for j, name in zip(fcols, names):
-        bad = ~np.isfinite(table[:, j])
-        if bad.any():
-            raise BadInput(f"{path.name}: column {name!r} has {int(bad.sum())} empty/NaN/inf value(s) "
-                           f"(first on line {int(np.argmax(bad)) + first_line})")
     x_spec = _data_input(spec)
     if window is None:
         if "seq" in x_spec.shape or len(x_spec.shape) != 3 or not isinstance(x_spec.shape[1], int):
             raise BadInput(f"{path.name}: a CSV needs {opt('window')} T (rows per sequence) to become "
                            f"{x_spec.name!r} [batch, seq, features]")
         window = int(x_spec.shape[1])
+    _check_feature_count(x_spec, names, features, path)
+    columns = [_numbers(rows, j, name, path, first_line) for j, name in zip(fcols, names)]
+    for name, values in zip(names, columns):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise BadInput(f"{path.name}: column {name!r} has {int(bad.sum())} empty/NaN/inf value(s) "
+                           f"(first on line {int(np.argmax(bad)) + first_line})")
     if window < 1 or stride < 1 or horizon < 0:
-        raise BadInput(f"{path.name}: {opt('window')} and stride must be >= 1 and horizon >= 0 "
-                       f"(got window={window}, stride={stride}, horizon={horizon})")
-    rows = table.shape[0]
-    starts = list(range(0, rows - window - horizon + 1, stride))
+        raise BadInput(f"{path.name}: {opt('window')} and {opt('stride')} must be >= 1 and {opt('horizon')} >= 0 "
+                       f"(got {window}, {stride}, {horizon})")
+    ahead = horizon if tcol is not None else 0  # the horizon shifts the label; without one it changes nothing
+    sequences = _sequences(rows, gcol, str(group), path, first_line)
+    starts = [s for seq in sequences for s in range(seq.start, seq.stop - window - ahead + 1, stride)]
     if not starts:
-        raise BadInput(f"{path.name}: {rows} row(s) are too few for one window of {window}"
-                       + (f" plus horizon {horizon}" if horizon else ""))
-    feats_tab = table[:, fcols].astype(np.float32)
+        longest = max(len(seq) for seq in sequences)
+        raise BadInput(f"{path.name}: {longest} row(s) are too few for one window of {window}"
+                       + (f" plus horizon {ahead}" if ahead else "")
+                       + (f" (the longest of {len(sequences)} sequences by {opt('group')})" if gcol is not None else ""))
+    feats_tab = np.stack(columns, axis=1).astype(np.float32)
     x = np.stack([feats_tab[s:s + window] for s in starts])
     if x_spec.axis("seq") == 0 and x_spec.axis("batch") == 1:
         x = np.ascontiguousarray(x.transpose(1, 0, 2))  # a seq-first model takes [seq, batch, features]
     labels = None
     if tcol is not None:
-        col = table[:, tcol]
-        labels = np.array([col[s + window - 1 + horizon] for s in starts])
+        tname = header[tcol] if header else str(tcol)
+        col_t = _numbers(rows, tcol, tname, path, first_line)
+        labels = np.array([col_t[s + window - 1 + ahead] for s in starts])
         if not np.isfinite(labels).all():
-            tname = header[tcol] if header else str(tcol)
             raise BadInput(f"{path.name}: target column {tname!r} has empty/NaN/inf values inside the windows")
-        if np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            labels = labels.astype(np.float32)
+        labels = labels.astype(np.int64) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
     return {x_spec.name: x}, labels
 
 
 def load_dataset(path: str | Path, spec: IOSpec, *, window: int | None = None,
                  features: str | Sequence[str | int] | None = None, target: str | int | None = None,
-                 stride: int = 1, horizon: int = 0, min_samples: int = 1) -> Dataset:
+                 stride: int = 1, horizon: int = 0, group: str | int | None = None,
+                 min_samples: int = 1) -> Dataset:
     """Load ``.npz`` / ``.npy`` / ``.csv`` data for a model with I/O ``spec`` and check it before anything runs.
 
     Zero state is added for stateful specs whose data lacks ``h0``/``c0``. Raises BadInput (one line,
@@ -195,8 +240,8 @@ def load_dataset(path: str | Path, spec: IOSpec, *, window: int | None = None,
     if p.is_dir():
         raise BadInput(f"{p} is a directory; pass a .npz, .npy or .csv file")
     suffix = p.suffix.lower()
-    if suffix != ".csv" and (window is not None or features is not None or target is not None):
-        raise BadInput(f"{opt('window')}/{opt('features')}/{opt('target')} apply to .csv data, "
+    if suffix != ".csv" and (window is not None or features is not None or target is not None or group is not None):
+        raise BadInput(f"{opt('window')}/{opt('features')}/{opt('target')}/{opt('group')} apply to .csv data, "
                        f"not {suffix or 'this'} files ({p.name})")
     labels = None
     if suffix == ".npz":
@@ -205,7 +250,7 @@ def load_dataset(path: str | Path, spec: IOSpec, *, window: int | None = None,
         arrays = _load_npy(p, spec)
     elif suffix == ".csv":
         arrays, labels = _load_csv(p, spec, window=window, features=features, target=target, stride=stride,
-                                   horizon=horizon)
+                                   horizon=horizon, group=group)
     else:
         raise BadInput(f"unknown data format {suffix or '(no suffix)'} for {p.name}; use .npz, .npy or .csv")
     return dataset_from_arrays(arrays, spec, labels=labels, source=p.name, min_samples=min_samples)

@@ -129,11 +129,13 @@ def _data(p: Pipeline, problems: Problems) -> None:
     _data_size(p, problems)
     if d.synthetic < 1 and d.validation is None:
         problems.add("[data] needs synthetic > 0 or a validation file")
-    for key in ("window", "features"):
+    for key in ("window", "features", "group"):
         if getattr(d, key) is not None and not csv:
             problems.add(f"[data].{key} applies to a .csv validation or calibration file")
     if d.target is not None and not str(d.validation or "").lower().endswith(".csv"):
         problems.add("[data].target names the label column of a .csv validation file")
+    if d.horizon and d.target is None:
+        problems.add("[data].horizon shifts the label: it needs [data].target")
 
 
 def _validate(p: Pipeline, problems: Problems) -> None:

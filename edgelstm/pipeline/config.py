@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from edgelstm.errors import BadInput
 from edgelstm.pipeline.checks import Problems, check_pipeline, suggest
 from edgelstm.pipeline.schema import (MINIMUMS, PRECISIONS, SECTIONS, BenchSection, DataSection, ExportSection,
                                       ModelSection, OutputSection, Pipeline, QuantizeSection, TargetsSection,
-                                      ValidateSection, option_name)
+                                      ValidateSection, option_name, renamed_keys)
 
 __all__ = ["Pipeline", "ModelSection", "ExportSection", "QuantizeSection", "DataSection", "ValidateSection",
            "BenchSection", "TargetsSection", "OutputSection", "SECTIONS", "PRECISIONS", "parse_pipeline",
@@ -55,10 +55,12 @@ def _coerce(section: str, key: str, value: Any, annotation: str) -> Any:
 
 
 def parse_pipeline(data: Mapping[str, Any], *, name: str = "pipeline.toml", base_dir: Path = Path("."),
-                   source_text: str = "") -> Pipeline:
+                   source_text: str = "", on_renamed: Callable[[str], None] | None = None) -> Pipeline:
     """A Pipeline from parsed TOML; every problem in the file (unknown sections and keys, values of the wrong
-    type or out of range, unknown precisions, metrics, files, gates) is one BadInput naming each key."""
+    type or out of range, unknown precisions, metrics, files, gates) is one BadInput naming each key. An old key
+    name (``RENAMED_KEYS``) is read under its new one and told to ``on_renamed``."""
     problems = Problems(name)
+    data = renamed_keys(data, on_renamed)
     unknown = [k for k in data if k not in SECTIONS]
     for k in unknown:
         problems.add(f"unknown section [{k}]{suggest(k, SECTIONS)}; sections: {', '.join(SECTIONS)}")
@@ -91,7 +93,7 @@ def parse_pipeline(data: Mapping[str, Any], *, name: str = "pipeline.toml", base
     return p
 
 
-def load_pipeline(path: str | Path) -> Pipeline:
+def load_pipeline(path: str | Path, on_renamed: Callable[[str], None] | None = None) -> Pipeline:
     """Read and check a pipeline file: missing, a directory, not UTF-8, not TOML or any bad value is one
     BadInput line; nothing is run or written."""
     from edgelstm.fileio import parse_toml, read_text_file
@@ -99,4 +101,5 @@ def load_pipeline(path: str | Path) -> Pipeline:
     path = Path(path)
     text = read_text_file(path, what="pipeline file")
     data = parse_toml(text, name=path.name)
-    return parse_pipeline(data, name=path.name, base_dir=path.resolve().parent, source_text=text)
+    return parse_pipeline(data, name=path.name, base_dir=path.resolve().parent, source_text=text,
+                          on_renamed=on_renamed)

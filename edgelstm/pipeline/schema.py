@@ -9,9 +9,10 @@ import contextlib
 import copy
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from edgelstm.errors import EdgeLSTMError
+from edgelstm.options import DEFAULT_CALIB_METHOD
 
 PRECISIONS = ("fp16", "int8-dynamic", "int8-static")
 VALIDATED = ("fp32", "fp32-stateful", *PRECISIONS)  # the artifacts [validate.precision_gates] may name
@@ -28,26 +29,30 @@ class ModelSection:
     input_size: int | None = None
     input: tuple[str, ...] = ()       # NAME:DTYPE[DIMS] per forward argument (as `--input`); default: inferred
     state_arg: str | None = None      # the forward argument that takes the recurrent state (as `--state-arg`)
-    static: bool = False              # the model takes one shape: [export].batch x [export].seq_len
+    static: bool = False              # the model takes one shape: [export].batch x [export].seq
     keras_reference: str | None = None  # a Keras source's own predictions (.npz: x, y) to verify its import against
     config: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ExportSection:
-    seq_len: int = 60
+    seq: int = 60                     # the example sequence length (was seq_len: RENAMED_KEYS)
     batch: int = 2
     opset: int = 17
     stateful: bool = True
+
+    @property
+    def seq_len(self) -> int:  # the exporter's name for it (ExportOptions.seq_len)
+        return self.seq
 
 
 @dataclass(frozen=True)
 class QuantizeSection:
     precisions: tuple[str, ...] = PRECISIONS
-    calib_method: str = "minmax"
+    calib_method: str = DEFAULT_CALIB_METHOD.value
     exclude: tuple[str, ...] = ()
     target_cpu: str = "auto"          # INT8: the CPU class the files must not saturate on (auto: this machine)
-    max_drift: str | None = None      # accuracy fallback budget, e.g. "rel_l2=0.009", measured on [data]
+    max_drift: str | None = None      # accuracy fallback budget, e.g. "rel_l2<=0.009", measured on [data]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ class DataSection:
     validation: str | None = None
     calibration: str | None = None
     window: int | None = None
+    stride: int = 1                   # .csv: rows between window starts
+    horizon: int = 0                  # .csv: the label is [data].target this many rows after a window's last row
+    group: str | None = None          # .csv: the sequence id column (no window crosses a change of its value)
     features: tuple[str, ...] | None = None
     target: str | None = None
 
@@ -91,6 +99,29 @@ class OutputSection:
 
 
 @dataclass(frozen=True)
+class DevicesSection:
+    """The fleet check that ends a run (edgelstm.pipeline.devices_step): the artifacts checked on these devices."""
+
+    hosts: tuple[str, ...] = ()       # [user@]host[:port] or ssh Host aliases
+    inventory: str | None = None      # a fleet inventory (TOML), relative to the pipeline file
+    labels: tuple[str, ...] = ()      # with inventory: the devices carrying any of these labels
+    names: tuple[str, ...] = ()       # with inventory: these devices
+    ssh_config: str | None = None     # ssh -F FILE (default: ~/.ssh/config)
+    python: str | None = None         # the devices' Python (default: python3, or the inventory's)
+    workdir: str | None = None        # where runs live on the devices
+    timeout: int = 1800               # seconds per device
+    retries: int = 1
+    concurrency: int = 4
+    samples: int = 256                # validation samples carried to the devices
+    energy: bool = True               # energy per inference on Jetsons
+    dir: str = "devices"              # under [output].dir: the bundle, each device's results, fleet.md/html/json
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.hosts or self.inventory)
+
+
+@dataclass(frozen=True)
 class Pipeline:
     model: ModelSection
     export: ExportSection = ExportSection()
@@ -100,6 +131,7 @@ class Pipeline:
     bench: BenchSection = BenchSection()
     targets: TargetsSection = TargetsSection()
     output: OutputSection = OutputSection()
+    devices: DevicesSection = DevicesSection()
     base_dir: Path = Path(".")
     source_text: str = ""
     name: str = "pipeline.toml"
@@ -117,11 +149,30 @@ class Pipeline:
 
 
 SECTIONS = {"model": ModelSection, "export": ExportSection, "quantize": QuantizeSection, "data": DataSection,
-            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection}
+            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection,
+            "devices": DevicesSection}
 
 #: the smallest value of an integer key (others: >= 0)
-MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq_len"): 1,
-            ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1}
+MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq"): 1,
+            ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1,
+            ("data", "stride"): 1, ("devices", "timeout"): 1, ("devices", "concurrency"): 1, ("devices", "samples"): 1}
+
+#: keys renamed for the one vocabulary (README.md): (section, old key) -> new key. The old key still works until
+#: console.OLD_SPELLINGS_UNTIL, with a note (``renamed_keys``).
+RENAMED_KEYS = {("export", "seq_len"): "seq"}
+
+
+def renamed_keys(data: Mapping[str, Any], note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``data`` (parsed TOML) with each old key under its new name and ``note`` told once per old key; an old key
+    given beside its new one stays (the check names it as unknown, with the suggestion)."""
+    out = dict(data)
+    for (section, old), new in RENAMED_KEYS.items():
+        table = out.get(section)
+        if isinstance(table, Mapping) and old in table and new not in table:
+            out[section] = {(new if k == old else k): v for k, v in table.items()}
+            if note is not None:
+                note(f"[{section}].{old} is now [{section}].{new}")
+    return out
 
 
 
@@ -139,7 +190,7 @@ KEY_SECTIONS = _key_sections()
 #: library options whose pipeline key has another name
 OPTION_KEYS = {"precision": ("quantize", "precisions"), "mode": ("quantize", "precisions"),
                "calib": ("data", "calibration"), "data": ("data", "validation"), "gate": ("validate", "gates"),
-               "steps": ("model", "train_steps"), "out": ("output", "dir")}
+               "steps": ("model", "train_steps"), "out": ("output", "dir"), "seq_len": ("export", "seq")}
 
 
 def option_name(key: str, section: str | None = None) -> str:

@@ -72,7 +72,8 @@ def datasets(p: Pipeline, spec):
     features = list(d.features) if d.features else None
     if d.validation:
         path = p.resolve(d.validation)
-        val = load_dataset(path, spec, window=d.window, features=features, target=d.target)
+        val = load_dataset(path, spec, window=d.window, features=features, target=d.target, stride=d.stride,
+                           horizon=d.horizon, group=d.group)
         data_sha = sha256_file(path)
     elif p.model.zoo:
         x, y = zoo.synthetic_task(p.model.zoo, d.synthetic, d.seq, seed=d.seed)
@@ -83,7 +84,7 @@ def datasets(p: Pipeline, spec):
         data_sha = f"synthetic:{d.synthetic}:{d.seq}:{d.seed}"
     if d.calibration:
         cpath = p.resolve(d.calibration)
-        calib = load_dataset(cpath, spec, window=d.window, features=features)
+        calib = load_dataset(cpath, spec, window=d.window, features=features, stride=d.stride, group=d.group)
         data_sha += ":" + sha256_file(cpath)
     elif p.model.zoo:
         x, _ = zoo.synthetic_task(p.model.zoo, 128, d.seq, seed=d.seed + 1000)  # disjoint from validation

@@ -1,31 +1,26 @@
-"""Gates: drift budgets as data. `--gate METRIC[:OUTPUT]<=VALUE` (repeatable), a policy TOML with a
-default and per-output budgets, and a baseline report whose drift must not grow beyond a tolerance.
+"""Gates: drift budgets as data. `--gate METRIC[:OUTPUT]<=VALUE` (repeatable), a policy TOML with a default and
+per-output budgets, and a baseline report whose drift must not grow beyond a ratio (``--max-growth``).
 
-Gate syntax: ``rel_l2<=0.01`` (every compared output), ``max_abs:y<=0.05`` (one output),
-``cosine>=0.999``, ``accuracy>=0.9`` (task metrics need labels), ``streaming.max_abs<=1e-4`` (stateful
-candidates fed in chunks), ``METRIC=VALUE`` (the metric's natural direction: >= for cosine, accuracy and
-agreement, <= for everything else).
+Gate syntax: ``rel_l2<=0.01`` (every compared output), ``max_abs:y<=0.05`` (one output), ``cosine>=0.999``,
+``accuracy>=0.9`` (task metrics need labels), ``streaming.max_abs<=1e-4`` (stateful candidates fed in chunks),
+``METRIC=VALUE`` (the metric's natural direction: >= for cosine, accuracy and agreement, <= for everything else).
 
 Policy file (TOML)::
 
     [default]            # every compared output
     rel_l2 = 0.01
     cosine = 0.999       # a bare number takes the natural direction (>= here)
-
     [outputs.y]          # per-output budgets override the default for that output
     max_abs = 0.05
-
     [task]               # needs labels (y in the .npz, or --target for a .csv)
     accuracy = ">= 0.95"
-    mse_delta = 0.001
     [streaming]          # stateful candidates only: the sequence fed in chunks, state carried
     max_abs = 1e-4
-    [baseline]           # used with --baseline OLD.json
-    tolerance = 0.10     # 10 % relative growth allowed
-    floor = 1e-6         # plus this much absolute, so zero-drift baselines don't false-alarm
+    [baseline]           # used with --baseline OLD.json: drift may grow to 1.10x the baseline's,
+    max_growth = 1.10    # plus `floor` absolute, so zero-drift baselines don't false-alarm (floor = 1e-6)
 
-Unknown metrics, outputs or keys are BadInput naming them. Evaluation collects every failing gate.
-A drift budget (``METRIC=VALUE``, the quantize fallback's ``--max-drift``) is parsed here too.
+Unknown metrics, outputs or keys are BadInput naming them. Evaluation collects every failing gate. A drift budget
+(``METRIC<=VALUE``, the quantize fallback's ``--max-drift``) is parsed here too.
 """
 
 from __future__ import annotations
@@ -116,6 +111,7 @@ class Policy:
     baseline_tolerance: float | None = None
     baseline_floor: float | None = None
     path: str | None = None
+    deprecated: tuple[str, ...] = ()  # old spellings in the file, for the caller's deprecation notes
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -220,14 +216,18 @@ def parse_policy(data: Mapping[str, Any], *, name: str = "policy") -> Policy:
             raise BadInput(f"{name}: [streaming]: unknown metric {metric!r}; known: {', '.join(OUTPUT_METRICS)}")
         gates.append(_budget(f"streaming.{metric}", value, f"{name}: [streaming]", None))
     base = table("baseline")
-    bad = [k for k in base if k not in ("tolerance", "floor")]
-    if bad:
-        raise BadInput(f"{name}: [baseline]: unknown key {bad[0]!r}; known: tolerance, floor")
+    bad = [k for k in base if k not in ("max_growth", "tolerance", "floor")]
+    if bad or ("max_growth" in base and "tolerance" in base):
+        raise BadInput(f"{name}: [baseline]: " + (f"unknown key {bad[0]!r}; known: max_growth, floor" if bad else
+                                                  "give max_growth only (tolerance is its old spelling)"))
     tol = _number(base["tolerance"], f"{name}: [baseline].tolerance") if "tolerance" in base else None
+    if "max_growth" in base:  # bench's ratio convention (--max-slowdown): 1.10 = drift may grow 10 %
+        tol = _number(base["max_growth"], f"{name}: [baseline].max_growth") - 1.0
     floor = _number(base["floor"], f"{name}: [baseline].floor") if "floor" in base else None
     if (tol is not None and tol < 0) or (floor is not None and floor < 0):
-        raise BadInput(f"{name}: [baseline] tolerance and floor must be >= 0")
-    return Policy(tuple(gates), tol, floor, name)
+        raise BadInput(f"{name}: [baseline] max_growth must be >= 1 and floor >= 0")
+    old = [f"{name}: [baseline] tolerance = {base['tolerance']} is now max_growth = {1 + tol:g}"] if "tolerance" in base else []
+    return Policy(tuple(gates), tol, floor, name, tuple(old))
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -246,10 +246,10 @@ def check_budget(metric: str, limit: float, *, option: str = "max_drift") -> Non
 
 
 def parse_budget(text: str, *, option: str = "max_drift") -> tuple[str, float]:
-    """``rel_l2=0.01`` (also ``rel_l2<=0.01``, ``rel_l2:0.01``) -> (metric, limit), checked."""
+    """``rel_l2<=0.01`` (the --gate syntax; also ``rel_l2=0.01``, the natural direction) -> (metric, limit), checked."""
     t = str(text).replace("<=", "=").replace(":", "=").replace(" ", "")
     if t.count("=") != 1:
-        raise BadInput(f"{opt(option)} must look like METRIC=VALUE (e.g. rel_l2=0.01), got {text!r}")
+        raise BadInput(f"{opt(option)} must look like METRIC<=VALUE (e.g. rel_l2<=0.01), got {text!r}")
     metric, value = t.split("=")
     try:
         limit = float(value)
@@ -360,7 +360,7 @@ def baseline_gates(baseline: Mapping[str, Any], result: Mapping[str, Any], *,
     """Fail where drift grew: new badness <= old badness * (1 + tolerance) + floor, for every output and
     metric present in both reports (errors directly; cosine/accuracy/agreement as 1 - value)."""
     if tolerance < 0 or floor < 0:
-        raise BadInput(f"{opt('baseline_tolerance')} and {opt('baseline_floor')} must be >= 0")
+        raise BadInput(f"{opt('max_growth')} must be >= 1 and {opt('baseline_floor')} >= 0")
     results: list[GateResult] = []
 
     def compare(metric: str, output: str | None, old: Any, new: Any, gate_metric: str) -> None:

@@ -21,6 +21,7 @@ from edgelstm.errors import BadInput, opt
 from edgelstm.options import check_float, check_int
 from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult,
                                        baseline_gates, evaluate_gates, resolve_gates)
+from edgelstm.validation.baseline_pair import check_baseline_pair
 from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics
 from edgelstm.validation.pairing import (candidate_feeds, check_labels_fit, feature_size, fixed_batch, fixed_seq,
                                          map_inputs, map_outputs, time_axis)
@@ -46,6 +47,9 @@ class DataRequest:
     features: str | tuple[str | int, ...] | None = None
     target: str | int | None = None
     min_samples: int = 1
+    stride: int = 1              # .csv windows: rows between starts, label horizon, sequence id column
+    horizon: int = 0
+    group: str | None = None
 
     def __post_init__(self) -> None:  # numbers first, before any file is read or any array is made
         check_int(self.seq, "seq")
@@ -190,11 +194,11 @@ def _resolve_data(data: Any, ref_io: IOSpec, options: ValidateOptions):
         raise BadInput(f"give either {opt('data')} or {opt('synthetic')}, not both")
     if data.path is not None:
         return load_dataset(data.path, ref_io, window=data.window, features=data.features, target=data.target,
-                            min_samples=data.min_samples)
+                            min_samples=data.min_samples, stride=data.stride, horizon=data.horizon, group=data.group)
     if data.synthetic is not None:
-        if data.window is not None or data.features is not None or data.target is not None:
-            raise BadInput(f"{opt('window')}/{opt('features')}/{opt('target')} apply to {opt('data')} FILE.csv, "
-                           f"not {opt('synthetic')}")
+        if data.window is not None or data.features is not None or data.target is not None or data.group is not None:
+            raise BadInput(f"{opt('window')}/{opt('features')}/{opt('target')}/{opt('group')} apply to {opt('data')} "
+                           f"FILE.csv, not {opt('synthetic')}")
         return synthetic_dataset(ref_io, data.synthetic, seq=data.seq, seed=data.seed)
     raise BadInput(f"no data: pass {opt('data')} FILE (.npz/.npy/.csv) or {opt('synthetic')} N")
 
@@ -223,6 +227,8 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
                           role="candidate")
         if own:
             opened.append(cand)
+        pair_warning = None if options.baseline is None else check_baseline_pair(
+            options.baseline, _label(reference, ref), ref, _label(candidate, cand), cand)
         dataset = _resolve_data(data, ref.io, options)
         require_min_samples(dataset, max(1, getattr(data, "min_samples", 1)), what="validation data set")
         dataset = dataset.for_spec(ref.io)
@@ -371,6 +377,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         info["machine"] = isa_facts()
         warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
                                 for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
+        warnings += [pair_warning] if pair_warning else []
         warnings += [w for r in (ref, cand) for w in getattr(r, "warnings", ())]  # lengths outside the verified range
         if warnings:
             info["warnings"] = warnings
