@@ -105,7 +105,7 @@ def test_pipeline_takes_a_keras_source(cli, tmp_path, keras_files):
 [model]
 source = "{src}"
 [export]
-seq_len = 10
+seq = 10
 stateful = true
 [quantize]
 precisions = ["int8-dynamic"]
