@@ -246,12 +246,12 @@ def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namesp
         row.update({"status": "skipped", "exit_code": None, "refusal": entry["skip"], "file_written": False})
         return row
     out = workdir / f"{name}.onnx"
-    model = entry["build"]()
     options = entry["options"]()
     if not options.static:
         options = entry["options"](seq_len=args.seq)
     t0 = time.perf_counter()
     try:
+        model = entry["build"]()  # loading a Keras file may refuse it already
         result = export_onnx(model, out, options)
     except EdgeLSTMError as exc:
         row.update({"status": "refused", "exit_code": exc.exit_code, "refusal": _one_line(str(exc)),

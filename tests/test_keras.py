@@ -13,22 +13,9 @@ import pytest
 pytest.importorskip("h5py")
 
 import keras_files as K  # noqa: E402
+from onnx_checks import assert_close, session as _sess  # noqa: E402
 
 SEQS, BATCHES = (1, 8, 25), (1, 3)
-
-
-def _sess(path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def _close(want, got, what):
-    want, got = np.asarray(want, np.float64), np.asarray(got, np.float64).reshape(np.shape(want))
-    rel = np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12)
-    assert rel <= 1e-4, f"{what}: rel L2 {rel:.3g}"
 
 
 def _check_onnx_against_oracle(onnx_path, layers, features, major, *, tokens=None):
@@ -39,7 +26,7 @@ def _check_onnx_against_oracle(onnx_path, layers, features, major, *, tokens=Non
             x = (rng.integers(0, tokens, (b, t)) if tokens else rng.standard_normal((b, t, features))).astype(
                 np.int64 if tokens else np.float32)
             got = sess.run(None, {"x": x})[0]
-            _close(K.predict(layers, x, major=major), got, f"batch {b} seq {t}")
+            assert_close(K.predict(layers, x, major=major), got, f"batch {b} seq {t}", reshape=True)
 
 
 def _stack(rng):

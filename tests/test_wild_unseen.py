@@ -18,28 +18,11 @@ import pytest
 import torch
 
 import wild_models_unseen as U
+from onnx_checks import assert_close as _close, session as _sess
 from converters.torch_to_onnx import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQS, BATCHES = (1, 8, 25), (1, 3)
-
-
-def _sess(path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def _close(ref, got, what):
-    ref = np.asarray(ref.detach().double() if isinstance(ref, torch.Tensor) else ref, np.float64)
-    got = np.asarray(got, np.float64)
-    assert got.shape == ref.shape, f"{what}: shape {got.shape} vs torch {ref.shape}"
-    diff = np.abs(got - ref)
-    spread = ref.std() if ref.size > 1 and ref.std() > 0 else np.abs(ref).max()
-    assert np.linalg.norm(got - ref) <= 1e-4 * np.linalg.norm(ref) + 1e-6, f"{what}: rel L2"
-    assert diff.max() <= 1e-3 * spread + 1e-6, f"{what}: max |diff| {diff.max():.3g} vs spread {spread:.3g}"
 
 
 def _export(name, tmp_path, **extra):

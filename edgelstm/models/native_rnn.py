@@ -12,6 +12,7 @@ step (the reference); exported with the TorchScript-based exporter it becomes on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,14 +210,9 @@ def _direction(kind, x, W, R, B, h, c, acts, lbr: int, reverse: bool):
     return torch.stack(ys, 0), h, c
 
 
-_FUNCTION = None
-
-
+@functools.cache
 def _function():
-    """The autograd.Function: the op's equations in torch, one native ONNX op when exported."""
-    global _FUNCTION
-    if _FUNCTION is not None:
-        return _FUNCTION
+    """The autograd.Function: the op's equations in torch, one native ONNX op when exported (defined once)."""
     torch = require_torch()
 
     class OnnxRecurrentOp(torch.autograd.Function):
@@ -260,17 +256,12 @@ def _function():
                 return g.op("LSTM", x, W, R, B, unused, h0, c0, outputs=3, **attrs)
             return g.op(kind, x, W, R, B, unused, h0, outputs=2, **attrs)
 
-    _FUNCTION = OnnxRecurrentOp
-    return _FUNCTION
+    return OnnxRecurrentOp
 
 
-_CLASS = None
-
-
+@functools.cache
 def onnx_recurrent_class():
-    global _CLASS
-    if _CLASS is not None:
-        return _CLASS
+    """The OnnxRecurrent module class (defined once torch is imported)."""
     torch = require_torch()
 
     class OnnxRecurrent(torch.nn.Module):
@@ -313,8 +304,7 @@ def onnx_recurrent_class():
         def extra_repr(self) -> str:
             return self.onnx_form
 
-    _CLASS = OnnxRecurrent
-    return _CLASS
+    return OnnxRecurrent
 
 
 def is_rnn_like(module) -> bool:
