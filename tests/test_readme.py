@@ -268,6 +268,45 @@ def prepare_untrusted(folder: Path) -> None:
     assert code == 2 and "outside its folder" in output, output
 
 
+def _keras_files():
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import keras_files
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    return keras_files
+
+
+def prepare_keras(folder: Path) -> None:
+    """`model.keras` (a Keras 3 zip: LSTM, LSTM, Dense) built with h5py (tests/keras_files.py; no Keras needed)."""
+    import numpy as np
+
+    K = _keras_files()
+    layers = [K.lstm("lstm", 6, return_sequences=True), K.lstm("lstm_1", 6), K.dense("dense", 1)]
+    K.init_weights(layers, 3, np.random.default_rng(0))
+    K.write_keras_zip(folder / "model.keras", layers, [None, None, 3], version="3.5.0")
+
+
+def prepare_keras_h5(folder: Path) -> None:
+    """`model.h5` (model.save("m.h5") of Keras 2: a GRU and a Dense) and `pred.npz`, Keras' predictions as the README
+    makes them, here from tests/keras_files.py's numpy oracle of Keras' equations."""
+    import numpy as np
+
+    K = _keras_files()
+    rng = np.random.default_rng(1)
+    layers = [K.gru("gru", 5), K.dense("dense", 2)]
+    K.init_weights(layers, 4, rng)
+    K.write_legacy_h5(folder / "model.h5", layers, [None, None, 4], version="2.15.0")
+    x = rng.standard_normal((4, 9, 4)).astype(np.float32)
+    np.savez(folder / "pred.npz", x=x, y=K.predict(layers, x, major=2).astype(np.float32))
+
+
+#: the Keras commands write model.onnx in the README; here they write beside it, so that the demo's model.onnx the
+#: later commands quantize, validate and bench stays the demo's
+KERAS_OUT = "the README's -o model.onnx would replace the demo's model.onnx that later commands use; the same " \
+            "command writes keras.onnx instead"
+
+
 def prepare_main_and_pr(folder: Path) -> None:
     """main/model.onnx: the demo's export as it was (main's model); pr/model.onnx: this folder's latest export (the
     pull request's), each with its manifest."""
@@ -295,6 +334,8 @@ COVERAGE: dict[str, Run | Skip] = {
     "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu": Skip("installs torch", extras_exist),
     'pip install -e ".[dev]"': Skip("installs edgelstm: this suite runs the installed one", extras_exist),
     "edgelstm doctor": Run(),
+    # --json: one object on stdout, also on failure
+    "edgelstm quantize missing.onnx -p fp16 -o q.onnx --json": Run(codes=(2,)),
     # convert
     "edgelstm convert model.pt -o model.onnx": Run(),
     "PYTHONPATH=. edgelstm convert weights.pt --factory mypkg.models:build -o model.onnx": Run(prepare=prepare_factory),
@@ -304,6 +345,12 @@ COVERAGE: dict[str, Run | Skip] = {
     "edgelstm convert dec.pt --factory nmt:decoder -o dec.onnx --input token:int64[batch] "
     "--input encoder_outputs:float32[batch,src,256]": Run(prepare=prepare_decoder, env=USER_CLASS),
     "edgelstm convert ae.pt2 -o ae.onnx --static --batch 1 --seq 100": Run(prepare=prepare_autoencoder),
+    "edgelstm inspect model.keras": Run(prepare=prepare_keras),
+    "edgelstm convert model.keras -o model.onnx": Run(as_run="edgelstm convert model.keras -o keras.onnx",
+                                                      why=KERAS_OUT),
+    "edgelstm convert model.h5 -o model.onnx --keras-reference pred.npz":
+        Run(prepare=prepare_keras_h5, as_run="edgelstm convert model.h5 -o keras.h5.onnx --keras-reference pred.npz",
+            why=KERAS_OUT),
     # quantize
     "edgelstm quantize model.onnx --precision fp16 -o model.fp16.onnx": Run(),
     "edgelstm quantize model.onnx --precision int8 -o model.int8.onnx": Run(),

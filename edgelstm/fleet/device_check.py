@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
+from edgelstm.safe_files import private_tempdir
 from edgelstm.fleet.device_artifacts import (bench_on_device, build_engine_on_device, energy_on_device, guarded,
                                              summary_line, validate_on_device)
 from edgelstm.fleet.results import SCHEMA, gate_rows, verdict
-from edgelstm.safe_files import private_tempdir
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,9 @@ def check_device(bundle: str | Path, out: str | Path, options: DeviceCheckOption
     if out.suffix.lower() != ".json":
         raise BadInput(f"{opt('out')} must be a .json file, got {out.name}")
     say = options.progress or (lambda _m: None)
-    own = private_tempdir("check") if options.work is None else None  # removed at the end, or swept when killed
-    work = Path(own.name) if own is not None else Path(options.work)
+    own = options.work is None
+    scratch = private_tempdir("check") if own else None  # swept later if a killed check leaves it
+    work = Path(scratch.name) if scratch is not None else Path(options.work)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     steps: list[dict[str, Any]] = []
 
@@ -188,8 +189,8 @@ def check_device(bundle: str | Path, out: str | Path, options: DeviceCheckOption
         write_text_atomic(out, json.dumps(results, indent=2, default=str) + "\n")
         return results
     finally:
-        if own is not None:
-            own.cleanup()
+        if scratch is not None:
+            scratch.cleanup()
 
 
 def _describe(options: DeviceCheckOptions) -> Callable[[], dict[str, Any]]:

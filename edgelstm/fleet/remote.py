@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgelstm.errors import BadInput
+from edgelstm.safe_files import private_tempdir
 from edgelstm.fleet.results import incomplete
 from edgelstm.fleet.ssh import SSH_FAILED, SshClient, SshTarget
-from edgelstm.safe_files import private_tempdir, write_bytes
 
 STEPS = ("connect", "push", "run", "pull", "cleanup")
 #: what the ssh client itself says about its connection (kept apart from the device's progress)
@@ -172,7 +172,8 @@ class RemoteRun:
 
     def push(self) -> None:
         with private_tempdir("push") as tmp:
-            starter = write_bytes(Path(tmp) / "device_check.py", starter_bytes(self.bundle))
+            starter = Path(tmp) / "device_check.py"
+            starter.write_bytes(starter_bytes(self.bundle))
             staged = Path(tmp) / "bundle.tar.gz"
             staged.symlink_to(self.bundle.resolve())
             rc, _, err = self.client.call(self.client.scp_argv([str(staged), str(starter)],

@@ -9,6 +9,7 @@ Runners are cached per target and thread count; the regression gate re-times a r
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -16,8 +17,9 @@ import numpy as np
 
 from edgelstm.errors import BadInput, opt
 from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
-from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, data_input,
-                                        file_size, isa_warnings, module_sha256, module_size, safe_ort_level)
+from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, check_lengths,
+                                        data_input, file_size, isa_warnings, module_sha256, module_size,
+                                        safe_ort_level)
 from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
                                      describe_key, row_key, work_list)
 from edgelstm.latency.summary import stream_summary
@@ -80,6 +82,7 @@ class Bencher:
         check_backend(options.backend)
         self._resolved: list[ResolvedTarget] = []
         self._best_probe: float | None = None
+        self.length_warnings: list[str] = []  # grid lengths outside an artifact's verified range
 
     # -- resolution (before any timing) ------------------------------------------------------------
     def add(self, target: Any) -> ResolvedTarget:
@@ -94,7 +97,9 @@ class Bencher:
         if isinstance(t.artifact, (str, Path)):
             path = Path(t.artifact)
             if not path.exists():
-                raise BadInput(f"artifact {path} does not exist")
+                from edgelstm.fileio import not_found
+
+                raise BadInput(not_found("artifact", path))
             if path.is_dir():
                 raise BadInput(f"{path} is a directory, not an artifact")
             kind = artifact_kind(path)
@@ -128,6 +133,7 @@ class Bencher:
                 res.sha256 = module_sha256(module)
                 res.size = module_size(module)
         check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
+        self.length_warnings += check_lengths(res.name, details, self.grid.seqs)
         res.stream = bool(self.options.stream if t.stream is None else t.stream)
         if res.stream:
             from edgelstm.latency.stream import check_streamable
@@ -294,11 +300,8 @@ class Bencher:
                     d["artifact"], d["backend"], d["device"], d["precision"], d["variant"]):
                 seq = d["seq"] if d["mode"] == "window" else 1
                 if fresh and d["threads"] in res.runners:
-                    old = res.runners.pop(d["threads"])
-                    try:
-                        old.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                    with contextlib.suppress(Exception):  # a runner that fails to close is replaced all the same
+                        res.runners.pop(d["threads"]).close()
                 row2 = self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy)
                 return {**row2.latency_ms, "probe_ms": row2.probe_ms}
         raise BadInput(f"no artifact in this run matches {describe_key(key)}")
@@ -308,10 +311,8 @@ class Bencher:
         """(runner, feeds) of `res` at one window grid point, for callers that schedule their own timing (the
         same-run comparison alternates blocks of two targets). fresh: close and re-open the runner first."""
         if fresh and threads in res.runners:
-            try:
+            with contextlib.suppress(Exception):  # a runner that fails to close is replaced all the same
                 res.runners.pop(threads).close()
-            except Exception:  # noqa: BLE001 - a runner that fails to close is replaced all the same
-                pass
         return self._runner(res, threads), self.feeds(res, batch, seq)
 
     def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
@@ -330,7 +331,7 @@ class Bencher:
             before_timing(device, resolved)
         report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
-        warnings = isa_warnings(resolved, device)
+        warnings = isa_warnings(resolved, device) + self.length_warnings
         if warnings:
             report.extras["warnings"] = warnings
         for res in resolved:

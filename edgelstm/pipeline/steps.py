@@ -51,7 +51,8 @@ def factory_spec(p: Pipeline) -> str | None:
 def load_reference(p: Pipeline, path: Path):
     from edgelstm.models.loading import load_model
 
-    return load_model(path, factory=factory_spec(p), trust_pickle=p.model.trust_pickle)
+    ref = p.resolve(p.model.keras_reference) if p.model.keras_reference else None
+    return load_model(path, factory=factory_spec(p), trust_pickle=p.model.trust_pickle, keras_reference=ref)
 
 
 def is_bidirectional(module) -> bool:
