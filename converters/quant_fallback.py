@@ -123,6 +123,9 @@ class _Fp16Job:
         name_unnamed_nodes(self.base)
         self.excluded, self.by_pattern = (resolve_patterns(self.base, options.exclude) if options.exclude
                                           else (set(), {}))
+        from converters.fp16 import layer_kept
+
+        self.kept = {**dict.fromkeys(self.excluded, "excluded by --exclude"), **layer_kept(self.base, options)}
         self.stats: dict[str, Any] = {}
 
     def __enter__(self):
@@ -137,7 +140,7 @@ class _Fp16Job:
         model = type(self.base)()
         model.CopyFrom(self.base)
         model, rows, stats = convert_model_to_fp16(model, keep_io_types=self.options.keep_io_types,
-                                                   keep_fp32=self.excluded | set(keep_float))
+                                                   keep_fp32={**self.kept, **keep_float})
         check_converted(model)
         self.stats = stats.to_dict()
         rows = [OpRow(r.node, r.op, r.precision, keep_float[r.node], r.graph, r.became)

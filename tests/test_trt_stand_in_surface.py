@@ -84,6 +84,13 @@ USED: dict[str, str] = {
     "LayerInformationFormat.JSON": "*",
     "IExecutionContext.set_input_shape": "*", "IExecutionContext.get_tensor_shape": "*",
     "IExecutionContext.set_tensor_address": "*", "IExecutionContext.execute_async_v3": "*",
+    # debug builds (converters/tensorrt/marking.py) and layer precision constraints (layer_constraints.py)
+    "INetworkDefinition.mark_output": "*", "INetworkDefinition.num_outputs": "*", "INetworkDefinition.get_output": "*",
+    "ILayer.type": "*", "ILayer.num_outputs": "*", "ILayer.get_output": "*", "ILayer.metadata": "*",
+    "ITensor.dtype": "*", "ITensor.is_execution_tensor": "*", "ITensor.is_shape_tensor": "*",
+    "ITensor.is_network_output": "*",
+    **{f"LayerType.{m}": "*" for m in ("CONSTANT", "SHAPE", "TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT")},
+    "ILayer.precision": "10", "ILayer.set_output_type": "10", "BuilderFlag.OBEY_PRECISION_CONSTRAINTS": "10",
     # DataType members edgelstm maps by name (artifacts/trt.py TRT_DTYPES)
     **{f"DataType.{m}": "*" for m in ("FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8", "FP8",
                                        "INT4")},
