@@ -163,8 +163,8 @@ def localize_drift(reference: str | Path, candidate: str | Path, data: Any,
                 notes += more
             opened += [cand, plain]
             _say(options, f"running both on {dataset.n} samples")
-            errors, effect = collect_errors(ref, cand, dataset.batches(options.batch_size), matching, plain=plain,
-                                            outputs=[o.name for o in ref_raw.graph.output])
+            errors, effect, _ = collect_errors(ref, cand, dataset.batches(options.batch_size), matching, plain=plain,
+                                               outputs=[o.name for o in ref_raw.graph.output])
         finally:
             for o in opened:
                 try:

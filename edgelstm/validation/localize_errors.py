@@ -4,8 +4,8 @@ Every tensor's error is relative to its own scale (rel_l2 = ||cand - ref|| / ||r
 cosine and onnxruntime's signal-to-quantization-noise ratio in dB), so a hidden state in [-1, 1] and a logit in the
 hundreds compare. A tensor with a time axis also gets its rel_l2 at every step.
 
-Where does the drift come from? A node's output *inherits* the error of its inputs (the largest rel_l2 among them,
-step by step for tensors with a time axis) and *adds* the rest: ``added = rel_l2 - inherited``. The drift *enters*
+Where does the drift come from? A node's output *inherits* the error of its inputs (the largest rel_l2 among them, or of
+any one of their time steps, since an output can be made from one step; step by step for tensors with a time axis) and *adds* the rest: ``added = rel_l2 - inherited``. The drift *enters*
 at the first tensor, in graph order, that adds at least ``jump`` (default 10%) of the worst model output's rel_l2;
 in a recurrent output (an LSTM's Y, the hidden state at every step) it enters at the first step that adds at least
 ``jump`` of that tensor's largest per-step error. Nodes are ranked by what they add (a Q/DQ or Cast in front of a
@@ -94,15 +94,18 @@ def _inherited(pair: Pair, by_tensor: dict[str, dict[str, Any]]) -> tuple[float,
         r = by_tensor.get(name)
         if r is None:
             continue
-        rels.append(r["rel_l2"])
         s = r.get("per_step_rel_l2")
+        # a tensor made from one step of its input (the last hidden state, a Gather) can carry that step's error
+        rels.append(max([r["rel_l2"], *(s or ())]))
         if s is not None:
             steps = list(s) if steps is None or len(steps) != len(s) else [max(x, y) for x, y in zip(steps, s)]
     return max(rels), steps
 
 
-def analyse(matching: Matching, errors: dict[str, TensorError], jump: float = 0.1) -> dict[str, Any]:
-    """Per-site rows (graph order), the entry point, per-step entry of the recurrent outputs, the node ranking."""
+def analyse(matching: Matching, errors: dict[str, TensorError], jump: float = 0.1,
+            isolated: dict[str, TensorError] | None = None) -> dict[str, Any]:
+    """Per-site rows (graph order), the entry point, per-step entry of the recurrent outputs, the node ranking
+    (by isolated error when ``isolated`` has it: each node on exact inputs, else by the error it adds)."""
     by_tensor: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     for p in matching.pairs:
@@ -118,6 +121,12 @@ def analyse(matching: Matching, errors: dict[str, TensorError], jump: float = 0.
                   "added": max(0.0, r["rel_l2"] - inherited)})
         if "per_step_rel_l2" in r:
             r["time"] = _time_entry(r["per_step_rel_l2"], inherited_steps, jump)
+        alone = (isolated or {}).get(p.candidate)
+        if alone is not None and alone.count:
+            iso = alone.result()
+            r["isolated"] = iso["rel_l2"]
+            if "per_step_rel_l2" in iso:
+                r["isolated_per_step_rel_l2"] = iso["per_step_rel_l2"]
         by_tensor[key] = r
         rows.append(r)
     worst = max((r["rel_l2"] for r in rows if r["graph_output"]), default=0.0)
@@ -160,13 +169,16 @@ def rank_nodes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         n = r["node"]
         if not n:
             continue
-        s = score.setdefault(n, {"node": n, "op": None, "added": 0.0, "via": r["label"]})
+        s = score.setdefault(n, {"node": n, "op": None, "added": 0.0, "isolated": None, "via": r["label"]})
         if r["added"] > s["added"]:
             s.update(added=r["added"], via=r["label"])
+        if r.get("isolated") is not None and r["isolated"] > (s["isolated"] or 0.0):
+            s["isolated"] = r["isolated"]
         if not r["quantized_copy_of"]:
             s["op"] = r["op"]
-    ranked = [s for s in score.values() if s["added"] > FLOOR]
-    return sorted(ranked, key=lambda s: -s["added"])
+    key = "isolated" if any(s["isolated"] is not None for s in score.values()) else "added"
+    ranked = [s for s in score.values() if (s[key] or 0.0) > FLOOR]
+    return sorted(ranked, key=lambda s: -(s[key] or 0.0))
 
 
 def _recurrent(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -138,3 +138,31 @@ def _add_copies(pairs: list[Pair], used: set[str], sites: list[Site], candidate,
 
 
 __all__ = ["Pair", "Matching", "match_sites"]
+
+
+def decoupled(candidate, matching: Matching) -> tuple[Any, dict[str, str]]:
+    """A copy of the candidate in which every node reads the *reference's* value of each matched tensor (a new graph
+    input per tensor) instead of the candidate's own: one run then gives each node's error on exact inputs, its
+    *isolated* error (its own rounding, plus the Cast or Q/DQ in front of it, which stays inside). Returns the model
+    and {new input: reference tensor}."""
+    import onnx
+    from onnx import helper
+
+    from edgelstm.validation.localize_graph import _inferred
+
+    types, _ = _inferred(candidate)
+    model = onnx.ModelProto()
+    model.CopyFrom(candidate)
+    graph_inputs = {i.name for i in model.graph.input}
+    cut = {p.candidate: p.reference for p in matching.pairs
+           if not p.site.quantized_copy_of and p.candidate not in graph_inputs}
+    feeds: dict[str, str] = {}
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            if name in cut:
+                exact = f"{name}__exact"
+                node.input[k] = exact
+                feeds[exact] = cut[name]
+    for exact, ref in feeds.items():
+        model.graph.input.append(helper.make_tensor_value_info(exact, types.get(exact[:-len("__exact")], 1), None))
+    return model, feeds

@@ -41,23 +41,30 @@ class OnnxTensors:
 
 
 def collect_errors(ref: Any, cand: Any, batches: Iterable[Mapping[str, np.ndarray]], matching: Any, *,
-                   plain: Any = None, outputs: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run both on every batch; the error of each matched pair (TensorError by candidate tensor) and, with ``plain``
-    (the unchanged candidate), how far exposing the tensors moved the model outputs (rel_l2 per output)."""
+                   plain: Any = None, outputs: Iterable[str] = (), isolated: Any = None,
+                   exact_feeds: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Run both on every batch. Returns the error of each matched pair (TensorError by candidate tensor); with
+    ``plain`` (the unchanged candidate), how far exposing the tensors moved the model outputs (rel_l2 per output);
+    with ``isolated`` (localize_match.decoupled's model, fed the reference's tensors as ``exact_feeds`` says), each
+    pair's isolated error."""
     from edgelstm.validation.localize_errors import TensorError
 
     errors = {p.candidate: TensorError(p.site.time_axis) for p in matching.pairs}
+    alone = {p.candidate: TensorError(p.site.time_axis) for p in matching.pairs} if isolated is not None else {}
     effect: dict[str, float] = {}
     outputs = list(outputs)
     for batch in batches:
         r = {**batch, **ref.run(batch)}
         c = cand.run(batch)
+        i = isolated.run({**batch, **{k: r[v] for k, v in (exact_feeds or {}).items() if v in r}}) if alone else {}
         for p in matching.pairs:
             if p.reference in r and p.candidate in c:
                 errors[p.candidate].update(r[p.reference], c[p.candidate])
+            if p.reference in r and p.candidate in i:
+                alone[p.candidate].update(r[p.reference], i[p.candidate])
         if plain is not None:
             _marking_effect(effect, outputs, c, plain.run(batch))
-    return errors, effect
+    return errors, effect, alone
 
 
 def _marking_effect(effect: dict[str, float], outputs: list[str], marked: Mapping[str, np.ndarray],
