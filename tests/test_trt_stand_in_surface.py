@@ -91,6 +91,9 @@ USED: dict[str, str] = {
     "ITensor.is_network_output": "*",
     **{f"LayerType.{m}": "*" for m in ("CONSTANT", "SHAPE", "TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT")},
     "ILayer.precision": "10", "ILayer.set_output_type": "10", "BuilderFlag.OBEY_PRECISION_CONSTRAINTS": "10",
+    # bench --profile-layers (edgelstm/latency/trt_timing.py, trtexec's pattern)
+    "IProfiler.__init__": "*", "IProfiler.report_layer_time": "*", "IExecutionContext.profiler": "*",
+    "IExecutionContext.enqueue_emits_profile": "*", "IExecutionContext.report_to_profiler": "*",
     # DataType members edgelstm maps by name (artifacts/trt.py TRT_DTYPES)
     **{f"DataType.{m}": "*" for m in ("FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8", "FP8",
                                        "INT4")},
@@ -104,6 +107,7 @@ NOT_TENSORRT = {
     "tensorrt_version", "dtype", "nbytes", "float32", "float16", "bfloat16", "int8", "int32", "int64", "uint8", "bool",
     "fp8", "int4", "fp4", "e8m0", "min", "max", "opt", "type", "constant", "loop", "INT", "LayerType",
     "numpy", "axes", "data", "mode", "stride",
+    "size", "query",    # numpy's array size; edgelstm's CudaBackend.query (cudaEventQuery), not TensorRT's
 }
 
 
@@ -187,7 +191,7 @@ def test_fake_cuda_has_the_cuda_backend_interface():
     assert public(CudaBackend) <= public(FakeCuda)
     # the fake TensorRT's side, and the device primitives the stand-ins of cuda-python/pycuda/torch share
     assert public(FakeCuda) - public(CudaBackend) == {"enqueue", "pending_copies", "alloc", "release", "new_stream",
-                                                      "copy_in", "copy_out", "event_done", "wait_event", "timed",
+                                                      "copy_in", "copy_out", "event_done", "wait_event", "timed", "poll",
                                                       "stamp"}
 
 
