@@ -41,13 +41,39 @@ def io_spec_of(path: str | Path, model: Any = None, manifest: Any = None) -> IOS
     from edgelstm.artifacts.manifest import read_manifest
 
     m = manifest if manifest is not None else read_manifest(path)
-    if m is not None and m.io is not None:
-        return m.io
-    if model is None:
+    if model is None and (m is None or m.io is None):
         from edgelstm.artifacts.onnx_graph import load_onnx
 
         model = load_onnx(path)
-    return iospec_from_onnx(model)
+    elif model is None:  # the graph only (no weights): enough to check what the manifest says
+        model = _graph_of(path)
+    actual = iospec_from_onnx(model)
+    if m is not None and m.io is not None:
+        return checked_io(m.io, actual, Path(path).name)
+    return actual
+
+
+def _graph_of(path: str | Path) -> Any:
+    import onnx
+
+    from edgelstm.fileio import require_file
+
+    p = require_file(path, kind="an ONNX model")
+    try:
+        return onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
+        raise BadInput(f"{p.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200] if str(exc) else exc}") from None
+
+
+def checked_io(claimed: IOSpec, actual: IOSpec, name: str) -> IOSpec:
+    """A manifest's I/O spec, once the model file agrees with it (names, dtypes, ranks); else BadInput."""
+    from edgelstm.artifacts.manifest_schema import io_mismatch
+
+    problem = io_mismatch(claimed, actual)
+    if problem is not None:
+        raise BadInput(f"{name} does not match its manifest: {problem}",
+                       hint="the manifest was edited or belongs to another file; re-create it or delete it")
+    return claimed
 
 
 @dataclass
@@ -58,6 +84,7 @@ class Artifact:
     io: IOSpec | None = None
     precision: str | None = None
     facts: Any = None           # edgelstm.artifacts.facts.OnnxFacts for ONNX files
+    io_problem: str | None = None  # opened without verify: how the manifest's I/O disagrees with the file
 
     @classmethod
     def open(cls, path: str | Path, *, verify: bool = True, outside_data: bool = False) -> "Artifact":
@@ -90,7 +117,13 @@ class Artifact:
                 from edgelstm.artifacts.onnx_graph import refuse_outside_data
 
                 refuse_outside_data(p, art.facts.external)
-            art.io = art.io or iospec_from_onnx(model)
+            actual = iospec_from_onnx(model)
+            if art.io is not None and not verify:  # describe what the file really is, and say what disagrees
+                from edgelstm.artifacts.manifest_schema import io_mismatch
+
+                art.io_problem = io_mismatch(art.io, actual)
+                art.io = actual if art.io_problem else art.io
+            art.io = checked_io(art.io, actual, p.name) if art.io is not None else actual
             art.precision = art.precision or art.facts.precision
         return art
 

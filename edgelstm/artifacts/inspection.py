@@ -31,9 +31,11 @@ def inspect_onnx(path: Path, *, describe_only: bool = False) -> dict[str, Any]:
         "io": art.io.to_dict(), "stateful": art.io.stateful, "recurrent_layers": recurrent,
         "loops": f.loops, "op_histogram": dict(f.ops.most_common()), "parameters": f.parameters,
         "manifest": art.manifest.to_dict() if art.manifest else None,
-        "manifest_matches": _matches(path, art.manifest),
+        "manifest_matches": _matches(path, art.manifest) and art.io_problem is None,
         "external_data": list(f.external),
         "external_data_outside": external_data_outside(path, f.external),
+        **({"note": f"the manifest does not describe this file: {art.io_problem}; the I/O above is the file's"}
+           if art.io_problem else {}),
     }
 
 

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgelstm.bundle.types import (CALIB_SUFFIXES, ENGINE_SUFFIXES, GENERATED, PIPELINE_NAME, REPORT_NAMES,
-                                   BundleOptions, Source)
+from edgelstm.bundle.types import (BOOTSTRAP, CALIB_SUFFIXES, ENGINE_SUFFIXES, GENERATED, PIPELINE_NAME,
+                                   REPORT_NAMES, RESERVED_DIRS, BundleOptions, Source)
 from edgelstm.errors import BadInput, opt
 from edgelstm.fileio import parse_toml, read_text_file
 
@@ -95,12 +95,16 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
 
     def add(s: Source) -> None:
         check_member_name(s.name)
-        if s.name in GENERATED:
+        if s.name in GENERATED or s.name == BOOTSTRAP or s.name.split("/", 1)[0] in RESERVED_DIRS:
             raise BadInput(f"{s.name} in {src} clashes with the file the bundle generates; rename it or leave it out")
         chosen.setdefault(s.name, s)
 
+    outside: list[str] = []  # links to files outside src: never bundled, but said so
+
     def eligible(p: Path) -> str | None:
         rel = _rel(p, src)
+        if rel is None and p.is_symlink():
+            outside.append(p.relative_to(src).as_posix() if p.is_relative_to(src) else str(p))
         return None if rel is None or _hidden(rel) or p.resolve() == out_resolved else rel
 
     for p in sorted(p for p in src.rglob("*") if p.is_file()):
@@ -146,7 +150,15 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
         chosen.pop(PIPELINE_NAME, None)
         add(Source(PIPELINE_NAME, pipe, "pipeline"))
 
+    for rel in outside:
+        skipped.append({"file": rel, "reason": f"a symbolic link to a file outside {src}: bundles hold only "
+                                               "the folder's own files (copy the file in)"})
     if not any(s.role == "onnx" for s in chosen.values()):
+        links = [r for r in outside if r.endswith(".onnx")]
+        if links:
+            raise BadInput(f"no .onnx model inside {src}: {', '.join(links)} "
+                           f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'} to a file outside "
+                           "it, and a bundle holds only the folder's own files; copy the model in")
         raise BadInput(f"no .onnx model in {src}: nothing to bundle (run `edgelstm run PIPELINE.toml` or "
                        "`edgelstm convert` first)")
 

@@ -95,7 +95,9 @@ class Bencher:
         if isinstance(t.artifact, (str, Path)):
             path = Path(t.artifact)
             if not path.exists():
-                raise BadInput(f"artifact {path} does not exist")
+                from edgelstm.fileio import not_found
+
+                raise BadInput(not_found("artifact", path))
             if path.is_dir():
                 raise BadInput(f"{path} is a directory, not an artifact")
             kind = artifact_kind(path)

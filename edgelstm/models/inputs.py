@@ -85,6 +85,7 @@ class InputOptions:
     def __post_init__(self) -> None:
         if self.input_size is not None and self.input_size < 1:
             raise BadInput(f"{opt('input_size')} must be >= 1, got {self.input_size}")
+        refuse_contradictions(self)
 
     @classmethod
     def from_cli(cls, inputs: Sequence[str] | None = None, input_size: int | None = None,
@@ -260,6 +261,27 @@ def _is_state_param(p: Param, forced: str | None) -> bool:
                                                   and "mask" not in p.name.lower())
 
 
+def refuse_contradictions(options: InputOptions, forward_names: Sequence[str] = ()) -> None:
+    """Options that contradict each other are refused in one line naming both (never one silently ignored);
+    with the model's forward argument names, also a state argument that names the data argument."""
+    state = options.state_arg
+    if state and forward_names and state == forward_names[0]:
+        raise BadInput(f"{opt('state_arg')} {state!r} names the model's first forward argument, its data input; "
+                       f"name the argument that takes the recurrent state "
+                       f"({', '.join(forward_names[1:]) or 'the forward takes no other'})")
+    if state and state in {t.name for t in options.inputs}:
+        raise BadInput(f"{opt('state_arg')} {state!r} and {opt('input')} {state}:... describe the same argument "
+                       "as the recurrent state and as data; give one of them")
+    if options.inputs and options.input_size is not None:
+        sizes = {t.shape[-1] for t in options.inputs
+                 if t.role is None and not t.is_integer and t.shape and isinstance(t.shape[-1], int)}
+        if sizes != {options.input_size}:
+            said = ", ".join(t.describe() for t in options.inputs)
+            raise BadInput(f"{opt('input_size')} {options.input_size} contradicts {opt('input')} {said}"
+                           + (f" ({sorted(sizes)[0]} feature(s) per step)" if len(sizes) == 1 else "")
+                           + f"; the input descriptions state the shapes: drop {opt('input_size')}")
+
+
 def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contract]:
     """The contracts to try, most likely first. Raises BadInput (one line, naming the flag) when an argument
     cannot be inferred."""
@@ -268,6 +290,7 @@ def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contr
     if options.state_arg and options.state_arg not in names:
         raise BadInput(f"{opt('state_arg')} {options.state_arg!r} is not an argument of the model's forward "
                        f"({', '.join(names)})")
+    refuse_contradictions(options, names)
     rnns = _rnns(module)
     state_params = [p for p in params[1:] if _is_state_param(p, options.state_arg)]
     if options.state_arg and not rnns:
@@ -285,8 +308,6 @@ def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contr
             raise BadInput(f"the model's forward also takes {missing}, which no {opt('input')} describes",
                            hint=f"add {opt('input')} NAME:DTYPE[DIMS] for each, in forward order")
         data = tuple(options.inputs)
-        if options.input_size is not None:
-            notes.append("the input size option is ignored: the input descriptions state the shapes")
         firsts = [data]
     else:
         first = first_input_candidates(module, rest[0].name if rest else "x", options.input_size)

@@ -95,7 +95,9 @@ def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: b
 
     path = Path(path)
     if not path.exists():
-        raise BadInput(f"model file {path} does not exist")
+        from edgelstm.fileio import link_problem
+
+        raise BadInput(f"model file {path} {link_problem(path) or 'does not exist'}")
     if path.is_dir():
         raise BadInput(f"{path} is a directory, not a model file")
     names = _zip_names(path)

@@ -48,10 +48,12 @@ class PipelineResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    devices: dict[str, Any] | None = None      # [devices]: the fleet check's verdict (pipeline.devices_step)
 
     @property
     def passed(self) -> bool:
-        return all(v.get("passed", False) for v in self.validations.values())
+        return (all(v.get("passed", False) for v in self.validations.values())
+                and (self.devices is None or self.devices["passed"]))
 
     @property
     def cached_everything(self) -> bool:
@@ -100,6 +102,10 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None, wait: bool = False,
     BadInput naming it (``wait=True``: wait for it instead; ``lock=False``: the caller holds the lock)."""
     say = on_step or (lambda _m: None)
     check_before_any_stage(p)
+    if p.devices.enabled:  # a misnamed device fails now, not after the stages
+        from edgelstm.pipeline.devices_step import precheck
+
+        precheck(p)
     made, before = _missing_dirs(p.out_dir), _entries(p.out_dir)
     try:
         out = prepare_out_dir(p.out_dir, what="[output].dir")
@@ -287,6 +293,14 @@ def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
                 "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": p.source_text}
     rep = stage("report", material, lambda: write_reports(res), section="output")
     res.reports = {k: Path(v) for k, v in rep["paths"].items()}
+
+    # 7. [devices]: the artifacts checked on devices (never cached: devices change while files do not)
+    if p.devices.enabled:
+        from edgelstm.pipeline.devices_step import check_devices
+
+        started = time.perf_counter()
+        res.devices = check_devices(p, out, say)
+        res.stages.append({"stage": "devices", "cached": False, "seconds": round(time.perf_counter() - started, 3)})
     res.seconds = time.perf_counter() - t0
     return res
 
