@@ -266,6 +266,10 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
                 model, rows = job.quantize(kept)
                 info.update({"kept_float": list(kept), "drift": current, "trials": trials, "steps": steps})
                 return job.write(model, rows, out, {"fallback": info})
+            # the ranking led to a dead end: search again from scratch, leave-one-out (never worse than before)
+            say("the localisation ranking did not reach the budget; trying every node, leave-one-out")
+            info["localization"].update(fell_back=True, ranked_steps=steps)
+            kept, steps, current = {}, [], drift_all
         while True:
             remaining = [c for c in candidates if c not in kept]
             if len(remaining) <= 1 or trials >= fallback.max_trials:

@@ -67,8 +67,10 @@ def render(result: Any) -> None:
 
     rows = _rows(result)
     shown = rows if len(rows) <= 30 else [r for r in rows if r[-1] or r[4] not in ("0", "")][:30]
-    console.table(f"where the drift comes from ({result.samples} samples, {result.backend})", COLUMNS[:-1] + ["⟵"],
-                  shown)
+    shown = [r[:5] + r[6:] for r in shown] if all(r[5] == "" for r in shown) else shown   # engines: no isolated
+    columns = COLUMNS[:-1] + ["⟵"]
+    console.table(f"where the drift comes from ({result.samples} samples, {result.backend})",
+                  columns if not shown or len(shown[0]) == len(columns) else columns[:5] + columns[6:], shown)
     for r in result.analysis.get("recurrent", []):
         if r.get("peak_step") is not None:
             console.info(f"  {r['node']} hidden state along time: step 0 {r['first']:.3g}, enters at step "

@@ -168,18 +168,16 @@ class Bencher:
 
         rng = np.random.default_rng(self.options.seed + 7919 * batch + seq)
         feeds: dict[str, np.ndarray] = {}
-        shapes = getattr(self.options.device_options, "shapes", None) or {}
+        shapes = getattr(self.options.device_options, "shapes", None) or {}   # --shapes wins
         for x in res.io.data_inputs or (data_input(res.io),):
-            dims = list(shapes.get(x.name) or [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)])
+            dims = shapes.get(x.name) or [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)]
             check_alloc(dims, 8, what=f"{res.name}'s input {x.name!r} at batch {batch}, seq {seq}",
                         hint=f"use a smaller {opt('batch')} or {opt('seq')}")
             # floats standard normal; token ids within their value range; lengths ragged in [1, seq]
             feeds[x.name] = tensor_values(x, tuple(dims), rng, seq=seq)
         if res.io.state_inputs:
             feeds.update(zero_state(res.io, batch, res.details))
-        feeds.update({n: np.zeros(s, dtype=feeds[n].dtype) for n, s in shapes.items() if n in feeds and
-                      feeds[n].shape != tuple(s) and n not in {x.name for x in res.io.data_inputs}})
-        return feeds
+        return device_bench.shaped_state(feeds, shapes, res.io)
 
     def _dim(self, res: ResolvedTarget, x: Any, axis: int, d: Any, batch: int, seq: int) -> int:
         if d in ("batch", "seq"):  # the real axis roles: a seq-first input is [seq, batch, F]

@@ -39,6 +39,15 @@ def shaped(options: DeviceOptions | None, io: Any) -> bool:
     return bool(options is not None and names and all(n in options.shapes for n in names))
 
 
+def shaped_state(feeds: dict[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]], io: Any) -> dict:
+    """State inputs (h0/c0) --shapes names start as zeros of that shape."""
+    data = {t.name for t in io.data_inputs}
+    for name, shape in shapes.items():
+        if name in feeds and name not in data and feeds[name].shape != tuple(shape):
+            feeds[name] = np.zeros(shape, dtype=feeds[name].dtype)
+    return feeds
+
+
 def row_point(io: Any, feeds: Mapping[str, np.ndarray], batch: int, seq: int) -> tuple[int, int]:
     """The (batch, seq) a row really ran: read from the first data input's named axes (``--shapes`` may set them)."""
     for t in io.data_inputs or io.inputs:
@@ -72,4 +81,4 @@ def extras(runner: Any, backend: str, feeds: Mapping[str, np.ndarray], options: 
     return out
 
 
-__all__ = ["apply_to_target", "check", "shaped", "row_point", "extras"]
+__all__ = ["apply_to_target", "check", "shaped", "shaped_state", "row_point", "extras"]

@@ -154,24 +154,27 @@ def localize_drift(reference: str | Path, candidate: str | Path, data: Any,
                               opt_level=recorded_level(ref_path), threads=options.threads)
             opened.append(ref)
             if kind == ArtifactKind.onnx:
-                cand, plain, matching = _onnx_candidate(cand_path, ref_model, sites, folder, options)
+                cand, plain, matching, alone, exact = _onnx_candidate(cand_path, ref_model, sites, folder, options)
+                opened.append(alone)
             else:
                 from edgelstm.validation.localize_engine import engine_candidate
 
                 cand, plain, matching, more = engine_candidate(ref_path, ref_model, cand_path, sites, folder, dataset,
                                                                options)
+                alone, exact = None, None   # an engine cannot be rewired: no isolated errors
                 notes += more
             opened += [cand, plain]
             _say(options, f"running both on {dataset.n} samples")
-            errors, effect, _ = collect_errors(ref, cand, dataset.batches(options.batch_size), matching, plain=plain,
-                                               outputs=[o.name for o in ref_raw.graph.output])
+            errors, effect, isolated = collect_errors(ref, cand, dataset.batches(options.batch_size), matching,
+                                                      plain=plain, outputs=[o.name for o in ref_raw.graph.output],
+                                                      isolated=alone, exact_feeds=exact)
         finally:
             for o in opened:
                 try:
                     o.close()
                 except Exception:  # noqa: BLE001 - closing never hides the real result
                     pass
-    analysis = analyse(matching, errors, options.jump)
+    analysis = analyse(matching, errors, options.jump, isolated=isolated or None)
     if matching.unmatched:
         notes.append(f"{len(matching.unmatched)} reference tensor(s) have no counterpart in the candidate "
                      f"(listed under matching.unmatched)")
@@ -187,7 +190,7 @@ def _onnx_candidate(path: Path, ref_model, sites, folder: Path, options: Localiz
     from edgelstm.artifacts.onnx_graph import load_onnx
     from edgelstm.runners.onnxruntime_runner import OrtRunner
     from edgelstm.validation.localize_graph import prepared, with_outputs
-    from edgelstm.validation.localize_match import match_sites
+    from edgelstm.validation.localize_match import decoupled, match_sites
     from edgelstm.validation.localize_run import OnnxTensors
 
     model = prepared(load_onnx(path, what="candidate"))
@@ -196,7 +199,10 @@ def _onnx_candidate(path: Path, ref_model, sites, folder: Path, options: Localiz
     level = recorded_level(path)
     cand = OnnxTensors(with_outputs(model, names), folder, "candidate.onnx", opt_level=level, threads=options.threads)
     plain = OrtRunner(path, threads=options.threads, opt_level=level)
-    return cand, plain, matching
+    alone_model, exact = decoupled(model, matching)   # each node on the reference's inputs: its isolated error
+    alone = OnnxTensors(with_outputs(alone_model, names), folder, "isolated.onnx", opt_level=level,
+                        threads=options.threads)
+    return cand, plain, matching, alone, exact
 
 
 def fp32_ancestor(candidate: str | Path, *, near: tuple[str | Path, ...] = ()) -> Path | None:

@@ -59,12 +59,12 @@ def _rows(result: Any) -> list[list[str]]:
         steps = "" if not t or t.get("peak_step") is None else (
             f"enters t={t['entry_step']}, peak t={t['peak_step']}" if t.get("entry_step") is not None
             else f"peak t={t['peak_step']}")
-        out.append([r["node"] or "", r["op"], r["label"], _g(r["rel_l2"]), _g(r["added"]), _g(r["max_abs"]),
-                    _g(r["cosine"]), steps, mark])
+        out.append([r["node"] or "", r["op"], r["label"], _g(r["rel_l2"]), _g(r["added"]), _g(r.get("isolated")),
+                    _g(r["max_abs"]), _g(r["cosine"]), steps, mark])
     return out
 
 
-COLUMNS = ["node", "op", "tensor", "rel_l2", "added", "max_abs", "cosine", "along time", ""]
+COLUMNS = ["node", "op", "tensor", "rel_l2", "added", "isolated", "max_abs", "cosine", "along time", ""]
 
 
 def markdown(result: Any, *, images: dict[str, str] | None = None) -> str:
@@ -72,7 +72,8 @@ def markdown(result: Any, *, images: dict[str, str] | None = None) -> str:
     lines = [f"# Where the drift comes from: {Path(result.candidate).name} vs {Path(result.reference).name}", "",
              f"**{verdict(result)}**", "",
              f"{result.samples} samples, backend {result.backend}; a tensor *adds* drift when its rel_l2 exceeds its "
-             f"inputs' by at least {a.get('jump', 0.1):g} × the worst output's ({a.get('threshold', 0):.3g}).", "",
+             f"inputs' by at least {a.get('jump', 0.1):g} × the worst output's ({a.get('threshold', 0):.3g}); "
+             "*isolated* is its rel_l2 when its node runs on the reference's own inputs (ONNX candidates).", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in _rows(result)]
     rec = a.get("recurrent", [])
@@ -87,7 +88,8 @@ def markdown(result: Any, *, images: dict[str, str] | None = None) -> str:
     ranking = a.get("ranking", [])
     if ranking:
         lines += ["", "## Nodes by the drift they add (the accuracy fallback keeps them in float in this order)", ""]
-        lines += [f"{i + 1}. {s['node']} ({s['op'] or 'input quantization'}): adds {s['added']:.3g} via {s['via']}"
+        lines += [f"{i + 1}. {s['node']} ({s['op'] or 'input quantization'}): adds {s['added']:.3g}"
+                  + (f", {s['isolated']:.3g} isolated" if s.get("isolated") is not None else "") + f" via {s['via']}"
                   for i, s in enumerate(ranking[:20])]
     m = result.matching
     if m.get("unmatched"):
