@@ -40,7 +40,7 @@ def localized_ranking(src: Path, trial: Path, batches: list[Mapping[str, np.ndar
     from edgelstm.validation.localize_errors import analyse
     from edgelstm.validation.localize_graph import graph_sites, prepared, with_outputs
     from edgelstm.validation.localize_match import decoupled, match_sites
-    from edgelstm.validation.localize_run import OnnxTensors, collect_errors
+    from edgelstm.validation.localize_run import OnnxTensors, close_all, collect_errors
 
     ref_model = prepared(load_onnx(src))
     sites = graph_sites(ref_model)
@@ -54,8 +54,7 @@ def localized_ranking(src: Path, trial: Path, batches: list[Mapping[str, np.ndar
         alone_model, feeds = decoupled(cand_model, matching)
         alone = OnnxTensors(with_outputs(alone_model, names), folder, "isolated.onnx", opt_level=level)
         errors, _, isolated = collect_errors(ref, cand, batches, matching, isolated=alone, exact_feeds=feeds)
-        for runner in (ref, cand, alone):
-            runner.close()
+        close_all((ref, cand, alone))
     ranking = analyse(matching, errors, isolated=isolated if RANK_BY == "isolated" else None)["ranking"]
     ranked = [r["node"] for r in ranking if r["node"] in candidates]
     return ranked + [c for c in candidates if c not in ranked], ranking

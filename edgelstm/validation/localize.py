@@ -130,7 +130,7 @@ def localize_drift(reference: str | Path, candidate: str | Path, data: Any,
     from edgelstm.safe_files import private_tempdir
     from edgelstm.validation.localize_errors import analyse
     from edgelstm.validation.localize_graph import choose_sites, graph_sites, prepared, with_outputs
-    from edgelstm.validation.localize_run import OnnxTensors, collect_errors
+    from edgelstm.validation.localize_run import OnnxTensors, close_all, collect_errors
 
     t0 = time.perf_counter()
     ref_path, ref_raw = _reference_model(reference)
@@ -169,11 +169,7 @@ def localize_drift(reference: str | Path, candidate: str | Path, data: Any,
                                                       plain=plain, outputs=[o.name for o in ref_raw.graph.output],
                                                       isolated=alone, exact_feeds=exact)
         finally:
-            for o in opened:
-                try:
-                    o.close()
-                except Exception:  # noqa: BLE001 - closing never hides the real result
-                    pass
+            close_all(opened)
     analysis = analyse(matching, errors, options.jump, isolated=isolated or None)
     if matching.unmatched:
         notes.append(f"{len(matching.unmatched)} reference tensor(s) have no counterpart in the candidate "

@@ -77,4 +77,13 @@ def _marking_effect(effect: dict[str, float], outputs: list[str], marked: Mappin
             effect[name] = max(effect.get(name, 0.0), rel)
 
 
-__all__ = ["OnnxTensors", "collect_errors"]
+def close_all(runners: Iterable[Any]) -> None:
+    """Close every runner; closing never hides the real result."""
+    for runner in runners:
+        try:
+            runner.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+__all__ = ["OnnxTensors", "collect_errors", "close_all"]

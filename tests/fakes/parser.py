@@ -44,19 +44,24 @@ LAYER_TYPES = {"LSTM": ("Loop", "RECURRENCE"), "GRU": ("Loop", "RECURRENCE"), "R
 LOOP_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")
 
 
+def _str_property(public: str):
+    """A read-write str property stored as `_<public>` (names, metadata), typed as pybind11 does."""
+    def fget(self):
+        return getattr(self, f"_{public}")
+
+    def fset(self, value):
+        setattr(self, f"_{public}", checked_set(self, public, value, cast_str))
+
+    return property(fget, fset)
+
+
 class ITensor(PybindObject):
     def _init(self, name, shape, dtype, is_input, is_output=None, in_loop=False):
         self._name, self._shape, self._dtype, self._is_input = name, tuple(shape), dtype, is_input
         self._is_output = (not is_input) if is_output is None else bool(is_output)
         self._in_loop = in_loop
 
-    @property
-    def name(self):
-        return self._name
-
-    @name.setter
-    def name(self, value):
-        self._name = checked_set(self, "name", value, cast_str)
+    name = _str_property("name")
 
     @property
     def shape(self):
@@ -92,25 +97,12 @@ class ILayer(PybindObject):
         self._precision = None                 # set through LayerPrecision (10.x)
         self._output_types: dict[int, object] = {}
 
-    @property
-    def name(self):
-        return self._name
-
-    @name.setter
-    def name(self, value):
-        self._name = checked_set(self, "name", value, cast_str)
+    name = _str_property("name")
+    metadata = _str_property("metadata")
 
     @property
     def type(self):
         return self._type
-
-    @property
-    def metadata(self):
-        return self._metadata
-
-    @metadata.setter
-    def metadata(self, value):
-        self._metadata = checked_set(self, "metadata", value, cast_str)
 
     @property
     def num_outputs(self):
