@@ -3,8 +3,9 @@ which node to keep in float (leave-one-out), read every intermediate tensor of t
 FP32 model once on the measurement data (edgelstm.validation.localize_*) and rank the candidates by the drift each
 adds (a node's outputs', and that of the Q/DQ or Cast copies it reads). The greedy step then keeps the next node in
 that order in float and measures the model outputs once: one trial per step instead of one per remaining
-candidate. A step whose node does not lower the drift is undone (the localisation was wrong about it); when the
-ranking is used up without meeting the budget the leave-one-out search takes over from there.
+candidate. A step whose node closes too little of the gap to the budget is undone (the localisation was wrong about
+it, or it would use up a candidate for nothing); when the ranking is used up without meeting the budget the
+leave-one-out search starts over (quant_fallback), so the result is never worse than leave-one-out's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 RANK_BY = "isolated"   # or "added"
+#: a node is kept float only if that closes at least this fraction of the gap between the drift and the budget
+#: (a node that helps a little uses up a candidate the budget may need: the greedy would end in a dead end)
+MIN_GAIN = 0.1
 
 
 @dataclass
@@ -64,24 +68,33 @@ def ranked_greedy(order: list[str], measure: Callable[[Mapping[str, str]], tuple
                   limit: float, *, metric: str, max_trials: int, trials: Callable[[], int],
                   say: Callable[[str], None]) -> RankedSearch:
     """Keep nodes float in ``order``, one measurement per step, until the drift is within ``limit``; a node that
-    does not lower the drift is put back. At least one candidate stays quantized."""
+    closes less than MIN_GAIN of the gap to the budget is put back and tried again after the next node is kept (a
+    node can matter only once another is float). At least one candidate stays quantized."""
     search = RankedSearch(drift=start)
-    for node in order:
-        if len(order) - len(search.kept) <= 1 or trials() >= max_trials or search.drift <= limit:
+    pending = list(order)
+    while pending:
+        accepted = False
+        for node in list(pending):
+            if len(order) - len(search.kept) <= 1 or trials() >= max_trials or search.drift <= limit:
+                return search
+            d, model, rows = measure({**search.kept, node: "kept float by the accuracy fallback"})
+            if d > search.drift - MIN_GAIN * (search.drift - limit):
+                if node not in search.skipped:
+                    search.skipped.append(node)
+                say(f"keeping {node} in float helps too little ({metric} {search.drift:.4g} -> {d:.4g}); next")
+                continue
+            search.kept[node] = (f"kept float by the accuracy fallback (step {len(search.steps) + 1}, ranked by "
+                                 f"localisation: {metric} {search.drift:.3g} -> {d:.3g})")
+            search.steps.append({"kept": node, "drift": d, "gain": search.drift - d})
+            say(f"keep {node} in float (ranked by localisation): {metric} {search.drift:.4g} -> {d:.4g}")
+            search.drift = d
+            pending.remove(node)
+            accepted = True
+            if search.best is None or d < search.best[0]:
+                search.best = (d, model, rows, dict(search.kept))
+            break   # the rest (and the nodes put back) are tried again with this one float
+        if not accepted:
             break
-        trial = {**search.kept, node: "kept float by the accuracy fallback"}
-        d, model, rows = measure(trial)
-        if d >= search.drift:
-            search.skipped.append(node)
-            say(f"keeping {node} in float does not help ({metric} {search.drift:.4g} -> {d:.4g}); next")
-            continue
-        search.kept[node] = (f"kept float by the accuracy fallback (step {len(search.steps) + 1}, ranked by "
-                             f"localisation: {metric} {search.drift:.3g} -> {d:.3g})")
-        search.steps.append({"kept": node, "drift": d, "gain": search.drift - d})
-        say(f"keep {node} in float (ranked by localisation): {metric} {search.drift:.4g} -> {d:.4g}")
-        search.drift = d
-        if search.best is None or d < search.best[0]:
-            search.best = (d, model, rows, dict(search.kept))
     return search
 
 
