@@ -19,8 +19,9 @@ class OnnxTensors:
     def __init__(self, model, folder: Path, name: str, *, opt_level: str = "all", threads: int | None = None):
         from edgelstm.artifacts.ort import make_session
 
-        self.path = folder / name
-        self.path.write_bytes(model.SerializeToString())
+        from edgelstm.fileio import write_bytes_atomic
+
+        self.path = write_bytes_atomic(folder / name, model.SerializeToString())   # in a private temp folder
         self.session = make_session(self.path, threads=threads, opt_level=opt_level)
         self.types = {i.name: i.type for i in self.session.get_inputs()}
         self.names = [o.name for o in self.session.get_outputs()]
