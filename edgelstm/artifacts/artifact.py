@@ -12,6 +12,8 @@ from edgelstm.errors import BadInput
 from edgelstm.options import ArtifactKind
 
 TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit"}
+#: Keras files: loaded as their equivalent torch module (edgelstm.models.keras), so an artifact of kind torch
+KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
 ENGINE_SUFFIXES = {".plan", ".engine", ".trt"}
 
 
@@ -23,11 +25,11 @@ def artifact_kind(path: str | Path) -> ArtifactKind:
         return ArtifactKind.onnx
     if suffix in ENGINE_SUFFIXES:
         return ArtifactKind.engine
-    if suffix in TORCH_SUFFIXES:
+    if suffix in TORCH_SUFFIXES or suffix in KERAS_SUFFIXES:
         return ArtifactKind.torch
     if p.exists():
         head = p.read_bytes()[:4]
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        if head[:2] == b"PK" or head[:1] == b"\x80" or head == b"\x89HDF":
             return ArtifactKind.torch
         if head[:1] == b"\x08":  # protobuf field 1 varint: ir_version
             return ArtifactKind.onnx
@@ -133,4 +135,4 @@ class Artifact:
         return (self.manifest.details.get("target_isa") if self.manifest is not None else None)
 
 
-__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]
+__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "KERAS_SUFFIXES", "TORCH_SUFFIXES"]

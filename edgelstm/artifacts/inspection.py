@@ -48,18 +48,19 @@ def _matches(path: Path, manifest) -> bool | None:
 
 
 def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool = False,
-                  inputs: Any = None) -> dict[str, Any]:
+                  inputs: Any = None, keras_reference: Any = None) -> dict[str, Any]:
     """A torch model's facts, and its I/O as edgelstm will call it (the input contract, proved by running it)."""
     from edgelstm.errors import EdgeLSTMError
     from edgelstm.models.calling import resolve_call
     from edgelstm.models.inputs import InputOptions
     from edgelstm.models.loading import infer_input_size, load_model, recurrent_modules
 
-    loaded = load_model(path, factory=factory, trust_pickle=trust_pickle)
+    loaded = load_model(path, factory=factory, trust_pickle=trust_pickle, keras_reference=keras_reference)
     mod = loaded.module
     layers = []
     for name, m in recurrent_modules(mod):
-        layers.append({"name": name, "op": type(m).__name__, "input_size": m.input_size, "hidden_size": m.hidden_size,
+        layers.append({"name": name, "op": getattr(m, "mode", None) if type(m).__name__ == "OnnxRecurrent"
+                       else type(m).__name__, "input_size": m.input_size, "hidden_size": m.hidden_size,
                        "num_layers": m.num_layers, "directions": 2 if m.bidirectional else 1,
                        "batch_first": m.batch_first})
     params = sum(int(p.numel()) for p in mod.parameters())
@@ -74,7 +75,7 @@ def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool 
     return {"io": io, "contract": contract, **({"note": note} if note else {}),"path": str(path), "kind": "torch", "source": loaded.source, "arch": loaded.arch, "config": loaded.config,
             "size_bytes": path.stat().st_size, "precision": "fp32", "input_size": infer_input_size(mod),
             "recurrent_layers": layers, "parameters": params, "module": type(mod).__name__,
-            "manifest": None}
+            "manifest": None, **({"keras": loaded.origin} if loaded.origin else {})}
 
 
 def inspect_engine(path: Path) -> dict[str, Any]:

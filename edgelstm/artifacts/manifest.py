@@ -75,9 +75,23 @@ def write_manifest(artifact: str | Path, *, kind: str, precision: str = "fp32", 
     if parent is not None and parent_sha256 is None and Path(parent).exists():
         parent_sha256 = sha256_file(parent)
     m = Manifest(kind=kind, file=artifact.name, sha256=sha256_file(artifact), precision=precision,
-                 parent_sha256=parent_sha256, io=io, details=details or {})
+                 parent_sha256=parent_sha256, io=io, details=_with_parent_lengths(details or {}, parent))
     write_text_atomic(manifest_path(artifact), json.dumps(m.to_dict(), indent=2, default=str) + "\n")
     return m
+
+
+def _with_parent_lengths(details: dict[str, Any], parent: str | Path | None) -> dict[str, Any]:
+    """A file made from a converted model keeps the sequence lengths it was verified at (edgelstm.artifacts.lengths)."""
+    if "lengths" in details or parent is None or not Path(parent).is_file():
+        return details
+    from edgelstm.artifacts.lengths import inherited
+
+    try:
+        pm = read_manifest(parent, verify=False)
+    except Exception:  # noqa: BLE001 - a parent without a readable manifest passes nothing on
+        return details
+    lengths = inherited(pm.details if pm is not None else None, Path(parent).name)
+    return {**details, "lengths": lengths} if lengths else details
 
 
 def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | None:
@@ -133,6 +147,7 @@ class ArtifactPair:
         """The manifest of the artifact written to ``self.tmp`` (it names the final file)."""
         if parent is not None and parent_sha256 is None and Path(parent).exists():
             parent_sha256 = sha256_file(parent)
+        details = _with_parent_lengths(details or {}, parent)
         self.manifest = Manifest(kind=kind, file=self.out.name, sha256=sha256_file(self.tmp), precision=precision,
                                  parent_sha256=parent_sha256, io=io, details=details or {})
         text = json.dumps(self.manifest.to_dict(), indent=2, default=str) + "\n"

@@ -82,8 +82,8 @@ sym = {"batch": 2, "seq": 3}  # the same symbolic dim gets the same size in ever
 for i in s.get_inputs():
     shape = [d if isinstance(d, int) and d > 0 else sym.setdefault(d, 2 if n == 0 else 3) if isinstance(d, str)
              else (2 if n == 0 else 3) for n, d in enumerate(i.shape)]
-    if i.name in ("h0", "c0") and len(shape) == 3:
-        shape[1] = 2
+    if i.name in ("h0", "c0") and len(shape) == 3 and not (isinstance(i.shape[1], int) and i.shape[1] > 0):
+        shape[1] = 2  # a state fixed at batch 1 (a one-token encoder) keeps it
     dt = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
           "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
     feeds[i.name] = np.zeros(shape, dt)

@@ -64,8 +64,8 @@ def with_default_state(spec: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[st
             if batch is None:
                 raise BadInput(f"cannot size the zero state {t.name!r}: no data input in the feeds")
             dims = [batch if d == "batch" else d for d in t.shape]
-            if len(dims) == 3 and not isinstance(dims[1], int):
-                dims[1] = batch  # state is [layers*dirs, batch, hidden]
+            if len(dims) == 3:
+                dims[1] = batch  # state is [layers*dirs, batch, hidden]; a fixed batch is fed in batches of it
             if not all(isinstance(d, int) and d > 0 for d in dims):
                 raise BadInput(f"cannot size the zero state {t.name!r} from its shape {list(t.shape)}; "
                                f"provide {t.name!r} in the data")
@@ -207,8 +207,8 @@ def _any_batch(spec: IOSpec) -> IOSpec:
     """``spec`` with the batch axis of every data input left open: a data set holds any number of samples."""
     from dataclasses import replace
 
-    def free(t: TensorSpec) -> TensorSpec:
-        if is_state(t, STATE_INPUTS) or not t.shape or isinstance(t.shape[t.batch_axis], str):
+    def free(t: TensorSpec) -> TensorSpec:  # (a state fixed at batch 1 too: [layers, 1, hidden] holds n samples)
+        if not t.shape or isinstance(t.shape[t.batch_axis], str) or (is_state(t, STATE_INPUTS) and len(t.shape) != 3):
             return t
         return replace(t, shape=tuple("batch" if i == t.batch_axis else d for i, d in enumerate(t.shape)))
 

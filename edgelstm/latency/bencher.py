@@ -17,8 +17,9 @@ import numpy as np
 from edgelstm.errors import BadInput, opt
 from edgelstm.latency import device_bench
 from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
-from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, data_input,
-                                        file_size, isa_warnings, module_sha256, module_size, safe_ort_level)
+from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, check_lengths,
+                                        data_input, file_size, isa_warnings, module_sha256, module_size,
+                                        safe_ort_level)
 from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
                                      describe_key, row_key, work_list)
 from edgelstm.latency.summary import stream_summary
@@ -81,6 +82,7 @@ class Bencher:
         check_backend(options.backend)
         self._resolved: list[ResolvedTarget] = []
         self._best_probe: float | None = None
+        self.length_warnings: list[str] = []  # grid lengths outside an artifact's verified range
 
     # -- resolution (before any timing) ------------------------------------------------------------
     def add(self, target: Any) -> ResolvedTarget:
@@ -132,8 +134,8 @@ class Bencher:
             if module is not None:
                 res.sha256 = module_sha256(module)
                 res.size = module_size(module)
-        if not device_bench.shaped(self.options.device_options, res.io):  # --shapes: the runner checks its own
-            check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
+        device_bench.grid_checked(check_grid, res, self.grid, probe, self.options.device_options)
+        self.length_warnings += check_lengths(res.name, details, self.grid.seqs)
         res.stream = bool(self.options.stream if t.stream is None else t.stream)
         if res.stream:
             from edgelstm.latency.stream import check_streamable
@@ -222,10 +224,8 @@ class Bencher:
             else:
                 feeds = self.feeds(res, batch, seq)
                 timed = getattr(runner, "timed_run", None)
-                if graph and res.backend == "onnxruntime":   # --cuda-graph: fixed device buffers, see ort_cuda
-                    from edgelstm.latency.ort_cuda import graph_path
-
-                    path = graph_path(runner.session, feeds)
+                path = device_bench.ort_graph_path(runner, res.backend, graph, feeds)  # None: not onnxruntime's graph
+                if path is not None:
                     timing = time_path(path, policy)
                 elif callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
                     timing = time_runner(runner, feeds, policy)
@@ -333,7 +333,7 @@ class Bencher:
             before_timing(device, resolved)
         report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
-        warnings = isa_warnings(resolved, device)
+        warnings = isa_warnings(resolved, device) + self.length_warnings
         if warnings:
             report.extras["warnings"] = warnings
         for res in resolved:

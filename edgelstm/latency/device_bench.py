@@ -33,6 +33,21 @@ def check(options: DeviceOptions | None, backend: str, device: str, io: Any) -> 
             feed_shape(options, t.name, len(t.shape))
 
 
+def grid_checked(check_grid: Any, res: Any, grid: Any, probe: Any, options: DeviceOptions | None) -> None:
+    """The bencher's grid check, unless --shapes gives every data input's shape (the runner checks those)."""
+    if not shaped(options, res.io):
+        check_grid(res.name, res.io, grid.batches, grid.seqs, probe)
+
+
+def ort_graph_path(runner: Any, backend: str, graph: bool, feeds: Mapping[str, np.ndarray]) -> Any:
+    """onnxruntime with --cuda-graph: the timed call on fixed device buffers (ort_cuda.graph_path); else None."""
+    if not graph or backend != "onnxruntime":
+        return None
+    from edgelstm.latency.ort_cuda import graph_path
+
+    return graph_path(runner.session, feeds)
+
+
 def shaped(options: DeviceOptions | None, io: Any) -> bool:
     """Whether --shapes gives the shape of every data input (the grid's batch/seq do not apply then)."""
     names = [t.name for t in (io.data_inputs or io.inputs)]
@@ -81,4 +96,5 @@ def extras(runner: Any, backend: str, feeds: Mapping[str, np.ndarray], options: 
     return out
 
 
-__all__ = ["apply_to_target", "check", "shaped", "shaped_state", "row_point", "extras"]
+__all__ = ["apply_to_target", "check", "grid_checked", "ort_graph_path", "shaped", "shaped_state", "row_point",
+           "extras"]

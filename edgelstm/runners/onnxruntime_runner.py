@@ -9,6 +9,7 @@ import numpy as np
 
 from edgelstm.artifacts.artifact import io_spec_of
 from edgelstm.artifacts.facts import onnx_facts
+from edgelstm.artifacts.lengths import LengthGuard
 from edgelstm.artifacts.onnx_graph import external_locations, refuse_outside_data
 from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
@@ -47,8 +48,15 @@ class OrtRunner:
         self._in_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.label = self.path.name
+        self.length_guard = LengthGuard(self.manifest.details if self.manifest else None, self.label)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Lengths run outside the range the export was verified at (edgelstm.artifacts.lengths)."""
+        return self.length_guard.warnings
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.length_guard.check(self.io, feeds)  # above the stated maximum: BadInput before anything runs
         cast = {}
         for name, arr in feeds.items():
             t = self._in_types.get(name, "tensor(float)")
