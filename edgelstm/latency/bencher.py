@@ -36,7 +36,7 @@ def looks_disturbed(row: BenchRow, best_probe: float | None) -> bool:
     return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
 
 
-VARIANTS = {"torch": {"amp", "cuda-graph"}, "tensorrt": {"cuda-graph"}, "onnxruntime": {"cuda-graph"}}
+VARIANTS = {"torch": {"amp", "cuda-graph"}, "onnxruntime": {"cuda-graph"}, "tensorrt": {"cuda-graph"}}
 
 
 def check_variant(variant: str, backend: str | None, device: str) -> None:
