@@ -213,6 +213,9 @@ def test_validate_localize_writes_the_reports(artifacts, tmp_path, cli):
     md = (out / "localize.md").read_text()
     assert "◀ enters" in md and "Along time" in md
     assert json.loads((out / "localize.json").read_text())["verdict"] == loc["verdict"]
+    code, _, stderr = cli("validate", "-r", artifacts["fp32"], "-c", artifacts["dynamic"], "--synthetic", 16,
+                          "--localize", "--mark", "nosuch")
+    assert code == 2 and "--mark 'nosuch' matches no tensor" in stderr and "validating" not in stderr  # before running
 
 
 def test_validate_localize_with_a_torch_reference_uses_the_fp32_onnx(artifacts, tmp_path, cli):

@@ -46,12 +46,26 @@ def localization_reference(reference: Path, candidate: Path) -> Path:
     return found
 
 
-def run_localization(reference: Path, candidate: Path, request: Any, *, mark: str, jump: float, batch_size: int,
+def check_localization(reference: Path, candidate: Path, mark: str, jump: float) -> Path:
+    """Before anything runs: the FP32 ONNX to localise against, --jump, and --mark against its tensors."""
+    from edgelstm.artifacts.onnx_graph import load_onnx
+    from edgelstm.validation.localize import LocalizeOptions
+    from edgelstm.validation.localize_graph import choose_sites, graph_sites, prepared
+
+    LocalizeOptions(mark=mark, jump=jump)
+    ref = localization_reference(reference, candidate)
+    if ref.suffix.lower() == ".onnx" and ref.is_file():
+        model = prepared(load_onnx(ref, what="reference"))
+        choose_sites(graph_sites(model), model, mark)
+    return ref
+
+
+def run_localization(ref: Path, candidate: Path, request: Any, *, mark: str, jump: float, batch_size: int,
                      threads: Optional[int], out: Optional[Path]) -> Any:
-    """Run the stage and write its reports (`render` prints it); returns the Localization."""
+    """Run the stage against the FP32 ONNX ``ref`` (check_localization) and write its reports (`render` prints
+    it); returns the Localization."""
     from edgelstm.validation.localize import LocalizeOptions, localize_drift
 
-    ref = localization_reference(reference, candidate)
     options = LocalizeOptions(mark=mark, jump=jump, batch_size=batch_size, threads=threads, on_step=console.step)
     console.step(f"localising the drift of {candidate.name} against {ref.name}")
     result = localize_drift(ref, candidate, request, options)
@@ -80,4 +94,5 @@ def render(result: Any) -> None:
     console.info(f"[bold]{console.literal(result.verdict())}[/]")
 
 
-__all__ = ["LocalizeOpt", "LocalizeOutOpt", "MarkOpt", "JumpOpt", "run_localization", "localization_reference"]
+__all__ = ["LocalizeOpt", "LocalizeOutOpt", "MarkOpt", "JumpOpt", "check_localization", "run_localization",
+           "localization_reference"]

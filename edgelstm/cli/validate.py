@@ -178,14 +178,19 @@ def validate(
                               threads=threads, progress=on_progress)
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
                           target=target, min_samples=min_samples, stride=stride, horizon=horizon, group=group)
+    localize_ref = None
+    if localize or localize_out is not None:
+        from edgelstm.cli.localize_options import check_localization
+
+        localize_ref = check_localization(reference, candidate, mark, jump)
     console.step(f"validating {candidate.name} against {reference.name}")
     with stack:
         result = validate_artifacts(reference, candidate, request, options)
     located = None
-    if localize or localize_out is not None:
+    if localize_ref is not None:
         from edgelstm.cli.localize_options import run_localization
 
-        located = run_localization(reference, candidate, request, mark=mark, jump=jump, batch_size=batch_size,
+        located = run_localization(localize_ref, candidate, request, mark=mark, jump=jump, batch_size=batch_size,
                                    threads=threads, out=localize_out)
         result.info["localization"] = located.to_dict()
 
