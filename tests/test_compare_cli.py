@@ -70,6 +70,8 @@ def test_bench_against_refuses_what_it_cannot_do(cli, models, machine, tmp_path)
         ((pr / "same.onnx", pr / "doubled.onnx"), "compares one artifact (NEW) with OLD; got 2"),
         ((pr / "same.onnx", "--baseline", tmp_path / "b.json"), "--baseline cannot be combined with --against"),
         ((pr / "same.onnx", "--iters", "5"), "--iters cannot be combined with --against"),
+        ((pr / "same.onnx", "--cuda-graph", "--streams", "2"),
+         "--cuda-graph, --streams cannot be combined with --against"),  # trtexec-style timing: not the comparison's
         ((pr / "same.onnx", "--on-inconclusive", "maybe"), "--on-inconclusive must be one of fail, warn, pass"),
         ((pr / "same.onnx", "--max-slowdown", "0.9"), "--max-slowdown must be a finite number >= 1"),
     ]

@@ -241,17 +241,23 @@ def restore_example_cache(root: Path) -> None:
     shutil.copytree(root / ".demo-outputs", root / "examples" / "pipelines" / "edgelstm-out" / "lstm_regressor")
 
 
-def run_by_device_test(command: str) -> None:
-    """The device commands run in tests/test_remote_ssh.py (readme_commands: the README block as written), and their
-    options are the commands' own."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        from test_remote_ssh import readme_commands, test_readme_commands_check_two_devices_from_a_pipeline_output
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
-    assert callable(test_readme_commands_check_two_devices_from_a_pipeline_output)
-    assert command in [" ".join(c.split()) for c in readme_commands()], command
-    options_exist(command)
+def run_by(module: str, test: str) -> Callable[[str], None]:
+    """A command that ``module``'s ``test`` runs as the README writes it (its ``readme_commands()`` reads the README
+    block; the test swaps in what this machine lacks), with options that are the command's own."""
+    def check(command: str) -> None:
+        import importlib
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        try:
+            mod = importlib.import_module(module)
+        finally:
+            sys.path.remove(str(ROOT / "tests"))
+        assert callable(getattr(mod, test)), f"{module}.{test}"
+        read = [shlex.split(c)[1:] if isinstance(c, str) else list(c) for c in mod.readme_commands()]
+        assert shlex.split(command)[1:] in read, f"{module}.readme_commands() does not read: {command}"
+        options_exist(command)
+
+    return check
 
 
 def prepare_untrusted(folder: Path) -> None:
@@ -318,7 +324,9 @@ def prepare_main_and_pr(folder: Path) -> None:
 
 DEVICES = ("needs devices over SSH: tests/test_remote_ssh.py runs this block as written against two OpenSSH servers "
            "on 127.0.0.1 (the hosts swapped for theirs)")
+DEVICE_TEST = "test_readme_commands_check_two_devices_from_a_pipeline_output"
 TRT = "needs TensorRT and an NVIDIA GPU (the `trt` tests build engines where they exist)"
+TRT_STAND_IN = TRT + "; tests/test_readme_localize.py runs it as written on the TensorRT stand-in (tests/fakes)"
 JETSON = "Jetson only: JetPack's system packages"
 SUITE = "runs the test suite itself"
 USER_CLASS = {"PYTHONPATH": "."}  # the user's model class is importable where they run it: here usermodels.py
@@ -358,7 +366,9 @@ COVERAGE: dict[str, Run | Skip] = {
     "edgelstm quantize model.onnx --precision int8-static --calib-synthetic 128 -o model.noise.qdq.onnx": Run(),
     'edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift "rel_l2<=0.01" -o model.int8.onnx': Run(),
     "edgelstm quantize model.onnx --precision int8 --target-cpu x86-avx2 -o model.avx2.int8.onnx": Run(),
+    "edgelstm quantize model.onnx --precision int8 --layer-precisions recurrent:fp32 -o model.int8-dense.onnx": Run(),
     # validate
+    "edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz --localize-out where/": Run(),
     'edgelstm validate -r model.pt -c model.int8.onnx --data val.npz --gate "rel_l2:y<=0.02" --gate "mse_delta<=0.001" '
     "--report drift.json --junit drift.xml --markdown drift.md": Run(),
     # bench
@@ -387,6 +397,12 @@ COVERAGE: dict[str, Run | Skip] = {
     "--timing-cache trt.cache": Skip(TRT, options_exist),
     "edgelstm validate --reference model.onnx --candidate model.fp16.plan --synthetic 256": Skip(TRT, options_exist),
     "edgelstm bench model.fp16.plan --batch 1,8 --seq 64,256": Skip(TRT, options_exist),
+    "edgelstm build model.onnx -o model.fp16.plan --precision fp16 --layer-precisions recurrent:fp32":
+        Skip(TRT_STAND_IN, run_by("test_readme_localize", "test_every_readme_command_runs")),
+    "edgelstm bench model.fp16.plan --shapes x:8x256x1 --cuda-graph --split-transfers --streams 2":
+        Skip(TRT_STAND_IN, run_by("test_readme_localize", "test_every_readme_command_runs")),
+    "edgelstm bench model.fp16.plan --shapes x:1x60x1 --profile-layers":
+        Skip(TRT_STAND_IN, run_by("test_readme_localize", "test_every_readme_command_runs")),
     "sudo apt-get install python3-libnvinfer python3-venv": Skip(JETSON, paths_exist("docker/Dockerfile.jetson")),
     "python3 -m venv --system-site-packages .venv && . .venv/bin/activate": Skip(JETSON, extras_exist),
     'pip install "cuda-python>=12.6,<12.7" edgelstm': Skip(JETSON, paths_exist("docker/Dockerfile.jetson")),
@@ -401,8 +417,9 @@ COVERAGE: dict[str, Run | Skip] = {
     "edgelstm unbundle --verify-only lstm.tar.gz --json": Run(where="root"),
     # check on your devices
     "edgelstm remote edgelstm-out/lstm_regressor nvidia@orin-nano-1 nvidia@xavier-nx-1 --markdown fleet.md "
-    "--html fleet.html": Skip(DEVICES, run_by_device_test),
-    "edgelstm compare results/*.json --markdown fleet.md --html fleet.html": Skip(DEVICES, run_by_device_test),
+    "--html fleet.html": Skip(DEVICES, run_by("test_remote_ssh", DEVICE_TEST)),
+    "edgelstm compare results/*.json --markdown fleet.md --html fleet.html":
+        Skip(DEVICES, run_by("test_remote_ssh", DEVICE_TEST)),
     # inspect, doctor
     "edgelstm inspect model.onnx": Run(),
     "edgelstm inspect untrusted.onnx --describe-only": Run(prepare=prepare_untrusted),

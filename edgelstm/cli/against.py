@@ -20,8 +20,9 @@ at every --batch x --seq x --threads point: "slower" (exit 1) when the whole int
 
 def check_bench_against(artifacts: list[Path], against: Path, *, baseline: Optional[Path], stream: bool,
                         iters: Optional[int], min_time: Optional[float], csv_out: Optional[Path],
-                        plot: Optional[Path]) -> None:
-    """Options that make no sense with --against, refused in one line before anything runs."""
+                        plot: Optional[Path], gpu: Optional[dict[str, Any]] = None) -> None:
+    """Options that make no sense with --against, refused in one line before anything runs (``gpu``: the
+    trtexec-style timing options given, which the comparison's own interleaved blocks do not use)."""
     from edgelstm.errors import BadInput, opt
 
     if len(artifacts) != 1:
@@ -30,7 +31,8 @@ def check_bench_against(artifacts: list[Path], against: Path, *, baseline: Optio
     if not against.exists():
         raise BadInput(f"{opt('against')} {against} does not exist")
     clash = [name for name, given in (("baseline", baseline), ("stream", stream), ("iters", iters),
-                                      ("min_time", min_time), ("csv", csv_out), ("plot", plot)) if given]
+                                      ("min_time", min_time), ("csv", csv_out), ("plot", plot),
+                                      *(gpu or {}).items()) if given]
     if clash:
         raise BadInput(f"{', '.join(opt(c) for c in clash)} cannot be combined with {opt('against')}",
                        hint=f"the comparison sizes its own blocks (see {opt('max_pairs')} and {opt('max_time')}) "

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from edgelstm import console
+from edgelstm.cli.bench_device import CudaGraphOpt, ProfileOpt, ShapesOpt, SpinOpt, SplitOpt, StreamsOpt
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
                                         input_options)
@@ -43,6 +44,11 @@ Examples:
   edgelstm bench model.onnx --baseline bench.json --max-slowdown 1.10    # same machine: exit 1 on a regression
 
   edgelstm bench pr/model.onnx --against main/model.onnx --max-slowdown 1.10 --batch 1 --seq 60 --threads 1
+
+  edgelstm bench model.plan --shapes x:8x256x1 --cuda-graph --split-transfers --streams 2 --profile-layers
+
+GPU options in trtexec's manner: --cuda-graph, --shapes, --split-transfers (H2D / compute / D2H), --spin-wait,
+--streams N (throughput over N execution contexts), --profile-layers (IProfiler); --min-time is the duration.
 """
 
 
@@ -100,9 +106,16 @@ def bench(
                                   help="With --against: pairs of blocks per grid point at the first look."),
     max_time: float = typer.Option(60.0, "--max-time", metavar="SECONDS",
                                    help="With --against: seconds of measuring per grid point at most."),
+    cuda_graph: bool = CudaGraphOpt,
+    shapes: Optional[str] = ShapesOpt,
+    split_transfers: bool = SplitOpt,
+    spin_wait: bool = SpinOpt,
+    streams: int = StreamsOpt,
+    profile_layers: bool = ProfileOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
+    from edgelstm.cli.bench_device import device_options, print_tables
     from edgelstm.latency import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
                                 plot_report, write_csv, write_json)
     from edgelstm.latency.report import device_line
@@ -121,7 +134,9 @@ def bench(
         from edgelstm.cli.against import check_bench_against
 
         check_bench_against(list(artifacts), against, baseline=baseline, stream=stream, iters=iters,
-                            min_time=min_time, csv_out=csv_out, plot=plot)
+                            min_time=min_time, csv_out=csv_out, plot=plot,
+                            gpu={"cuda_graph": cuda_graph, "shapes": shapes, "split_transfers": split_transfers,
+                                 "spin_wait": spin_wait, "streams": streams != 1, "profile_layers": profile_layers})
     for out, suffix, key in ((report, ".json", "report"), (csv_out, ".csv", "csv"), (plot, ".png", "plot")):
         if out is not None and out.suffix.lower() != suffix:
             raise BadInput(f"{opt(key)} must end in {suffix}, got {out.name}")
@@ -134,9 +149,13 @@ def bench(
             raise BackendMissing(f"{opt('plot')} needs matplotlib", hint="pip install matplotlib")
     grid = BenchGrid(tuple(parse_int_list(batch, what=opt("batch"))), tuple(parse_int_list(seq, what=opt("seq"))),
                      tuple(parse_int_list(threads, what=opt("threads"))) if threads else (None,))
+    if shapes:  # the shapes decide batch and seq: one grid point per thread count
+        grid = BenchGrid(grid.batches[:1], grid.seqs[:1], grid.threads)
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
                            input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy,
+                           device_options=device_options(cuda_graph, shapes, split_transfers, spin_wait, streams,
+                                                         profile_layers),
                            torch_options={"factory": factory, "trust_pickle": trust_pickle,
                                           "inputs": input_options(input, input_size, state_arg,
                                                                   (grid.batches[0], grid.seqs[0]) if static else None,
@@ -159,6 +178,7 @@ def bench(
     for w in payload.get("warnings", []):
         console.warn(w)
     _print_tables(payload)
+    print_tables(payload)
     from edgelstm.safe_files import all_or_nothing
 
     with all_or_nothing():  # the reports of one command commit together, or none does

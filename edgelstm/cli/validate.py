@@ -11,6 +11,7 @@ import typer
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command
 from edgelstm.cli.data_options import FeaturesOpt, GroupOpt, HorizonOpt, StrideOpt, TargetOpt, WindowOpt
+from edgelstm.cli.localize_options import JumpOpt, LocalizeOpt, LocalizeOutOpt, MarkOpt
 from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
                                         input_options)
 
@@ -59,6 +60,8 @@ Examples:
 
   edgelstm validate -r model.pt -c pr/model.onnx --against main/model.onnx --data val.npz \\
       --gate "rel_l2<=0.01" --junit drift.xml --markdown summary.md     # CI: main vs PR, same data
+
+  edgelstm validate -r model.onnx -c model.int8.onnx --synthetic 64 --seq 60 --localize --localize-out where/
 """
 
 
@@ -131,6 +134,10 @@ def validate(
                                                 "reference on the same data, and fail where the candidate's drift "
                                                 "grew beyond OLD's (--max-growth, --baseline-floor); gates apply to the "
                                                 "candidate."),
+    localize: bool = LocalizeOpt,
+    localize_out: Optional[Path] = LocalizeOutOpt,
+    mark: str = MarkOpt,
+    jump: float = JumpOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -147,7 +154,7 @@ def validate(
         raise BadInput(f"{opt('task')} must be regression or classification, got {task!r}")
     from edgelstm.fileio import refuse_overwriting_inputs
 
-    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown},
+    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown, "localize_out": localize_out},
                               [reference, candidate, data, policy, baseline, against])
     if against is not None and not against.exists():
         raise BadInput(f"{opt('against')} {against} does not exist")
@@ -181,6 +188,11 @@ def validate(
                               threads=threads, progress=on_progress)
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
                           target=target, min_samples=min_samples, stride=stride, horizon=horizon, group=group)
+    localize_ref = None
+    if localize or localize_out is not None:
+        from edgelstm.cli.localize_options import check_localization
+
+        localize_ref = check_localization(reference, candidate, mark, jump)
     with stack:
         if against is not None:
             from edgelstm.cli.against import validate_against
@@ -189,6 +201,13 @@ def validate(
         else:
             console.step(f"validating {candidate.name} against {reference.name}")
             result = validate_artifacts(reference, candidate, request, options)
+    located = None
+    if localize_ref is not None:
+        from edgelstm.cli.localize_options import run_localization
+
+        located = run_localization(localize_ref, candidate, request, mark=mark, jump=jump, batch_size=batch_size,
+                                   threads=threads, out=localize_out)
+        result.info["localization"] = located.to_dict()
 
     from edgelstm.safe_files import all_or_nothing
 
@@ -202,6 +221,10 @@ def validate(
             written.append(str(write_markdown(result, markdown)))
 
     _summary(result)
+    if located is not None:
+        from edgelstm.cli.localize_options import render
+
+        render(located)
     for w in result.info.get("warnings", []):
         console.warn(w)
     for note in result.info.get("notes", []):

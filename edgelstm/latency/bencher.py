@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from edgelstm.errors import BadInput, opt
+from edgelstm.latency import device_bench
 from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
 from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, check_lengths,
                                         data_input, file_size, isa_warnings, module_sha256, module_size,
@@ -23,6 +24,7 @@ from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_dev
 from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
                                      describe_key, row_key, work_list)
 from edgelstm.latency.summary import stream_summary
+from edgelstm.latency.threads import set_torch_threads, torch_threads as torch_threads_now
 
 NOISY_SPREAD = 1.5   # p50 / min above this: the run was preempted (deterministic inference is ~1.0-1.1)
 NOISY_PROBE = 1.15   # machine probe this much slower than the best seen in the run: the machine was busy
@@ -36,7 +38,7 @@ def looks_disturbed(row: BenchRow, best_probe: float | None) -> bool:
     return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
 
 
-VARIANTS = {"torch": {"amp", "cuda-graph"}, "tensorrt": {"cuda-graph"}}
+VARIANTS = {"torch": {"amp", "cuda-graph"}, "onnxruntime": {"cuda-graph"}, "tensorrt": {"cuda-graph"}}
 
 
 def check_variant(variant: str, backend: str | None, device: str) -> None:
@@ -46,8 +48,8 @@ def check_variant(variant: str, backend: str | None, device: str) -> None:
     if unknown:
         raise BadInput(f"unknown variant(s) {sorted(unknown)}; known: amp, cuda-graph")
     if parts and (not device.startswith("cuda") or not parts <= VARIANTS.get(str(backend), set())):
-        raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph) "
-                       f"or tensorrt (cuda-graph), not {backend} on {device}")
+        raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph), "
+                       f"onnxruntime on CUDA or tensorrt (cuda-graph), not {backend} on {device}")
 
 
 def graph_facts(runner: Any, asked: bool) -> dict[str, Any]:
@@ -115,10 +117,12 @@ class Bencher:
             manifest = None
         if backend == "tensorrt":
             device = "cuda" if device == "cpu" else device
+        t = device_bench.apply_to_target(t, self.options.device_options, backend, device)
         check_variant(t.variant, backend, device)
         res = ResolvedTarget(t, "", backend, device, "fp32", None, path, None, None, None, details)
         probe = self._runner(res, None)  # fails here (exit 2/3) rather than in the middle of timing
         res.io = probe.io
+        device_bench.check(self.options.device_options, backend, device, probe.io)
         res.name = t.name or (path.name if path else getattr(probe, "label", "model"))
         res.precision = t.precision or ("fp16" if "amp" in t.variant else str(getattr(probe, "precision", "fp32")))
         if path is not None:
@@ -132,7 +136,7 @@ class Bencher:
             if module is not None:
                 res.sha256 = module_sha256(module)
                 res.size = module_size(module)
-        check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
+        device_bench.grid_checked(check_grid, res, self.grid, probe, self.options.device_options)
         self.length_warnings += check_lengths(res.name, details, self.grid.seqs)
         res.stream = bool(self.options.stream if t.stream is None else t.stream)
         if res.stream:
@@ -168,15 +172,16 @@ class Bencher:
 
         rng = np.random.default_rng(self.options.seed + 7919 * batch + seq)
         feeds: dict[str, np.ndarray] = {}
+        shapes = getattr(self.options.device_options, "shapes", None) or {}   # --shapes wins
         for x in res.io.data_inputs or (data_input(res.io),):
-            dims = [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)]
+            dims = shapes.get(x.name) or [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)]
             check_alloc(dims, 8, what=f"{res.name}'s input {x.name!r} at batch {batch}, seq {seq}",
                         hint=f"use a smaller {opt('batch')} or {opt('seq')}")
             # floats standard normal; token ids within their value range; lengths ragged in [1, seq]
             feeds[x.name] = tensor_values(x, tuple(dims), rng, seq=seq)
         if res.io.state_inputs:
             feeds.update(zero_state(res.io, batch, res.details))
-        return feeds
+        return device_bench.shaped_state(feeds, shapes, res.io)
 
     def _dim(self, res: ResolvedTarget, x: Any, axis: int, d: Any, batch: int, seq: int) -> int:
         if d in ("batch", "seq"):  # the real axis roles: a seq-first input is [seq, batch, F]
@@ -221,13 +226,16 @@ class Bencher:
             else:
                 feeds = self.feeds(res, batch, seq)
                 timed = getattr(runner, "timed_run", None)
-                if callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
+                path = device_bench.ort_graph_path(runner, res.backend, graph, feeds)  # None: not onnxruntime's graph
+                if path is not None:
+                    timing = time_path(path, policy)
+                elif callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
                     timing = time_runner(runner, feeds, policy)
                     path = None
                 else:
                     path = fast_path(runner, feeds, amp=amp, cuda_graph=graph)
                     timing = time_path(path, policy)
-                seq_for_row = seq
+                batch, seq_for_row = device_bench.row_point(res.io, feeds, batch, seq)
             memory = dict(res.load_mb.get(threads, {}))
             if self.options.measure_memory:
                 memory.update(self._memory(res, runner, feeds, path))
@@ -246,7 +254,9 @@ class Bencher:
             parent_sha256=res.parent_sha256, model_size_bytes=res.size, memory=memory, probe_ms=probe_ms,
             extras={**dict(res.target.extras), **({"ort_opt_level": res.details["bench_ort_opt_level"]}
                                                     if "bench_ort_opt_level" in res.details else {}),
-                    **graph_facts(runner, graph)},
+                    **graph_facts(runner, graph),
+                    **(device_bench.extras(runner, res.backend, feeds, self.options.device_options, timing.iters,
+                                           policy.warmup) if mode == "window" else {})},
             clock=str(timing.clock), copies_included=bool(timing.copies_included), provider=active_provider(runner))
 
     def measure_robust(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None,
@@ -367,7 +377,7 @@ class Bencher:
             from edgelstm.latency.memory import rss_bytes
 
             before = rss_bytes()
-            torch_threads = _torch_threads()
+            torch_threads = torch_threads_now()
             try:
                 res.runners[threads] = self._open(res, threads)
             finally:  # TorchRunner(threads=n) sets torch's global thread count; measure() sets it per row
@@ -379,21 +389,3 @@ class Bencher:
             if before is not None and after is not None:
                 res.load_mb[threads] = {"load_rss_mb": round(max(0, after - before) / 1024 ** 2, 3)}
         return res.runners[threads]
-
-
-def _torch_threads() -> int | None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch is not None else None
-
-
-def set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:
-    """Set torch's thread count for timing a torch target (a no-op otherwise); returns the undo."""
-    if backend != "torch" or threads is None:
-        return lambda: None
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    return lambda: torch.set_num_threads(before)

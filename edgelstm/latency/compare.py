@@ -299,7 +299,8 @@ def compare_latency(new: Any, old: Any, options: CompareOptions = CompareOptions
     bench: the harness's options (backend, device, opt_level, torch loading options, input_size); its timing
     policy is not used (blocks are sized by `options`). clock: default the module's DEFAULT_CLOCK (looked up at
     call time, so a test of the command line replaces it). Raises BadInput/BackendMissing before any timing."""
-    from edgelstm.latency.bencher import Bencher, set_torch_threads
+    from edgelstm.latency.bencher import Bencher
+    from edgelstm.latency.threads import set_torch_threads
     from edgelstm.latency.compare_report import describe_side, pair_notes, pair_warnings
     from edgelstm.latency.preflight import isa_warnings
     from edgelstm.machine.device import describe_device

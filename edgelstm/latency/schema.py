@@ -58,6 +58,7 @@ class BenchOptions:
     measure_memory: bool = True
     seed: int = 0
     retry_noisy: int = 0              # re-measure a disturbed row up to this many times, keep the lowest p50
+    device_options: Any = None        # trt_options.DeviceOptions: --cuda-graph, --shapes, --split-transfers, ...
 
     def __post_init__(self) -> None:
         if self.retry_noisy < 0:
@@ -65,7 +66,8 @@ class BenchOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "stream": self.stream, "opt_level": self.opt_level,
-                "retry_noisy": self.retry_noisy, **self.policy.to_dict()}
+                "retry_noisy": self.retry_noisy, **self.policy.to_dict(),
+                **({"device_options": self.device_options.to_dict()} if self.device_options is not None else {})}
 
 
 def with_policy(options: BenchOptions, **changes: Any) -> BenchOptions:
