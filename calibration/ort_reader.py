@@ -27,10 +27,11 @@ Batch = Mapping[str, np.ndarray]
 
 
 def _batch_size(batch: Batch, io: IOSpec | None) -> int:
-    names = [t.name for t in io.data_inputs] if io is not None else list(batch)
-    for n in names:
-        if n in batch and np.ndim(batch[n]) >= 1:
-            return int(np.shape(batch[n])[0])
+    """Samples (sequences) in a batch: the length of the input's batch axis (axis 1 of a seq-first input)."""
+    tensors = [(t.name, t.batch_axis) for t in io.data_inputs] if io is not None else [(n, 0) for n in batch]
+    for name, axis in tensors:
+        if name in batch and np.ndim(batch[name]) > axis:
+            return int(np.shape(batch[name])[axis])
     return 0
 
 

@@ -220,7 +220,8 @@ class Int8Quantizer:
         else:
             self._reader = OrtCalibrationReader(self.calib, io=io_spec)  # type: ignore[arg-type]
             tensors = None
-        self.calibration = {"samples": samples, "batches": batches, "method": o.calib_method.value,
+        self.calibration = {"samples": samples, "batches": batches, "data": getattr(self.calib, "source", None) or None,
+                            "method": o.calib_method.value,
                             "percentile": o.percentile if o.calib_method == CalibMethod.percentile else None,
                             "range_source": o.range_source, "tensors": tensors}
 

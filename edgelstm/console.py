@@ -299,3 +299,23 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
     ) as bar:
         task = bar.add_task(markup(description), total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def activity(description: str) -> Iterator[None]:
+    """While a long step runs: a spinner with the elapsed time in a terminal; elsewhere (a CI log) one line as it
+    starts, so that a silent minute is never a mystery. Silent when quiet."""
+    if _state["quiet"]:
+        yield
+        return
+    console = _err_console()
+    if not console.is_terminal:
+        step(f"{description} …")
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        bar.add_task(markup(description), total=None)
+        yield

@@ -1,4 +1,5 @@
-"""The built-in demo: the whole pipeline on the sine-wave LSTM regressor, trained in seconds on CPU."""
+"""The built-in demo: the whole pipeline on the sine-wave LSTM regressor, trained in seconds on CPU, plus the data
+files (``val.npz``, ``calib.npz``) the README's commands use."""
 
 from __future__ import annotations
 
@@ -75,8 +76,26 @@ def write_demo_pipeline(out_dir: Path, *, steps: int = 150, seed: int = 0) -> Pa
     return path
 
 
+def write_demo_data(out_dir: Path, *, seq: int = 60, seed: int = 1) -> dict[str, Path]:
+    """``val.npz`` (256 labelled sequences of the demo model's task: the pipeline's own validation set) and
+    ``calib.npz`` (128 other sequences) beside the demo's model, so that the README's ``--data val.npz`` and
+    ``--calib calib.npz`` commands run as written in the demo folder. Unchanged files are left alone."""
+    from edgelstm.fileio import npz_bytes, write_bytes_atomic
+    from edgelstm.models import zoo
+
+    x, y = zoo.synthetic_task("lstm_regressor", 256, seq, seed=seed)
+    cx, _ = zoo.synthetic_task("lstm_regressor", 128, seq, seed=seed + 1000)
+    paths = {}
+    for name, arrays in (("val.npz", {"x": x, "y": y}), ("calib.npz", {"x": cx})):
+        path = Path(out_dir) / name
+        if not path.exists():
+            write_bytes_atomic(path, npz_bytes(arrays))
+        paths[name] = path
+    return paths
+
+
 def run_demo(out_dir: Path = Path("edgelstm-demo"), *, steps: int = 150, seed: int = 0,
-             on_step: Callable[[str], None] | None = None, wait: bool = False):
+             on_step: Callable[[str], None] | None = None, on_stage=None, wait: bool = False):
     """The demo pipeline written into ``out_dir`` and run there; the directory is locked while the pipeline
     file is written and run (a second demo on it fails at once, or waits with ``wait``)."""
     from edgelstm.pipeline.config import load_pipeline
@@ -88,4 +107,6 @@ def run_demo(out_dir: Path = Path("edgelstm-demo"), *, steps: int = 150, seed: i
     prepare_out_dir(out_dir, what="demo directory")
     with OutputLock(out_dir, wait=wait, on_wait=on_step):
         path = write_demo_pipeline(out_dir, steps=steps, seed=seed)
-        return run_pipeline(load_pipeline(path), on_step=on_step, lock=False)
+        result = run_pipeline(load_pipeline(path), on_step=on_step, on_stage=on_stage, lock=False)
+        write_demo_data(out_dir)
+        return result

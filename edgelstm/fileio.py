@@ -20,6 +20,24 @@ def write_text_atomic(dest: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(dest, text.encode("utf-8"))
 
 
+def npz_bytes(arrays: dict[str, Any]) -> bytes:
+    """An .npz whose bytes depend only on the arrays (np.savez stamps the current time into the zip), to be
+    written with ``write_bytes_atomic``."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue(),
+                       compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

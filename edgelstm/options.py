@@ -112,6 +112,29 @@ class ExportRoute(StrEnum):
     dynamo = "dynamo"                # torch.onnx.export(dynamo=True)
 
 
+class Verdict(StrEnum):
+    """The same-run latency comparison's answer for NEW vs OLD (edgelstm.latency.compare)."""
+
+    not_slower = "not slower"        # the whole confidence interval of the ratio is below max_slowdown
+    slower = "slower"                # the whole interval is above max_slowdown
+    inconclusive = "inconclusive"    # the interval straddles max_slowdown: a state of its own, not a pass
+
+
+class OnInconclusive(StrEnum):
+    """What an inconclusive latency comparison does to a gate: fail (exit 1), warn (exit 0, says so), pass."""
+
+    fail = "fail"
+    warn = "warn"
+    pass_ = "pass"
+
+
+class BlockOrder(StrEnum):
+    """Which model runs first in each pair of blocks: random (a seeded coin per pair) or balanced (AB BA AB ...)."""
+
+    random = "random"
+    balanced = "balanced"
+
+
 def parse_int_list(text: str, *, what: str) -> list[int]:
     from edgelstm.errors import BadInput
 

@@ -59,34 +59,10 @@ class VirtualMachine:
         return self
 
     def install(self, monkeypatch) -> "VirtualMachine":
-        vm, real_open = self, Bencher._open
+        """The real runners, timed through bind() (the harness's own loop) on the virtual clock."""
+        from fake_machine import cost_runners_by_lstm
 
-        class Costed:
-            """The real runner, timed through bind() (the harness's own loop) on the virtual clock."""
-
-            timed_run = None
-
-            def __init__(self, real, lstm_nodes):
-                self._real, self._lstm_nodes = real, lstm_nodes
-
-            def __getattr__(self, name):
-                return getattr(self._real, name)
-
-            def bind(self, feeds):
-                x = feeds[self._real.io.data_inputs[0].name]
-                cost_ns = self._lstm_nodes * x.shape[0] * x.shape[1] * vm.US_PER_LSTM_STEP * 1e3
-
-                def call():
-                    self._real.run(feeds)
-                    vm.run(cost_ns)
-                return call
-
-        def open_costed(bencher, res, threads):
-            nodes = sum(n.op_type == "LSTM" for n in onnx.load(str(res.path)).graph.node)
-            assert nodes, f"{res.path} has no LSTM node to cost"
-            return Costed(real_open(bencher, res, threads), nodes)
-
-        monkeypatch.setattr(Bencher, "_open", open_costed)
+        cost_runners_by_lstm(monkeypatch, lambda cost_us: self.run(cost_us * 1e3), self.US_PER_LSTM_STEP)
         monkeypatch.setattr(harness, "clock_ns", self.clock_ns)
         monkeypatch.setattr(harness, "speed_probe", self.speed_probe)
         monkeypatch.setattr(regression, "sleep", self.pauses.append)

@@ -150,10 +150,14 @@ def _summary_result():
     rows = [{"artifact": name, "precision": "fp32", "size_bytes": 70289 - 7000 * i, "rel_l2": 1.65e-7 * (i + 1),
              "task": "mse=0.0004413", "gates": "reference" if i == 0 else "pass", "p50_ms": 0.050149 / (i + 1),
              "speedup": 2.69 + i} for i, name in enumerate(NAMES)]
-    gates = [{"metric": "rel_l2", "output": "y", "limit": 0.01, "value": 0.029312345678, "passed": False, "op": "<="}]
+    from edgelstm.pipeline.verdict import collect_gates
+    from edgelstm.validation.gates import Gate, evaluate_gates
+
+    (gate,) = evaluate_gates([Gate("rel_l2", 0.01, "<=", "y")], {"outputs": {"y": {"rel_l2": 0.029312345678}}})
+    validations = {"int8-dynamic": {"gates": [gate.to_dict()]}}
+    gates = collect_gates(SimpleNamespace(validations=validations, bench=None))
     return SimpleNamespace(summary_rows=lambda: rows, skipped=[], notes=[], stages=[{"cached": False}] * 3,
-                           cached_everything=False, seconds=1.0, reports={},
-                           validations={"int8-dynamic": {"gates": gates}})
+                           cached_everything=False, seconds=1.0, reports={}, validations=validations, gates=gates)
 
 
 def test_pipeline_summary_fits_80_columns_with_whole_names(err80, capsys):
@@ -237,7 +241,7 @@ def test_run_gate_failure_message_is_rounded(err80, capsys):
 
     render_summary(_summary_result())
     err = capsys.readouterr().err
-    assert "gate failed for int8-dynamic: rel_l2:y = 0.0293 (limit <= 0.01)" in err
+    assert "gate failed (validate int8-dynamic): rel_l2:y = 0.0293, budget <= 0.01" in err
     assert "0.029312345678" not in err
 
 

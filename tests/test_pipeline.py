@@ -76,7 +76,7 @@ def test_failed_gate_exits_1_after_writing_the_report(cli, tmp_path):
     code, _, stderr = cli("run", toml)
     assert code == 1 and "gate failed" in stderr
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "a gate failed" in md and "**FAIL**" in md
+    assert "3 of 3 gates failed" in md and "**FAIL**" in md
 
 
 @pytest.mark.parametrize("text,culprit", [
@@ -158,6 +158,14 @@ def test_html_report_renders_in_headless_chromium_with_its_plots(tmp_path):
          html_path.resolve().as_uri()], capture_output=True, timeout=120)
     img = Image.open(shot).convert("RGB")
     assert img.size == (1100, 2400)
+    # the top a reviewer reads first: the verdict (green) and the provenance box (date, version, commit, model
+    # sha256, machine and ISA class, data) on its grey panel, both within the first 400 pixels
+    for needle in ("all 3 gates passed", "<b>Date</b>", "<b>Commit</b>", "sha256", "ISA class", "<b>Data</b>"):
+        assert needle in dom.stdout.split("<h2>")[0], needle
+    top = img.crop((0, 0, 1100, 400)).getcolors(maxcolors=1 << 20)
+    panel = sum(n for n, c in top if c == (246, 248, 250))       # #provenance background #f6f8fa
+    verdict = sum(n for n, (r, g, b) in top if abs(r - 26) < 30 and abs(g - 127) < 30 and abs(b - 55) < 30)
+    assert panel > 0.05 * 1100 * 400 and verdict > 200
     # the plots are drawn: the plot lines' colours (matplotlib's default blue/orange/green) appear on screen,
     # and a good share of the page is not white
     colours = img.getcolors(maxcolors=1 << 20)

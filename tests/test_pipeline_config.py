@@ -113,14 +113,15 @@ def test_parse_pipeline_needs_a_model_section():
 
 
 def test_a_stage_error_is_in_the_files_words(cli, tmp_path):
-    """A library call inside a stage raises with `--window`; the run reports `[data].window`."""
+    """A library call inside a stage raises with `--features`; the run reports `[data].features`."""
     import numpy as np
 
     np.savetxt(tmp_path / "val.csv", np.random.default_rng(0).standard_normal((40, 1)), delimiter=",", header="v",
                comments="")
     path = tmp_path / "p.toml"
-    path.write_text(GOOD + '[data]\nvalidation = "val.csv"\n[export]\nseq_len = 6\nstateful = false\n'
-                           '[quantize]\nprecisions = []\n[bench]\nenabled = false\n')
+    path.write_text(GOOD + '[data]\nvalidation = "val.csv"\nwindow = 6\nfeatures = [" "]\n[export]\nseq_len = 6\n'
+                           'stateful = false\n[quantize]\nprecisions = []\n[bench]\nenabled = false\n')
     code, _, stderr = cli("run", path)
     line = _one_error_line(stderr)
-    assert code == 2 and "data: val.csv: a CSV needs [data].window T" in line and "--window" not in line
+    assert code == 2 and "data: [data].features is empty" in line and "--features" not in line
+    assert not (tmp_path / "out" / "model.onnx").exists()  # the data is checked before the export

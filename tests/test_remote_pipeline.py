@@ -40,6 +40,7 @@ def test_run_ends_with_the_fleet_check(tmp_path, cli):
         assert code == 0, err
         result = json.loads(out)
         assert result["devices"]["passed"] and result["devices"]["devices"] == ["dev1"]
+        assert [(g["suite"], g["passed"]) for g in result["gates"] if g["kind"] == "devices"] == [("devices", True)]
         fleet = json.loads((tmp_path / "out" / "devices" / "fleet.json").read_text())
         assert fleet["cells"]["model.int8-dynamic.onnx"]["dev1"]["passed"]
         # the device judged with the run's own data and gate: the same drift the run measured here

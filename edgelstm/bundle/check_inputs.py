@@ -9,9 +9,7 @@ its own ONNX on noise), without the original model (no torch there). Defaults co
 from __future__ import annotations
 
 import hashlib
-import io
 import posixpath
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import numpy as np
 
 from edgelstm.bundle.types import (CHECK_DATA, CHECK_INDEX, CHECK_REFERENCE, CHECK_SCHEMA, CheckOptions, Source)
 from edgelstm.errors import BadInput, opt
-from edgelstm.fileio import human_size, parse_toml, read_text_file, sha256_file
+from edgelstm.fileio import human_size, npz_bytes, parse_toml, read_text_file, sha256_file
 
 DEFAULT_GATE = "rel_l2<=0.01"
 DEFAULT_SYNTHETIC = 64
@@ -38,18 +36,6 @@ class CheckPayload:
     members: list[tuple[str, bytes, str]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An .npz whose bytes depend only on the arrays (np.savez stamps the current time into the zip)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue(),
-                       compress_type=zipfile.ZIP_DEFLATED)
-    return buf.getvalue()
 
 
 def _pipeline(sources: list[Source]) -> tuple[dict[str, Any], Path | None]:

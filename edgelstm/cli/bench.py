@@ -31,6 +31,8 @@ carried, beside the cost of re-running the whole window (--seq) for one new samp
 --baseline OLD.json --max-slowdown 1.10 compares with an earlier report from the same machine and model:
 a row that looks slower is re-measured (--repeats) and fails the run (exit 1) only when the slowdown holds.
 
+{compare}
+
 Examples:
 
   edgelstm bench model.onnx model.int8.onnx model.pt --batch 1,8 --seq 60,256 --threads 1,2
@@ -39,7 +41,9 @@ Examples:
 
   edgelstm bench model.onnx --min-time 2 --report bench.json --csv bench.csv --plot bench.png
 
-  edgelstm bench model.onnx --baseline bench.json --max-slowdown 1.10    # CI gate: exit 1 on a regression
+  edgelstm bench model.onnx --baseline bench.json --max-slowdown 1.10    # same machine: exit 1 on a regression
+
+  edgelstm bench pr/model.onnx --against main/model.onnx --max-slowdown 1.10 --batch 1 --seq 60 --threads 1
 
   edgelstm bench model.plan --shapes x:8x256x1 --cuda-graph --split-transfers --streams 2 --profile-layers
 
@@ -81,13 +85,27 @@ def bench(
                                         "sequence length; needs matplotlib)."),
     baseline: Optional[Path] = typer.Option(None, metavar="OLD.json", help="An earlier --report from the same machine and model to "
                                             "compare with (exit 1 on a confirmed regression)."),
-    max_slowdown: float = typer.Option(1.10, metavar="RATIO", help="With --baseline: the largest allowed p50 ratio "
-                                       "current/baseline (1.10 = 10% slower)."),
+    max_slowdown: float = typer.Option(1.10, metavar="RATIO", help="With --baseline or --against: the largest allowed "
+                                       "latency ratio current/baseline, NEW/OLD (1.10 = 10% slower)."),
     repeats: int = typer.Option(3, metavar="N", help="With --baseline: how many times a row that looks slower is re-measured "
                                 "before it counts as a regression."),
     retry_noisy: int = typer.Option(0, metavar="N", help="Re-measure a row up to N times when it looks disturbed by other "
                                     "processes (p50 > 1.5x min, or the machine probe slower than earlier), keeping the "
                                     "lowest p50. Useful on shared machines."),
+    against: Optional[Path] = typer.Option(None, "--against", metavar="OLD.onnx", show_default=False,
+                                           help="Compare ONE artifact (NEW) with OLD timed in the same run, "
+                                                "interleaved (exit 1 when NEW is slower than --max-slowdown x OLD)."),
+    on_inconclusive: str = typer.Option("fail", "--on-inconclusive", metavar="fail|warn|pass",
+                                        help="With --against: what an undecided comparison does (fail: exit 1; "
+                                             "warn: exit 0 with a warning; pass: exit 0)."),
+    confidence: float = typer.Option(0.95, "--confidence", metavar="P",
+                                     help="With --against: confidence of the ratio's interval, for the whole run."),
+    max_pairs: int = typer.Option(128, "--max-pairs", metavar="N",
+                                  help="With --against: pairs of blocks per grid point at most (looks at 16, 32, ...)."),
+    min_pairs: int = typer.Option(16, "--min-pairs", metavar="N",
+                                  help="With --against: pairs of blocks per grid point at the first look."),
+    max_time: float = typer.Option(60.0, "--max-time", metavar="SECONDS",
+                                   help="With --against: seconds of measuring per grid point at most."),
     cuda_graph: bool = CudaGraphOpt,
     shapes: Optional[str] = ShapesOpt,
     split_transfers: bool = SplitOpt,
@@ -111,7 +129,14 @@ def bench(
         raise BadInput(f"{opt('opt_level')} must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
     from edgelstm.fileio import refuse_overwriting_inputs
 
-    refuse_overwriting_inputs({"report": report, "csv": csv_out, "plot": plot}, [*artifacts, baseline])
+    refuse_overwriting_inputs({"report": report, "csv": csv_out, "plot": plot}, [*artifacts, baseline, against])
+    if against is not None:
+        from edgelstm.cli.against import check_bench_against
+
+        check_bench_against(list(artifacts), against, baseline=baseline, stream=stream, iters=iters,
+                            min_time=min_time, csv_out=csv_out, plot=plot,
+                            gpu={"cuda_graph": cuda_graph, "shapes": shapes, "split_transfers": split_transfers,
+                                 "spin_wait": spin_wait, "streams": streams != 1, "profile_layers": profile_layers})
     for out, suffix, key in ((report, ".json", "report"), (csv_out, ".csv", "csv"), (plot, ".png", "plot")):
         if out is not None and out.suffix.lower() != suffix:
             raise BadInput(f"{opt(key)} must end in {suffix}, got {out.name}")
@@ -135,6 +160,13 @@ def bench(
                                           "inputs": input_options(input, input_size, state_arg,
                                                                   (grid.batches[0], grid.seqs[0]) if static else None,
                                                                   [(b, s) for b in grid.batches for s in grid.seqs])})
+    if against is not None:
+        from edgelstm.cli.against import bench_against
+        from edgelstm.latency.compare import CompareOptions
+
+        compare = CompareOptions(max_slowdown=max_slowdown, confidence=confidence, min_pairs=min_pairs,
+                                 max_pairs=max_pairs, max_time=max_time, warmup=warmup, on_inconclusive=on_inconclusive)
+        return bench_against(artifacts[0], against, grid, options, compare, report=report, json_out=json_out)
     total = planned_rows(len(artifacts), grid, stream)
     console.step(f"timing {len(artifacts)} artifact(s) x {len(grid.points())} grid point(s)"
                  + (" + streaming steps" if stream else "") + f" ({options.policy.describe()} each)")
@@ -226,4 +258,6 @@ def _print_tables(payload: dict) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench", help=HELP)(command(bench))
+    from edgelstm.cli.against import COMPARE_HELP
+
+    app.command("bench", help=HELP.replace("{compare}", COMPARE_HELP))(command(bench))

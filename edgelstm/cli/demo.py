@@ -12,7 +12,9 @@ from edgelstm.cli.vocabulary import output_option
 
 HELP = """Run the whole pipeline on a built-in model: train the sine-wave LSTM forecaster on CPU (seeded,
 seconds), export it to ONNX (verified, plus a streaming variant), quantize it (fp16, int8 dynamic, int8
-static), validate every artifact against torch, benchmark them, and write report.md / report.html.
+static), validate every artifact against torch, benchmark them, and write report.md / report.html. OUT also gets
+val.npz (256 labelled sequences of the model's task) and calib.npz (128 sequences): the README's commands run
+as written inside OUT.
 
 The demo is an ordinary pipeline: OUT/pipeline.toml is written first, and a second run is served from cache.
 
@@ -35,9 +37,10 @@ def demo(
     from edgelstm.demo import run_demo
     from edgelstm.cli.run import payload, render_summary
 
-    result = run_demo(out, steps=steps, seed=seed, on_step=console.step, wait=wait)
+    result = run_demo(out, steps=steps, seed=seed, on_step=console.step, on_stage=console.activity, wait=wait)
     render_summary(result)
-    console.success(f"demo artifacts in {out}/ — open {out}/report.html, or try: edgelstm inspect {out}/model.onnx")
+    console.success(f"demo artifacts in {out}/ (model.pt, val.npz, calib.npz, the ONNX files) — open "
+                    f"{out}/report.html, or try: cd {out} && edgelstm inspect model.onnx")
     finish(payload(result), json_out, 0 if result.passed else 1)
 
 

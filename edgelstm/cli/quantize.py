@@ -55,12 +55,22 @@ def _load(path: Path, io, csv: dict):
     return ds.for_spec(io)
 
 
+def _synthetic_calibration(io, n: int, batch_size: int):
+    """--calib-synthetic N: N seeded standard-normal sequences (60 steps, or the model's fixed length)."""
+    from edgelstm.data import as_calibration_source, synthetic_dataset
+
+    ds = synthetic_dataset(io, n, seq=60, seed=0)  # a fixed-shape model keeps its own length
+    ds.source = "synthetic data (seeded N(0,1) noise, as --calib-synthetic asks)"
+    return as_calibration_source(ds, batch_size, spec=io)
+
+
 def quantize(
     model: Path = typer.Argument(..., metavar="MODEL.onnx", help="The FP32 ONNX model (e.g. from `edgelstm convert`).", show_default=False),
     out: Path = output_option("OUT.onnx", "Where to write the quantized ONNX (a <file>.json manifest goes beside it)."),
     precision: QuantizePrecision = typer.Option(..., "--precision", "-p", help="fp16, int8 (with --mode), or int8-dynamic / int8-static (the pipeline's names).", case_sensitive=False),
     mode: Optional[QuantMode] = typer.Option(None, "--mode", help="INT8 only: dynamic (default; no calibration) or static (Q/DQ, needs --calib).", case_sensitive=False),
     calib: Optional[Path] = typer.Option(None, "--calib", metavar="DATA", help="Static INT8: calibration data (.npz/.npy/.csv), at least 16 sequences like the real inputs."),
+    calib_synthetic: Optional[int] = typer.Option(None, "--calib-synthetic", metavar="N", show_default=False, help="Static INT8 without data: calibrate on N seeded N(0,1) sequences of 60 steps (the model's own length when fixed). Noise, not your inputs: ranges can be far off, and the manifest and reports say 'calibrated on synthetic data'. Prefer --calib."),
     calib_method: Optional[CalibMethod] = typer.Option(None, "--calib-method", help="Static INT8: how activation ranges are chosen: minmax (default, as in build and the pipeline), entropy (KL) or percentile.", case_sensitive=False),
     percentile: float = typer.Option(99.999, "--percentile", metavar="P", help="For --calib-method percentile: the percentile of |x| used as the range."),
     exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="PATTERN", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
@@ -88,7 +98,8 @@ def quantize(
     precision, named_mode = _split_precision(precision, mode)
     mode = mode or named_mode
     if precision == Precision.fp16:
-        used = [f for f, v in (("--mode", mode), ("--calib", calib), ("--calib-method", calib_method),
+        used = [f for f, v in (("--mode", mode), ("--calib", calib), ("--calib-synthetic", calib_synthetic),
+                               ("--calib-method", calib_method),
                                ("--per-channel", per_channel), ("--reduce-range", reduce_range is not None),
                                ("--weight-type", weight_type), ("--target-cpu", target_cpu != TargetCpu.auto),
                                ("--no-subgraphs", no_subgraphs)) if v]
@@ -98,10 +109,16 @@ def quantize(
         if fp16_io:
             raise BadInput("--fp16-io applies to --precision fp16")
         mode = mode or QuantMode.dynamic
-        if mode == QuantMode.static and calib is None:
-            raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv)")
-        if mode == QuantMode.dynamic and (calib is not None or calib_method is not None):
-            raise BadInput("--calib/--calib-method apply to --mode static; dynamic INT8 needs no calibration")
+        if calib is not None and calib_synthetic is not None:
+            raise BadInput("pass either --calib DATA or --calib-synthetic N, not both")
+        if calib_synthetic is not None and calib_synthetic < 1:
+            raise BadInput(f"--calib-synthetic must be >= 1, got {calib_synthetic}")
+        if mode == QuantMode.static and calib is None and calib_synthetic is None:
+            raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv), or "
+                           "--calib-synthetic N to calibrate on N(0,1) noise knowingly")
+        if mode == QuantMode.dynamic and (calib is not None or calib_synthetic is not None or calib_method is not None):
+            raise BadInput("--calib/--calib-synthetic/--calib-method apply to --mode static; dynamic INT8 needs no "
+                           "calibration")
     if max_drift is not None and data is None:
         raise BadInput("--max-drift needs --data DATA to measure the drift on")
     if data is not None and max_drift is None:
@@ -121,6 +138,10 @@ def quantize(
         ds = _load(calib, io, csv)
         calib_src = as_calibration_source(ds, batch_size, spec=io)
         console.step(f"calibration data: {ds.describe()}")
+    elif calib_synthetic is not None:
+        calib_src = _synthetic_calibration(io, calib_synthetic, batch_size)
+        console.warn(f"calibrating on {calib_synthetic} synthetic N(0,1) sequences, not on real inputs: activation "
+                     "ranges may not fit your data (the manifest records it)")
     data_src = None
     if data is not None:
         ds = _load(data, io, csv)

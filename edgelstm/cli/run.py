@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -19,9 +20,14 @@ output directory (a second fails at once naming the first, or waits with --wait)
 
   edgelstm run examples/pipelines/lstm_regressor.toml
 
-Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates, [bench], [targets],
-[output] dir, [devices] hosts|inventory (end with a check on those devices over SSH, as `edgelstm remote`).
-See examples/pipelines/ for every key.
+Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates (baseline), [bench]
+(baseline), [compare] against, [targets], [output] dir, [devices] hosts|inventory (end with a check on those
+devices over SSH, as `edgelstm remote`). See examples/pipelines/ for every key, and examples/README.md.
+
+In a pull request's CI job, compare with main's artifacts on the same runner (no stored numbers):
+
+  edgelstm run pipeline.toml --against ../main/edgelstm-out --json
+
 """
 
 
@@ -48,6 +54,9 @@ def render_summary(result) -> None:
                     {"pass": "[green]pass[/]", "FAIL": "[red]FAIL[/]"}.get(r["gates"], r["gates"]),
                     None if r["p50_ms"] is None else f"{r['p50_ms']:.3g}",
                     None if not r["speedup"] else f"{r['speedup']:.2f}×"] for r in rows])
+    shape = next((r["shape"] for r in rows if r.get("shape") and "one step" not in r["shape"]), None)
+    if shape:
+        console.info(f"[dim]p50 at {escape(shape)}; every grid point is in report.md[/]")
     for s in result.skipped:
         console.info(f"[dim]skipped {s['stage']}: {s['reason']}[/]")
     for note in result.notes:
@@ -63,19 +72,22 @@ def render_summary(result) -> None:
             console.info(f"report: {path}")
     if getattr(result, "devices", None) is not None:  # [devices]
         console.info(f"devices: {escape(result.devices['headline'])}; report: {result.devices['reports'].get('markdown')}")
-    for name, v in result.validations.items():
-        for g in v.get("gates", []):
-            if not g.get("passed"):
-                metric = f"{g.get('metric')}{':' + g['output'] if g.get('output') else ''}"
-                limit = g.get("limit")
-                console.error(f"gate failed for {name}: {metric} = {console.fmt_value(g.get('value'), limit)} "
-                              f"(limit {g.get('op', '<=')} {'n/a' if limit is None else format(limit, 'g')})")
+    for g in result.gates:
+        if not g["passed"]:
+            console.error(f"gate failed ({g['suite']}): {g['message']}")
 
 
 def payload(result) -> dict:
-    return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
+    """`run --json`: one object: the verdict, every gate (failed ones first in `failed_gates`), the summary rows,
+    the stages with their times, where the data came from, the provenance, and the report files."""
+    from edgelstm.pipeline.report import verdict_words
+
+    gates = result.gates
+    return {"passed": result.passed, "verdict": verdict_words(result), "out_dir": str(result.out_dir),
+            "seconds": result.seconds, "failed_gates": [g for g in gates if not g["passed"]], "gates": gates,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
-            "notes": result.notes, "devices": getattr(result, "devices", None),
+            "notes": result.notes, "data": result.data, "provenance": result.provenance,
+            "devices": getattr(result, "devices", None),
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 
@@ -83,6 +95,11 @@ def run(
     pipeline: Path = typer.Argument(..., metavar="PIPELINE.toml", help="The pipeline TOML file.", show_default=False),
     wait: bool = typer.Option(False, "--wait", help="If another pipeline is writing into the same output "
                                                      "directory, wait for it instead of failing."),
+    against: Optional[Path] = typer.Option(None, "--against", metavar="DIR", show_default=False,
+                                           help="Compare every artifact with the file of the same name in DIR, "
+                                                "another run's output folder (main's, in a pull request's job): "
+                                                "accuracy and latency, in this run, on this machine. Sets "
+                                                "[compare].against."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -90,9 +107,22 @@ def run(
     from edgelstm.pipeline.config import load_pipeline
 
     p = load_pipeline(pipeline, on_renamed=console.deprecated)  # the whole file is checked before anything runs
-    result = run_pipeline(p, on_step=console.step, wait=wait)
+    if against is not None:
+        p = with_against(p, against)
+    result = run_pipeline(p, on_step=console.step, on_stage=console.activity, wait=wait)
     render_summary(result)
     finish(payload(result), json_out, 0 if result.passed else 1)
+
+
+def with_against(p, against: Path):
+    """The pipeline with [compare].against set to a folder named on the command line (checked like the file's)."""
+    import dataclasses
+
+    from edgelstm.errors import BadInput
+
+    if not against.is_dir():
+        raise BadInput(f"--against {against} must be the output folder of the run to compare with")
+    return dataclasses.replace(p, compare=dataclasses.replace(p.compare, against=str(against.resolve())))
 
 
 def register(app: typer.Typer) -> None:

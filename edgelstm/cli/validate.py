@@ -58,6 +58,9 @@ Examples:
   edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz --policy drift-policy.toml \\
       --baseline last-release.json --max-growth 1.10
 
+  edgelstm validate -r model.pt -c pr/model.onnx --against main/model.onnx --data val.npz \\
+      --gate "rel_l2<=0.01" --junit drift.xml --markdown summary.md     # CI: main vs PR, same data
+
   edgelstm validate -r model.onnx -c model.int8.onnx --synthetic 64 --seq 60 --localize --localize-out where/
 """
 
@@ -126,6 +129,11 @@ def validate(
     trust_pickle: bool = TrustPickleOpt,
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N", show_default=False,
                                           help="Intra-op threads for both runners."),
+    against: Optional[Path] = typer.Option(None, "--against", metavar="OLD.onnx", show_default=False,
+                                           help="Also validate OLD (main's version of the candidate) against the same "
+                                                "reference on the same data, and fail where the candidate's drift "
+                                                "grew beyond OLD's (--max-growth, --baseline-floor); gates apply to the "
+                                                "candidate."),
     localize: bool = LocalizeOpt,
     localize_out: Optional[Path] = LocalizeOutOpt,
     mark: str = MarkOpt,
@@ -147,7 +155,9 @@ def validate(
     from edgelstm.fileio import refuse_overwriting_inputs
 
     refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown, "localize_out": localize_out},
-                              [reference, candidate, data, policy, baseline])
+                              [reference, candidate, data, policy, baseline, against])
+    if against is not None and not against.exists():
+        raise BadInput(f"{opt('against')} {against} does not exist")
     gates = parse_gates(gate)
     pol = load_policy(policy) if policy else None
     base = load_baseline(baseline) if baseline else None
@@ -183,9 +193,14 @@ def validate(
         from edgelstm.cli.localize_options import check_localization
 
         localize_ref = check_localization(reference, candidate, mark, jump)
-    console.step(f"validating {candidate.name} against {reference.name}")
     with stack:
-        result = validate_artifacts(reference, candidate, request, options)
+        if against is not None:
+            from edgelstm.cli.against import validate_against
+
+            result = validate_against(reference, candidate, against, request, options, tol, floor, stack)
+        else:
+            console.step(f"validating {candidate.name} against {reference.name}")
+            result = validate_artifacts(reference, candidate, request, options)
     located = None
     if localize_ref is not None:
         from edgelstm.cli.localize_options import run_localization
@@ -231,6 +246,8 @@ def validate(
 
 
 def _summary(result) -> None:
+    from edgelstm.validation.metrics import GATE_PREFIX
+
     cols = ["output", "max_abs", "mean_abs", "rmse", "rel_l2", "cosine"]
     rows = [[name, *(m.get(k) for k in cols[1:-1]), f"{m['cosine']:.6g}"] for name, m in result.outputs.items()]
     console.table(f"drift: {Path(result.candidate).name} vs {Path(result.reference).name} "
@@ -245,12 +262,17 @@ def _summary(result) -> None:
         s = result.streaming
         rows = [[o, c, m.get("max_abs"), m.get("rel_l2")] for c, outs in s["by_chunk"].items() for o, m in outs.items()]
         console.table("streaming (state carried between chunks)", ["output", "chunk", "max_abs", "rel_l2"], rows)
-    if result.gates:
+    if result.info.get("against"):
+        from edgelstm.cli.against import print_against
+
+        print_against(result.info["against"])
+    budgets = [g for g in result.gates if g.source != "against"]  # the change gates: in the NEW vs OLD table
+    if budgets:
         console.table("gates", ["gate", "value", "limit", "result"],
-                      [[(("baseline " if g.source == "baseline" else "") + g.metric + (f":{g.output}" if g.output else "")),
+                      [[(GATE_PREFIX.get(g.source, "") + g.metric + (f":{g.output}" if g.output else "")),
                         None if g.value is None else f"{g.value:.6g}" if g.metric.endswith("cosine") else g.value,
                         f"{g.op} {g.limit:.6g}" if g.metric.endswith("cosine") else f"{g.op} {g.limit:.4g}", "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"]
-                       for g in result.gates])
+                       for g in budgets])
 
 
 def register(app: typer.Typer) -> None:

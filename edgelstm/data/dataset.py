@@ -79,9 +79,10 @@ class BatchSource:
     ``iter()`` always starts from the first sample, so two passes give identical batches."""
 
     def __init__(self, inputs: Mapping[str, np.ndarray], axes: Mapping[str, int], n: int, batch_size: int,
-                 *, drop_last: bool = False):
+                 *, drop_last: bool = False, source: str = ""):
         if batch_size < 1:
             raise BadInput(f"batch size must be >= 1, got {batch_size}")
+        self.source = source  # where the samples come from (a file name, "synthetic(...)"): manifests record it
         self._inputs = dict(inputs)
         self._axes = dict(axes)
         self.n = int(n)
@@ -140,7 +141,7 @@ class Dataset:
 
     def batches(self, batch_size: int = DEFAULT_BATCH_SIZE, *, drop_last: bool = False) -> BatchSource:
         """A re-iterable source of feed dicts (labels not included; see ``label_batches``)."""
-        return BatchSource(self.inputs, self.axes, self.n, batch_size, drop_last=drop_last)
+        return BatchSource(self.inputs, self.axes, self.n, batch_size, drop_last=drop_last, source=self.source)
 
     def label_batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
         if self.labels is None:

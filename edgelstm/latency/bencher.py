@@ -9,6 +9,7 @@ Runners are cached per target and thread count; the regression gate re-times a r
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,6 +24,7 @@ from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_dev
 from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
                                      describe_key, row_key, work_list)
 from edgelstm.latency.summary import stream_summary
+from edgelstm.latency.threads import set_torch_threads, torch_threads as torch_threads_now
 
 NOISY_SPREAD = 1.5   # p50 / min above this: the run was preempted (deterministic inference is ~1.0-1.1)
 NOISY_PROBE = 1.15   # machine probe this much slower than the best seen in the run: the machine was busy
@@ -210,7 +212,7 @@ class Bencher:
         runner = self._runner(res, threads)
         probe_before = speed_probe()
         amp, graph = "amp" in res.target.variant, "cuda-graph" in res.target.variant
-        restore = _set_torch_threads(res.backend, threads)
+        restore = set_torch_threads(res.backend, threads)
         try:
             if mode == "step":
                 feeds = self.feeds(res, batch, 1)
@@ -308,14 +310,20 @@ class Bencher:
                     d["artifact"], d["backend"], d["device"], d["precision"], d["variant"]):
                 seq = d["seq"] if d["mode"] == "window" else 1
                 if fresh and d["threads"] in res.runners:
-                    old = res.runners.pop(d["threads"])
-                    try:
-                        old.close()
-                    except Exception:  # noqa: BLE001
-                        pass
+                    with contextlib.suppress(Exception):  # a runner that fails to close is replaced all the same
+                        res.runners.pop(d["threads"]).close()
                 row2 = self.measure(res, d["batch"], seq, d["threads"], d["mode"], policy)
                 return {**row2.latency_ms, "probe_ms": row2.probe_ms}
         raise BadInput(f"no artifact in this run matches {describe_key(key)}")
+
+    def staged(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None, *,
+               fresh: bool = False) -> tuple[Any, dict[str, np.ndarray]]:
+        """(runner, feeds) of `res` at one window grid point, for callers that schedule their own timing (the
+        same-run comparison alternates blocks of two targets). fresh: close and re-open the runner first."""
+        if fresh and threads in res.runners:
+            with contextlib.suppress(Exception):  # a runner that fails to close is replaced all the same
+                res.runners.pop(threads).close()
+        return self._runner(res, threads), self.feeds(res, batch, seq)
 
     def run(self, targets: Sequence[Any], *, on_row: Callable[[BenchRow], None] | None = None,
             device: dict[str, Any] | None = None,
@@ -369,7 +377,7 @@ class Bencher:
             from edgelstm.latency.memory import rss_bytes
 
             before = rss_bytes()
-            torch_threads = _torch_threads()
+            torch_threads = torch_threads_now()
             try:
                 res.runners[threads] = self._open(res, threads)
             finally:  # TorchRunner(threads=n) sets torch's global thread count; measure() sets it per row
@@ -381,20 +389,3 @@ class Bencher:
             if before is not None and after is not None:
                 res.load_mb[threads] = {"load_rss_mb": round(max(0, after - before) / 1024 ** 2, 3)}
         return res.runners[threads]
-
-
-def _torch_threads() -> int | None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch is not None else None
-
-
-def _set_torch_threads(backend: str, threads: int | None) -> Callable[[], None]:
-    if backend != "torch" or threads is None:
-        return lambda: None
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    return lambda: torch.set_num_threads(before)

@@ -36,6 +36,10 @@ from edgelstm.fileio import load_json_file
 from edgelstm.latency.schema import ROW_KEY_FIELDS, describe_key, row_key, work_list
 from edgelstm.machine.device import same_device
 
+#: Where a refused baseline points: the comparison that needs no stored number (edgelstm.latency.compare).
+AGAINST_HINT = (f"to compare two models on any machine, a CI runner included, time both in the same run: "
+                f"edgelstm bench NEW {opt('against')} OLD")
+
 #: The pause between re-measurements of a suspect (seconds); a module attribute so that tests replace it.
 sleep: Callable[[float], Any] = time.sleep
 
@@ -194,13 +198,14 @@ def _artifact_map(current: Sequence[Mapping[str, Any]], baseline: Sequence[Mappi
                 old = next(iter(shas - {None}), None) or "?"
                 raise BadInput(f"{what} rows for {name} come from another model (sha256 {str(old)[:12]}… vs "
                                f"{str(sha)[:12]}…, and no common parent)",
-                               hint="make a new baseline for the new model")
+                               hint="make a new baseline for the new model, or " + AGAINST_HINT)
         elif sha is not None and sha in base_by_sha:
             mapping[name] = base_by_sha[sha]  # the same file, renamed
     if not mapping:
         names = sorted(base_by_name)
         raise BadInput(f"{what} has no rows for {sorted(cur_names)}; it was measured on {names[:6]}"
-                       + ("…" if len(names) > 6 else ""), hint="the baseline belongs to another model")
+                       + ("…" if len(names) > 6 else ""),
+                       hint="the baseline belongs to another model; " + AGAINST_HINT)
     return mapping, changed
 
 
@@ -220,8 +225,8 @@ def precheck_baseline(baseline: Mapping[str, Any], device: Mapping[str, Any], ar
     check_report(baseline, what=what)
     ok, why = same_device(baseline["device"], device)
     if not ok:
-        raise BadInput(f"{what} was measured on another device ({why})",
-                       hint="compare only with a baseline made on the same hardware")
+        raise BadInput(f"{what} was measured on another device ({why}): stored latencies compare only on the "
+                       "machine that made them", hint=AGAINST_HINT)
     mapping, _ = _artifact_map(artifacts, baseline["results"], what)
     if planned is not None:
         _check_some_row_matches(planned, baseline["results"], mapping, what)

@@ -116,8 +116,11 @@ CLOCK_NOTE = ("Clock: `wall` = the host's clock around each call, `cuda-events` 
 
 def write_markdown(report: Any, path: str | Path, *, title: str = "edgelstm benchmark",
                    preamble: str = "") -> Path:
+    from edgelstm.machine.provenance import provenance, provenance_lines
+
     data = as_dict(report)
-    text = [f"# {title}", "", f"Machine: {device_line(data['device'])}", "", preamble.strip(), "",
+    when = provenance_lines(provenance(where=Path(path).resolve().parent, device=data["device"]))[0]
+    text = [f"# {title}", "", when, f"Machine: {device_line(data['device'])}", "", preamble.strip(), "",
             markdown_table(data), CLOCK_NOTE, ""]
     st = stream_table(data)
     if st:

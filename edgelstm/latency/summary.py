@@ -9,6 +9,13 @@ from typing import Any, Mapping, Sequence
 from edgelstm.latency.schema import BenchReport, BenchRow, clock_label, rows_of
 
 
+def shape_words(batch: int, seq: int | None, threads: int | None) -> str:
+    """Where a latency figure was measured, in the words every report uses: ``batch 1 × seq 60 × 1 thread``
+    (``seq`` None: one streaming step)."""
+    t = "default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}"
+    return f"batch {batch} × {'one step' if seq is None else f'seq {seq}'} × {t}"
+
+
 def stream_summary(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
     """Pair each step row with the window rows of the same artifact/backend/batch/threads: the cost of
     carrying the state one step vs re-running the whole window for one new sample."""

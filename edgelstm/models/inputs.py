@@ -132,7 +132,7 @@ def forward_params(module) -> list[Param]:
 def _forward_source(module) -> str:
     try:
         return inspect.getsource(type(module).forward)
-    except (OSError, TypeError):
+    except (OSError, TypeError, AttributeError):  # a TorchScript module: its code is its source
         return getattr(module, "code", "") or ""
 
 
@@ -179,7 +179,8 @@ def _first_layer(module) -> tuple[Any, str, int | None]:
     if not layers:
         return None, "", None
     path, kind, size = layers[0]
-    layer = None if kind == "cell" else (module.get_submodule(path) if path else module)
+    # named_modules, not get_submodule: a TorchScript module has no get_submodule
+    layer = None if kind == "cell" else (dict(module.named_modules()).get(path) if path else module)
     return layer, kind, size
 
 

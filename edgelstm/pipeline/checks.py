@@ -43,7 +43,7 @@ def check_pipeline(p: Pipeline, problems: Problems, *, skip: Collection[str] = (
     """Add every problem of a parsed pipeline to ``problems`` (nothing is run, nothing is written); sections
     in ``skip`` already have a problem with a value's type."""
     for check, section in ((_model, "model"), (_export, "export"), (_quantize, "quantize"), (_data, "data"),
-                           (_validate, "validate"), (_bench, "bench")):
+                           (_validate, "validate"), (_bench, "bench"), (_compare, "compare")):
         if section in skip:
             continue
         with problems.check(section):
@@ -56,11 +56,7 @@ def _model(p: Pipeline, problems: Problems) -> None:
     m = p.model
     if (m.zoo is None) == (m.source is None):
         problems.add("[model] needs exactly one of zoo = \"<architecture>\" or source = \"<file>\"")
-    if m.input:
-        with problems.check("model"):
-            from edgelstm.models.inputs import parse_inputs
-
-            parse_inputs(m.input)
+    _model_options(p, problems)
     if m.source is not None:
         src = p.resolve(m.source)
         kind = path_kind(src, what="[model].source")
@@ -112,7 +108,7 @@ def _data(p: Pipeline, problems: Problems) -> None:
     from edgelstm.data import DATA_SUFFIXES
 
     d = p.data
-    csv = False
+    csv = []
     for key in ("validation", "calibration"):
         path = getattr(d, key)
         if path is None:
@@ -125,17 +121,38 @@ def _data(p: Pipeline, problems: Problems) -> None:
             problems.add(f"[data].{key} {path!r} is a directory, not a data file")
         elif full.suffix.lower() not in DATA_SUFFIXES:
             problems.add(f"[data].{key} {path!r}: unknown data format; use {', '.join(DATA_SUFFIXES)}")
-        csv = csv or full.suffix.lower() == ".csv"
+        if full.suffix.lower() == ".csv":
+            csv.append(key)
     _data_size(p, problems)
     if d.synthetic < 1 and d.validation is None:
         problems.add("[data] needs synthetic > 0 or a validation file")
     for key in ("window", "features", "group"):
         if getattr(d, key) is not None and not csv:
             problems.add(f"[data].{key} applies to a .csv validation or calibration file")
-    if d.target is not None and not str(d.validation or "").lower().endswith(".csv"):
+    if csv and d.window is None and not p.model.static:
+        problems.add(f"[data].{' and '.join(csv)}: a .csv file needs [data].window = T (rows per sequence)")
+    if d.target is not None and "validation" not in csv:
         problems.add("[data].target names the label column of a .csv validation file")
     if d.horizon and d.target is None:
         problems.add("[data].horizon shifts the label: it needs [data].target")
+    _calibration(p, problems)
+
+
+def _calibration(p: Pipeline, problems: Problems) -> None:
+    """Static INT8 is calibrated on real data: a calibration file, the zoo model's own task, or, only when
+    asked for, [data].calibration_synthetic seeded N(0,1) sequences (never silently)."""
+    d = p.data
+    static = "int8-static" in p.quantize.precisions
+    if d.calibration_synthetic is not None:
+        if d.calibration is not None:
+            problems.add("[data] has both calibration and calibration_synthetic; keep one")
+        if not static:
+            problems.add("[data].calibration_synthetic applies to int8-static in [quantize].precisions")
+    elif static and d.calibration is None and p.model.zoo is None:
+        problems.add("[quantize].precisions has int8-static but [data] names no calibration file: set "
+                     "[data].calibration = \"calib.npz\" (sequences like the real inputs), calibrate on noise "
+                     "knowingly with [data].calibration_synthetic = 128 (the report then says so), or drop "
+                     "int8-static from [quantize].precisions")
 
 
 def _validate(p: Pipeline, problems: Problems) -> None:
@@ -144,6 +161,11 @@ def _validate(p: Pipeline, problems: Problems) -> None:
     for gate in p.validate.gates:
         with problems.check("validate"):
             parse_gate(gate, source="pipeline")
+    if p.validate.baseline is not None:
+        kind = path_kind(p.resolve(p.validate.baseline), what="[validate].baseline")
+        if kind != "dir":
+            problems.add(f"[validate].baseline {p.validate.baseline!r} must be an earlier run's output folder (or "
+                         f"its validate/ folder); {'it does not exist' if kind == 'missing' else 'it is a file'}")
     for prec, gates in p.validate.precision_gates.items():
         if prec not in VALIDATED:
             problems.add(f"[validate.precision_gates] has unknown precision {prec!r}{suggest(prec, VALIDATED)}; "
@@ -157,13 +179,42 @@ def _validate(p: Pipeline, problems: Problems) -> None:
                 parse_gate(gate, source="pipeline")
 
 
+def _model_options(p: Pipeline, problems: Problems) -> None:
+    """The options that say how the model is called and loaded, as the commands check them."""
+    m = p.model
+    with problems.check("model"):
+        from edgelstm.pipeline.steps import input_options
+
+        input_options(p)  # --input / --state-arg / --static, parsed as the CLI parses them
+    if m.zoo is not None:
+        for key in ("factory", "input", "state_arg"):
+            value = getattr(m, key)
+            if value:
+                shown = list(value) if isinstance(value, tuple) else value
+                problems.add(f"[model].{key} = {shown!r} applies to a source model; a zoo model is built by edgelstm "
+                             "and called as it defines")
+    if m.factory is None:
+        return
+    module, sep, func = m.factory.rpartition(":")
+    if not sep or not module or not func:
+        problems.add(f"[model].factory must look like \"pkg.module:function\" or \"path/to/file.py:function\", "
+                     f"got {m.factory!r}")
+    elif module.endswith(".py"):
+        path = p.resolve(module)
+        if path_kind(path, what="[model].factory") != "file":
+            problems.add(f"[model].factory file {module!r} does not exist (relative to the pipeline file: {path})")
+
+
 def _export(p: Pipeline, problems: Problems) -> None:
     from edgelstm.stages import ExportOptions
 
     e = p.export
     with problems.check("export"):  # the exporter's own limits (opset, seq_len above its maximum), in the file's words
         ExportOptions(input_size=p.model.input_size, seq_len=e.seq_len, batch=e.batch, opset=e.opset,
-                      stateful=e.stateful)
+                      stateful=bool(e.stateful) and not p.model.static)
+    if e.stateful and p.model.static:
+        problems.add("[export].stateful = true and [model].static = true do not combine: a streaming model takes "
+                     "one step at a time, a static one a single shape")
 
 
 def _data_size(p: Pipeline, problems: Problems) -> None:
@@ -186,3 +237,22 @@ def _bench(p: Pipeline, problems: Problems) -> None:
     b = p.bench
     with problems.check("bench"):
         TimingPolicy(warmup=b.warmup, iters=b.iters)  # the library's own limits, in the file's words
+    if b.baseline is not None:
+        kind = path_kind(p.resolve(b.baseline), what="[bench].baseline")
+        if not b.enabled:
+            problems.add("[bench].baseline needs [bench].enabled = true")
+        if kind != "file" or not b.baseline.lower().endswith(".json"):
+            problems.add(f"[bench].baseline {b.baseline!r} must be an earlier bench.json "
+                         f"({'it does not exist' if kind == 'missing' else 'not a ' + kind})")
+
+
+def _compare(p: Pipeline, problems: Problems) -> None:
+    from edgelstm.options import OnInconclusive
+
+    c = p.compare
+    choices = [o.value for o in OnInconclusive]
+    if c.on_inconclusive not in choices:
+        problems.add(f"[compare].on_inconclusive must be one of {', '.join(choices)}, got {c.on_inconclusive!r}")
+    if c.against is not None and path_kind(p.resolve(c.against), what="[compare].against") != "dir":
+        problems.add(f"[compare].against {c.against!r} must be the output folder of the run to compare with "
+                     "(its artifacts are matched by file name)")

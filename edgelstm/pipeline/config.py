@@ -3,15 +3,16 @@ every problem named by its key (``[bench].iters``). The schema is ``edgelstm.pip
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from edgelstm.errors import BadInput
 from edgelstm.pipeline.checks import Problems, check_pipeline, suggest
-from edgelstm.pipeline.schema import (MINIMUMS, PRECISIONS, SECTIONS, BenchSection, DataSection, ExportSection,
-                                      ModelSection, OutputSection, Pipeline, QuantizeSection, TargetsSection,
-                                      ValidateSection, option_name, renamed_keys)
+from edgelstm.pipeline.schema import (FLOAT_MINIMUMS, MINIMUMS, PRECISIONS, SECTIONS, BenchSection, DataSection,
+                                      ExportSection, ModelSection, OutputSection, Pipeline, QuantizeSection,
+                                      TargetsSection, ValidateSection, option_name, renamed_keys)
 
 __all__ = ["Pipeline", "ModelSection", "ExportSection", "QuantizeSection", "DataSection", "ValidateSection",
            "BenchSection", "TargetsSection", "OutputSection", "SECTIONS", "PRECISIONS", "parse_pipeline",
@@ -42,6 +43,12 @@ def _coerce(section: str, key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
+    if annotation.startswith("float"):
+        least = FLOAT_MINIMUMS.get((section, key), 0.0)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < least:
+            raise bad(f"a number >= {least:g}")
+        return float(value)
     if annotation.startswith("int"):
         least = MINIMUMS.get((section, key), 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:

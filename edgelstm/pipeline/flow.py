@@ -1,29 +1,35 @@
-"""`edgelstm run PIPELINE.toml`: model → export → quantize → validate → bench → report, each stage cached
-by the content hash of its inputs and options. Stages run in order; a gate failure does not stop later
+"""`edgelstm run PIPELINE.toml`: model → data → export → quantize → validate → bench → compare → report (→ devices),
+each stage cached by the content hash of its inputs and options (not the devices: they change while files do not). Stages run in order; a gate failure does not stop later
 stages (the report shows everything) but makes the run fail.
 
 The file was checked as a whole when it was loaded (``config.load_pipeline``). A run then takes the output
 directory (created, writable, locked against a second pipeline), and an error a stage's library call raises
 is re-raised in the file's words: ``quantize int8-static: [quantize].calib_method ...``, not ``--calib-method``.
-The stages themselves are in ``steps``."""
+The data sets are loaded and checked against the model right after it is loaded, before the export. The
+stages themselves are in ``steps``; the verdict (every gate, one list) in ``verdict``.
+
+Progress: ``on_stage(name)`` (a context manager factory) wraps each stage while it runs (the CLI shows a
+spinner), and ``on_step`` hears one line per finished stage with its time (``quantize fp16: done in 3.1s``)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
+from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.pipeline import steps
 from edgelstm.pipeline.cache import StageCache
-from edgelstm.pipeline.lock import LOCK_FILE, OutputLock, prepare_out_dir
-from edgelstm.pipeline.schema import Pipeline, reworded
+from edgelstm.pipeline.leftovers import UndoIfNothingMade, entries, missing_dirs, remove_made_dirs
+from edgelstm.pipeline.lock import OutputLock, prepare_out_dir
+from edgelstm.pipeline.schema import Pipeline, in_pipeline_words, reworded
 from edgelstm.pipeline.steps import STATEFUL
 
 Say = Callable[[str], None]
+OnStage = Callable[[str], ContextManager[Any]]
 
 
 @dataclass
@@ -39,6 +45,7 @@ class PipelineResult:
     pipeline: Pipeline
     out_dir: Path
     model_path: Path | None = None
+    model_sha256: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
     validations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -47,13 +54,23 @@ class PipelineResult:
     reports: dict[str, Path] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    remarks: dict[str, list[str]] = field(default_factory=dict)  # artifact name -> words for its summary row
+    data: dict[str, str] = field(default_factory=dict)            # validation / calibration: where they come from
+    provenance: dict[str, Any] = field(default_factory=dict)      # date, version, commit, model sha256, machine
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)  # artifact -> vs OLD ([compare] against)
+    devices: dict[str, Any] | None = None     # [devices]: the fleet check's verdict (pipeline.devices_step)
     seconds: float = 0.0
-    devices: dict[str, Any] | None = None      # [devices]: the fleet check's verdict (pipeline.devices_step)
+
+    @property
+    def gates(self) -> list[dict[str, Any]]:
+        """Every gate of the run (drift, drift baseline, latency baseline, vs OLD, devices), one dict each."""
+        from edgelstm.pipeline.verdict import collect_gates
+
+        return collect_gates(self)
 
     @property
     def passed(self) -> bool:
-        return (all(v.get("passed", False) for v in self.validations.values())
-                and (self.devices is None or self.devices["passed"]))
+        return all(g["passed"] for g in self.gates)
 
     @property
     def cached_everything(self) -> bool:
@@ -63,76 +80,45 @@ class PipelineResult:
         return Artifact(name, path, precision, path.stat().st_size)
 
     def summary_rows(self) -> list[dict[str, Any]]:
-        """One row per artifact: size, drift, gates, p50 and speed-up over torch eager."""
-        from edgelstm.latency import summarize
+        """One row per artifact: size, drift, gates, p50 at the grid's first point and speed-up over torch eager."""
+        from edgelstm.pipeline.verdict import summary_rows
 
-        bench_rows = summarize(self.bench) if self.bench else []
-        rows = []
-        torch_p50 = next((r["p50_ms"] for r in bench_rows if r["backend"] == "torch" and r["mode"] == "window"), None)
-        if torch_p50 is not None and self.model_path is not None:
-            rows.append({"artifact": "torch (eager)", "precision": "fp32",
-                         "size_bytes": self.model_path.stat().st_size, "rel_l2": 0.0, "task": None,
-                         "gates": "reference", "p50_ms": torch_p50, "speedup": 1.0})
-        for a in self.artifacts:
-            v = self.validations.get(a.name, {})
-            outputs = v.get("outputs", {})
-            rel = max((o.get("rel_l2", 0.0) for o in outputs.values()), default=None)
-            b = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "window"), None)
-            row = {"artifact": a.path.name, "precision": a.name, "size_bytes": a.size_bytes, "rel_l2": rel,
-                   "task": _task_value(v.get("task") or {}),
-                   "gates": ("pass" if v.get("passed") else "FAIL") if v else "-",
-                   "p50_ms": b["p50_ms"] if b else None, "speedup": b["speedup"] if b else None}
-            rows.append(row)
-            step = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "step"), None)
-            if step is not None:  # streaming: one new sample costs one step, not a re-run of the window
-                rows.append({**row, "artifact": f"{a.path.name} (1 step, state carried)", "p50_ms": step["p50_ms"],
-                             "speedup": (torch_p50 / step["p50_ms"]) if torch_p50 and step["p50_ms"] else None})
-        return rows
+        return summary_rows(self)
 
 
-def _task_value(task: dict[str, Any]) -> str | None:
-    for key in ("mse", "accuracy"):
-        if key in task:
-            return f"{key}={task[key]:.4g}"
-    return None
-
-
-def run_pipeline(p: Pipeline, *, on_step: Say | None = None, wait: bool = False, lock: bool = True) -> PipelineResult:
+def run_pipeline(p: Pipeline, *, on_step: Say | None = None, on_stage: OnStage | None = None, wait: bool = False,
+                 lock: bool = True) -> PipelineResult:
     """Run every stage of ``p`` into its output directory. Another pipeline already writing there is
-    BadInput naming it (``wait=True``: wait for it instead; ``lock=False``: the caller holds the lock)."""
+    BadInput naming it (``wait=True``: wait for it instead; ``lock=False``: the caller holds the lock). A run
+    that fails before it made any artifact leaves nothing behind (``leftovers``)."""
     say = on_step or (lambda _m: None)
     check_before_any_stage(p)
     if p.devices.enabled:  # a misnamed device fails now, not after the stages
         from edgelstm.pipeline.devices_step import precheck
 
         precheck(p)
-    made, before = _missing_dirs(p.out_dir), _entries(p.out_dir)
+    made, before = missing_dirs(p.out_dir), entries(p.out_dir)
     try:
         out = prepare_out_dir(p.out_dir, what="[output].dir")
-        undo = _UndoIfNothingMade(out, before)
+        undo = UndoIfNothingMade(out, before)
         if not lock:
             try:
-                return _run(p, out, say)
+                return _Run(p, out, say, on_stage).run()
             except BaseException:
                 undo()
                 raise
         with OutputLock(out, wait=wait, on_wait=say, on_error=undo):  # undone while the lock is still held
-            return _run(p, out, say)
+            return _Run(p, out, say, on_stage).run()
     except BaseException:
-        for d in made:  # the output directory (and parents) this run made, when it is empty again
-            try:
-                d.rmdir()
-            except OSError:
-                break
+        remove_made_dirs(made)
         raise
-
-
-# ------------------------------------------------------------------------------------------ a failed run's leftovers
 
 
 def check_before_any_stage(p: Pipeline) -> None:
     """What can be checked before anything is created or trained: a zoo model's input contract (``[model].input``,
-    ``[model].state_arg``) on an untrained copy, so a bad state argument fails in a second, not after training."""
+    ``[model].state_arg``) on an untrained copy, so a bad state argument fails in a second, not after training.
+    (A pipeline file refuses both for zoo models when it is loaded, ``checks``; this guards a Pipeline built in
+    code.)"""
     m = p.model
     if m.zoo is None or not (m.input or m.state_arg):
         return
@@ -143,168 +129,218 @@ def check_before_any_stage(p: Pipeline) -> None:
         plan_contracts(zoo.build(m.zoo, dict(m.config), seed=m.seed), steps.input_options(p))
 
 
-def _missing_dirs(out: Path) -> list[Path]:
-    """``out`` and its ancestors that do not exist yet, deepest first."""
-    return [d for d in (out, *out.parents) if not os.path.lexists(d)]
+class _Run:
+    """One run of a pipeline: the stages in order, each through the cache, sharing what earlier ones made."""
 
+    def __init__(self, p: Pipeline, out: Path, say: Say, on_stage: OnStage | None):
+        self.p, self.out, self.say = p, out, say
+        self.on_stage = on_stage or (lambda _name: contextlib.nullcontext())
+        self.cache = StageCache.open(out)
+        self.res = PipelineResult(p, out)
 
-def _entries(out: Path) -> set[str]:
-    try:
-        return set(os.listdir(out))
-    except OSError:
-        return set()
-
-
-#: what a run writes before its first stage finishes (besides temps, which clean up after themselves)
-_BOOKKEEPING = {LOCK_FILE, "pipeline.toml"}
-
-
-class _UndoIfNothingMade:
-    """Called when a run fails (or is interrupted) while it still holds the lock: if it made no artifact yet, it
-    removes what it created (the copied pipeline.toml, empty folders) and returns True, so that the lock file
-    goes too. Once an artifact exists, everything stays (a re-run resumes from the cache)."""
-
-    def __init__(self, out: Path, before: set[str]):
-        self.out, self.before = out, before
-
-    def __call__(self) -> bool:
-        new = _entries(self.out) - self.before
-        if not all(n in _BOOKKEEPING or _empty_dir(self.out / n) for n in new):
-            return False
-        for n in sorted(new - {LOCK_FILE}):
-            path = self.out / n
-            with contextlib.suppress(OSError):
-                if _empty_dir(path):
-                    path.rmdir()
-                else:
-                    path.unlink()
-        return LOCK_FILE in new
-
-
-def _empty_dir(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
-
-
-def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
-    t0 = time.perf_counter()
-    cache = StageCache.open(out)
-    res = PipelineResult(p, out)
-    if p.source_text:  # keep the pipeline beside its artifacts (bundles pick it up)
-        copy = out / "pipeline.toml"
-        if not copy.exists() or copy.read_text(errors="replace") != p.source_text:
-            write_text_atomic(copy, p.source_text)
-
-    def stage(name: str, material: Any, fn, *, section: str) -> dict[str, Any]:
+    def stage(self, name: str, material: Any, fn: Callable[[], Any], *, section: str) -> dict[str, Any]:
         started = time.perf_counter()
-        with reworded(section, prefix=f"{name}: "):
-            r = cache.run(name, material, fn)
-        res.stages.append({"stage": name, "cached": r["cached"], "seconds": round(time.perf_counter() - started, 3)})
-        say(f"{name}: {'cached' if r['cached'] else 'done'}")
+        with self.on_stage(name), reworded(section, prefix=f"{name}: "):
+            r = self.cache.run(name, material, fn)
+        seconds = time.perf_counter() - started
+        self.res.stages.append({"stage": name, "cached": r["cached"], "seconds": round(seconds, 3)})
+        self.say(f"{name}: {'cached' if r['cached'] else f'done in {seconds:.1f}s'}")
         return r
 
-    # 1. the model
-    m = p.model
-    if m.source is not None:
-        res.model_path = p.resolve(m.source)
-    else:
-        res.model_path = out / "model.pt"
-        stage("train", {"zoo": m.zoo, "config": dict(m.config), "steps": m.train_steps, "seed": m.seed,
-                        "seq": p.export.seq_len}, lambda: steps.train_model(p, res.model_path, say), section="model")
-    model_sha = sha256_file(res.model_path)
+    def run(self) -> PipelineResult:
+        t0 = time.perf_counter()
+        p, res = self.p, self.res
+        if p.source_text:  # keep the pipeline beside its artifacts (bundles pick it up)
+            copy = self.out / "pipeline.toml"
+            if not copy.exists() or copy.read_text(errors="replace") != p.source_text:
+                write_text_atomic(copy, p.source_text)
+        reference = self.model()
+        ref_runner, val, calib, data_sha = self.data(reference)
+        self.export(reference)
+        self.quantize(calib, val, data_sha)
+        if p.targets.tensorrt:
+            steps.tensorrt_engines(p, res, self.stage, self.say)
+        self.validate(ref_runner, val, data_sha)
+        if p.bench.enabled:
+            self.bench(reference)
+        if p.compare.against is not None:
+            self.compare(ref_runner, val, data_sha)
+        from edgelstm.machine.provenance import provenance
 
-    # 2. export (plain, and stateful where it applies)
-    with reworded("model", prefix="model: "):
-        reference = steps.load_reference(p, res.model_path)
-    onnx_path = out / "model.onnx"
-    stage("convert", {"model": model_sha, "export": p.export.__dict__, "input_size": m.input_size,
-                      **({"input": list(m.input), "state_arg": m.state_arg, "static": m.static}
-                         if m.input or m.state_arg or m.static else {})},
-          lambda: steps.export(reference, onnx_path, p, stateful=False), section="export")
-    res.artifacts.append(res.artifact("fp32", onnx_path, "fp32"))
-    stateful_ok = p.export.stateful and not steps.is_bidirectional(reference.module) and not m.static
-    if p.export.stateful and not stateful_ok:
-        res.skipped.append({"stage": "convert --stateful", "reason": "bidirectional models cannot stream"})
-    if stateful_ok:
-        st_path = out / "model.stateful.onnx"
-        stage("convert --stateful", {"model": model_sha, "export": p.export.__dict__},
-              lambda: steps.export(reference, st_path, p, stateful=True), section="export")
+        res.provenance = provenance(res.model_path, where=p.base_dir, sha256=res.model_sha256,
+                                    device=(res.bench or {}).get("device"))
+        self.report()
+        if p.devices.enabled:
+            self.devices()
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def model(self):
+        p, m, res = self.p, self.p.model, self.res
+        if m.source is not None:
+            res.model_path = p.resolve(m.source)
+        else:
+            res.model_path = self.out / "model.pt"
+            self.stage("train", {"zoo": m.zoo, "config": dict(m.config), "steps": m.train_steps, "seed": m.seed,
+                                 "seq": p.export.seq_len}, lambda: steps.train_model(p, res.model_path, self.say),
+                       section="model")
+        res.model_sha256 = sha256_file(res.model_path)
+        with reworded("model", prefix="model: "):
+            return steps.load_reference(p, res.model_path)
+
+    def data(self, reference):
+        """The validation (and calibration) sets, checked against the reference's I/O before any export."""
+        from edgelstm.runners import open_runner
+
+        with reworded("model", prefix="model: "):
+            ref_runner = open_runner(reference, inputs=steps.input_options(self.p))
+        ref_runner.label = str(self.res.model_path)  # reports name the files, not the architecture
+        with self.on_stage("data"), reworded("data", prefix="data: "):
+            val, calib, data_sha = steps.datasets(self.p, ref_runner.io)
+        self.res.data["validation"] = f"{val.n} sequences of {val.source or 'the validation data'}"
+        if calib is not None and "int8-static" in self.p.quantize.precisions:
+            self.res.data["calibration"] = f"{calib.n} sequences of {calib.source}"
+        return ref_runner, val, calib, data_sha
+
+    def export(self, reference) -> None:
+        p, m, res = self.p, self.p.model, self.res
+        onnx_path = self.out / "model.onnx"
+        self.stage("convert", {"model": res.model_sha256, "export": p.export.__dict__, "input_size": m.input_size,
+                               **({"input": list(m.input), "state_arg": m.state_arg, "static": m.static}
+                                  if m.input or m.state_arg or m.static else {})},
+                   lambda: steps.export(reference, onnx_path, p, stateful=False), section="export")
+        res.artifacts.append(res.artifact("fp32", onnx_path, "fp32"))
+        if p.export.stateful is False:
+            return
+        why_not = ("bidirectional models cannot stream" if steps.is_bidirectional(reference.module) else
+                   "[model].static: a static model takes one shape" if m.static else None)
+        if why_not:
+            res.skipped.append({"stage": "convert --stateful", "reason": why_not})
+            return
+        st_path = self.out / "model.stateful.onnx"
+        try:
+            self.stage("convert --stateful", {"model": res.model_sha256, "export": p.export.__dict__},
+                       lambda: steps.export(reference, st_path, p, stateful=True), section="export")
+        except BadInput as exc:
+            if p.export.stateful is not None or "[export].stateful" not in str(exc):
+                raise
+            # stateful by default only where the model supports it: say why not, and go on
+            reason = str(exc).removeprefix("convert --stateful: ")
+            res.skipped.append({"stage": "convert --stateful", "reason": f"{reason} (set [export].stateful = false "
+                                                                         "to skip it without this note)"})
+            self.say(f"convert --stateful: skipped, {reason}")
+            return
         res.artifacts.append(res.artifact(STATEFUL, st_path, "fp32"))
 
-    # data: validation (and calibration) sets against the reference's I/O
-    from edgelstm.runners import open_runner
+    def quantize(self, calib, val, data_sha: str) -> None:
+        p, res = self.p, self.res
+        onnx_path = self.out / "model.onnx"
+        onnx_sha = sha256_file(onnx_path)
+        for prec in p.quantize.precisions:
+            q_path = self.out / f"model.{prec}.onnx"
+            static = prec == "int8-static"
+            material = {"onnx": onnx_sha, "precision": prec, "exclude": p.quantize.exclude,
+                        "calib_method": p.quantize.calib_method if static else None,
+                        "calib": data_sha if static else None}
+            if prec.startswith("int8"):  # "auto" resolves per machine: a cache from another CPU class is not reused
+                from edgelstm.machine.isa import resolve_target
 
-    with reworded("model", prefix="model: "):
-        ref_runner = open_runner(reference, inputs=steps.input_options(p))
-    ref_runner.label = str(res.model_path)  # reports name the files, not the architecture
-    with reworded("data", prefix="data: "):
-        val, calib, data_sha = steps.datasets(p, ref_runner.io)
+                material["target_isa"] = str(resolve_target(p.quantize.target_cpu))
+            if p.quantize.max_drift:
+                material.update({"max_drift": p.quantize.max_drift, "data": data_sha})
+            q = self.stage(f"quantize {prec}", material,
+                           lambda prec=prec, q_path=q_path: _quantize(onnx_path, q_path, prec, p, calib, val),
+                           section="quantize")
+            res.notes.extend(f"{prec}: {note}" for note in q.get("notes", []))
+            res.remarks.setdefault(prec, []).extend(q.get("remarks", []))
+            res.artifacts.append(res.artifact(prec, q_path, prec.split("-")[0]))
 
-    # 3. quantize
-    onnx_sha = sha256_file(onnx_path)
-    for prec in p.quantize.precisions:
-        q_path = out / f"model.{prec}.onnx"
-        static = prec == "int8-static"
-        material = {"onnx": onnx_sha, "precision": prec, "exclude": p.quantize.exclude,
-                    "calib_method": p.quantize.calib_method if static else None, "calib": data_sha if static else None}
-        if prec.startswith("int8"):  # "auto" resolves per machine: a cache from another CPU class is not reused
-            from edgelstm.machine.isa import resolve_target
+    def validate(self, ref_runner, val, data_sha: str) -> None:
+        p, res = self.p, self.res
+        for a in list(res.artifacts):
+            if a.path.suffix != ".onnx":
+                continue
+            gates = list(p.validate.gates) + [str(g) for g in p.validate.precision_gates.get(a.name, [])]
+            report_path = self.out / "validate" / f"{a.name}.json"
+            base_path, _ = steps.baseline_report(p, a.name)
+            material = {"model": res.model_sha256, "candidate": sha256_file(a.path), "data": data_sha,
+                        "gates": gates, **({"baseline": sha256_file(base_path),
+                                            "max_growth": p.validate.max_growth} if base_path else {})}
+            v = self.stage(f"validate {a.name}", material,
+                           lambda a=a, gates=gates, report_path=report_path: steps.validate(
+                               ref_runner, a, val, gates, report_path, p), section="validate")
+            res.validations[a.name] = v["report"]
+            res.notes.extend(f"{a.name}: {w}" for w in v["report"].get("warnings", []))
+            res.drift_by_length[a.name] = v["drift_by_length"]
+            if p.validate.baseline is not None and base_path is None:
+                res.notes.append(f"{a.name}: no baseline report in [validate].baseline (a new artifact): its drift "
+                                 "is gated by the absolute gates only")
+        if p.validate.baseline is not None and not any(steps.baseline_report(p, n)[0] for n in res.validations):
+            raise in_pipeline_words(BadInput(f"[validate].baseline {p.validate.baseline!r} holds no validate report of "
+                                             f"this run's artifacts ({', '.join(res.validations)}.json)"), "validate")
 
-            material["target_isa"] = str(resolve_target(p.quantize.target_cpu))
-        if p.quantize.max_drift:
-            material.update({"max_drift": p.quantize.max_drift, "data": data_sha})
-        q = stage(f"quantize {prec}", material,
-                  lambda prec=prec, q_path=q_path: _quantize(onnx_path, q_path, prec, p, calib, val),
-                  section="quantize")
-        for note in q.get("notes", []):
-            res.notes.append(f"{prec}: {note}")
-        res.artifacts.append(res.artifact(prec, q_path, prec.split("-")[0]))
-
-    # 3b. TensorRT engines where asked and installed
-    if p.targets.tensorrt:
-        steps.tensorrt_engines(p, res, stage, say)
-
-    # 4. validate every artifact against the torch reference
-    for a in list(res.artifacts):
-        if a.path.suffix != ".onnx":
-            continue
-        gates = list(p.validate.gates) + [str(g) for g in p.validate.precision_gates.get(a.name, [])]
-        report_path = out / "validate" / f"{a.name}.json"
-        material = {"model": model_sha, "candidate": sha256_file(a.path), "data": data_sha, "gates": gates}
-        v = stage(f"validate {a.name}", material,
-                  lambda a=a, gates=gates, report_path=report_path: steps.validate(ref_runner, a, val, gates,
-                                                                                   report_path),
-                  section="validate")
-        res.validations[a.name] = v["report"]
-        res.notes.extend(f"{a.name}: {w}" for w in v["report"].get("warnings", []))
-        res.drift_by_length[a.name] = v["drift_by_length"]
-
-    # 5. bench
-    if p.bench.enabled:
-        bench_path = out / "bench.json"
-        material = {"model": model_sha, "artifacts": {a.name: sha256_file(a.path) for a in res.artifacts},
+    def bench(self, reference) -> None:
+        p, res = self.p, self.res
+        material = {"model": res.model_sha256, "artifacts": {a.name: sha256_file(a.path) for a in res.artifacts},
                     "bench": p.bench.__dict__}
-        b = stage("bench", material, lambda: steps.bench(res, reference, bench_path, p), section="bench")
+        if p.bench.baseline:
+            material["baseline"] = sha256_file(p.resolve(p.bench.baseline))
+        b = self.stage("bench", material, lambda: steps.bench(res, reference, self.out / "bench.json", p),
+                       section="bench")
         res.bench = b["report"]
 
-    # 6. report
-    from edgelstm.pipeline.report import write_reports
+    def compare(self, ref_runner, val, data_sha: str) -> None:
+        """Each ONNX artifact against the file of the same name in [compare].against (OLD), in this run."""
+        from edgelstm.pipeline.against import compare_artifact
 
-    material = {"validations": res.validations, "bench": res.bench, "drift": res.drift_by_length,
-                "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": p.source_text}
-    rep = stage("report", material, lambda: write_reports(res), section="output")
-    res.reports = {k: Path(v) for k, v in rep["paths"].items()}
+        p, res = self.p, self.res
+        old_dir = p.resolve(p.compare.against)
+        for a in res.artifacts:
+            old = old_dir / a.path.name
+            if a.path.suffix != ".onnx" or not old.is_file():
+                res.notes.append(f"{a.name}: {old_dir.name}/ has no {a.path.name}: not compared (a new artifact)")
+                continue
+            material = {"new": sha256_file(a.path), "old": sha256_file(old), "data": data_sha,
+                        "model": res.model_sha256, "compare": p.compare.__dict__,
+                        "grid": [p.bench.batch, p.bench.seq, p.bench.threads]}
+            r = self.stage(f"compare {a.name}", material,
+                           lambda a=a, old=old: compare_artifact(ref_runner, a, old, val, p,
+                                                                 self.out / "compare" / f"{a.name}.json"),
+                           section="compare")
+            res.comparisons[a.name] = r["comparison"]
+        if not res.comparisons:
+            raise in_pipeline_words(BadInput(f"[compare].against {p.compare.against!r} holds none of this run's "
+                                             f"artifacts ({', '.join(a.path.name for a in res.artifacts)})"),
+                                    "compare")
 
-    # 7. [devices]: the artifacts checked on devices (never cached: devices change while files do not)
-    if p.devices.enabled:
+    def report(self) -> None:
+        from edgelstm.pipeline.report import write_reports
+
+        res = self.res
+        material = {"validations": res.validations, "bench": res.bench, "drift": res.drift_by_length,
+                    "comparisons": res.comparisons,
+                    "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": self.p.source_text,
+                    "notes": res.notes, "skipped": res.skipped, "model": res.model_sha256,
+                    "commit": res.provenance.get("git"), "edgelstm": res.provenance.get("edgelstm")}
+        rep = self.stage("report", material, lambda: write_reports(res), section="output")
+        res.reports = {k: Path(v) for k, v in rep["paths"].items()}
+
+
+    def devices(self) -> None:
+        """[devices]: the artifacts checked on devices (never cached: devices change while files do not)."""
         from edgelstm.pipeline.devices_step import check_devices
 
         started = time.perf_counter()
-        res.devices = check_devices(p, out, say)
-        res.stages.append({"stage": "devices", "cached": False, "seconds": round(time.perf_counter() - started, 3)})
-    res.seconds = time.perf_counter() - t0
-    return res
+        with self.on_stage("devices"):
+            self.res.devices = check_devices(self.p, self.out, self.say)
+        seconds = time.perf_counter() - started
+        self.res.stages.append({"stage": "devices", "cached": False, "seconds": round(seconds, 3)})
+        self.say(f"devices: done in {seconds:.1f}s")
 
 
 def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
     """One quantization (a seam tests replace to interrupt a run)."""
     return steps.quantize(src, out, prec, p, calib, val)
+
+
+__all__ = ["Artifact", "PipelineResult", "run_pipeline"]

@@ -39,7 +39,7 @@ class ExportSection:
     seq: int = 60                     # the example sequence length (was seq_len: RENAMED_KEYS)
     batch: int = 2
     opset: int = 17
-    stateful: bool = True
+    stateful: bool | None = None      # also export the streaming variant; default: where the model supports it
 
     @property
     def seq_len(self) -> int:  # the exporter's name for it (ExportOptions.seq_len)
@@ -62,6 +62,7 @@ class DataSection:
     seed: int = 1
     validation: str | None = None
     calibration: str | None = None
+    calibration_synthetic: int | None = None  # static INT8 calibrated on N seeded N(0,1) sequences: asked for, never silent
     window: int | None = None
     stride: int = 1                   # .csv: rows between window starts
     horizon: int = 0                  # .csv: the label is [data].target this many rows after a window's last row
@@ -74,6 +75,8 @@ class DataSection:
 class ValidateSection:
     gates: tuple[str, ...] = ("rel_l2<=0.01",)
     precision_gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    baseline: str | None = None            # an earlier run's validate/ folder (or its output folder): drift must not grow
+    max_growth: float = 1.10               # with baseline: each drift metric may grow to this x the baseline's
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,19 @@ class BenchSection:
     iters: int = 50
     warmup: int = 5
     stream: bool = True
+    baseline: str | None = None            # an earlier bench.json from this machine and model
+    max_slowdown: float = 1.10             # with baseline: the largest p50 ratio now/baseline
+
+
+@dataclass(frozen=True)
+class CompareSection:
+    """The same-run comparison with another version of the model (main's, in a pull request's CI job)."""
+    against: str | None = None             # that run's output folder: OLD artifacts under the same file names
+    max_growth: float = 1.10               # NEW's drift / task error may grow to this x OLD's (+ 1e-6)
+    latency: bool = True                   # also time NEW and OLD interleaved at every [bench] grid point
+    max_slowdown: float = 1.10             # NEW/OLD latency ratio the whole confidence interval must stay under
+    on_inconclusive: str = "fail"          # fail | warn | pass: when the interval straddles max_slowdown
+    max_time: float = 60.0                 # seconds of measuring per grid point, at most
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,7 @@ class Pipeline:
     data: DataSection = DataSection()
     validate: ValidateSection = ValidateSection()
     bench: BenchSection = BenchSection()
+    compare: CompareSection = CompareSection()
     targets: TargetsSection = TargetsSection()
     output: OutputSection = OutputSection()
     devices: DevicesSection = DevicesSection()
@@ -149,13 +166,17 @@ class Pipeline:
 
 
 SECTIONS = {"model": ModelSection, "export": ExportSection, "quantize": QuantizeSection, "data": DataSection,
-            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection,
-            "devices": DevicesSection}
+            "validate": ValidateSection, "bench": BenchSection, "compare": CompareSection, "targets": TargetsSection,
+            "output": OutputSection, "devices": DevicesSection}
 
 #: the smallest value of an integer key (others: >= 0)
 MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq"): 1,
             ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1,
-            ("data", "stride"): 1, ("devices", "timeout"): 1, ("devices", "concurrency"): 1, ("devices", "samples"): 1}
+            ("data", "stride"): 1, ("data", "calibration_synthetic"): 1, ("devices", "timeout"): 1,
+            ("devices", "concurrency"): 1, ("devices", "samples"): 1}
+#: the smallest value of a float key (a ratio against a baseline or OLD: 1.10 = up to 10% worse, as everywhere)
+FLOAT_MINIMUMS = {("bench", "max_slowdown"): 1.0, ("validate", "max_growth"): 1.0, ("compare", "max_growth"): 1.0,
+                  ("compare", "max_slowdown"): 1.0, ("compare", "max_time"): 1.0}
 
 #: keys renamed for the one vocabulary (README.md): (section, old key) -> new key. The old key still works until
 #: console.OLD_SPELLINGS_UNTIL, with a note (``renamed_keys``).
@@ -189,7 +210,8 @@ KEY_SECTIONS = _key_sections()
 
 #: library options whose pipeline key has another name
 OPTION_KEYS = {"precision": ("quantize", "precisions"), "mode": ("quantize", "precisions"),
-               "calib": ("data", "calibration"), "data": ("data", "validation"), "gate": ("validate", "gates"),
+               "calib": ("data", "calibration"), "calib_synthetic": ("data", "calibration_synthetic"),
+               "data": ("data", "validation"), "gate": ("validate", "gates"),
                "steps": ("model", "train_steps"), "out": ("output", "dir"), "seq_len": ("export", "seq")}
 
 

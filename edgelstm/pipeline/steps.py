@@ -25,18 +25,34 @@ def train_model(p: Pipeline, path: Path, say: Say):
     from edgelstm.models import zoo
 
     m = p.model
+    import torch
+
     say(f"training {m.zoo} on its synthetic task ({m.train_steps} steps, seed {m.seed})")
     model = zoo.build(m.zoo, dict(m.config), seed=m.seed)
-    loss = zoo.train(model, m.zoo, steps=m.train_steps, seed=m.seed, seq=min(60, p.export.seq_len))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a zoo model is small: more threads only wait on each other (5-10x on a busy CPU)
+    try:
+        loss = zoo.train(model, m.zoo, steps=m.train_steps, seed=m.seed, seq=min(60, p.export.seq_len))
+    finally:
+        torch.set_num_threads(threads)
     zoo.save_checkpoint(model, path)
     return [path], {"loss": loss}
+
+
+def factory_spec(p: Pipeline) -> str | None:
+    """[model].factory with a ``file.py`` part resolved against the pipeline file, as every other path is."""
+    f = p.model.factory
+    module, sep, func = (f or "").rpartition(":")
+    if f is None or not sep or not module.endswith(".py"):
+        return f
+    return f"{p.resolve(module)}:{func}"
 
 
 def load_reference(p: Pipeline, path: Path):
     from edgelstm.models.loading import load_model
 
     ref = p.resolve(p.model.keras_reference) if p.model.keras_reference else None
-    return load_model(path, factory=p.model.factory, trust_pickle=p.model.trust_pickle, keras_reference=ref)
+    return load_model(path, factory=factory_spec(p), trust_pickle=p.model.trust_pickle, keras_reference=ref)
 
 
 def is_bidirectional(module) -> bool:
@@ -64,34 +80,49 @@ def export(reference, path: Path, p: Pipeline, *, stateful: bool):
 
 
 def datasets(p: Pipeline, spec):
-    """(validation set, calibration set, a content key of both) against the reference's I/O ``spec``."""
+    """(validation set, calibration set, a content key of both) against the reference's I/O ``spec``. CSV options
+    apply to the .csv file(s) only, so an .npz validation set and a .csv calibration set combine. The calibration
+    set's ``source`` says where it comes from (a file, the zoo model's task, or synthetic N(0,1) samples, which
+    only [data].calibration_synthetic asks for)."""
     from edgelstm.data import dataset_from_arrays, load_dataset, synthetic_dataset
     from edgelstm.models import zoo
 
     d = p.data
-    features = list(d.features) if d.features else None
     if d.validation:
         path = p.resolve(d.validation)
-        val = load_dataset(path, spec, window=d.window, features=features, target=d.target, stride=d.stride,
-                           horizon=d.horizon, group=d.group)
+        val = load_dataset(path, spec, **_csv_options(p, path, labels=True))
         data_sha = sha256_file(path)
     elif p.model.zoo:
         x, y = zoo.synthetic_task(p.model.zoo, d.synthetic, d.seq, seed=d.seed)
-        val = dataset_from_arrays({"x": x}, spec, labels=y)
+        val = dataset_from_arrays({"x": x}, spec, labels=y, source=f"the {p.model.zoo} task (synthetic)")
         data_sha = f"zoo-task:{p.model.zoo}:{d.synthetic}:{d.seq}:{d.seed}"
     else:
         val = synthetic_dataset(spec, d.synthetic, seq=d.seq, seed=d.seed)
         data_sha = f"synthetic:{d.synthetic}:{d.seq}:{d.seed}"
     if d.calibration:
         cpath = p.resolve(d.calibration)
-        calib = load_dataset(cpath, spec, window=d.window, features=features, stride=d.stride, group=d.group)
+        calib = load_dataset(cpath, spec, **_csv_options(p, cpath, labels=False))
         data_sha += ":" + sha256_file(cpath)
+    elif d.calibration_synthetic:
+        calib = synthetic_dataset(spec, d.calibration_synthetic, seq=d.seq, seed=d.seed + 1000)
+        calib.source = "synthetic data (seeded N(0,1) noise, as [data].calibration_synthetic asks)"
+        data_sha += f":calib-synthetic:{d.calibration_synthetic}"
     elif p.model.zoo:
         x, _ = zoo.synthetic_task(p.model.zoo, 128, d.seq, seed=d.seed + 1000)  # disjoint from validation
-        calib = dataset_from_arrays({"x": x}, spec)
+        calib = dataset_from_arrays({"x": x}, spec, source=f"synthetic data (the {p.model.zoo} task's generator)")
     else:
-        calib = synthetic_dataset(spec, 128, seq=d.seq, seed=d.seed + 1000)
+        calib = None  # the up-front check refused int8-static without calibration data
     return val, calib, data_sha
+
+
+def _csv_options(p: Pipeline, path: Path, *, labels: bool) -> dict[str, Any]:
+    """[data].window/stride/group/features (and target/horizon, for the validation set) for a .csv file; nothing
+    for .npz/.npy."""
+    d = p.data
+    if path.suffix.lower() != ".csv":
+        return {}
+    return {"window": d.window, "features": list(d.features) if d.features else None, "stride": d.stride,
+            "group": d.group, **({"target": d.target, "horizon": d.horizon} if labels else {})}
 
 
 def quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
@@ -110,36 +141,81 @@ def quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
                         data=val.batches(32) if budget is not None else None)
     return [out, out.with_name(out.name + ".json")], {"size_bytes": r.size_bytes,
                                                       "times_smaller": round(r.times_smaller, 3),
-                                                      "counts": r.counts(), "notes": quantize_notes(r.details)}
+                                                      "counts": r.counts(), "notes": quantize_notes(r.details),
+                                                      "remarks": quantize_remarks(r.details)}
+
+
+def _share(metric: str, value: float) -> str:
+    """A drift value in words: relative metrics as a percentage, absolute ones as they are."""
+    return f"{value * 100:.2g}%" if metric.startswith("rel") else f"{value:.3g}"
 
 
 def quantize_notes(q: dict[str, Any]) -> list[str]:
-    """What a reader of the summary must know about a quantized file: its INT8 target and any fallback."""
+    """What a reader of the report must know about a quantized file, in plain words: what it was calibrated on,
+    which CPUs it is made for, and what the accuracy fallback kept in float."""
     notes = []
+    cal = q.get("calibration") or {}
+    if cal.get("samples"):
+        notes.append(f"calibrated on {cal['samples']} sequences of {cal.get('data') or 'the calibration data'}, "
+                     f"{cal.get('method', 'minmax')} ranges")
     t = q.get("target")
     if t:
-        notes.append(f"targets {t['isa']} ({t['weight_type']} {'7-bit' if t['reduce_range'] else '8-bit'} weights, "
-                     f"onnxruntime level {t['ort_levels'][0]}): {t['why']}")
+        notes.append(f"made for {t['isa']} CPUs: {'7-bit' if t['reduce_range'] else '8-bit'} {t['weight_type']} "
+                     f"weights, onnxruntime level {t['ort_levels'][0]} ({t['why']})")
     fb = q.get("fallback")
     if fb:
+        metric, budget = fb["metric"], _share(fb["metric"], fb["budget"])
         kept = fb.get("kept_float") or []
-        notes.append(f"accuracy fallback ({fb['metric']} <= {fb['budget']:g} vs FP32 ONNX): "
-                     + (f"kept {len(kept)} node(s) float ({', '.join(kept[:4])}), {fb['metric']} "
-                        f"{fb['drift_all_quantized']:.3g} -> {fb['drift']:.3g}" if kept
-                        else f"all quantized already fits ({fb['drift']:.3g})"))
+        if kept:
+            notes.append(f"kept {len(kept)} node(s) float to fit the {budget} {metric} budget vs the FP32 ONNX "
+                         f"({', '.join(kept[:4])}{', …' if len(kept) > 4 else ''}): {metric} "
+                         f"{_share(metric, fb['drift_all_quantized'])} with every node INT8, {_share(metric, fb['drift'])} now")
+        else:
+            low = str(q.get("precision") or "int8").upper()
+            notes.append(f"every quantizable node kept {low} within the {budget} {metric} budget vs the FP32 ONNX "
+                         f"({metric} {_share(metric, fb['drift'])})")
     return notes
 
 
-def validate(ref_runner, artifact, val, gates: list[str], report_path: Path):
+def quantize_remarks(q: dict[str, Any]) -> list[str]:
+    """A few words for the artifact's row in the summary table (the notes say the rest)."""
+    out = []
+    cal = q.get("calibration") or {}
+    if str(cal.get("data") or "").startswith("synthetic"):
+        out.append("calibrated on synthetic data")
+    kept = ((q.get("fallback") or {}).get("kept_float")) or []
+    if kept:
+        out.append(f"{len(kept)} node(s) kept float")
+    return out
+
+
+def baseline_report(p: Pipeline, name: str) -> tuple[Path | None, dict[str, Any] | None]:
+    """The earlier validate report of artifact ``name`` under [validate].baseline (an output folder or its
+    validate/ folder): (its path, the report), or (None, None) when that run had no such artifact."""
+    from edgelstm.validation.gates import load_baseline
+
+    if p.validate.baseline is None:
+        return None, None
+    folder = p.resolve(p.validate.baseline)
+    for path in (folder / "validate" / f"{name}.json", folder / f"{name}.json"):
+        if path.is_file():
+            return path, load_baseline(path)
+    return None, None
+
+
+def validate(ref_runner, artifact, val, gates: list[str], report_path: Path, p: Pipeline):
     from edgelstm.runners import open_runner
     from edgelstm.validation.gates import parse_gates
     from edgelstm.validation.reports.validate_json import report_dict, write_validate_report
     from edgelstm.validation.validate import ValidateOptions, validate_artifacts
 
+    _, base = baseline_report(p, artifact.name)
+    options = ValidateOptions(gates=tuple(parse_gates(gates)), baseline=base,
+                              baseline_tolerance=p.validate.max_growth - 1.0)
     cand = open_runner(artifact.path)
     cand.label = str(artifact.path)
     try:
-        result = validate_artifacts(ref_runner, cand, val, ValidateOptions(gates=tuple(parse_gates(gates))))
+        result = validate_artifacts(ref_runner, cand, val, options)
         write_validate_report(result, report_path)
         drift = drift_by_length(ref_runner, cand, val)
     finally:
@@ -187,7 +263,8 @@ def bench(res, reference, path: Path, p: Pipeline):
                                    stream=p.bench.stream and a.name == STATEFUL))
     grid = BenchGrid(batches=p.bench.batch, seqs=p.bench.seq, threads=p.bench.threads)
     opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False)
-    data = bench_artifacts(targets, grid, opts).to_dict()
+    baseline = p.resolve(p.bench.baseline)
+    data = bench_artifacts(targets, grid, opts, baseline=baseline, max_slowdown=p.bench.max_slowdown).to_dict()
     write_text_atomic(path, json.dumps(data, indent=2, default=str))
     return [path], {"report": data}
 

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping
 from edgelstm.console import fmt_value  # messages: 3 significant digits
 from edgelstm.errors import BadInput, opt
 from edgelstm.validation.metrics import (CLASSIFICATION_METRICS, DRIFT_METRICS, HIGHER_IS_BETTER, REGRESSION_METRICS,
-                                         TASK_METRICS, badness)
+                                         TASK_METRICS, GATE_PREFIX, badness)
 
 OUTPUT_METRICS = DRIFT_METRICS + ("max_step_rmse",)
 STREAMING_METRICS = tuple(f"streaming.{m}" for m in OUTPUT_METRICS)
@@ -68,7 +68,7 @@ class Gate:
     limit: float
     op: str = "<="
     output: str | None = None
-    source: str = "cli"  # cli | policy | baseline
+    source: str = "cli"  # cli | policy | baseline | against
 
     @property
     def scope(self) -> str:
@@ -92,7 +92,7 @@ class GateResult:
 
     @property
     def name(self) -> str:
-        prefix = "baseline " if self.source == "baseline" else ""
+        prefix = GATE_PREFIX.get(self.source, "")
         return f"{prefix}{self.metric}{':' + self.output if self.output else ''} {self.op} {self.limit:.6g}"
 
     def to_dict(self) -> dict[str, Any]:

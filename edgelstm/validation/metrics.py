@@ -28,6 +28,8 @@ import numpy as np
 DRIFT_METRICS = ("max_abs", "mean_abs", "rmse", "rel_l2", "cosine")
 #: Metrics where larger is better (gates default to >=, baselines compare 1 - value).
 HIGHER_IS_BETTER = frozenset({"cosine", "accuracy", "reference_accuracy", "agreement"})
+#: How a gate's name starts when it compares with a stored report (baseline) or with OLD run on the same data (against).
+GATE_PREFIX = {"baseline": "baseline ", "against": "vs OLD "}
 REGRESSION_METRICS = ("mse", "mae", "reference_mse", "reference_mae", "mse_delta", "mae_delta")
 CLASSIFICATION_METRICS = ("accuracy", "reference_accuracy", "accuracy_delta", "agreement")
 TASK_METRICS = REGRESSION_METRICS + CLASSIFICATION_METRICS

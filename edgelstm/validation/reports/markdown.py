@@ -38,7 +38,25 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [_row(header), "|" + "|".join("---" for _ in header) + "|", *(_row(r) for r in rows)]
 
 
+def _provenance(rep: dict[str, Any]) -> list[str]:
+    """Date, edgelstm version, git commit, both files with their sha256, and the machine (ISA class)."""
+    from edgelstm.fileio import sha256_file
+    from edgelstm.machine.provenance import provenance, provenance_lines
+
+    cand = Path(str(rep.get("candidate")))
+    p = provenance(where=cand.parent if cand.is_file() else None)
+    lines = provenance_lines(p)
+    machine = lines.pop()
+    for role in ("reference", "candidate"):
+        f = Path(str(rep.get(role)))
+        sha = sha256_file(f) if f.is_file() else None
+        lines.append(f"**{role.capitalize()}** `{_cell(f.name)}` · sha256 `{sha or 'n/a (not a file)'}`  ")
+    return [*lines, machine, ""]
+
+
 def markdown_summary(result) -> str:
+    from edgelstm.validation.compare import against_markdown
+
     rep = report_dict(result)
     gates = rep.get("gates", [])
     failed = [g for g in gates if not g.get("passed")]
@@ -52,6 +70,7 @@ def markdown_summary(result) -> str:
         extra = ", ".join(str(x) for x in (info.get("backend"), info.get("precision")) if x)
         return f"`{_cell(Path(str(path)).name)}`" + (f" ({extra})" if extra else "")
 
+    lines += _provenance(rep)
     lines.append(f"**reference** {who(rep.get('reference'), ri)} → **candidate** {who(rep.get('candidate'), ci)} · "
                  f"{rep.get('samples')} samples" + (f" from `{_cell(data['source'])}`" if data.get("source") else "")
                  + (f" · seq {data['seq']}" if data.get("seq") else "")
@@ -84,9 +103,10 @@ def markdown_summary(result) -> str:
         lines.append("")
 
     lines += ["#### Gates", ""]
-    if gates:
+    budgets = [g for g in gates if g.get("source") != "against"]  # the change gates: in "NEW vs OLD" below
+    if budgets:
         rows = []
-        for g in gates:
+        for g in budgets:
             name = g["metric"] + (f":{g['output']}" if g.get("output") else "")
             if g.get("source") == "baseline":
                 name = f"baseline {name} (was {_n(g.get('baseline'))})"
@@ -94,9 +114,12 @@ def markdown_summary(result) -> str:
             rows.append([name, _n(g.get("value"), metric), f"{g.get('op', '<=')} {_n(g.get('limit'), metric)}",
                          "✅ pass" if g.get("passed") else "❌ **fail**"])
         lines += _table(["gate", "value", "limit", "result"], rows)
+    elif gates:
+        lines.append("No budgets were given: the candidate is gated on its change against OLD (below).")
     else:
         lines.append("No gates were given: drift is reported, not enforced (use `--gate` or `--policy`).")
     lines.append("")
+    lines += against_markdown(rep, _n)
 
     stepped = {n: m for n, m in outputs.items() if m.get("time_axis") is not None}
     lines += ["#### Per-step drift", ""]
