@@ -146,9 +146,11 @@ def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | No
 class ArtifactPair:
     """An artifact and its manifest written as one pair (see ``write_artifact``)."""
 
-    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path):
+    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path, companions: dict[Path, Path] | None = None):
         self.out, self.tmp, self._tmp_manifest = out, tmp, tmp_manifest
         self.manifest: Manifest | None = None
+        #: final path -> temp path of each file that belongs to the artifact (an OpenVINO IR's .bin)
+        self.companions: dict[Path, Path] = dict(companions or {})
 
     def write_manifest(self, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
                        parent_sha256: str | None = None, io: IOSpec | None = None,
@@ -163,13 +165,14 @@ class ArtifactPair:
 
 
 @contextlib.contextmanager
-def write_artifact(out: str | Path) -> Iterator[ArtifactPair]:
+def write_artifact(out: str | Path, companions: tuple[str | Path, ...] = ()) -> Iterator[ArtifactPair]:
     """Write an artifact and its manifest so that they replace an earlier pair together or not at all.
 
     The block writes the file to ``pair.tmp`` and calls ``pair.write_manifest(...)``; both are temp files in the
     destination directory (a full disk fails here, before anything is replaced). On success the earlier pair is
     moved aside, the new pair renamed into place (renames need no space) and the old pair deleted; if a rename
-    fails, the earlier pair is put back. On any failure nothing of the new pair is left behind."""
+    fails, the earlier pair is put back. On any failure nothing of the new pair is left behind. ``companions``:
+    more files of the same artifact (same directory), written to ``pair.companions[path]`` and committed with it."""
     from edgelstm.fileio import make_parents, remove_dirs
 
     out = Path(out)
@@ -181,19 +184,20 @@ def write_artifact(out: str | Path) -> Iterator[ArtifactPair]:
     tmps: list[Path] = []
     ok = False
     try:
-        for suffix in (".tmp", ".json.tmp"):
-            fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+        extra = [Path(c) for c in companions]
+        for prefix, suffix in [(out.name, ".tmp"), (out.name, ".json.tmp")] + [(c.name, ".tmp") for c in extra]:
+            fd, name = tempfile.mkstemp(prefix=f".{prefix}.", suffix=suffix, dir=out.parent)
             os.close(fd)
             tmps.append(Path(name))
         umask = os.umask(0)
         os.umask(umask)
         for t in tmps:
             os.chmod(t, 0o666 & ~umask)
-        pair = ArtifactPair(out, tmps[0], tmps[1])
+        pair = ArtifactPair(out, tmps[0], tmps[1], dict(zip(extra, tmps[2:])))
         yield pair
         if pair.manifest is None:
             raise RuntimeError("write_artifact: the block wrote no manifest")
-        _commit([(tmps[0], out), (tmps[1], man)])
+        _commit([*zip(tmps[2:], extra), (tmps[0], out), (tmps[1], man)])
         ok = True
     finally:
         for t in tmps:

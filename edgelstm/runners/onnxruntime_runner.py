@@ -39,8 +39,16 @@ class OrtRunner:
         self.manifest = read_manifest(self.path)
         self.io = io_spec_of(self.path, model, self.manifest)
         self.precision = self.manifest.precision if self.manifest else onnx_facts(model).precision
-        # `edgelstm quantize` records the level its crash-safe probe found safe for the file's target
-        self.opt_level = opt_level or recorded_level(self.manifest) or "all"
+        # `edgelstm quantize` records the level its crash-safe probe found safe for the file's target, in the manifest
+        # and (allowed levels) in the file's metadata_props, which a file copied without its manifest still carries
+        from edgelstm.artifacts.int8_metadata import allowed_levels, plain_session_warning, read_entries
+
+        self.metadata = read_entries(model)
+        allowed = allowed_levels(self.metadata)
+        self.opt_level = opt_level or recorded_level(self.manifest) or (allowed[0] if allowed else "all")
+        #: what this session computes differently from what edgelstm measured (a level the file does not allow)
+        self.warnings = [w for w in [plain_session_warning(self.path.name, self.metadata, level=self.opt_level)]
+                         if w and allowed and self.opt_level not in allowed]
         self.session = make_session(self.path, threads=threads, opt_level=self.opt_level, providers=providers)
         self._in_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
