@@ -182,3 +182,57 @@ def test_doctor_names_the_int8_kernel(cli):
     host = json.loads(stdout)["host"]
     assert host["isa"] in ("x86-amx", "x86-vnni", "x86-avx2", "arm64", "other") and "int8_kernel" in host
     assert "pinned" in host
+
+
+SAMPLE_PROFILE = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                  "syscalls": [{"names": ["read", "write", "arch_prctl"], "action": "SCMP_ACT_ALLOW"},
+                               {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW",
+                                "includes": {"arches": ["amd64", "x32"]}},
+                               {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                                "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}
+
+LIBSECCOMP = r"""
+import ctypes, errno, json, sys
+from edgelstm.machine import amx
+rules = [r for r in json.loads(sys.argv[1])["syscalls"] if "arch_prctl" in r["names"]]
+lib = ctypes.CDLL("libseccomp.so.2")
+lib.seccomp_init.restype = ctypes.c_void_p
+class Cmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_EQ": 4}
+# default: SCMP_ACT_LOG (allow; libseccomp refuses rules whose action equals the default one)
+ctx = ctypes.c_void_p(lib.seccomp_init(ctypes.c_uint32(0x7FFC0000)))
+nr = lib.seccomp_syscall_resolve_name(b"arch_prctl")
+for r in rules:
+    action = 0x7FFF0000 if r["action"] == "SCMP_ACT_ALLOW" else 0x00050000 | r["errnoRet"]
+    args = (Cmp * len(r["args"]))(*[Cmp(a["index"], OPS[a["op"]], a["value"], 0) for a in r["args"]])
+    rc = lib.seccomp_rule_add_array(ctx, ctypes.c_uint32(action), nr, len(r["args"]), args)
+    assert rc == 0, rc
+rc = lib.seccomp_load(ctx)
+assert rc == 0, rc
+rc, err, _ = amx.arch_prctl(amx.ARCH_REQ_XCOMP_PERM, amx.XFEATURE_XTILEDATA)
+fs = amx.arch_prctl(amx.ARCH_GET_FS)[0]
+print(json.dumps([rc, errno.errorcode.get(err), fs, amx.amx_state()["blocked"]]))
+"""
+
+
+def test_docker_profile_keeps_the_base_profile_and_refuses_only_the_amx_request(tmp_path):
+    import ctypes.util
+
+    from edgelstm.machine.seccomp_profile import MARK, main, refuse_amx
+
+    out = refuse_amx(SAMPLE_PROFILE)
+    rules = out["syscalls"]
+    assert rules[0] == {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}      # the rest stays as it was
+    assert rules[1]["names"] == ["personality"] and out["defaultAction"] == "SCMP_ACT_ERRNO"
+    arch = [r for r in rules if "arch_prctl" in r["names"]]
+    assert all(r.get("comment") == MARK and r["args"] for r in arch) and len(arch) == 2  # never unconditional
+    assert refuse_amx(out) == out and SAMPLE_PROFILE["syscalls"][0]["names"][-1] == "arch_prctl"  # pure, idempotent
+    (tmp_path / "d.json").write_text(json.dumps(SAMPLE_PROFILE))
+    assert main([str(tmp_path / "d.json"), "-o", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text()) == out
+    assert main([str(tmp_path / "p.json"), "-x"]) == 2
+    if not amx.is_x86_64_linux() or not ctypes.util.find_library("seccomp"):
+        pytest.skip("libseccomp (what runc compiles Docker profiles with) is not installed here")
+    # the two rules, compiled by libseccomp as runc does, refuse the request and leave ARCH_GET_FS working
+    assert _child(json.dumps(out), code=LIBSECCOMP) == [-1, "EPERM", 0, True]

@@ -156,3 +156,90 @@ def test_doctor_lists_openvino(cli):
     code, stdout, _ = cli("doctor", "--json")
     backends = json.loads(stdout)["backends"]
     assert backends["openvino (CPU)"]["ok"] and "openvino" in backends["openvino (CPU)"]["detail"]
+
+
+def test_bundle_ships_the_ir_with_its_weights_and_it_runs_after_unbundling(ir, tmp_path):
+    from edgelstm.bundle import BundleOptions, extract_bundle, make_bundle
+    from edgelstm.runners.base import open_runner
+
+    src, xml, _ = ir
+    d = tmp_path / "art"
+    d.mkdir()
+    for f in (src, src.with_name(src.name + ".json"), xml, xml.with_suffix(".bin"), xml.with_name(xml.name + ".json")):
+        shutil.copyfile(f, d / f.name)
+    make_bundle(d, tmp_path / "b.tar.gz", BundleOptions())
+    dest = tmp_path / "out"
+    extract_bundle(tmp_path / "b.tar.gz", dest)
+    index = json.loads((dest / "bundle.json").read_text())
+    roles = {m["name"]: m["role"] for m in index["members"]}
+    assert roles["m.xml"] == "openvino" and roles["m.bin"] == "openvino-bin" and roles["m.xml.json"] == "manifest"
+    x = qm.x_for("lstm_regressor", n=2, seq=9)
+    runner = open_runner(dest / "m.xml")
+    assert qm.rel_l2(runner.run({"x": x})["y"], qm.run(src, {"x": x})[0]) < 1e-5
+
+
+PIPELINE = """
+[model]
+zoo = "lstm_regressor"
+train_steps = 3
+config = { hidden_size = 8 }
+[export]
+seq = 12
+stateful = false
+[quantize]
+precisions = ["int8-dynamic"]
+[data]
+synthetic = 16
+seq = 12
+[validate]
+gates = ["rel_l2<=0.1"]
+[bench]
+batch = [1, 2]
+seq = [12]
+iters = 3
+warmup = 1
+stream = false
+pick = "2x12"
+[targets]
+openvino = ["fp32"]
+[output]
+dir = "out"
+"""
+
+
+def test_pipeline_builds_validates_benches_the_ir_and_picks_the_fastest(cli, tmp_path):
+    (tmp_path / "pipeline.toml").write_text(PIPELINE)
+    code, stdout, stderr = cli("run", tmp_path / "pipeline.toml", "--json")
+    assert code == 0, stderr
+    out = json.loads(stdout)
+    assert (tmp_path / "out" / "model.fp32.xml").is_file() and (tmp_path / "out" / "model.fp32.bin").is_file()
+    assert (tmp_path / "out" / "validate" / "openvino-fp32.json").is_file()
+    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert any(r["backend"] == "openvino" for r in bench["results"])
+    assert any(n.startswith("fastest within rel_l2 <= 0.01 at batch 2 x seq 12: ") for n in out["notes"]), out["notes"]
+    bad = PIPELINE.replace('pick = "2x12"', 'pick = "64x12"').replace('openvino = ["fp32"]', 'openvino = ["fp16"]')
+    (tmp_path / "bad.toml").write_text(bad)
+    code, _, stderr = cli("run", tmp_path / "bad.toml")
+    assert code == 2 and "[targets].openvino" in stderr and "[bench].pick" in stderr
+
+
+def test_fastest_per_shape_keeps_to_the_budget():
+    from edgelstm.latency.winners import fastest_per_shape, parse_shape, pick_fastest
+
+    def row(name, backend, p50, drift=None, batch=1):
+        extras = {"drift": {"rel_l2": drift}} if drift is not None else {}
+        return {"artifact": name, "backend": backend, "precision": "x", "batch": batch, "seq": 60, "threads": 1,
+                "latency_ms": {"p50": p50}, "extras": extras}
+
+    rows = [row("torch", "torch", 3.0), row("a.onnx", "onnxruntime", 1.0, 0.02), row("b.xml", "openvino", 2.0, 1e-7),
+            row("c.onnx", "onnxruntime", 0.5), row("a.onnx", "onnxruntime", 9.0, 0.02, batch=32)]
+    (free, big) = fastest_per_shape(rows)
+    assert free["artifact"] == "c.onnx" and free["runner_up"]["artifact"] == "a.onnx" and free["margin"] == 2.0
+    assert big["artifact"] == "a.onnx" and "runner_up" not in big
+    best = pick_fastest(rows, (1, 60), max_drift=0.01)
+    assert best["artifact"] == "b.xml" and {e["artifact"] for e in best["excluded"]} == {"a.onnx", "c.onnx"}
+    assert parse_shape("32x256") == (32, 256) and parse_shape("8×60") == (8, 60)
+    with pytest.raises(BadInput):
+        parse_shape("32")
+    with pytest.raises(BadInput, match="no bench row"):
+        pick_fastest(rows, (8, 60))

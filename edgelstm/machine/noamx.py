@@ -143,20 +143,22 @@ for CMD and its children. Example:
 def main(argv: Sequence[str] | None = None) -> int:
     import os
 
+    from edgelstm import console  # only on the paths that print: the exec path stays light
+
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "--":
         args = args[1:]
     if not args or args[0] in ("-h", "--help"):
-        sys.stderr.write(USAGE)
+        console.info(USAGE.rstrip())
         return 0 if args else 2
     result = install_amx_block()
     if not result.installed and is_x86_64_linux():
-        sys.stderr.write(f"edgelstm-noamx: {result.reason}\n")
+        console.error(f"edgelstm-noamx: {result.reason}")
         return 4
     try:
         os.execvp(args[0], args)
     except OSError as exc:
-        sys.stderr.write(f"edgelstm-noamx: cannot run {args[0]!r}: {exc.strerror}\n")
+        console.error(f"edgelstm-noamx: cannot run {args[0]!r}: {exc.strerror}")
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 0  # pragma: no cover - execvp does not return
 

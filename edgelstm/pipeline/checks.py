@@ -184,3 +184,6 @@ def _bench(p: Pipeline, problems: Problems) -> None:
     b = p.bench
     with problems.check("bench"):
         TimingPolicy(warmup=b.warmup, iters=b.iters)  # the library's own limits, in the file's words
+    from edgelstm.pipeline.cpu_engines import check_cpu_engines
+
+    check_cpu_engines(p, problems)

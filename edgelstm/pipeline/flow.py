@@ -181,10 +181,14 @@ def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
     # 3b. TensorRT engines where asked and installed
     if p.targets.tensorrt:
         steps.tensorrt_engines(p, res, stage, say)
+    if p.targets.openvino:
+        from edgelstm.pipeline.cpu_engines import openvino_irs
+
+        openvino_irs(p, res, stage, calib)
 
     # 4. validate every artifact against the torch reference
     for a in list(res.artifacts):
-        if a.path.suffix != ".onnx":
+        if a.path.suffix not in (".onnx", ".xml"):
             continue
         gates = list(p.validate.gates) + [str(g) for g in p.validate.precision_gates.get(a.name, [])]
         report_path = out / "validate" / f"{a.name}.json"
@@ -204,6 +208,11 @@ def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
                     "bench": p.bench.__dict__}
         b = stage("bench", material, lambda: steps.bench(res, reference, bench_path, p), section="bench")
         res.bench = b["report"]
+        from edgelstm.pipeline.cpu_engines import pick_note
+
+        note = pick_note(p, res.bench)
+        if note:
+            res.notes.append(note)
 
     # 6. report
     from edgelstm.pipeline.report import write_reports
