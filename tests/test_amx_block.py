@@ -236,3 +236,12 @@ def test_docker_profile_keeps_the_base_profile_and_refuses_only_the_amx_request(
         pytest.skip("libseccomp (what runc compiles Docker profiles with) is not installed here")
     # the two rules, compiled by libseccomp as runc does, refuse the request and leave ARCH_GET_FS working
     assert _child(json.dumps(out), code=LIBSECCOMP) == [-1, "EPERM", 0, True]
+
+
+def test_the_committed_docker_rules_are_the_ones_the_code_adds():
+    from pathlib import Path
+
+    from edgelstm.machine.seccomp_profile import amx_rules
+
+    committed = json.loads((Path(__file__).resolve().parents[1] / "docker" / "seccomp-noamx.rules.json").read_text())
+    assert committed["syscalls"] == amx_rules()

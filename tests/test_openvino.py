@@ -243,3 +243,18 @@ def test_fastest_per_shape_keeps_to_the_budget():
         parse_shape("32")
     with pytest.raises(BadInput, match="no bench row"):
         pick_fastest(rows, (8, 60))
+
+
+def test_inspect_names_the_ir_and_an_int8_files_needs(ir, tmp_path, cli):
+    from converters.int8 import Int8Options, quantize_int8
+
+    src, xml, _ = ir
+    code, stdout, stderr = cli("inspect", xml, "--json")
+    assert code == 0, stderr
+    info = json.loads(stdout)
+    assert info["kind"] == "openvino" and info["inference_precision"] == "f32" and info["bin_present"]
+    quantize_int8(src, tmp_path / "v.onnx", Int8Options(target="x86-vnni"))
+    code, stdout, stderr = cli("inspect", tmp_path / "v.onnx", "--json")
+    info = json.loads(stdout)
+    assert info["int8_needs"]["edgelstm.int8.target"] == "x86-vnni" and "saturates" in info["note"]
+    assert "INT8 needs" in stderr

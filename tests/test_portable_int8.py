@@ -173,3 +173,26 @@ def test_8_bit_target_warns_what_a_plain_session_computes(tmp_path, cli):
     assert "saturates them in any session" in " ".join(stderr.split())
     code, _, stderr = cli("quantize", src, "-p", "int8", "-o", tmp_path / "p.onnx")
     assert code == 0 and "saturates" not in stderr and "targets portable" not in stderr
+
+
+def test_the_file_says_what_it_needs_without_its_manifest(tmp_path):
+    """A static x86-avx2 file (8-bit Q/DQ, level basic only) copied without its manifest: edgelstm's runner still
+    runs it at basic (from metadata_props); opened at level all on purpose, the runner says what that computes."""
+    from edgelstm.artifacts.iospec import iospec_from_onnx
+    from edgelstm.data import as_calibration_source, dataset_from_arrays
+    from edgelstm.runners.base import open_runner
+
+    src = qm.exported("lstm_regressor", tmp_path)
+    io = iospec_from_onnx(onnx.load(str(src)))
+    xc = np.random.default_rng(1).standard_normal((32, 6, 1)).astype(np.float32)
+    out = tmp_path / "a.onnx"
+    quantize_int8(src, out, Int8Options(mode="static", target="x86-avx2"),
+                  as_calibration_source(dataset_from_arrays({"x": xc}, io), 8, spec=io))
+    out.with_name(out.name + ".json").unlink()
+    meta = read_entries(out)
+    assert meta[KEY_TARGET] == "x86-avx2" and meta[KEY_LEVELS] == "basic" and "basic" in meta["edgelstm.int8.note"]
+    runner = open_runner(out)
+    assert runner.opt_level == "basic" and runner.warnings == []
+    forced = open_runner(out, opt_level="all")
+    (warning,) = forced.warnings
+    assert "must run at onnxruntime level basic" in warning and "ORT_ENABLE_BASIC" in warning

@@ -31,7 +31,7 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
 
 
 def inspect(
-    artifact: Path = typer.Argument(..., metavar="ARTIFACT", help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
+    artifact: Path = typer.Argument(..., metavar="ARTIFACT", help="An .onnx, torch (.pt/.pt2/checkpoint), engine (.plan) or OpenVINO IR (.xml) file.", show_default=False),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
     input: Optional[List[str]] = InputOpt,
@@ -63,6 +63,10 @@ def inspect(
         rows.append(["manifest", "matches the file" if info.get("manifest_matches") else "DOES NOT MATCH the file"])
         if d.get("route"):
             rows.append(["export route", d["route"]])
+    if info.get("int8_needs"):  # an INT8 file's own metadata_props (edgelstm.artifacts.int8_metadata)
+        rows.append(["INT8 needs", info["int8_needs"].get("edgelstm.int8.note", "")])
+    if info.get("inference_precision"):
+        rows.append(["OpenVINO runs it in", info["inference_precision"]])
         rows.append(["made with", ", ".join(f"{k} {v}" for k, v in man.get("versions", {}).items() if v)])
     console.table(f"{artifact.name}", ["", ""], rows)
     io = info.get("io")

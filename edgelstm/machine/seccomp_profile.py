@@ -34,9 +34,9 @@ def amx_rules() -> list[dict[str, Any]]:
     """The two rules that replace an unconditional ``arch_prctl`` allow."""
     arg = {"index": 0, "value": ARCH_REQ_XCOMP_PERM}
     return [{"names": [SYSCALL], "action": "SCMP_ACT_ALLOW", "args": [{**arg, "op": "SCMP_CMP_NE"}],
-             "comment": MARK, "includes": {"arches": ["amd64"]}},
+             "comment": MARK, "includes": {"arches": ["amd64", "x32"]}},
             {"names": [SYSCALL], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{**arg, "op": "SCMP_CMP_EQ"}],
-             "comment": MARK, "includes": {"arches": ["amd64"]}}]
+             "comment": MARK, "includes": {"arches": ["amd64", "x32"]}}]
 
 
 def refuse_amx(profile: dict[str, Any]) -> dict[str, Any]:
