@@ -245,3 +245,19 @@ def test_the_committed_docker_rules_are_the_ones_the_code_adds():
 
     committed = json.loads((Path(__file__).resolve().parents[1] / "docker" / "seccomp-noamx.rules.json").read_text())
     assert committed["syscalls"] == amx_rules()
+
+
+RUNNER = r"""
+import json, sys
+from edgelstm.runners import open_runner
+from edgelstm.machine import amx
+r = open_runner(sys.argv[1], amx=sys.argv[2] if sys.argv[2] != "none" else None)
+print(json.dumps([amx.amx_state()["blocked"], r.warnings]))
+"""
+
+
+@x86_linux
+def test_the_onnxruntime_runner_blocks_amx_only_when_asked(tmp_path):
+    src = qm.exported("lstm_regressor", tmp_path)
+    assert _child(str(src), "none", code=RUNNER) == [False, []]
+    assert _child(str(src), "block", code=RUNNER) == [True, []]

@@ -69,7 +69,8 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
             raise BadInput(f"onnxruntime runs .onnx files, not {kind.value} files ({path.name})")
         from edgelstm.runners.onnxruntime_runner import OrtRunner
 
-        return OrtRunner(path, threads=threads, **{k: v for k, v in options.items() if k in ("providers", "opt_level")})
+        return OrtRunner(path, threads=threads,
+                         **{k: v for k, v in options.items() if k in ("providers", "opt_level", "amx")})
     if chosen == Backend.openvino:
         if kind != ArtifactKind.openvino:
             raise BadInput(f"the openvino backend runs OpenVINO IR files (.xml + .bin), not {kind.value} files "

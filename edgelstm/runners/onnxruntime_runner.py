@@ -26,7 +26,7 @@ class OrtRunner:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, opt_level: str | None = None,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, amx: str | None = None):
         import onnx
 
         from edgelstm.artifacts.manifest import read_manifest
@@ -49,6 +49,12 @@ class OrtRunner:
         #: what this session computes differently from what edgelstm measured (a level the file does not allow)
         self.warnings = [w for w in [plain_session_warning(self.path.name, self.metadata, level=self.opt_level)]
                          if w and allowed and self.opt_level not in allowed]
+        if amx == "block":  # INT8 without AMX (edgelstm.machine.noamx): process-wide, before the first session asks
+            from edgelstm.machine.noamx import install_amx_block
+
+            block = install_amx_block()
+            if not block.effective and block.installed:
+                self.warnings.append(f"AMX block came too late: {block.reason}")
         self.session = make_session(self.path, threads=threads, opt_level=self.opt_level, providers=providers)
         self._in_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
