@@ -1,5 +1,5 @@
-"""TensorRT INT8 calibrators (TensorRT 10.x weakly typed builds; deprecated from 10.12, removed in 11) over the
-calibration contract.
+"""TensorRT INT8 calibrators (TensorRT 10.x weakly typed builds; IBuilderConfig.int8_calibrator is deprecated since
+10.1, removed in 11) over the calibration contract.
 
 The contract (edgelstm.data): a re-iterable ``Iterable[dict[str, ndarray]]`` of feed dicts named like the
 model's inputs. TensorRT may call ``get_batch`` through the data more than once; every pass restarts the
@@ -10,7 +10,9 @@ python/src/infer/pyInt8.cpp and the IInt8Calibrator docs):
 
 - ``get_batch_size() -> int`` (deprecated since 10.1: explicit-batch networks carry the batch in the shapes);
 - ``get_batch(names: list[str]) -> list[int] | None``: one device pointer per name, in that order; None (or [])
-  when the data is exhausted;
+  when the data is exhausted. TensorRT reads each buffer with its input's dtype: the host batch of every input is
+  converted to that dtype (``input_dtypes``: float32 for ``x``, int64 for ``lengths`` or token ids), never to
+  float32 for all;
 - ``read_calibration_cache() -> bytes | None``: a cache to reuse instead of calibrating;
 - ``write_calibration_cache(cache: memoryview)``: the cache TensorRT computed.
 
@@ -86,10 +88,20 @@ class CalibrationFeeder:
             if {k: tuple(np.shape(v)) for k, v in batch.items()} != shapes:
                 self.skipped += 1
                 continue
-            return {k: np.ascontiguousarray(v, dtype=self.input_dtypes.get(k, np.float32)) for k, v in batch.items()}
+            return {k: self._host(k, v) for k, v in batch.items()}
         self._iter = None
         self.passes += 1
         return None
+
+    def _host(self, name: str, value: Any) -> np.ndarray:
+        """One input of a batch in the dtype TensorRT reads it with (integers stay integers when it is unknown)."""
+        a = np.asarray(value)
+        want = self.input_dtypes.get(name)
+        want = np.dtype(want if want is not None else (np.float32 if a.dtype.kind == "f" else a.dtype))
+        if want.kind in "iub" and a.dtype.kind in "fc" and not np.array_equal(a, np.round(a)):
+            raise BadInput(f"calibration input {name!r} is {want.name} in the model, but the data holds non-integer "
+                           "values")
+        return np.ascontiguousarray(a, dtype=want)
 
     def _backend(self):
         if self._cuda is None:

@@ -21,7 +21,6 @@ import io
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -31,6 +30,7 @@ import numpy as np
 from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput, InternalError, opt
 from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantMode
+from edgelstm.safe_files import private_tempdir
 
 from edgelstm.artifacts.onnx_graph import (
     FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
@@ -148,7 +148,7 @@ class Int8Quantizer:
         self.src = Path(src)
         self.options = options
         self.calib = calib
-        self._tmp = tempfile.TemporaryDirectory(prefix="edgelstm-int8-")
+        self._tmp = private_tempdir("int8")
         self.workdir = Path(self._tmp.name)
         self.calibration: dict[str, Any] = {}
         self.cache: Path | None = None

@@ -14,7 +14,6 @@ in float is not an INT8 (or FP16) model.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from edgelstm.errors import BadInput, GateFailed, opt
+from edgelstm.safe_files import private_tempdir
 from edgelstm.options import Precision
 
 from converters.quant_report import OpRow, QuantResult
@@ -185,7 +185,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
         job = _Fp16Job(src, options)
     else:
         raise BadInput(f"{opt('max_drift')} applies to fp16 or int8, not {precision.value}")
-    with job, tempfile.TemporaryDirectory(prefix="edgelstm-fallback-") as tmp:
+    with job, private_tempdir("fallback") as tmp:
         io = io_spec_of(src, job.parent)
         batches = _measurement_batches(data, io)
         reference = _OrtEvaluator(batches).outputs(src)

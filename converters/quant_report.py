@@ -140,7 +140,7 @@ def write_quantized(model, src: Path, out: Path, *, precision: Precision, parent
     parent_size = src.stat().st_size
     level, tried = levels[0], {}
     with write_artifact(out) as pair:
-        pair.tmp.write_bytes(data)
+        pair.write_bytes(data)
         if probe:
             level, tried = first_safe_level(pair.tmp, levels)
             if level is None:

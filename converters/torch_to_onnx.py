@@ -247,7 +247,7 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
         if options.stateful and rnn is not None:
             details["state"] = {"layers": layers, "hidden_size": hidden, "kind": type(rnn).__name__}
         with write_artifact(out) as pair:
-            pair.tmp.write_bytes(onnx_model.SerializeToString())
+            pair.write_bytes(onnx_model.SerializeToString())
             manifest = pair.write_manifest(kind="onnx", precision="fp32", parent=loaded.path, io=io_spec,
                                            details=details)
         return ExportResult(out, cand.route, io_spec, report, attempts, cand.lifted, simplified, seconds, manifest)

@@ -1,85 +1,19 @@
-"""Files: atomic writes (temp file + rename), hashing, and reading users' text/TOML/JSON files with one-line errors."""
+"""Files: atomic writes (temp file + rename, see ``safe_files``), hashing, and reading users' text/TOML/JSON files with one-line errors."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-
-def make_parents(dest: str | os.PathLike) -> list[Path]:
-    """Create the missing parent directories of an output file; returns those created (outermost first), for
-    ``remove_dirs`` when the write fails. BadInput in one line when the output is a directory or a parent is a
-    file; other OSErrors (permissions, a read-only disk) propagate with nothing created."""
-    from edgelstm.errors import BadInput
-
-    dest = Path(dest)
-    if dest.is_dir():
-        raise BadInput(f"the output {dest} is a directory; pass a file path")
-    missing: list[Path] = []
-    d = dest.parent
-    while not os.path.lexists(d) and d != d.parent:
-        missing.append(d)
-        d = d.parent
-    if not d.is_dir():
-        raise BadInput(f"cannot write {dest}: {d} is a file, not a directory")
-    created: list[Path] = []
-    try:
-        for m in reversed(missing):
-            try:
-                m.mkdir()
-            except FileExistsError:
-                if not m.is_dir():
-                    raise BadInput(f"cannot write {dest}: {m} is a file, not a directory") from None
-                continue  # made by someone else meanwhile: not ours to remove
-            created.append(m)
-    except BaseException:
-        remove_dirs(created)
-        raise
-    return created
-
-
-def remove_dirs(created: list[Path]) -> None:
-    """Remove directories ``make_parents`` created, innermost first, as far as they are empty."""
-    for d in reversed(created):
-        try:
-            d.rmdir()
-        except OSError:
-            break
-
-
-@contextlib.contextmanager
-def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path in dest's directory; rename it onto dest only if the block succeeds. On failure
-    nothing is left behind: no temp file, and no parent directory this call created."""
-    dest = Path(dest)
-    created = make_parents(dest)
-    ok = False
-    tmp_path: Path | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; artifacts get the usual permissions
-        yield tmp_path
-        os.replace(tmp_path, dest)
-        ok = True
-    finally:
-        if tmp_path is not None and tmp_path.exists():
-            tmp_path.unlink()
-        if not ok:
-            remove_dirs(created)
+from edgelstm.safe_files import atomic_path, make_parents, remove_dirs, write_bytes  # noqa: F401 - re-exported
 
 
 def write_bytes_atomic(dest: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
-    return Path(dest)
+    """Write ``data`` to dest atomically (``safe_files``: a temp created O_EXCL without following links, renamed
+    onto dest; a symlink at dest is replaced, never written through)."""
+    return write_bytes(dest, data)
 
 
 def write_text_atomic(dest: str | os.PathLike, text: str) -> Path:
@@ -150,27 +84,11 @@ def load_json_file(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
 
 def refuse_overwriting_inputs(outputs: dict[str, str | os.PathLike | None],
                               inputs: "list[str | os.PathLike | None]") -> None:
-    """BadInput when an output (keyed by its option: ``report``, ``csv``...) would replace one of the inputs
-    or an input's manifest (``<input>.json``), or when two outputs are the same file."""
-    from edgelstm.errors import BadInput, opt
+    """BadInput when an output (keyed by its option: ``report``, ``csv``...) is the same file as one of the
+    inputs or an input's manifest (``<input>.json``), through links too, or when two outputs are the same file."""
+    from edgelstm.same_file import refuse_overwriting_inputs as refuse
 
-    protected: dict[Path, Path] = {}
-    for i in inputs:
-        if i is None:
-            continue
-        p = Path(i).resolve()
-        protected[p] = Path(i)
-        protected[p.with_name(p.name + ".json")] = Path(str(i) + ".json")
-    seen: dict[Path, str] = {}
-    for key, out in outputs.items():
-        if out is None:
-            continue
-        p = Path(out).resolve()
-        if p in protected:
-            raise BadInput(f"{opt(key)} {out} would overwrite the input {protected[p]}; pass another path")
-        if p in seen:
-            raise BadInput(f"{opt(seen[p])} and {opt(key)} name the same file {out}; pass two paths")
-        seen[p] = key
+    refuse(outputs, inputs)
 
 
 def path_kind(path: str | os.PathLike, *, what: str = "file") -> str:

@@ -17,21 +17,30 @@ TINY = {
 
 
 def pytest_collection_modifyitems(config, items):
-    has_trt = importlib.util.find_spec("tensorrt") is not None
-    has_gpu = False
+    trt_items = [i for i in items if i.get_closest_marker("trt") is not None]
+    gpu_items = [i for i in items if i.get_closest_marker("gpu") is not None]
+    # markers, not keywords: a test's keywords include its fixture names, and the stand-in tests take a fixture
+    # called `trt` (pytest 9 skipped all of them as "needs TensorRT" before this). Asked only when such a test was
+    # collected: importing torch to ask costs seconds.
+    has_gpu = _torch_sees_cuda() if (trt_items or gpu_items) else False
+    if trt_items:
+        has_trt = importlib.util.find_spec("tensorrt") is not None
+        # TensorRT needs a CUDA device, not a CUDA build of torch (the TensorRT image has CPU torch)
+        if not (has_trt and (has_gpu or _cuda_device_visible())):
+            for item in trt_items:
+                item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU (see docker/README.md)"))
+    if not has_gpu:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def _torch_sees_cuda() -> bool:
     try:
         import torch
 
-        has_gpu = torch.cuda.is_available()
+        return bool(torch.cuda.is_available())
     except Exception:  # noqa: BLE001
-        pass
-    # TensorRT needs a CUDA device, not a CUDA build of torch (the TensorRT image has CPU torch)
-    has_device = has_gpu or _cuda_device_visible()
-    for item in items:
-        if "trt" in item.keywords and not (has_trt and has_device):
-            item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU (see docker/README.md)"))
-        if "gpu" in item.keywords and not has_gpu:
-            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        return False
 
 
 #: optional test dependencies: a test module (or folder) that cannot import one is skipped, not an error, so that

@@ -348,11 +348,15 @@ def test_failed_bundle_leaves_no_partial_file_and_keeps_the_old_one(bundle, tmp_
     def no_manifest(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(manifest, "write_manifest", no_manifest)
+    monkeypatch.setattr(manifest.ArtifactPair, "write_manifest", no_manifest)
     fresh = tmp_path / "p" / "m.tar.gz"
     with pytest.raises(OSError):
         make_bundle(src, fresh)
-    assert [p.name for p in fresh.parent.iterdir()] == []
+    assert not fresh.parent.exists()  # nothing, not even the folder this call made
+    with pytest.raises(OSError):  # over an earlier bundle: the earlier pair stays
+        make_bundle(src, out, BundleOptions(created="2020-01-01T00:00:00"))
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.tar.gz", "m.tar.gz.json"]
 
 
 def test_failed_unbundle_into_a_new_dir_leaves_nothing(bundle, tmp_path, monkeypatch):

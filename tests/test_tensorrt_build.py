@@ -318,6 +318,45 @@ def test_layer_precision_summary_reads_inspector_json():
     assert tf32["groups"]["dense"] == {"TF32": 1}
 
 
+
+def test_layer_precision_summary_reads_the_11x_inspector_schema():
+    """Issue 21.2: TensorRT 11 splits a layer tensor's "Format/Datatype" into "Datatype" and "Format", and replaces
+    "Bindings" with "I/O Tensors" objects (the shape from NVIDIA's 10.x -> 11.x IEngineInspector migration guide)."""
+    info = {"Layers": [
+        {"Name": "/rnn/LSTM_loop", "LayerType": "Recurrence",
+         "Outputs": [{"Name": "h", "Location": "Device", "Dimensions": [1, 8], "Format": "Row major linear",
+                      "Datatype": "Half"}]},
+        {"Name": "/head/Gemm", "LayerType": "CaskGemm",
+         "Outputs": [{"Name": "y", "Format": "Row major linear FP32 format (kLINEAR)", "Datatype": "Int8"}]},
+        {"Name": "/head/bias", "LayerType": "CaskGemm", "Outputs": [{"Name": "b", "DataType": "Float"}]},
+    ], "I/O Tensors": [
+        {"Name": "x", "IOMode": "Input", "DataType": "Float", "Dimensions": [-1, -1, 1], "Location": "Device",
+         "IsShapeInferenceIO": False, "ProfileInfo": [{"MinShape": [1, 1, 1], "OptShape": [4, 8, 1],
+                                                        "MaxShape": [8, 16, 1],
+                                                        "Format": "Row major linear FP32 format (kLINEAR)"}]},
+        {"Name": "y", "IOMode": "Output", "DataType": "Float", "Dimensions": [-1, 1], "Location": "Device",
+         "IsShapeInferenceIO": False}]}
+    s = layer_precision_summary(json.dumps(info))
+    assert s["groups"]["recurrent"] == {"FP16": 1}
+    assert s["groups"]["dense"] == {"INT8": 1, "FP32": 1}          # the data type decides, not the format text
+    assert "unknown" not in s["totals"] and s["io_tensors"] == ["x", "y"]
+    assert layer_precision_summary({"Layers": [], "Bindings": ["x", "y"]})["io_tensors"] == ["x", "y"]
+
+
+@pytest.mark.parametrize("version", ["10.3.0.26", "10.14.1.48", "11.0.0.9", "11.4.0.106"])
+def test_every_layer_precision_is_read_on_every_version(trt, models, tmp_path, version):
+    """The stand-in's inspector speaks each version's schema; no layer comes back "unknown"."""
+    mod = trt(version)
+    res = build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(precision="fp16"))
+    lp = res.layer_precision
+    assert lp["available"] and "unknown" not in lp["totals"], lp["totals"]
+    assert set(lp["groups"]["recurrent"]) == {"FP16"}
+    assert lp["io_tensors"] == ["x", "y"]
+    raw = json.loads(mod.Runtime(mod.Logger()).deserialize_cuda_engine((tmp_path / "m.plan").read_bytes())
+                     .create_engine_inspector().get_engine_information(mod.LayerInformationFormat.JSON))
+    assert ("I/O Tensors" in raw) == version.startswith("11") and ("Bindings" in raw) != version.startswith("11")
+
+
 # ---------------------------------------------------------------------------------------------------- CLI
 
 

@@ -43,6 +43,11 @@ def test_int8_10_3_calibrates_then_reuses_the_cache(trt, models, tmp_path):
     assert len(calls(mod, "calibrator.get_batch")) == 6  # 3 batches, walked twice
     assert cache.read_bytes() == b"TRT-FAKE-CALIBRATION-CACHE v1"
     assert res.calibration["cache_written"] and res.calibration["passes"] == 2
+    # issue 21.7: the 10.3 binding marks int8_calibrator/set_calibration_profile deprecated since 10.1; the
+    # precision flags only from 10.12
+    assert any("deprecates IBuilderConfig.int8_calibrator and set_calibration_profile (since 10.1" in w
+               for w in res.warnings), res.warnings
+    assert not any("BuilderFlag" in w for w in res.warnings)
     assert res.layer_precision["groups"]["dense"] == {"INT8": 1}
     assert set(res.layer_precision["groups"]["recurrent"]) == {"FP32"}  # the LSTM loop stays float
 
@@ -66,7 +71,8 @@ def test_calib_cache_is_honoured_on_every_10x(trt, models, tmp_path, version):
     assert res.route == "builder-flags" and res.flags == ["INT8"] and calls(mod, "IBuilderConfig.int8_calibrator=")
     assert cache.read_bytes() == b"TRT-FAKE-CALIBRATION-CACHE v1" and res.calibration["cache_written"]
     assert not any("cache is not used" in w for w in res.warnings)
-    assert any("deprecates BuilderFlag.INT8 and calibrators" in w for w in res.warnings)
+    assert any("deprecates BuilderFlag.INT8" in w for w in res.warnings)
+    assert any("deprecates IBuilderConfig.int8_calibrator" in w for w in res.warnings)
     mod2 = trt(version)
     res2 = build_engine(models["lstm"], tmp_path / "b.plan", BuildOptions(precision="int8", calib_cache=cache),
                         calib=Exploding())
@@ -116,3 +122,55 @@ def test_trt_11_calibrator_route_does_not_exist(trt, models, tmp_path):
                        calib=calib_data(n=32))
     assert res.route == "strongly-typed" and not calls(mod, "IBuilderConfig.int8_calibrator=")
     assert any("cache is not used" in w for w in res.warnings) and not (tmp_path / "c").exists()
+
+
+# ------------------------------------------------------------------- integer inputs (lengths, token ids)
+
+
+def test_int8_calibration_feeds_every_input_with_its_own_dtype(trt, tmp_path):
+    """Issue 21.1: TensorRT reads each calibration buffer with its input's dtype; an int64 `lengths` or `tokens`
+    sent as float32 is read out of bounds. Checks the bytes the stand-in TensorRT reads, name by name."""
+    from fakes.fixtures import multi_input_data, multi_input_model
+
+    mod = trt("10.3.0")
+    arrays, source = multi_input_data()
+    res = build_engine(multi_input_model(tmp_path / "m.onnx"), tmp_path / "m.plan",
+                       BuildOptions(precision="int8", batch=(1, 8, 8), seq=(1, 6, 6)), calib=source)
+    assert res.calibration["batches_fed"] == 4 and res.calibration["passes"] == 2
+    reads = calls(mod, "calibrator.read")
+    assert [a[:2] for a, _ in reads[:3]] == [("x", "FLOAT"), ("tokens", "INT64"), ("lengths", "INT64")]
+    for batch in range(2):
+        for i, name in enumerate(("x", "tokens", "lengths")):
+            got = reads[3 * batch + i][0][2]
+            assert got == arrays[name][8 * batch: 8 * batch + 8].tobytes(), (batch, name)
+
+
+def test_int8_calibration_refuses_fractional_data_for_an_integer_input(trt, tmp_path):
+    from edgelstm.data import BatchSource
+    from fakes.fixtures import multi_input_data, multi_input_model
+
+    trt("10.3.0")
+    arrays, _ = multi_input_data()
+    arrays["lengths"] = arrays["lengths"] + 0.5
+    with pytest.raises(BadInput, match="'lengths' is int64 in the model, but the data holds non-integer values"):
+        build_engine(multi_input_model(tmp_path / "m.onnx"), tmp_path / "m.plan",
+                     BuildOptions(precision="int8", batch=(1, 8, 8), seq=(1, 6, 6)),
+                     calib=BatchSource(arrays, {k: 0 for k in arrays}, 16, 8))
+    assert not (tmp_path / "m.plan").exists()
+
+
+def test_a_failed_calibration_is_blamed_on_the_calibration_data(trt, tmp_path, monkeypatch):
+    """When TensorRT cannot read a calibration batch, the message points at --calib, not at the profile ranges and
+    --workspace (which were fine). The old float32-for-every-input feeder is replayed here to make it fail."""
+    from calibration.trt_calibrator import CalibrationFeeder
+    from converters.tensorrt.calibrate import failure_hint
+    from fakes.fixtures import multi_input_data, multi_input_model
+
+    trt("10.3.0")
+    monkeypatch.setattr(CalibrationFeeder, "_host", lambda self, name, v: np.ascontiguousarray(v, np.float32))
+    with pytest.raises(BadInput) as err:
+        build_engine(multi_input_model(tmp_path / "m.onnx"), tmp_path / "m.plan",
+                     BuildOptions(precision="int8", batch=(1, 8, 8), seq=(1, 6, 6)), calib=multi_input_data()[1])
+    assert "the INT8 calibration step failed" in str(err.value) and "--calib" in str(err.value)
+    assert "--workspace" not in str(err.value)
+    assert "{opt:workspace}" in failure_hint(False, "out of memory") and "{opt:workspace}" in failure_hint(True, "oom")

@@ -49,8 +49,9 @@ def test_every_10x_builds_fp16_lstm_with_the_builder_flag(trt, models, tmp_path,
 def test_trt_11_fp16_is_strongly_typed_from_an_fp16_onnx(trt, models, tmp_path):
     mod = trt("11.1.0.5")
     res = build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(precision="fp16"))
-    strongly = 1 << int(mod.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    assert calls(mod, "Builder.create_network") == [((strongly,), {})]
+    # issue 21.7: the 11.4 binding marks NetworkDefinitionCreationFlag.STRONGLY_TYPED deprecated since 11.0 (strong
+    # typing is the only mode): it is not passed
+    assert calls(mod, "Builder.create_network") == [((0,), {})]
     assert calls(mod, "IBuilderConfig.set_flag") == []  # no precision flags on a strongly typed network
     assert res.route == "strongly-typed" and res.flags == []
     assert calls(mod, "OnnxParser.parse")[0][0][1].endswith("lstm.fp16.onnx")  # the quantize stage made it
@@ -66,7 +67,7 @@ def test_trt_11_has_no_weak_flags_and_builds_strongly_typed(trt, models, tmp_pat
     mod = trt("11.1.0.5")
     assert not hasattr(mod.BuilderFlag, "FP16") and not hasattr(mod, "IInt8EntropyCalibrator2")
     res = build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(precision="fp16"))
-    assert calls(mod, "Builder.create_network") == [((1 << 0,), {})]
+    assert calls(mod, "Builder.create_network") == [((0,), {})]     # no deprecated STRONGLY_TYPED flag on 11.x
     assert calls(mod, "IBuilderConfig.set_flag") == []
     assert res.route == "strongly-typed"
 
@@ -81,8 +82,14 @@ def test_fp32_is_built_without_conversion(trt, models, tmp_path, version, route)
 
 
 def test_strongly_typed_opt_in_on_10x(trt, models, tmp_path):
-    """The 11.x route on 10.x, asked for: strongly typed FP16 from an FP16 ONNX, on 10.13 too."""
+    """The 11.x route on 10.x, asked for: strongly typed FP16 from an FP16 ONNX, from 10.14 on (DESIGN.md: a
+    strongly typed FP16 LSTM needs TensorRT >= 10.14; before, the build is refused up front, naming the node)."""
     mod = trt("10.13.2.6")
+    with pytest.raises(BadInput, match=r"node '/rnn/LSTM' \(LSTM\): a strongly typed FP16 LSTM builds from TensorRT "
+                                       r"10\.14 on"):
+        build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(precision="fp16", strongly_typed=True))
+    assert calls(mod, "Builder") == []
+    mod = trt("10.14.1.48")
     res = build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(precision="fp16", strongly_typed=True))
     assert calls(mod, "Builder.create_network") == [((1 << int(mod.NetworkDefinitionCreationFlag.STRONGLY_TYPED),), {})]
     assert res.route == "strongly-typed" and res.flags == [] and res.built_from.name == "lstm.fp16.onnx"

@@ -168,3 +168,27 @@ def test_11x_removed_weak_typing(api):
     assert "CalibrationAlgoType" not in api["enums"]
     # networks are always strongly typed; the flag stays for compatibility
     assert "EXPLICIT_BATCH" not in _enum(api, "NetworkDefinitionCreationFlag")
+
+
+def test_deprecation_versions_edgelstm_warns_from_are_the_bindings():
+    """Issue 21.7: edgelstm warns about what the real bindings' docstrings mark deprecated, from the version they
+    name: the calibrator API since 10.1 (10.3 binding), the precision flags since 10.12 (10.13 binding), and
+    NetworkDefinitionCreationFlag.STRONGLY_TYPED since 11.0 (11.4 binding; edgelstm does not pass it on 11.x)."""
+    from edgelstm.artifacts import trt as trt_info
+
+    def since(data, cls, name):
+        return data["classes"][cls].get("deprecated", {}).get(name)
+
+    def version(text):
+        return tuple(int(x) for x in text.split(".")) + (0,) * (3 - len(text.split(".")))
+
+    v103, v1013, v114 = (_load(API_DIR / f"tensorrt-{v}.json") for v in ("10.3.0", "10.13.3.9", "11.4.0.106"))
+    for name in ("int8_calibrator", "set_calibration_profile"):
+        assert version(since(v103, "IBuilderConfig", name)) == trt_info.CALIBRATOR_DEPRECATED_FROM
+    for flag in ("FP16", "INT8"):
+        assert version(v1013["enums"]["BuilderFlag"]["deprecated"][flag]) == trt_info.WEAK_TYPING_DEPRECATED_FROM
+    assert version(v114["enums"]["NetworkDefinitionCreationFlag"]["deprecated"]["STRONGLY_TYPED"]) == \
+        trt_info.NO_WEAK_TYPING_FROM
+    caps = trt_info.capabilities
+    assert caps("10.3.0")["calibrator_deprecated"] and not caps("10.3.0")["weak_typing_deprecated"]
+    assert not caps("10.0.1")["calibrator_deprecated"] and caps("11.4.0")["strongly_typed_only"]

@@ -1,18 +1,16 @@
-"""Deliberate TensorRT/CUDA mistakes ("mutants") against the stand-in: each one must fail a check that the
-correct code passes, as it would fail (or silently misbehave) on a real GPU with real TensorRT.
+"""Deliberate TensorRT/CUDA mistakes against the stand-in. The mistakes themselves are a table of source patches
+(tests/trt_mutants.py) that tests/test_trt_mutants.py applies to copies of the product code; the checks here are
+what catches them: each passes on the correct code and fails on at least one mutant.
 
-Issue 14 listed nine mistakes the old stand-in let through; each has a test here (numbered as in the issue):
-1. outputs read without synchronising           -> the host sees the poison pattern (NaN), not the outputs
-2. copies or events on another stream           -> CudaOrderError (a race), or timings of 0 ms
-3. device->host copies inside the timed region  -> the times include the copies
-4. ILogger / calibrator subclass without the base __init__ -> TypeError (as pybind11 raises)
-5. a numpy array passed as a shape              -> TypeError (pybind11 takes tuple, list or Dims)
-6. float32 host buffers whatever the dtype      -> wrong values for an FP16 engine
-7. CUDA-graph capture without a prior enqueue   -> TensorRT refuses the captured enqueue; the check sees no graph
-8. ignored warm-up                              -> the first timed sample holds the first-run setup
-9. a non-int stream handle                      -> TypeError
-and a few more the real binding refuses (a host array or float as a device pointer, an int for an enum, a
-removed or misspelt attribute, constructing a class that has no constructor, a calibration batch not synchronised).
+This module also shows how the stand-in catches each kind of mistake (issue 14's nine, issue 21's three):
+outputs read without synchronising see the poison pattern (NaN); copies or events on another stream are a race
+(CudaOrderError) or time nothing; device->host copies in the timed region show in the times; a logger or
+calibrator subclass without the base __init__ is a TypeError (as pybind11 raises); float dimensions are refused
+(integer sequences, numpy integer arrays included, are accepted, as the real binding does: issue 21.7); float32
+host buffers for an FP16 engine give wrong values; CUDA-graph capture without a prior enqueue is refused; an
+ignored warm-up shows in the first sample; a non-int stream handle is a TypeError; and a few more the real binding
+refuses (a host array or float as a device pointer, an int for an enum, a removed or misspelt attribute,
+constructing a class that has no constructor, a calibration batch not synchronised).
 """
 
 from __future__ import annotations
@@ -76,60 +74,58 @@ class Backend:
         return getattr(fake.CUDA, name)
 
 
-def test_the_correct_runner_passes_every_check(engine):
+# ---------------------------------------------------------------- the checks the mutant table runs
+
+
+def test_runner_outputs(engine):
+    """The outputs are the engine's (not the poison pattern of an unsynchronised copy, not a race)."""
     before = len(fake.CUDA.violations)
     check_outputs(TensorRTRunner(engine))
-    check_timing(TensorRTRunner(engine))
-    check_graph(TensorRTRunner(engine, cuda_graph=True))
     assert len(fake.CUDA.violations) == before and fake.CUDA.pending_copies() == 0
 
 
-# ------------------------------------------------------------------------------------------ 1. no sync
+def test_runner_timing(engine):
+    check_timing(TensorRTRunner(engine))
 
 
-def test_1_outputs_read_without_synchronising(engine):
-    class NoSync(TensorRTRunner):
-        def _fetch(self):
-            for name, host in self._outputs.items():
-                self.cuda.dtoh(host, self._buffers[name], self.stream)
-            return {name: host.astype(np.float32) for name, host in self._outputs.items()}  # no synchronize
+def test_runner_cuda_graph(engine):
+    check_graph(TensorRTRunner(engine, cuda_graph=True))
 
-    runner = NoSync(engine)
-    with pytest.raises(AssertionError):
-        check_outputs(runner)
+
+def test_runner_fp16_engine(trt, tmp_path):
+    """An engine with FP16 I/O: host buffers in FP16, outputs as float32."""
+    trt()
+    src = onnx_model(tmp_path / "fp16.onnx", x_type=TensorProto.FLOAT16)
+    plan = build_engine(src, tmp_path / "fp16.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 4, 8))).path
+    check_outputs(TensorRTRunner(plan), np.array([[[1.0, 2.0], [3.0, 4.0]]], np.float32))
+
+
+# ------------------------------------------------------------------ how the stand-in catches each kind
+
+
+def test_1_outputs_read_without_synchronising_are_poison(engine):
+    runner = TensorRTRunner(engine)
+    prepared = runner._prepare({"x": X})
+    runner._set_shapes(prepared)
+    runner._bind(prepared)
+    runner._enqueue()
+    for name, host in runner._outputs.items():
+        runner.cuda.dtoh(host, runner._buffers[name], runner.stream)     # no synchronize
     assert np.isnan(runner._outputs["y"]).all() and fake.CUDA.pending_copies() > 0
+    runner.cuda.synchronize(runner.stream)
+    assert not np.isnan(runner._outputs["y"]).any()
 
 
-# ------------------------------------------------------------------------------------ 2. other streams
+def test_2a_copies_on_another_stream_are_a_race(engine):
+    runner = TensorRTRunner(engine)
+    runner.run({"x": X})
+    side = runner.cuda.stream()
+    runner.cuda.htod(runner._buffers["x"], X, side)                      # nothing orders `side` and the enqueue
+    with pytest.raises(fake.CudaOrderError, match="may still be writing it"):
+        runner._execute()
 
 
-def test_2a_input_copies_on_another_stream(engine):
-    class UploadElsewhere(TensorRTRunner):
-        def _bind(self, feeds):
-            main, self.stream = self.stream, self.cuda.stream()
-            try:
-                super()._bind(feeds)     # the uploads go to a second stream that nothing waits for
-            finally:
-                self.stream = main
-
-    with pytest.raises(fake.CudaOrderError, match="host-to-device copy on stream .* may still be writing it"):
-        check_outputs(UploadElsewhere(engine))
-
-
-def test_2b_output_copies_on_another_stream(engine):
-    class DownloadElsewhere(TensorRTRunner):
-        def _fetch(self):
-            main, self.stream = self.stream, self.cuda.stream()
-            try:
-                return super()._fetch()  # the downloads race with the enqueue still running on the main stream
-            finally:
-                self.stream = main
-
-    with pytest.raises(fake.CudaOrderError, match=r"device-to-host copy on stream .*\(execute_async_v3\)"):
-        check_outputs(DownloadElsewhere(engine))
-
-
-def test_2c_timing_events_on_another_stream(engine):
+def test_2b_timing_events_on_another_stream(engine):
     side = fake.CUDA.stream()
     backend = Backend(record=lambda event, stream: fake.CUDA.record(event, side))
     with pytest.raises(AssertionError, match=r"\[0\.0, 0\.0"):
@@ -140,22 +136,14 @@ def test_2c_timing_events_on_another_stream(engine):
         check_timing(TensorRTRunner(engine, cuda_backend=split))
 
 
-# -------------------------------------------------------------------------- 3. copies in the timed region
-
-
-def test_3_device_to_host_copies_inside_the_timed_region(engine):
-    class CopiesTimed(TensorRTRunner):
-        def _enqueue(self):
-            super()._enqueue()
-            for name, host in self._outputs.items():
-                self.cuda.dtoh(host, self._buffers[name], self.stream)
-
-    with pytest.raises(AssertionError):
-        check_timing(CopiesTimed(engine))
-    assert fake.CUDA.spans[-1] == ["kernel", "dtoh"]
-
-
-# ----------------------------------------------------------------------------------- 4. base __init__
+def test_7_capture_without_a_prior_enqueue_is_refused(engine):
+    runner = TensorRTRunner(engine)
+    runner.run({"x": X})
+    runner.context.set_input_shape("x", (1, 12, 1))                     # a shape change: the next enqueue is cold
+    runner.cuda.begin_capture(runner.stream)
+    assert not runner.context.execute_async_v3(runner.stream)
+    runner.cuda.end_capture(runner.stream)
+    assert "enqueue once before capturing" in runner._logger.errors()[-1]
 
 
 def test_4a_logger_without_the_base_init(trt):
@@ -193,84 +181,20 @@ def test_4b_calibrator_without_the_base_init(trt):
         mod.Builder(mod.Logger()).create_builder_config().int8_calibrator = object()
 
 
-# ----------------------------------------------------------------------------------- 5. array as shape
-
-
-def test_5_numpy_array_as_a_shape(engine):
+def test_5_shapes_integer_sequences_yes_floats_no(engine):
+    """Issue 21.7: the real binding converts any sequence of integers to Dims (TensorRT declares
+    py::implicitly_convertible<std::vector<int>, Dims>, and pybind11's list caster takes a numpy integer array); the
+    old "numpy array as a shape" mistake was not one. Float dimensions are refused."""
     runner = TensorRTRunner(engine)
-    shape = np.array(X.shape)
-    with pytest.raises(TypeError, match=r"set_input_shape\(\): incompatible function arguments"):
-        runner.context.set_input_shape("x", shape)
-    for ok in (X.shape, list(X.shape), runner.trt.Dims(list(X.shape))):
+    for ok in (X.shape, list(X.shape), runner.trt.Dims(list(X.shape)), np.array(X.shape), np.array(X.shape, np.int32)):
         assert runner.context.set_input_shape("x", ok)
     profile = runner.trt.Builder(runner.trt.Logger()).create_optimization_profile()
-    with pytest.raises(TypeError, match=r"set_shape\(\): incompatible function arguments"):
-        profile.set_shape("x", shape, shape, shape)
-    with pytest.raises(TypeError):
-        runner.context.set_input_shape("x", (2.0, 12, 1))   # float dims fail too
-
-
-# ----------------------------------------------------------------------------- 6. float32 whatever dtype
-
-
-def test_6_float32_host_buffers_for_an_fp16_engine(trt, tmp_path):
-    trt()
-    src = onnx_model(tmp_path / "fp16.onnx", x_type=TensorProto.FLOAT16)
-    plan = build_engine(src, tmp_path / "fp16.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 4, 8))).path
-    x = np.array([[[1.0, 2.0], [3.0, 4.0]]], np.float32)
-
-    class Float32Everywhere(TensorRTRunner):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._dtypes = {name: np.dtype(np.float32) for name in self._dtypes}
-
-    check_outputs(TensorRTRunner(plan), x)
-    with pytest.raises(AssertionError):
-        check_outputs(Float32Everywhere(plan), x)
-
-
-# -------------------------------------------------------------------------- 7. capture before an enqueue
-
-
-def test_7_graph_capture_without_a_prior_enqueue(engine):
-    class CaptureFirst(TensorRTRunner):
-        def _enqueue(self):
-            if self.use_graph and self._graph is None:
-                try:
-                    self.cuda.begin_capture(self.stream)      # no plain enqueue after the shape change
-                    try:
-                        self._execute()
-                    finally:
-                        self._graph = self.cuda.end_capture(self.stream)
-                except Exception as exc:  # noqa: BLE001 - the runner's own fallback
-                    self.graph_error = f"{type(exc).__name__}: {exc}"
-                    self.use_graph = False
-                    self._drop_graph()
-                    return
-            if self.use_graph:
-                self.cuda.launch(self._graph, self.stream)
-                return
-            self._execute()
-
-    runner = CaptureFirst(engine, cuda_graph=True)
-    with pytest.raises(AssertionError):
-        check_graph(runner)
-    assert "enqueue once before capturing" in runner.graph_error
-
-
-# ------------------------------------------------------------------------------------- 8. no warm-up
-
-
-def test_8_ignored_warm_up(engine):
-    class NoWarmup(TensorRTRunner):
-        def timed_run(self, feeds=None, iters=100, warmup=10):
-            return super().timed_run(feeds, iters, warmup=0)
-
-    with pytest.raises(AssertionError, match=rf"\[{fake.KERNEL_MS + fake.COLD_MS}, "):
-        check_timing(NoWarmup(engine))
-
-
-# ---------------------------------------------------------------------------------- 9. stream handles
+    shape = np.array(X.shape)
+    profile.set_shape("x", shape, shape, shape)
+    assert runner.trt.Dims(shape) == X.shape
+    for bad in ((2.0, 12, 1), np.array(X.shape, np.float64), "2,12,1", np.zeros((2, 3), np.int64)):
+        with pytest.raises(TypeError, match=r"set_input_shape\(\): incompatible function arguments"):
+            runner.context.set_input_shape("x", bad)
 
 
 def test_9_a_non_int_stream_handle(engine):

@@ -52,7 +52,7 @@ USED: dict[str, str] = {
     # building (converters/tensorrt)
     "Builder.__init__": "*", "Builder.create_network": "*", "Builder.create_builder_config": "*",
     "Builder.create_optimization_profile": "*", "Builder.build_serialized_network": "*", "Builder.num_DLA_cores": "*",
-    "NetworkDefinitionCreationFlag.STRONGLY_TYPED": "*",
+    "NetworkDefinitionCreationFlag.STRONGLY_TYPED": "10",  # deprecated in 11.0 (the only mode): not passed there
     "OnnxParser.__init__": "*", "OnnxParser.parse": "*", "OnnxParser.num_errors": "*", "OnnxParser.get_error": "*",
     "ParserError.node": "*", "ParserError.node_name": "*", "ParserError.node_operator": "*", "ParserError.desc": "*",
     "INetworkDefinition.num_inputs": "*", "INetworkDefinition.get_input": "*", "INetworkDefinition.num_layers": "*",
@@ -178,7 +178,10 @@ def test_fake_cuda_has_the_cuda_backend_interface():
                 if not n.startswith("_") and callable(v)}
 
     assert public(CudaBackend) <= public(FakeCuda)
-    assert public(FakeCuda) - public(CudaBackend) == {"enqueue", "pending_copies"}  # the fake TensorRT's side
+    # the fake TensorRT's side, and the device primitives the stand-ins of cuda-python/pycuda/torch share
+    assert public(FakeCuda) - public(CudaBackend) == {"enqueue", "pending_copies", "alloc", "release", "new_stream",
+                                                      "copy_in", "copy_out", "event_done", "wait_event", "timed",
+                                                      "stamp"}
 
 
 # ------------------------------------------------------------------------------------------------------ (b)

@@ -8,11 +8,14 @@ How a precision is built depends on the installed TensorRT (DESIGN.md; NVIDIA's 
 | TensorRT | fp32                     | fp16                                  | int8                                          |
 |----------|--------------------------|---------------------------------------|-----------------------------------------------|
 | 10.x     | no precision flag        | BuilderFlag.FP16                      | BuilderFlag.INT8 + Q/DQ, or + calibrator/cache |
-| 11.x     | STRONGLY_TYPED           | STRONGLY_TYPED from an FP16 ONNX (made | STRONGLY_TYPED from a Q/DQ ONNX (made by       |
-|          |                          | by converters.fp16 when given FP32)   | converters.int8 from --calib data)             |
+| 11.x     | strongly typed (the only | strongly typed from an FP16 ONNX (made | strongly typed from a Q/DQ ONNX (made by       |
+|          | mode: no flag passed)    | by converters.fp16 when given FP32)   | converters.int8 from --calib data)             |
 
-10.12+ deprecates the flags and calibrators (11.x removed them); `BuildOptions(strongly_typed=True)` builds the
-11.x way on 10.x too. FP32 builds clear BuilderFlag.TF32 (on by default: Ampere+ would run FP32 GEMMs in TF32)
+The calibrator API is deprecated since 10.1, the precision flags since 10.12 (11.x removed both; the real bindings'
+docstrings, tests/trt_api); NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated since 11.0, so it is passed
+on 10.x only; `BuildOptions(strongly_typed=True)` builds the 11.x way on 10.x too. Before TensorRT runs, the ONNX
+is checked for what only TensorRT's parser refuses (onnx_support.py); calibration batches keep each input's dtype
+(calibrate.py). FP32 builds clear BuilderFlag.TF32 (on by default: Ampere+ would run FP32 GEMMs in TF32)
 unless `tf32=True`. Only named-tensor APIs are used (`build_serialized_network`, `set_tensor_address`,
 `execute_async_v3`).
 
@@ -32,15 +35,16 @@ get_engine_information(LayerInformationFormat.JSON).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from converters.tensorrt.calibrate import as_source, failure_hint, make_build_calibrator, no_int8_source
 from converters.tensorrt.config import (add_profile, configure, load_timing_cache, parser_errors, set_calibration,
                                         set_dla, set_hardware_compatibility)
 from converters.tensorrt.layers import inspect_engine
+from converters.tensorrt.onnx_support import check_for_tensorrt
 from converters.tensorrt.options import BuildOptions, BuildResult, check_range
 from converters.tensorrt.profile import plan_profile, profile_dict
 from edgelstm.artifacts import trt as trt_info
@@ -48,6 +52,7 @@ from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
 from edgelstm.fileio import sha256_file, write_bytes_atomic
 from edgelstm.options import Precision
+from edgelstm.safe_files import private_tempdir
 
 
 @dataclass
@@ -55,6 +60,7 @@ class _Onnx:
     path: Path
     facts: Any          # edgelstm.artifacts.facts.OnnxFacts
     io: IOSpec
+    model: Any = None   # the onnx.ModelProto (external data not loaded)
 
 
 @dataclass
@@ -63,7 +69,9 @@ class _Route:
     flags: list[str]
     src: _Onnx                      # the ONNX TensorRT parses
     made_by: str | None = None      # the stage that made it, when it is an intermediate
-    calibrator: Any = None          # TensorRT 10.x INT8 calibrator
+    calibrate: bool = False         # TensorRT 10.x INT8 through a calibrator (made once the network is parsed)
+    calib_source: Any = None        # its data (None: only the cache is read)
+    calibrator: Any = None          # the calibrator
 
 
 def _read_onnx(path: Path) -> _Onnx:
@@ -80,7 +88,7 @@ def _read_onnx(path: Path) -> _Onnx:
         raise BadInput(f"{path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
     if not model.graph.node:
         raise BadInput(f"{path.name} is not a valid ONNX model: its graph has no nodes")
-    return _Onnx(path, onnx_facts(model), iospec_from_onnx(model))
+    return _Onnx(path, onnx_facts(model), iospec_from_onnx(model), model)
 
 
 def _check_request(src: Path, out: Path, options: BuildOptions, calib: Any) -> Precision:
@@ -144,21 +152,6 @@ def _intermediate_int8(src: Path, out: Path, calib, options: BuildOptions) -> Pa
     return Path(getattr(res, "path", None) or out)
 
 
-def _as_source(calib, spec: IOSpec, batch_size: int):
-    """A calibration source from a path (.npz/.npy/.csv) or an already re-iterable source."""
-    if calib is None or not isinstance(calib, (str, Path)):
-        return calib
-    from edgelstm.data import as_calibration_source, load_dataset
-
-    ds = load_dataset(calib, spec)
-    return as_calibration_source(ds, min(int(batch_size), ds.n), spec=spec, drop_last=True)
-
-
-def _no_int8_source(cache: str = "") -> BadInput:
-    return BadInput(f"INT8 needs calibration data or a Q/DQ ONNX: pass {opt('calib')} DATA{cache}, or build an ONNX "
-                    "from `edgelstm quantize --precision int8 --mode static`")
-
-
 def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOptions, calib, strongly: bool,
            warnings: list[str], say) -> _Route:
     """Which ONNX TensorRT parses, with which precision flags and calibrator."""
@@ -177,9 +170,9 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
                             "typed build quantizes from Q/DQ nodes, so the cache is not used")
         if not facts.has_qdq:
             if calib is None:
-                raise _no_int8_source()
+                raise no_int8_source()
             say("quantizing to a static Q/DQ ONNX (strongly typed INT8)")
-            source = _as_source(calib, onnx.io, options.calib_batch_size)
+            source = as_source(calib, onnx.io, options.calib_batch_size)
             route.src = _read_onnx(_intermediate_int8(src, work / f"{src.stem}.int8.onnx", source, options))
             route.made_by = "converters.int8.quantize_int8"
     elif precision == Precision.int8:
@@ -187,15 +180,9 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
         if not facts.has_qdq:
             cache_ok = options.calib_cache is not None and Path(options.calib_cache).is_file()
             if calib is None and not cache_ok:
-                raise _no_int8_source(f" (or an existing {opt('calib_cache')} FILE)")
-            import numpy as np
-
-            from calibration.trt_calibrator import make_calibrator
-
-            source = None if cache_ok else _as_source(calib, onnx.io, options.calib_batch_size)
-            route.calibrator = make_calibrator(
-                trt, source, cache_file=options.calib_cache, method=str(options.calib_method),
-                input_dtypes={t.name: (np.float16 if t.dtype == "float16" else np.float32) for t in onnx.io.inputs})
+                raise no_int8_source(f" (or an existing {opt('calib_cache')} FILE)")
+            route.calibrate = True
+            route.calib_source = None if cache_ok else as_source(calib, onnx.io, options.calib_batch_size)
     if options.version_compatible:
         route.flags.append("VERSION_COMPATIBLE")
     if options.dla_core is not None and options.gpu_fallback:
@@ -204,7 +191,9 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
 
 
 def _parse(trt, builder, logger, route: _Route, src: Path, version: str, say):
-    net_flags = (1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)) if route.strongly else 0
+    # 10.x: strong typing is a flag; 11.x: the only mode, and the flag is deprecated (11.4 binding: "since 11.0")
+    strongly_flag = route.strongly and not trt_info.capabilities(version).get("strongly_typed_only")
+    net_flags = (1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)) if strongly_flag else 0
     network = builder.create_network(net_flags)
     parser = trt.OnnxParser(network, logger)
     path = route.src.path
@@ -215,6 +204,20 @@ def _parse(trt, builder, logger, route: _Route, src: Path, version: str, say):
                        + (f" (+{len(errs) - 6} more)" if len(errs) > 6 else ""),
                        hint="replace the unsupported op(s) or re-export (edgelstm convert)")
     return network, parser
+
+
+def _deprecations(version: str, route: _Route) -> list[str]:
+    """What this build uses that the installed TensorRT deprecates (from the real bindings' docstrings: the
+    calibrator API since 10.1, the precision flags since 10.12; 11.x removed both)."""
+    caps, out = trt_info.capabilities(version), []
+    weak_flag = next((f for f in route.flags if f in ("FP16", "INT8")), None)
+    if weak_flag and caps.get("weak_typing_deprecated"):
+        out.append(f"TensorRT {version} deprecates BuilderFlag.{weak_flag} (11.x removed it; there edgelstm builds "
+                   f"strongly typed); {opt('strongly_typed')} builds that way here too")
+    if route.calibrate and caps.get("calibrator_deprecated"):
+        out.append(f"TensorRT {version} deprecates IBuilderConfig.int8_calibrator and set_calibration_profile "
+                   f"(since 10.1; 11.x removed them); {opt('strongly_typed')} builds INT8 from Q/DQ nodes instead")
+    return out
 
 
 def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions = BuildOptions(),
@@ -233,21 +236,23 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
     trt = trt_info.import_tensorrt("edgelstm build")
     version = str(trt.__version__)
     strongly = _strongly_typed(options, version)
+    check_for_tensorrt(onnx.model, src.name, version, strongly_typed=strongly)  # what only TensorRT refuses
     warnings: list[str] = []
     gpu = trt_info.gpu_info()
     route = None
-    tmpdir = tempfile.TemporaryDirectory(prefix=".edgelstm-build-", dir=str(out.parent) if out.parent.is_dir() else None)
+    tmpdir = private_tempdir("build", folder=out.parent if out.parent.is_dir() else None)
     try:
         route = _route(trt, precision, onnx, Path(tmpdir.name), options, calib, strongly, warnings, say)
-        weak_flag = next((f for f in route.flags if f in ("FP16", "INT8")), None)
-        if weak_flag and trt_info.capabilities(version).get("weak_typing_deprecated"):
-            warnings.append(f"TensorRT {version} deprecates BuilderFlag.{weak_flag}"
-                            f"{' and calibrators' if route.calibrator else ''} (11.x removed them; there edgelstm builds "
-                            f"strongly typed); {opt('strongly_typed')} builds that way here too")
+        if route.made_by is not None:
+            check_for_tensorrt(route.src.model, f"{src.name} (as {route.src.path.name})", version,
+                               strongly_typed=strongly)
+        warnings += _deprecations(version, route)
 
         logger = trt_info.make_logger(trt)
         builder = trt.Builder(logger)
         network, _parser = _parse(trt, builder, logger, route, src, version, say)
+        if route.calibrate:
+            route.calibrator = make_build_calibrator(trt, network, route.calib_source, options)
         config = builder.create_builder_config()
         tf32 = configure(trt, config, options, route.flags, precision)
         net_inputs = [(t.name, tuple(int(d) for d in t.shape))
@@ -268,9 +273,9 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
             raise feeder_error if isinstance(feeder_error, EdgeLSTMError) else BadInput(
                 f"calibration failed: {type(feeder_error).__name__}: {feeder_error}")
         if serialized is None:
-            raise BadInput(f"TensorRT {version} could not build an engine from {src.name}: "
-                           + trt_info.first_error(logger, "no reason given (rerun with EDGELSTM_DEBUG=1)"),
-                           hint=f"check the profile ranges and {opt('workspace')}; see the TensorRT error above")
+            why = trt_info.first_error(logger, "no reason given (rerun with EDGELSTM_DEBUG=1)")
+            raise BadInput(f"TensorRT {version} could not build an engine from {src.name}: {why}",
+                           hint=failure_hint(route.calib_source is not None, why))
         plan = bytes(memoryview(serialized))
         if options.timing_cache is not None:
             write_bytes_atomic(options.timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
@@ -313,15 +318,19 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
 
 def _write(out: Path, plan: bytes, src: Path, route: _Route, options: BuildOptions, precision: Precision,
            details: dict[str, Any], layers: dict[str, Any], engine_io: IOSpec, seconds: float) -> BuildResult:
-    from edgelstm.artifacts.manifest import write_manifest
+    from edgelstm.artifacts.manifest import write_artifact
+    from edgelstm.safe_files import all_or_nothing
 
-    write_bytes_atomic(out, plan)
-    if options.keep_intermediate is not None and route.made_by is not None:
-        keep = Path(options.keep_intermediate)
-        keep = keep / route.src.path.name if keep.is_dir() else keep
-        write_bytes_atomic(keep, route.src.path.read_bytes())
     details["build_seconds"] = round(seconds, 3)
-    manifest = write_manifest(out, kind="engine", precision=precision.value, parent=src, io=engine_io, details=details)
+    with all_or_nothing():  # the engine, its manifest and a kept ONNX commit together
+        with write_artifact(out) as pair:
+            pair.write_bytes(plan)
+            manifest = pair.write_manifest(kind="engine", precision=precision.value, parent=src, io=engine_io,
+                                           details=details)
+        if options.keep_intermediate is not None and route.made_by is not None:
+            keep = Path(options.keep_intermediate)
+            keep = keep / route.src.path.name if keep.is_dir() else keep
+            write_bytes_atomic(keep, route.src.path.read_bytes())
     trt_details = details["tensorrt"]
     return BuildResult(path=out, precision=precision.value, tensorrt_version=trt_details["version"],
                        route=trt_details["route"], flags=route.flags, io=engine_io,

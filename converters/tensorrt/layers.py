@@ -1,6 +1,15 @@
 """Which layers of an engine ran in which precision: load the fresh plan back (it must load), read TensorRT's
 engine inspector (JSON, DETAILED verbosity) and summarise it by group (recurrent loop, dense, quantize, data
-movement, other). FP32 layers whose tactic is a TF32 kernel count as TF32."""
+movement, other). FP32 layers whose tactic is a TF32 kernel count as TF32.
+
+The inspector's JSON changed in TensorRT 11 (NVIDIA, "Migrating IEngineInspector Usage from TensorRT 10.x to
+11.x", docs.nvidia.com/deeplearning/tensorrt/11.0.0/api/migration/tensorrt-10x-to-11x-IEngineInspector.html): the
+engine's `Bindings` (a list of names) became `I/O Tensors` (objects with Name, IOMode, DataType, Dimensions,
+Location, ProfileInfo), and a layer tensor's combined `"Format/Datatype"` string (10.x: "Row major linear FP16
+format") is split into `"Datatype"` and `"Format"` keys (as NVIDIA's own readers parse it: Polygraphy's engine
+graph reader and the TensorRT cookbook's get_engine_tensor_info, "TensorRT 11 split the combined Format/Datatype
+field into separate Datatype and Format keys"). Both schemas are read here.
+"""
 
 from __future__ import annotations
 
@@ -50,11 +59,34 @@ def layer_group(name: str, layer_type: str) -> str:
     return "other"
 
 
+def tensor_format(tensor: Mapping[str, Any]) -> str:
+    """A layer tensor's format and data type as one string, from either inspector schema: 10.x "Format/Datatype",
+    11.x "Datatype" (the data type first, it decides) and "Format" ("DataType" accepted too)."""
+    if "Format/Datatype" in tensor:
+        return str(tensor["Format/Datatype"])
+    dtype = tensor.get("Datatype", tensor.get("DataType", ""))
+    return " ".join(str(v) for v in (dtype, tensor.get("Format", "")) if v)
+
+
+def io_tensor_names(engine_info: Mapping[str, Any]) -> list[str]:
+    """The engine's I/O tensor names: 10.x `Bindings` (names), 11.x `I/O Tensors` (objects with a Name)."""
+    if "I/O Tensors" in engine_info:
+        return [str(t.get("Name", "")) for t in engine_info["I/O Tensors"] if isinstance(t, dict)]
+    return [str(t) for t in engine_info.get("Bindings", [])]
+
+
+def tensor_precision(tensor: Mapping[str, Any]) -> str | None:
+    """FP32/FP16/BF16/FP8/INT8 (INT for integer tensors, None when unknown) of one layer tensor: its 11.x
+    "Datatype" when that names one, else the whole format string."""
+    dtype = tensor.get("Datatype", tensor.get("DataType"))
+    return (_precision_of(str(dtype)) if dtype else None) or _precision_of(tensor_format(tensor))
+
+
 def _layer_precisions(layer: Mapping[str, Any]) -> set[str]:
-    """A layer's precision is that of its outputs' "Format/Datatype" (its inputs' when outputs say N/A)."""
+    """A layer's precision is that of its outputs' data type (its inputs' when outputs say N/A)."""
     for side in ("Outputs", "Inputs"):
-        fmts = [str(t.get("Format/Datatype", "")) for t in layer.get(side, []) if isinstance(t, dict)]
-        precs = {p for p in map(_precision_of, fmts) if p and p != "INT"}
+        tensors = [t for t in layer.get(side, []) if isinstance(t, dict)]
+        precs = {p for p in map(tensor_precision, tensors) if p and p != "INT"}
         if precs:
             if precs == {"FP32"} and "tf32" in str(layer.get("TacticName", "")).lower():
                 return {"TF32"}
@@ -80,7 +112,7 @@ def layer_precision_summary(engine_info: str | Mapping[str, Any]) -> dict[str, A
         g = groups.setdefault(group, {})
         g[prec] = g.get(prec, 0) + 1
     return {"available": bool(layers), "layers": rows, "totals": totals, "groups": groups,
-            "num_layers": len(rows)}
+            "num_layers": len(rows), "io_tensors": io_tensor_names(data)}
 
 
 def summary_rows(summary: Mapping[str, Any]) -> list[list[Any]]:

@@ -63,9 +63,10 @@ class Artifact:
     facts: Any = None           # edgelstm.artifacts.facts.OnnxFacts for ONNX files
 
     @classmethod
-    def open(cls, path: str | Path, *, verify: bool = True) -> "Artifact":
+    def open(cls, path: str | Path, *, verify: bool = True, outside_data: bool = False) -> "Artifact":
         """Read what can be known without running the file: manifest (checked when ``verify``), I/O, precision,
-        and the ONNX facts."""
+        and the ONNX facts. An ONNX whose external data points outside its folder is BadInput unless
+        ``outside_data`` (``inspect --describe-only``: described, never read)."""
         from edgelstm.artifacts.manifest import read_manifest
 
         from edgelstm.fileio import require_file
@@ -88,6 +89,10 @@ class Artifact:
                 raise BadInput(f"{p.name} is not a valid ONNX model: "
                                f"{'no IR version' if not model.ir_version else 'its graph has no nodes'}")
             art.facts = onnx_facts(model)
+            if art.facts.external and not outside_data:
+                from edgelstm.artifacts.onnx_graph import refuse_outside_data
+
+                refuse_outside_data(p, art.facts.external)
             art.io = art.io or iospec_from_onnx(model)
             art.precision = art.precision or art.facts.precision
         return art

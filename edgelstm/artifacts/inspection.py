@@ -11,12 +11,15 @@ from edgelstm.options import ArtifactKind
 from edgelstm.artifacts.artifact import artifact_kind
 
 
-def inspect_onnx(path: Path) -> dict[str, Any]:
+def inspect_onnx(path: Path, *, describe_only: bool = False) -> dict[str, Any]:
+    """An ONNX file's facts. External data outside the model's folder is refused (BadInput) unless
+    ``describe_only``; then it is listed under ``external_data_outside`` (never read either way)."""
     import onnx
 
     from edgelstm.artifacts.artifact import Artifact
+    from edgelstm.artifacts.onnx_graph import external_data_outside
 
-    art = Artifact.open(path, verify=False)
+    art = Artifact.open(path, verify=False, outside_data=describe_only)
     model = onnx.load(str(path), load_external_data=False)
     f = art.facts
     recurrent = [{k: layer[k] for k in ("name", "op", "hidden_size", "direction", "directions", "linear_before_reset")}
@@ -28,7 +31,9 @@ def inspect_onnx(path: Path) -> dict[str, Any]:
         "io": art.io.to_dict(), "stateful": art.io.stateful, "recurrent_layers": recurrent,
         "loops": f.loops, "op_histogram": dict(f.ops.most_common()), "parameters": f.parameters,
         "manifest": art.manifest.to_dict() if art.manifest else None,
-        "manifest_matches": _matches(path, art.manifest), **_int8_needs(path, model),
+        "manifest_matches": _matches(path, art.manifest),
+        "external_data": list(f.external),
+        "external_data_outside": external_data_outside(path, f.external), **_int8_needs(path, model),
     }
 
 
@@ -111,13 +116,13 @@ def inspect_engine(path: Path) -> dict[str, Any]:
             "manifest_matches": _matches(path, manifest)}
 
 
-def inspect_artifact(path: str | Path, **kwargs: Any) -> dict[str, Any]:
+def inspect_artifact(path: str | Path, *, describe_only: bool = False, **kwargs: Any) -> dict[str, Any]:
     from edgelstm.fileio import require_file
 
     path = require_file(path)
     kind = artifact_kind(path)
     if kind == ArtifactKind.onnx:
-        return inspect_onnx(path)
+        return inspect_onnx(path, describe_only=describe_only)
     if kind == ArtifactKind.engine:
         return inspect_engine(path)
     if kind == ArtifactKind.openvino:

@@ -7,7 +7,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -144,13 +143,27 @@ def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | No
 
 
 class ArtifactPair:
-    """An artifact and its manifest written as one pair (see ``write_artifact``)."""
+    """An artifact and its manifest written as one pair (see ``write_artifact``): two new temp files beside
+    ``out``; ``tmp`` is the artifact's (for writers that need a path), the manifest is written through the
+    descriptor that created its temp."""
 
-    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path, companions: dict[Path, Path] | None = None):
+    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path, fd: int = -1, fd_manifest: int = -1,
+                 companions: dict[Path, Path] | None = None):
         self.out, self.tmp, self._tmp_manifest = out, tmp, tmp_manifest
+        self._fd, self._fd_manifest = fd, fd_manifest
         self.manifest: Manifest | None = None
-        #: final path -> temp path of each file that belongs to the artifact (an OpenVINO IR's .bin)
+        #: final path -> temp path of each more file of the artifact (an OpenVINO IR's .bin), written by name
         self.companions: dict[Path, Path] = dict(companions or {})
+
+    def file(self) -> Any:
+        """A binary file object on the artifact's temp (its own descriptor; closing it keeps the temp open)."""
+        if self._fd < 0:
+            return open(self.tmp, "wb")
+        return os.fdopen(self._fd, "wb", closefd=False)
+
+    def write_bytes(self, data: bytes) -> None:
+        """The artifact's bytes, through the temp's own descriptor (no file opened by name)."""
+        _rewrite(self._fd, self.tmp, data)
 
     def write_manifest(self, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
                        parent_sha256: str | None = None, io: IOSpec | None = None,
@@ -160,71 +173,41 @@ class ArtifactPair:
             parent_sha256 = sha256_file(parent)
         self.manifest = Manifest(kind=kind, file=self.out.name, sha256=sha256_file(self.tmp), precision=precision,
                                  parent_sha256=parent_sha256, io=io, details=details or {})
-        self._tmp_manifest.write_text(json.dumps(self.manifest.to_dict(), indent=2, default=str) + "\n")
+        text = json.dumps(self.manifest.to_dict(), indent=2, default=str) + "\n"
+        _rewrite(self._fd_manifest, self._tmp_manifest, text.encode("utf-8"))
         return self.manifest
+
+
+def _rewrite(fd: int, path: Path, data: bytes) -> None:
+    if fd < 0:  # a pair made by hand (tests): its temp by name
+        path.write_bytes(data)
+        return
+    with os.fdopen(fd, "wb", closefd=False) as f:
+        f.seek(0)
+        f.truncate()
+        f.write(data)
 
 
 @contextlib.contextmanager
 def write_artifact(out: str | Path, companions: tuple[str | Path, ...] = ()) -> Iterator[ArtifactPair]:
     """Write an artifact and its manifest so that they replace an earlier pair together or not at all.
 
-    The block writes the file to ``pair.tmp`` and calls ``pair.write_manifest(...)``; both are temp files in the
-    destination directory (a full disk fails here, before anything is replaced). On success the earlier pair is
-    moved aside, the new pair renamed into place (renames need no space) and the old pair deleted; if a rename
-    fails, the earlier pair is put back. On any failure nothing of the new pair is left behind. ``companions``:
-    more files of the same artifact (same directory), written to ``pair.companions[path]`` and committed with it."""
-    from edgelstm.fileio import make_parents, remove_dirs
+    The block writes the file to ``pair.tmp`` (or ``pair.write_bytes``) and calls ``pair.write_manifest(...)``;
+    both are temp files in the destination directory (a full disk fails here, before anything is replaced). On
+    success both are renamed into place (``safe_files.commit``: the earlier pair is kept aside and put back if a
+    rename fails); inside ``safe_files.all_or_nothing()`` that happens at the end of the enclosing block. On any
+    failure nothing of the new pair is left behind. ``companions``: more files of the same artifact (same
+    directory), written to ``pair.companions[path]`` and committed with the pair."""
+    from edgelstm.safe_files import new_files
 
     out = Path(out)
-    created = make_parents(out)  # BadInput when out is a directory or a parent is a file
     man = manifest_path(out)
     if man.is_dir():
-        remove_dirs(created)
         raise BadInput(f"the manifest path {man} is a directory; move it away or pass another output")
-    tmps: list[Path] = []
-    ok = False
-    try:
-        extra = [Path(c) for c in companions]
-        for prefix, suffix in [(out.name, ".tmp"), (out.name, ".json.tmp")] + [(c.name, ".tmp") for c in extra]:
-            fd, name = tempfile.mkstemp(prefix=f".{prefix}.", suffix=suffix, dir=out.parent)
-            os.close(fd)
-            tmps.append(Path(name))
-        umask = os.umask(0)
-        os.umask(umask)
-        for t in tmps:
-            os.chmod(t, 0o666 & ~umask)
-        pair = ArtifactPair(out, tmps[0], tmps[1], dict(zip(extra, tmps[2:])))
+    extra = [Path(c) for c in companions]
+    with new_files([*extra, out, man]) as temps:  # committed in this order: the .bin before the .xml names it
+        (fd, tmp), (fd_manifest, tmp_manifest) = temps[len(extra):]
+        pair = ArtifactPair(out, tmp, tmp_manifest, fd, fd_manifest, {c: t for c, (_, t) in zip(extra, temps)})
         yield pair
         if pair.manifest is None:
             raise RuntimeError("write_artifact: the block wrote no manifest")
-        _commit([*zip(tmps[2:], extra), (tmps[0], out), (tmps[1], man)])
-        ok = True
-    finally:
-        for t in tmps:
-            if t.exists():
-                t.unlink()
-        if not ok:
-            remove_dirs(created)
-
-
-def _commit(moves: list[tuple[Path, Path]]) -> None:
-    """Rename each temp onto its destination; the earlier files are restored if any rename fails."""
-    backups: list[tuple[Path, Path]] = []
-    done: list[Path] = []
-    try:
-        for _, dest in moves:
-            if dest.exists():
-                bak = dest.with_name(f".{dest.name}.{os.getpid()}.bak")
-                os.replace(dest, bak)
-                backups.append((bak, dest))
-        for tmp, dest in moves:
-            os.replace(tmp, dest)
-            done.append(dest)
-    except BaseException:
-        for dest in done:
-            dest.unlink(missing_ok=True)
-        for bak, dest in backups:
-            os.replace(bak, dest)
-        raise
-    for bak, _ in backups:
-        bak.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
+import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,7 +32,13 @@ def load_onnx(path: str | Path, *, what: str = "model"):
 
     p = require_file(path, what=what, kind="an ONNX model")
     try:
-        model = onnx.load(str(p))
+        model = onnx.load(str(p), load_external_data=False)
+        locations = external_locations(model)
+        if locations:  # read only what lies in the model's own folder
+            refuse_outside_data(p, locations)
+            onnx.load_external_data_for_model(model, str(p.parent))
+    except BadInput:
+        raise
     except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
         raise BadInput(f"{p.name} is not a valid ONNX model: {_first_line(exc)}") from None
     if not model.graph.node:
@@ -41,6 +48,47 @@ def load_onnx(path: str | Path, *, what: str = "model"):
     except Exception as exc:  # noqa: BLE001
         raise BadInput(f"{p.name} fails the ONNX checker: {_first_line(exc)}") from None
     return model
+
+
+def external_locations(model) -> list[str]:
+    """The external-data file names of every initializer, in every graph (Loop/If/Scan bodies too)."""
+    graphs = [model.graph] + [g for _, g, _ in walk(model.graph) if g is not model.graph]
+    found: dict[str, None] = {}
+    for g in graphs:
+        for t in g.initializer:
+            if t.data_location == 1:  # TensorProto.EXTERNAL
+                found.update((e.value, None) for e in t.external_data if e.key == "location")
+    return list(found)
+
+
+def external_data_outside(model_path: str | os.PathLike, locations: "list[str] | tuple[str, ...]") -> list[str]:
+    """The external-data locations of the ONNX at ``model_path`` that point outside its folder: an absolute
+    path, a ``..`` that climbs out, or a name whose symbolic link (anywhere on the way) leads out. Only names
+    are resolved; no file's content is read."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(model_path)))
+    outside = []
+    for loc in locations:
+        try:
+            if not loc or os.path.isabs(loc) or loc.startswith("\\") or (len(loc) > 1 and loc[1] == ":"):
+                outside.append(loc)
+                continue
+            target = os.path.realpath(os.path.join(folder, loc))
+            if os.path.commonpath([folder, target]) != folder:
+                outside.append(loc)
+        except (ValueError, OSError):  # a NUL byte, a name no file system takes
+            outside.append(loc)
+    return outside
+
+
+def refuse_outside_data(path: Path, locations: "list[str] | tuple[str, ...]") -> None:
+    """BadInput (one line) when the ONNX at ``path`` keeps external data outside its folder."""
+    outside = external_data_outside(path, locations)
+    if outside:
+        shown = ", ".join(repr(o) for o in outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        raise BadInput(f"{path.name} points outside its folder for its external data ({shown}); edgelstm reads "
+                       "no file a model names outside its own folder",
+                       hint="keep the weights beside the .onnx; `edgelstm inspect --describe-only` describes the "
+                            "file without reading them")
 
 
 def _first_line(exc: BaseException) -> str:

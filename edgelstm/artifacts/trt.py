@@ -7,8 +7,11 @@ lives here too, so the runner never imports the build stage.
 
 Version facts (DESIGN.md; NVIDIA's 10.x -> 11.x migration guide and the 11.4 support matrix):
 - Every TensorRT 10.x has the weakly typed precision flags (BuilderFlag.FP16/INT8), IBuilderConfig.int8_calibrator
-  and the INT8 calibrators; 10.12+ deprecates them, 11.x removed them (FP16 then comes from an FP16 ONNX built
-  strongly typed, INT8 from Q/DQ nodes). edgelstm builds weakly typed on 10.x, strongly typed on 11.x.
+  and the INT8 calibrators; 11.x removed them (FP16 then comes from an FP16 ONNX built strongly typed, INT8 from
+  Q/DQ nodes). edgelstm builds weakly typed on 10.x, strongly typed on 11.x. Deprecated, by the real bindings'
+  docstrings (tests/trt_api/*.json): IBuilderConfig.int8_calibrator / set_calibration_profile since 10.1 (the
+  10.3 binding says so), the precision flags since 10.12 (10.13 binding), NetworkDefinitionCreationFlag
+  .STRONGLY_TYPED since 11.0 (11.4 binding: strong typing is the only mode, the flag is not passed there).
 - TF32 is on by default in a new builder config (Ampere and newer run FP32 GEMMs in TF32 unless it is cleared).
 - Version-compatible engines run on later runtimes of the same major, and across exactly these majors:
   8 -> 9, 8 -> 10, 10 -> 11. Hardware- and version-compatible engines exist since 8.6; hardware compatibility
@@ -26,16 +29,17 @@ from pathlib import Path
 from typing import Any
 
 NO_WEAK_TYPING_FROM = (11, 0, 0)              # BuilderFlag.FP16/INT8 and the calibrators removed
-WEAK_TYPING_DEPRECATED_FROM = (10, 12, 0)     # ... deprecated (still present) from here
+WEAK_TYPING_DEPRECATED_FROM = (10, 12, 0)     # the precision flags deprecated (still present) from here
+CALIBRATOR_DEPRECATED_FROM = (10, 1, 0)       # IBuilderConfig.int8_calibrator / set_calibration_profile
 #: (built major, runtime major) pairs a version-compatible engine crosses (11.4 support matrix)
 VERSION_COMPATIBLE_ACROSS = frozenset({(8, 9), (8, 10), (10, 11)})
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 
-X86_INSTALL = ("pip install tensorrt --extra-index-url https://pypi.nvidia.com (NVIDIA's index holds the builder "
-               "libraries; PyPI alone has only stubs), or run inside the image from docker/Dockerfile.tensorrt "
-               "(bash docker/run-trt-tests.sh)")
+X86_INSTALL = ("pip install \"edgelstm[tensorrt]\" --extra-index-url https://pypi.nvidia.com (TensorRT for CUDA 12; "
+               "[tensorrt-cu13] needs an R580+ driver; NVIDIA's index holds the builder libraries, PyPI alone has only "
+               "stubs), or run inside the image from docker/Dockerfile.tensorrt (bash docker/run-trt-tests.sh)")
 JETSON_INSTALL = ("on Jetson TensorRT comes with JetPack: sudo apt-get install python3-libnvinfer, then use a venv "
                   "made with `python3 -m venv --system-site-packages` (or docker/Dockerfile.jetson)")
 
@@ -64,6 +68,7 @@ def capabilities(version: str | tuple[int, int, int] | None) -> dict[str, bool]:
         "strongly_typed_only": not weak,                 # 11.x: the default and only route
         "weak_typing_flags": weak,                       # BuilderFlag.FP16 / INT8 (edgelstm's route on 10.x)
         "weak_typing_deprecated": weak and v >= WEAK_TYPING_DEPRECATED_FROM,
+        "calibrator_deprecated": weak and v >= CALIBRATOR_DEPRECATED_FROM,
         "int8_calibrators": weak,                        # IInt8EntropyCalibrator2 + int8_calibrator (+ cache)
         "hardware_compatible": v >= (8, 6, 0),
         "version_compatible": v >= (8, 6, 0),

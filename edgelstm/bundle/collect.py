@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgelstm.bundle.types import (CALIB_SUFFIXES, ENGINE_SUFFIXES, GENERATED, PIPELINE_NAME, REPORT_NAMES,
-                                   BundleOptions, Source)
+from edgelstm.bundle.types import (BOOTSTRAP, CALIB_SUFFIXES, ENGINE_SUFFIXES, GENERATED, PIPELINE_NAME,
+                                   REPORT_NAMES, RESERVED_DIRS, BundleOptions, Source)
 from edgelstm.errors import BadInput, opt
 from edgelstm.fileio import parse_toml, read_text_file
 
@@ -107,7 +107,7 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
 
     def add(s: Source) -> None:
         check_member_name(s.name)
-        if s.name in GENERATED:
+        if s.name in GENERATED or s.name == BOOTSTRAP or s.name.split("/", 1)[0] in RESERVED_DIRS:
             raise BadInput(f"{s.name} in {src} clashes with the file the bundle generates; rename it or leave it out")
         chosen.setdefault(s.name, s)
 

@@ -9,7 +9,7 @@ import shlex
 from typing import Any
 
 from edgelstm.bundle.recipe import BuildStep
-from edgelstm.bundle.types import CHECKSUMS, INDEX, RECIPE, Source
+from edgelstm.bundle.types import BOOTSTRAP, CHECK_REFERENCE, CHECKSUMS, INDEX, RECIPE, WHEELS_DIR, Source
 from edgelstm.fileio import human_size
 
 _ROLES = {"onnx": "ONNX model", "onnx-data": "ONNX external weights",
@@ -26,7 +26,7 @@ def _text(value: object) -> str:
 
 
 def render_readme(sources: list[Source], steps: list[BuildStep], *, src_name: str, created: str,
-                  versions: dict[str, Any], bundle_name: str) -> str:
+                  versions: dict[str, Any], bundle_name: str, check: dict[str, Any] | None = None) -> str:
     width = max([len(_text(s.name)) for s in sources] + [len(RECIPE), 16]) + 2
     lib = ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in ("torch", "onnx", "onnxruntime", "tensorrt"))
     tarball = shlex.quote(bundle_name)
@@ -76,6 +76,7 @@ def render_readme(sources: list[Source], steps: list[BuildStep], *, src_name: st
                        f"{t.get('compute_capability') or '?'}) with TensorRT {t.get('tensorrt') or '?'}; it will "
                        f"not load elsewhere (hardware compatibility: {t.get('hardware_compatibility', 'none')}).")
         out += ["  If `edgelstm inspect` or the runtime refuses one, rebuild it with ./build_engine.sh.", ""]
+    out += _check_section(check, tarball)
     out += ["JETSON NOTES",
             "  TensorRT's Python bindings come with JetPack: create the venv with --system-site-packages.",
             "  Device buffers: pip install \"cuda-python>=12.6,<12.7\" (the CUDA of JetPack 6.1/6.2; 12.2 on 6.0).",
@@ -83,3 +84,23 @@ def render_readme(sources: list[Source], steps: list[BuildStep], *, src_name: st
             "  were given one.",
             ""]
     return "\n".join(out)
+
+
+def _check_section(check: dict[str, Any] | None, tarball: str) -> list[str]:
+    """How to run the device check this bundle carries (`bundle --check`)."""
+    if not check:
+        return []
+    lines = ["CHECK THIS DEVICE (accuracy and speed here, judged with the bundle's own data and gates)",
+             f"  python3 {BOOTSTRAP} {_text(tarball)} -o results.json     (or: edgelstm device-check "
+             f"{_text(tarball)} -o results.json)",
+             f"  It builds the engines where TensorRT is installed, validates every artifact against the reference "
+             f"outputs in {CHECK_REFERENCE}",
+             f"  ({_text(check.get('samples'))} samples of {_text(check.get('data'))}, reference "
+             f"{_text(check.get('reference'))}), benches each, records the device (Jetson: power mode, clocks,",
+             "  energy per inference from tegrastats) and exits 1 when a gate fails. Bring results.json home and",
+             "  merge several devices with `edgelstm compare results/*.json`."]
+    if check.get("wheels"):
+        needs = ", ".join(f"{r['name']}{r.get('spec', '')}" for r in check.get("device_requires") or [])
+        lines.append(f"  edgelstm travels as wheels ({WHEELS_DIR}/): no package index is needed; the device must have "
+                     f"{_text(needs or 'nothing else')}.")
+    return lines + [""]

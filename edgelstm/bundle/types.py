@@ -17,6 +17,20 @@ RECIPE = "build_engine.sh"
 README = "README.txt"
 GENERATED = (README, RECIPE, INDEX, CHECKSUMS)
 
+# The device check (`bundle --check`, run on the device by `edgelstm device-check`): its inputs live under
+# check/, edgelstm and its pure-Python dependencies as wheels under wheels/, and a stdlib-only starter script.
+CHECK_DIR = "check"
+CHECK_INDEX = "check/check.json"       # gates, bench plan, artifacts, data and reference facts
+CHECK_DATA = "check/data.npz"          # the validation sample (inputs + labels `y`)
+CHECK_REFERENCE = "check/reference.npz"  # the reference model's outputs on that sample, computed at bundle time
+WHEELS_DIR = "wheels"
+BOOTSTRAP = "device_check.py"          # runs the check with the bundled edgelstm: no package index needed
+RESERVED_DIRS = (CHECK_DIR, WHEELS_DIR)
+CHECK_SCHEMA = "edgelstm.device-check-plan/1"
+DEFAULT_CHECK_SAMPLES = 256            # the stated sample: the first N samples of the validation data
+MAX_CHECK_SIZE = 64 << 20              # data + reference outputs; --check-samples lowers what goes in
+MAX_WHEELS_SIZE = 48 << 20             # edgelstm + its pure-Python dependencies (about 3 MiB today)
+
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 CALIB_SUFFIXES = (".calib", ".cache")
 REPORT_NAMES = ("report.md", "report.html")
@@ -62,6 +76,30 @@ class BundleOptions:
     validate_on_device: bool = True         # the recipe compares each engine with its ONNX after building
     compresslevel: int = 6
     created: str | None = None              # ISO timestamp (default now; SOURCE_DATE_EPOCH is honoured)
+    check: "CheckOptions | None" = None     # carry the device check's inputs (None: a build-only bundle)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What `edgelstm device-check` judges on the device, fixed when the bundle is made. None: from the bundled
+    pipeline.toml where it says ([data], [validate], [bench]), else the defaults named per field."""
+
+    reference: Path | None = None           # the truth: DIR/model.pt, else the FP32 ONNX
+    data: Path | None = None                # validation data (.npz/.npy/.csv); else the pipeline's, else synthetic
+    synthetic: int | None = None            # synthetic samples when there is no data (default 64)
+    seq: int | None = None                  # synthetic / zoo-task sequence length (pipeline [data].seq, else 60)
+    seed: int | None = None                 # synthetic / zoo-task seed (pipeline [data].seed, else 0)
+    window: int | None = None               # .csv data: window length (pipeline [data].window)
+    samples: int = DEFAULT_CHECK_SAMPLES    # at most this many samples (the first N) go into the bundle
+    gates: tuple[str, ...] = ()             # gates for every artifact (pipeline [validate].gates, else rel_l2<=0.01)
+    batch: tuple[int, ...] = ()             # bench plan (pipeline [bench], else batch 1, seq 60, 1 thread)
+    seqs: tuple[int, ...] = ()
+    threads: tuple[int, ...] = ()
+    iters: int | None = None                # pipeline [bench].iters, else 50
+    warmup: int | None = None               # pipeline [bench].warmup, else 5
+    energy_seconds: float = 3.0             # Jetson only: seconds of steady inference per artifact under tegrastats
+    wheels: bool = True                     # carry edgelstm + its pure-Python dependencies as wheels
+    max_size: int = MAX_CHECK_SIZE          # data + reference outputs may not exceed this (bytes)
 
 
 @dataclass

@@ -18,7 +18,8 @@ app = typer.Typer(
     name="edgelstm",
     help="Take trained recurrent models (LSTM, GRU, hand-written cells) to the edge: verified ONNX export, "
          "FP16/INT8 quantization, TensorRT engines, drift validation and latency benchmarks.\n\n"
-         "Exit codes: 0 ok, 1 a gate failed, 2 bad usage or input, 3 backend missing, 4 internal error.",
+         "Exit codes: 0 ok, 1 a gate failed, 2 bad usage or input, 3 backend missing, 4 internal error, "
+         "130/143 interrupted (Ctrl-C / SIGTERM).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,7 +28,7 @@ app = typer.Typer(
 
 # In flow order; each module defines register(app).
 COMMAND_MODULES = ["convert", "quantize", "build", "validate", "bench", "inspect_cmd", "doctor", "run",
-                   "bundle", "demo"]
+                   "bundle", "device_check", "remote", "compare", "demo"]
 
 # A command module that fails to import is a bug: let the ImportError surface (command modules import only
 # typer and edgelstm's light modules at the top; torch, onnx and TensorRT are imported inside the commands).
@@ -99,7 +100,10 @@ def main() -> None:
 
     if not os.environ.get("EDGELSTM_DEBUG"):
         warnings.filterwarnings("ignore")  # library warnings are noise on a CLI; EDGELSTM_DEBUG=1 shows them
-    sys.exit(run_cli(sys.argv[1:]))
+    from edgelstm import signals
+
+    signals.install()  # SIGTERM/SIGHUP clean up like Ctrl-C and exit 128 + the signal
+    sys.exit(signals.run_interruptible(run_cli, sys.argv[1:]))
 
 
 def run_cli(argv: list[str]) -> int:

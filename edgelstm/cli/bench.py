@@ -140,15 +140,15 @@ def bench(
     for w in payload.get("warnings", []):
         console.warn(w)
     _print_tables(payload)
-    if report is not None:
-        write_json(payload, report)
-        console.success(f"wrote {report}")
-    if csv_out is not None:
-        write_csv(payload, csv_out)
-        console.success(f"wrote {csv_out}")
-    if plot is not None:
-        plot_report(payload, plot)
-        console.success(f"wrote {plot}")
+    from edgelstm.safe_files import all_or_nothing
+
+    with all_or_nothing():  # the reports of one command commit together, or none does
+        for path, write in ((report, write_json), (csv_out, write_csv), (plot, plot_report)):
+            if path is not None:
+                write(payload, path)
+    for path in (report, csv_out, plot):
+        if path is not None:
+            console.success(f"wrote {path}")
     exit_code = 0
     reg = payload.get("regression")
     if reg is not None:

@@ -28,9 +28,20 @@ the choice. Models with onnxruntime-only operators (dynamic INT8) are shipped bu
 Bundled file names may only use letters, digits and . _ - + @ = , (with / between folders), and may
 not start with '-': the names reach a shell script and a checksum file, so any other is refused.
 
+With --check the bundle also carries what `edgelstm device-check` judges with on the device: a stated
+sample of the validation data (--check-samples, the first N; its sha256 in check/check.json), the
+reference model's outputs on it computed now (--reference, default ARTIFACT_DIR/model.pt), the gates
+(--gate, default the pipeline's [validate] gates) and the bench plan (--bench-*, default its [bench]),
+plus edgelstm and its pure-Python dependencies as wheels (built from what is installed here; about 2
+MiB, at most 48 MiB) and device_check.py, which runs the check from those wheels: no package index is
+needed on the device, only numpy, onnx and onnxruntime. Data and reference outputs may take at most
+64 MiB.
+
 Examples:
 
   edgelstm bundle edgelstm-out/lstm_regressor -o lstm-jetson.tar.gz --pipeline pipeline.toml
+
+  edgelstm bundle edgelstm-out/lstm_regressor -o lstm-check.tar.gz --check --check-samples 128
 
   edgelstm bundle out/ -o bundle.tar.gz --precision int8 --batch 1:1:4 --seq 1:60:240
 
@@ -71,6 +82,20 @@ def _range(text: Optional[str], what: str):
     return parse_range(text, what=what)
 
 
+def _ints(text: Optional[str], what: str) -> tuple[int, ...]:
+    if text is None:
+        return ()
+    from edgelstm.errors import BadInput
+
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise BadInput(f"{what} must be a comma-separated list of positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise BadInput(f"{what} must be a comma-separated list of positive integers, got {text!r}")
+    return values
+
+
 def bundle(
     artifact_dir: Path = typer.Argument(..., metavar="ARTIFACT_DIR", help="A pipeline's output directory (ONNX files with their "
                                                   "<file>.json manifests).", show_default=False),
@@ -98,15 +123,52 @@ def bundle(
                                               "architecture and TensorRT version that built them)."),
     no_validate: bool = typer.Option(False, "--no-device-validate",
                                      help="Recipe default VALIDATE=0: do not compare each built engine with its ONNX."),
+    check: bool = typer.Option(False, "--check", help="Carry a device check (data sample, reference outputs, gates, "
+                                                      "bench plan, edgelstm wheels) for `edgelstm device-check`."),
+    reference: Optional[Path] = typer.Option(None, "--reference", show_default=False, metavar="MODEL",
+                                             help="With --check: the model whose outputs are the truth [default: "
+                                                  "ARTIFACT_DIR/model.pt, else the FP32 ONNX]."),
+    data: Optional[Path] = typer.Option(None, "--data", show_default=False, metavar="DATA",
+                                        help="With --check: validation data (.npz/.npy/.csv) [default: the "
+                                             "pipeline's [data]]."),
+    synthetic: Optional[int] = typer.Option(None, "--synthetic", show_default=False, metavar="N",
+                                            help="With --check: N synthetic samples instead of data."),
+    gate: Optional[List[str]] = typer.Option(None, "--gate", show_default=False, metavar="METRIC<=VALUE",
+                                             help="With --check: METRIC[:OUTPUT]<=VALUE for every artifact "
+                                                  "(repeatable) [default: the pipeline's, else rel_l2<=0.01]."),
+    check_samples: int = typer.Option(256, "--check-samples", metavar="N", help="With --check: at most this many samples "
+                                                                   "(the first N) go into the bundle."),
+    bench_batch: Optional[str] = typer.Option(None, "--bench-batch", show_default=False, metavar="1,8",
+                                              help="With --check: bench batch sizes, e.g. 1,8 [default: the "
+                                                   "pipeline's [bench], else 1]."),
+    bench_seq: Optional[str] = typer.Option(None, "--bench-seq", show_default=False, metavar="60,256",
+                                            help="With --check: bench sequence lengths [default: pipeline's, else 60]."),
+    bench_threads: Optional[str] = typer.Option(None, "--bench-threads", show_default=False, metavar="1,2",
+                                                help="With --check: bench CPU threads [default: pipeline's, else 1]."),
+    bench_iters: Optional[int] = typer.Option(None, "--bench-iters", show_default=False, metavar="N",
+                                              help="With --check: iterations per bench point [default: 50]."),
+    no_wheels: bool = typer.Option(False, "--no-wheels", help="With --check: do not carry edgelstm as wheels "
+                                                              "(the device has it installed)."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.bundle import BundleOptions, make_bundle
+    from edgelstm.bundle import BundleOptions, CheckOptions, make_bundle
 
+    check_options = None
+    if check:
+        check_options = CheckOptions(reference=reference, data=data, synthetic=synthetic, gates=tuple(gate or ()),
+                                     samples=check_samples, batch=_ints(bench_batch, "--bench-batch"),
+                                     seqs=_ints(bench_seq, "--bench-seq"), threads=_ints(bench_threads, "--bench-threads"),
+                                     iters=bench_iters, wheels=not no_wheels)
+    elif any(v is not None for v in (reference, data, synthetic, gate, bench_batch, bench_seq, bench_threads,
+                                     bench_iters)) or no_wheels:
+        from edgelstm.errors import BadInput
+
+        raise BadInput("--reference, --data, --synthetic, --gate, --bench-* and --no-wheels belong to --check")
     options = BundleOptions(pipeline=pipeline, include=tuple(include or ()), precision=precision,
                             batch=_range(batch, "--batch"), seq=_range(seq, "--seq"),
                             engine_from=tuple(engine_from or ()), include_engines=include_engines,
-                            validate_on_device=not no_validate)
+                            validate_on_device=not no_validate, check=check_options)
     console.step(f"bundling {console.literal(artifact_dir)}")
     result = make_bundle(artifact_dir, out, options)
     lit = console.literal  # file names are shown as they are, never taken for markup
@@ -124,6 +186,9 @@ def bundle(
         console.warn(w)
     console.success(f"wrote {lit(out)} ({human_size(result.size)}, {len(result.members) + 1} files, "
                     f"sha256 {result.sha256[:12]}…)")
+    if check:
+        console.info(f"on the device: python3 device_check.py {lit(out.name)} -o results.json   (or from here: "
+                     f"edgelstm remote {lit(out)} [user@]host)")
     finish(result.to_dict(), json_out)
 
 

@@ -24,7 +24,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
         console.configure(quiet=bool(kwargs.get("quiet")), json_mode=bool(kwargs.get("json_out")))
         new_dirs = _missing_dirs(kwargs)
         try:
-            return _run(fn, args, kwargs)
+            return _run(_outputs_checked(fn), args, kwargs)
         except typer.Exit as exc:
             if exc.exit_code not in (0, 1):  # refused or broken: no empty output directory is left behind
                 _remove_empty(new_dirs)
@@ -36,6 +36,18 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 #: options naming a file or directory a command writes (a failed command removes the empty folders it made)
 OUTPUT_OPTIONS = ("out", "report", "junit", "markdown", "csv_out", "plot", "keep_onnx", "timing_cache",
                   "calib_cache")
+
+
+def _outputs_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, after the one same-file check of every command that writes: no output may be an input (edgelstm.same_file)."""
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        from edgelstm.same_file import refuse_outputs_over_inputs
+
+        refuse_outputs_over_inputs(kwargs, OUTPUT_OPTIONS)
+        return fn(*args, **kwargs)
+
+    return checked
 
 
 def _missing_dirs(kwargs: dict[str, Any]) -> list[str]:
@@ -70,9 +82,11 @@ def _run(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     except EdgeLSTMError as exc:
         console.error(str(exc))
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        console.error("interrupted; no partial artifact was written")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM/SIGHUP (edgelstm.signals): cleaned up on the way here
+        from edgelstm import signals
+
+        console.error(signals.describe(exc))
+        raise typer.Exit(signals.exit_code(exc)) from None
     except MemoryError:
         console.error("not enough memory for this input (shapes or sample counts too large); use smaller ones")
         raise typer.Exit(2) from None

@@ -25,6 +25,9 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
   edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
 
   edgelstm inspect ae.pt --static --batch 1 --seq 100                      # a model that takes one shape
+
+An ONNX whose external data points outside its folder is refused (exit 2); --describe-only describes it
+anyway, with a loud warning, and still reads nothing outside the folder.
 """
 
 
@@ -43,13 +46,22 @@ def inspect(
     seq: Optional[int] = typer.Option(None, "--seq", metavar="N", min=1, show_default=False,
                                       help="Sequence length to call a torch model with (with --static: the one it "
                                            "takes)."),
+    describe_only: bool = typer.Option(False, "--describe-only",
+                                       help="Describe an ONNX file even when its external data points outside its "
+                                            "folder (an absolute path, '..', a symbolic link out); nothing there is "
+                                            "read. Without it such a file is refused (exit 2)."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.artifacts.inspection import inspect_artifact
 
-    info = inspect_artifact(artifact, factory=factory, trust_pickle=trust_pickle,  # torch files only use these
-                            inputs=_inputs(input, input_size, state_arg, static, batch, seq))
+    info = inspect_artifact(artifact, describe_only=describe_only, factory=factory,  # torch files only use these
+                            trust_pickle=trust_pickle, inputs=_inputs(input, input_size, state_arg, static, batch, seq))
+    outside = info.get("external_data_outside")
+    if outside:
+        console.warn(f"{artifact.name} POINTS OUTSIDE ITS FOLDER for its external data "
+                     f"({', '.join(repr(o) for o in outside[:3])}): not read; do not trust this file "
+                     "(every other command refuses it)")
     rows = [["kind", info["kind"]], ["size", human_size(info["size_bytes"])], ["precision", info.get("precision", "?")]]
     if "parameters" in info:
         rows.append(["parameters", f"{info['parameters']:,}"])

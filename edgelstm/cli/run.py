@@ -20,7 +20,8 @@ output directory (a second fails at once naming the first, or waits with --wait)
   edgelstm run examples/pipelines/lstm_regressor.toml
 
 Sections: [model] zoo|source, [export], [quantize] precisions, [data], [validate] gates, [bench], [targets],
-[output] dir. See examples/pipelines/ for every key.
+[output] dir, [devices] hosts|inventory (end with a check on those devices over SSH, as `edgelstm remote`).
+See examples/pipelines/ for every key.
 """
 
 
@@ -60,6 +61,8 @@ def render_summary(result) -> None:
     for kind, path in result.reports.items():
         if kind in ("markdown", "html"):
             console.info(f"report: {path}")
+    if getattr(result, "devices", None) is not None:  # [devices]
+        console.info(f"devices: {escape(result.devices['headline'])}; report: {result.devices['reports'].get('markdown')}")
     for name, v in result.validations.items():
         for g in v.get("gates", []):
             if not g.get("passed"):
@@ -72,7 +75,7 @@ def render_summary(result) -> None:
 def payload(result) -> dict:
     return {"passed": result.passed, "out_dir": str(result.out_dir), "seconds": result.seconds,
             "stages": result.stages, "summary": result.summary_rows(), "skipped": result.skipped,
-            "notes": result.notes,
+            "notes": result.notes, "devices": getattr(result, "devices", None),
             "reports": {k: str(v) for k, v in result.reports.items()}}
 
 

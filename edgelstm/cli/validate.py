@@ -175,13 +175,16 @@ def validate(
     with stack:
         result = validate_artifacts(reference, candidate, request, options)
 
+    from edgelstm.safe_files import all_or_nothing
+
     written = []
-    if report:
-        written.append(str(write_validate_report(result, report)))
-    if junit:
-        written.append(str(write_junit(result, junit)))
-    if markdown:
-        written.append(str(write_markdown(result, markdown)))
+    with all_or_nothing():  # the reports of one command commit together, or none does
+        if report:
+            written.append(str(write_validate_report(result, report)))
+        if junit:
+            written.append(str(write_junit(result, junit)))
+        if markdown:
+            written.append(str(write_markdown(result, markdown)))
 
     _summary(result)
     for w in result.info.get("warnings", []):

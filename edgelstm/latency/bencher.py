@@ -34,6 +34,29 @@ def looks_disturbed(row: BenchRow, best_probe: float | None) -> bool:
     return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
 
 
+VARIANTS = {"torch": {"amp", "cuda-graph"}, "tensorrt": {"cuda-graph"}}
+
+
+def check_variant(variant: str, backend: str | None, device: str) -> None:
+    """A variant needs CUDA and a backend that has it: torch (autocast, CUDA graphs), TensorRT (CUDA graphs)."""
+    parts = set(filter(None, variant.split("+")))
+    unknown = parts - {"amp", "cuda-graph"}
+    if unknown:
+        raise BadInput(f"unknown variant(s) {sorted(unknown)}; known: amp, cuda-graph")
+    if parts and (not device.startswith("cuda") or not parts <= VARIANTS.get(str(backend), set())):
+        raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph) "
+                       f"or tensorrt (cuda-graph), not {backend} on {device}")
+
+
+def graph_facts(runner: Any, asked: bool) -> dict[str, Any]:
+    """Whether a TensorRT row asked for CUDA graphs really replayed one (a failed capture falls back to plain
+    enqueues and says why): a row must not claim a graph it did not time."""
+    if not asked or getattr(runner, "backend", "") != "tensorrt":
+        return {}
+    return {"cuda_graph_used": bool(getattr(runner, "use_graph", False)),
+            **({"cuda_graph_error": runner.graph_error} if getattr(runner, "graph_error", None) else {})}
+
+
 def active_provider(runner: Any) -> str | None:
     """The onnxruntime execution provider that really runs a runner's session (None for other runners)."""
     session = getattr(runner, "session", None)
@@ -87,11 +110,7 @@ class Bencher:
             manifest = None
         if backend == "tensorrt":
             device = "cuda" if device == "cpu" else device
-        if t.variant and (backend != "torch" or not device.startswith("cuda")):
-            raise BadInput(f"variant {t.variant!r} (autocast / CUDA graphs) needs the torch backend on CUDA")
-        unknown_variant = set(filter(None, t.variant.split("+"))) - {"amp", "cuda-graph"}
-        if unknown_variant:
-            raise BadInput(f"unknown variant(s) {sorted(unknown_variant)}; known: amp, cuda-graph")
+        check_variant(t.variant, backend, device)
         res = ResolvedTarget(t, "", backend, device, "fp32", None, path, None, None, None, details)
         probe = self._runner(res, None)  # fails here (exit 2/3) rather than in the middle of timing
         res.io = probe.io
@@ -122,6 +141,8 @@ class Bencher:
         from edgelstm.runners.base import open_runner
 
         opts = {**(self.options.torch_options if res.backend == "torch" else {}), **res.target.runner_options}
+        if res.backend == "tensorrt" and "cuda-graph" in res.target.variant:
+            opts["cuda_graph"] = True   # TensorRTRunner captures the enqueue once per shape and replays it
         if res.backend == "onnxruntime":
             if "opt_level" not in opts:
                 opts["opt_level"] = self.options.opt_level or safe_ort_level(res)
@@ -218,7 +239,8 @@ class Bencher:
             path=str(res.path) if res.path else None, timing_path=timing.extras.get("path"), sha256=res.sha256,
             parent_sha256=res.parent_sha256, model_size_bytes=res.size, memory=memory, probe_ms=probe_ms,
             extras={**dict(res.target.extras), **({"ort_opt_level": res.details["bench_ort_opt_level"]}
-                                                    if "bench_ort_opt_level" in res.details else {})},
+                                                    if "bench_ort_opt_level" in res.details else {}),
+                    **graph_facts(runner, graph)},
             clock=str(timing.clock), copies_included=bool(timing.copies_included), provider=active_provider(runner))
 
     def measure_robust(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import BackendMissing, opt
-from edgelstm.fileio import atomic_path
+from edgelstm.safe_files import atomic_file
 from edgelstm.latency.report import as_dict
 
 
@@ -85,8 +85,8 @@ def plot_report(report: Any, out: str | Path, *, title: str | None = None) -> Pa
     fig.suptitle(title or f"edgelstm bench — {dev.get('machine') or ''}", fontsize=11)
     fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 3), 1, 0.95))
     out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    with atomic_file(out) as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     return out
 
@@ -161,7 +161,7 @@ def plot_speedups(report: Any, out: str | Path, *, reference_kind: str = "torch-
                  f"{dev.get('machine') or ''}", fontsize=11)
     fig.tight_layout(rect=(0, 0.05 + 0.02 * ((len(labels) - 1) // 4), 1, 0.97))
     out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    with atomic_file(out) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return out

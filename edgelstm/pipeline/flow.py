@@ -9,6 +9,8 @@ The stages themselves are in ``steps``."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, Callable
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.pipeline import steps
 from edgelstm.pipeline.cache import StageCache
-from edgelstm.pipeline.lock import OutputLock, prepare_out_dir
+from edgelstm.pipeline.lock import LOCK_FILE, OutputLock, prepare_out_dir
 from edgelstm.pipeline.schema import Pipeline, reworded
 from edgelstm.pipeline.steps import STATEFUL
 
@@ -46,10 +48,12 @@ class PipelineResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    devices: dict[str, Any] | None = None      # [devices]: the fleet check's verdict (pipeline.devices_step)
 
     @property
     def passed(self) -> bool:
-        return all(v.get("passed", False) for v in self.validations.values())
+        return (all(v.get("passed", False) for v in self.validations.values())
+                and (self.devices is None or self.devices["passed"]))
 
     @property
     def cached_everything(self) -> bool:
@@ -97,11 +101,88 @@ def run_pipeline(p: Pipeline, *, on_step: Say | None = None, wait: bool = False,
     """Run every stage of ``p`` into its output directory. Another pipeline already writing there is
     BadInput naming it (``wait=True``: wait for it instead; ``lock=False``: the caller holds the lock)."""
     say = on_step or (lambda _m: None)
-    out = prepare_out_dir(p.out_dir, what="[output].dir")
-    if not lock:
-        return _run(p, out, say)
-    with OutputLock(out, wait=wait, on_wait=say):
-        return _run(p, out, say)
+    check_before_any_stage(p)
+    if p.devices.enabled:  # a misnamed device fails now, not after the stages
+        from edgelstm.pipeline.devices_step import precheck
+
+        precheck(p)
+    made, before = _missing_dirs(p.out_dir), _entries(p.out_dir)
+    try:
+        out = prepare_out_dir(p.out_dir, what="[output].dir")
+        undo = _UndoIfNothingMade(out, before)
+        if not lock:
+            try:
+                return _run(p, out, say)
+            except BaseException:
+                undo()
+                raise
+        with OutputLock(out, wait=wait, on_wait=say, on_error=undo):  # undone while the lock is still held
+            return _run(p, out, say)
+    except BaseException:
+        for d in made:  # the output directory (and parents) this run made, when it is empty again
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+# ------------------------------------------------------------------------------------------ a failed run's leftovers
+
+
+def check_before_any_stage(p: Pipeline) -> None:
+    """What can be checked before anything is created or trained: a zoo model's input contract (``[model].input``,
+    ``[model].state_arg``) on an untrained copy, so a bad state argument fails in a second, not after training."""
+    m = p.model
+    if m.zoo is None or not (m.input or m.state_arg):
+        return
+    from edgelstm.models import zoo
+    from edgelstm.models.inputs import plan_contracts
+
+    with reworded("model", prefix="model: "):
+        plan_contracts(zoo.build(m.zoo, dict(m.config), seed=m.seed), steps.input_options(p))
+
+
+def _missing_dirs(out: Path) -> list[Path]:
+    """``out`` and its ancestors that do not exist yet, deepest first."""
+    return [d for d in (out, *out.parents) if not os.path.lexists(d)]
+
+
+def _entries(out: Path) -> set[str]:
+    try:
+        return set(os.listdir(out))
+    except OSError:
+        return set()
+
+
+#: what a run writes before its first stage finishes (besides temps, which clean up after themselves)
+_BOOKKEEPING = {LOCK_FILE, "pipeline.toml"}
+
+
+class _UndoIfNothingMade:
+    """Called when a run fails (or is interrupted) while it still holds the lock: if it made no artifact yet, it
+    removes what it created (the copied pipeline.toml, empty folders) and returns True, so that the lock file
+    goes too. Once an artifact exists, everything stays (a re-run resumes from the cache)."""
+
+    def __init__(self, out: Path, before: set[str]):
+        self.out, self.before = out, before
+
+    def __call__(self) -> bool:
+        new = _entries(self.out) - self.before
+        if not all(n in _BOOKKEEPING or _empty_dir(self.out / n) for n in new):
+            return False
+        for n in sorted(new - {LOCK_FILE}):
+            path = self.out / n
+            with contextlib.suppress(OSError):
+                if _empty_dir(path):
+                    path.rmdir()
+                else:
+                    path.unlink()
+        return LOCK_FILE in new
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
@@ -221,6 +302,14 @@ def _run(p: Pipeline, out: Path, say: Say) -> PipelineResult:
                 "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": p.source_text}
     rep = stage("report", material, lambda: write_reports(res), section="output")
     res.reports = {k: Path(v) for k, v in rep["paths"].items()}
+
+    # 7. [devices]: the artifacts checked on devices (never cached: devices change while files do not)
+    if p.devices.enabled:
+        from edgelstm.pipeline.devices_step import check_devices
+
+        started = time.perf_counter()
+        res.devices = check_devices(p, out, say)
+        res.stages.append({"stage": "devices", "cached": False, "seconds": round(time.perf_counter() - started, 3)})
     res.seconds = time.perf_counter() - t0
     return res
 

@@ -101,6 +101,29 @@ class OutputSection:
 
 
 @dataclass(frozen=True)
+class DevicesSection:
+    """The fleet check that ends a run (edgelstm.pipeline.devices_step): the artifacts checked on these devices."""
+
+    hosts: tuple[str, ...] = ()       # [user@]host[:port] or ssh Host aliases
+    inventory: str | None = None      # a fleet inventory (TOML), relative to the pipeline file
+    labels: tuple[str, ...] = ()      # with inventory: the devices carrying any of these labels
+    names: tuple[str, ...] = ()       # with inventory: these devices
+    ssh_config: str | None = None     # ssh -F FILE (default: ~/.ssh/config)
+    python: str | None = None         # the devices' Python (default: python3, or the inventory's)
+    workdir: str | None = None        # where runs live on the devices
+    timeout: int = 1800               # seconds per device
+    retries: int = 1
+    concurrency: int = 4
+    samples: int = 256                # validation samples carried to the devices
+    energy: bool = True               # energy per inference on Jetsons
+    dir: str = "devices"              # under [output].dir: the bundle, each device's results, fleet.md/html/json
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.hosts or self.inventory)
+
+
+@dataclass(frozen=True)
 class Pipeline:
     model: ModelSection
     export: ExportSection = ExportSection()
@@ -110,6 +133,7 @@ class Pipeline:
     bench: BenchSection = BenchSection()
     targets: TargetsSection = TargetsSection()
     output: OutputSection = OutputSection()
+    devices: DevicesSection = DevicesSection()
     base_dir: Path = Path(".")
     source_text: str = ""
     name: str = "pipeline.toml"
@@ -127,12 +151,13 @@ class Pipeline:
 
 
 SECTIONS = {"model": ModelSection, "export": ExportSection, "quantize": QuantizeSection, "data": DataSection,
-            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection}
+            "validate": ValidateSection, "bench": BenchSection, "targets": TargetsSection, "output": OutputSection,
+            "devices": DevicesSection}
 
 #: the smallest value of an integer key (others: >= 0)
 MINIMUMS = {("model", "train_steps"): 1, ("model", "input_size"): 1, ("export", "seq"): 1,
             ("export", "batch"): 1, ("export", "opset"): 7, ("data", "seq"): 1, ("data", "window"): 1,
-            ("data", "stride"): 1}
+            ("data", "stride"): 1, ("devices", "timeout"): 1, ("devices", "concurrency"): 1, ("devices", "samples"): 1}
 
 #: keys renamed for the one vocabulary (README.md): (section, old key) -> new key. The old key still works until
 #: console.OLD_SPELLINGS_UNTIL, with a note (``renamed_keys``).

@@ -84,5 +84,6 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
                            "`edgelstm build`")
         from edgelstm.runners.tensorrt_runner import TensorRTRunner  # type: ignore[import-not-found]
 
-        return TensorRTRunner(path, **options)
+        # TensorRT always runs on a GPU: "cpu" (every command's default) means the first one, "cuda:N" the N-th
+        return TensorRTRunner(path, device="cuda" if device == "cpu" else device, **options)
     raise BadInput(f"unknown backend {backend!r}")  # pragma: no cover

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgelstm.artifacts.artifact import io_spec_of
 from edgelstm.artifacts.facts import onnx_facts
+from edgelstm.artifacts.onnx_graph import external_locations, refuse_outside_data
 from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
 
@@ -36,6 +37,7 @@ class OrtRunner:
             model = onnx.load(str(self.path), load_external_data=False)
         except Exception as exc:  # noqa: BLE001
             raise BadInput(f"{self.path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
+        refuse_outside_data(self.path, external_locations(model))
         self.manifest = read_manifest(self.path)
         self.io = io_spec_of(self.path, model, self.manifest)
         self.precision = self.manifest.precision if self.manifest else onnx_facts(model).precision

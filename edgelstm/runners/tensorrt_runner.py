@@ -11,6 +11,7 @@ machine, and the fix is to rebuild it from the shipped ONNX with `edgelstm build
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,16 +67,19 @@ class TensorRTRunner:
 
     Extras for bench: `timed_run(feeds, iters, warmup)` (CUDA-event milliseconds per enqueue),
     `time_once()`, optional CUDA-graph replay (`cuda_graph=True`), and `step(feeds)` for stateful engines
-    (carries hn/cn into h0/c0 between calls; `reset_state()` starts over)."""
+    (carries hn/cn into h0/c0 between calls; `reset_state()` starts over).
+
+    `device` ("cuda", "cuda:N"): the GPU it runs on. The engine is deserialized, its context created and every
+    enqueue made with that device current, and every buffer, stream and event lives there."""
 
     backend = "tensorrt"
 
     def __init__(self, path: str | Path, *, cuda_backend: Any = None, cuda_graph: bool = False,
-                 check_compat: bool = True, **_ignored: Any):
+                 check_compat: bool = True, device: str | int | None = "cuda", **_ignored: Any):
         from edgelstm.artifacts.manifest import read_manifest
         from edgelstm.artifacts.trt import (FLOAT_DTYPES, engine_iospec, gpu_info, host_dtype, import_tensorrt,
                                            make_logger)
-        from edgelstm.runners.cuda_buffers import CudaBackend, get_backend
+        from edgelstm.runners.cuda_buffers import CudaBackend, device_index, get_backend
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -89,8 +93,12 @@ class TensorRTRunner:
         self.manifest = read_manifest(self.path)  # a sha256 mismatch (truncated/changed file) is BadInput here
         details = self.manifest.details if self.manifest else {}
         self.tensorrt_version = str(trt.__version__)
+        index = device_index("cuda" if device in (None, "cpu") else device)  # TensorRT runs on a GPU only
         self.cuda = cuda_backend if isinstance(cuda_backend, CudaBackend) or (
-            cuda_backend is not None and not isinstance(cuda_backend, str)) else get_backend(cuda_backend)
+            cuda_backend is not None and not isinstance(cuda_backend, str)) else get_backend(cuda_backend, index)
+        if getattr(self.cuda, "device_index", index) != index:
+            raise BadInput(f"the CUDA buffer backend given works on cuda:{self.cuda.device_index}, not cuda:{index}")
+        self.device = f"cuda:{index}"
         try:
             self.gpu = self.cuda.device_info()
         except Exception:  # noqa: BLE001
@@ -99,6 +107,38 @@ class TensorRTRunner:
             check_engine_compat(self.path.name, details, self.tensorrt_version, self.gpu)
 
         self._logger = make_logger(trt)
+        with self._on_device():
+            self._load(trt, data, details)
+        self.io: IOSpec = engine_iospec(self.engine, trt, self.manifest.io if self.manifest else None)
+        # host dtype of every I/O tensor (bfloat16/fp8 through ml_dtypes; a type numpy cannot hold is refused here)
+        self._dtypes = {t.name: host_dtype(t.dtype, t.name) for t in (*self.io.inputs, *self.io.outputs)}
+        self._float_outputs = {t.name for t in self.io.outputs if t.dtype in FLOAT_DTYPES}  # returned as float32
+        self.precision = self.manifest.precision if self.manifest else _guess_precision(self.io)
+        self.label = self.path.name
+        self.details = details
+        self.stream = self.cuda.stream()
+        self.profiles = {t.name: tuple(tuple(int(v) for v in dims) for dims in
+                                       self.engine.get_tensor_profile_shape(t.name, 0)) for t in self.io.inputs}
+        self._buffers: dict[str, Any] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._outputs: dict[str, np.ndarray] = {}
+        self._state: dict[str, np.ndarray] = {}
+        self.use_graph = bool(cuda_graph) and bool(getattr(self.cuda, "supports_graphs", False))
+        self.graph_error: str | None = None
+        self._graph = None
+        self._graph_key: Any = None
+        self._events = None
+        self.enqueues = 0
+
+    def _on_device(self):
+        """The runner's device is current inside the block (TensorRT works on the current device)."""
+        activate = getattr(self.cuda, "activate", None)
+        return activate() if callable(activate) else nullcontext()
+
+    def _load(self, trt, data: bytes, details: Mapping[str, Any]) -> None:
+        """Deserialize the engine and create its execution context (on the runner's device)."""
+        from edgelstm.artifacts.trt import first_error
+
         runtime = trt.Runtime(self._logger)
         if details.get("version_compatible"):
             runtime.engine_host_code_allowed = True  # a version-compatible plan carries its lean runtime
@@ -116,30 +156,10 @@ class TensorRTRunner:
                            f"(truncated, corrupt, or built by another TensorRT version or for another GPU): {why}",
                            hint="rebuild it from the ONNX with `edgelstm build`")
         self._runtime, self.engine = runtime, engine
-        self.io: IOSpec = engine_iospec(engine, trt, self.manifest.io if self.manifest else None)
-        # host dtype of every I/O tensor (bfloat16/fp8 through ml_dtypes; a type numpy cannot hold is refused here)
-        self._dtypes = {t.name: host_dtype(t.dtype, t.name) for t in (*self.io.inputs, *self.io.outputs)}
-        self._float_outputs = {t.name for t in self.io.outputs if t.dtype in FLOAT_DTYPES}  # returned as float32
-        self.precision = self.manifest.precision if self.manifest else _guess_precision(self.io)
-        self.label = self.path.name
-        self.details = details
         self.context = engine.create_execution_context()
         if self.context is None:
-            raise InternalError(f"TensorRT could not create an execution context for {self.path.name} "
-                                "(out of GPU memory?)")
-        self.stream = self.cuda.stream()
-        self.profiles = {t.name: tuple(tuple(int(v) for v in dims) for dims in engine.get_tensor_profile_shape(t.name, 0))
-                         for t in self.io.inputs}
-        self._buffers: dict[str, Any] = {}
-        self._shapes: dict[str, tuple[int, ...]] = {}
-        self._outputs: dict[str, np.ndarray] = {}
-        self._state: dict[str, np.ndarray] = {}
-        self.use_graph = bool(cuda_graph) and bool(getattr(self.cuda, "supports_graphs", False))
-        self.graph_error: str | None = None
-        self._graph = None
-        self._graph_key: Any = None
-        self._events = None
-        self.enqueues = 0
+            raise InternalError(f"TensorRT could not create an execution context for {self.path.name} on "
+                                f"{self.device}: " + first_error(self._logger, "out of GPU memory?"))
 
     # ------------------------------------------------------------------------------- feeds
     def _zero_state(self, name: str, batch: int) -> np.ndarray:
@@ -238,7 +258,9 @@ class TensorRTRunner:
         self._execute()
 
     def _execute(self) -> None:
-        if not self.context.execute_async_v3(self.stream):
+        with self._on_device():
+            ok = self.context.execute_async_v3(self.stream)
+        if not ok:
             errs = self._logger.errors()
             raise InternalError(f"TensorRT failed to run {self.label}: " + (errs[-1][:300] if errs else "no reason given"))
         self.enqueues += 1

@@ -297,8 +297,9 @@ def _check(network, config, flags: set[str], strongly: bool, log) -> bool:
     return True
 
 
-def _read_batch(network, cshapes, names, ptrs, log) -> bool:
-    """TensorRT reads one calibration batch from the device pointers, on its own stream."""
+def _read_batch(network, cshapes, names, ptrs, log, rec) -> bool:
+    """TensorRT reads one calibration batch from the device pointers, on its own stream, each with its input's
+    dtype and the calibration profile's shape."""
     sizes, checked = [], []
     for name, ptr in zip(names, ptrs):
         shape = cshapes.get(name, ((0,), (0,), (0,)))[1]
@@ -311,9 +312,10 @@ def _read_batch(network, cshapes, names, ptrs, log) -> bool:
         sizes.append(need)
         checked.append(ptr)
 
-    def read():
-        for ptr, n in zip(checked, sizes):
-            cuda.DEVICE.read(ptr, n)
+    def read():   # what TensorRT reads, per input name (recorded as "calibrator.read": name, dtype, bytes)
+        for name, ptr, n in zip(names, checked, sizes):
+            t = next(t for t in network._inputs if t.name == name)
+            rec.add("calibrator.read", name, t.dtype.name, cuda.DEVICE.read(ptr, n))
 
     cuda.DEVICE.enqueue(TRT_INTERNAL_STREAM, Op("kernel", "TensorRT's calibration pass", 0.0, reads=tuple(checked),
                                                 fn=read))
@@ -348,7 +350,7 @@ def _calibrate(network, config, calib, log) -> bool | None:
             except Mismatch:
                 raise TypeError(f"get_batch() must return a list of int device pointers, got {ptrs!r:.80}") from None
             rec.add("calibrator.get_batch", tuple(names), tuple(ptrs))
-            if len(ptrs) != len(names) or not _read_batch(network, cshapes, names, ptrs, log):
+            if len(ptrs) != len(names) or not _read_batch(network, cshapes, names, ptrs, log, rec):
                 return None
     calib.write_calibration_cache(memoryview(b"TRT-FAKE-CALIBRATION-CACHE v1"))
     return True

@@ -19,18 +19,28 @@ What the model enforces, so that an ordering mistake fails a test instead of pas
   capturing stream is an error (as in CUDA); `launch` replays the recorded work on a stream.
 - Handles and pointers are plain ints (a torch Stream object, a float or a numpy array is a TypeError); a copy
   larger than its allocation, a freed or unknown pointer, an unknown stream are CudaError.
+- Devices: MACHINE["devices"] GPUs, MACHINE["current_device"] the calling thread's current one. Every allocation
+  (OWNER) and stream remembers its device; the fake engine refuses a stream, a buffer or a context on another
+  device than the one it was deserialized on. FakeCuda itself is a backend of device 0; the recording stand-ins
+  of cuda-python, pycuda and torch (cuda_modules.py) create on the current device.
+
+Host memory given as a raw address (what cuda-python's copies take) is written with ctypes when the host waits.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-MACHINE: dict[str, Any] = {"name": "NVIDIA Fake L4", "compute_capability": "8.9", "dla_cores": 0}
+MACHINE: dict[str, Any] = {"name": "NVIDIA Fake L4", "compute_capability": "8.9", "dla_cores": 0, "devices": 1,
+                           "current_device": 0}
 MEMORY: dict[int, bytearray] = {}       # device pointer -> bytes
+OWNER: dict[int, int] = {}              # device pointer -> the device it lives on
 _ptrs = itertools.count(0x7F00_0000_0000, 0x1_0000)
 _streams = itertools.count(0x5000, 16)
 _handles = itertools.count(1)
@@ -76,17 +86,19 @@ class Op:
 @dataclass
 class _Stream:
     handle: int
+    device: int = 0                    # the device the stream belongs to
     t: float = 0.0                     # milliseconds of work enqueued so far (the stream's timeline)
     seq: int = 0                       # operations enqueued so far
     done: int = 0                      # operations the host has waited for
     log: list[tuple[int, str]] = field(default_factory=list)
-    pending_host: list[tuple[int, np.ndarray, bytes]] = field(default_factory=list)
+    pending_host: list[tuple[int, Any, bytes]] = field(default_factory=list)   # host array or raw address
     capture: list[Op] | None = None
 
 
 class FakeEvent:
-    def __init__(self):
+    def __init__(self, device: int = 0):
         self.handle = next(_handles)
+        self.device = device
         self.stream: int | None = None
         self.t: float | None = None
         self.seq = 0
@@ -110,6 +122,7 @@ class FakeCuda:
 
     name = "fake-cuda"
     supports_graphs = True
+    device_index = 0
 
     def __init__(self):
         self.calls = Recorder()
@@ -190,7 +203,9 @@ class FakeCuda:
         s.done = max(s.done, upto)
         keep = []
         for seq, host, data in s.pending_host:
-            if seq <= s.done:
+            if seq <= s.done and isinstance(host, int):
+                ctypes.memmove(host, data, len(data))
+            elif seq <= s.done:
                 host.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
             else:
                 keep.append((seq, host, data))
@@ -200,26 +215,105 @@ class FakeCuda:
         """Device->host copies the host has not waited for (their arrays still hold the poison pattern)."""
         return sum(len(s.pending_host) for s in self.streams.values())
 
+    # ------------------------------------------------------- the device primitives (shared with cuda_modules.py)
+    def alloc(self, nbytes: int, device: int) -> int:
+        ptr = next(_ptrs)
+        MEMORY[ptr] = bytearray(max(1, int(nbytes)))
+        OWNER[ptr] = int(device)
+        return ptr
+
+    def release(self, ptr: int) -> None:
+        MEMORY.pop(ptr, None)
+        OWNER.pop(ptr, None)
+        self.writes.pop(ptr, None)
+
+    def new_stream(self, device: int) -> int:
+        s = next(_streams)
+        self.streams[s] = _Stream(s, int(device))
+        self.live["stream"].add(s)
+        return s
+
+    def copy_in(self, ptr: int, data: bytes, stream: Any, what: str = "htod") -> None:
+        """Enqueue a host->device copy of `data` (already staged: pageable memory is read when the call returns)."""
+        if len(data) > len(MEMORY[ptr]):
+            raise CudaError(f"{what}: invalid argument: copying {len(data)} bytes into an allocation of "
+                            f"{len(MEMORY[ptr])} bytes")
+
+        def copy(ptr=ptr, data=data):
+            MEMORY[ptr][: len(data)] = data
+
+        self.enqueue(stream, Op("htod", "a host-to-device copy", COPY_MS, writes=(ptr,), fn=copy))
+
+    def copy_out(self, target: Any, ptr: int, n: int, stream: Any, what: str = "dtoh") -> None:
+        """Enqueue a device->host copy into `target` (a host array, or a raw host address): it holds the poison
+        pattern until the host waits for the copy."""
+        if n > len(MEMORY[ptr]):
+            raise CudaError(f"{what}: invalid argument: copying {n} bytes out of an allocation of {len(MEMORY[ptr])} "
+                            "bytes")
+
+        def copy(ptr=ptr, target=target, n=n):
+            s = self._current
+            data = bytes(MEMORY[ptr][:n])
+            if isinstance(target, int):
+                ctypes.memset(target, 0xFF, n)                     # not there yet: the poison pattern
+            else:
+                target.reshape(-1).view(np.uint8)[:] = 0xFF
+            s.pending_host.append((s.seq, target, data))          # lands when the host waits for this operation
+
+        self.enqueue(stream, Op("dtoh", "a device-to-host copy", COPY_MS, reads=(ptr,), fn=copy))
+
+    def event_done(self, event: FakeEvent) -> bool:
+        """Whether the host has waited for the work before `event` (cudaEventQuery == cudaSuccess)."""
+        s = self.streams.get(event.stream)
+        return event.t is not None and (s is None or s.done >= event.seq)
+
+    def wait_event(self, event: FakeEvent) -> None:
+        """cudaEventSynchronize: the host waits for the work recorded before `event`."""
+        s = self.streams.get(event.stream)
+        if s is not None and event.t is not None:
+            self._settle(s, event.seq)
+
+    def timed(self, start: FakeEvent, end: FakeEvent) -> float:
+        """The milliseconds between two recorded events (the caller checked they are complete)."""
+        if start.stream != end.stream:
+            self._violate(f"elapsed_ms: the start event is on stream {start.stream:#x} and the end event on stream "
+                          f"{end.stream:#x}: their difference times unrelated work")
+        s = self.streams.get(end.stream)
+        if s is not None:
+            self.spans.append([kind for seq, kind in s.log if start.seq < seq <= end.seq])
+        return end.t - start.t
+
+    def stamp(self, event: FakeEvent, stream: Any, what: str = "record") -> None:
+        s = self._stream(stream, what)
+        if s.capture is not None:
+            raise CudaError(f"{what}: a timing event cannot be recorded on a capturing stream")
+        event.stream, event.t, event.seq = s.handle, s.t, s.seq
+
     # ----------------------------------------------------------------------------- CudaBackend methods
+    @contextmanager
+    def activate(self):
+        before = MACHINE["current_device"]
+        MACHINE["current_device"] = self.device_index
+        try:
+            yield
+        finally:
+            MACHINE["current_device"] = before
+
     def malloc(self, nbytes):
         from edgelstm.runners.cuda_buffers import DeviceBuffer
 
         n = int(nbytes)
-        ptr = next(_ptrs)
-        MEMORY[ptr] = bytearray(max(1, n))
+        ptr = self.alloc(n, self.device_index)
         self.calls.add("malloc", n)
         return DeviceBuffer(ptr, n)
 
     def free(self, buf):
         ptr = self._buffer(buf, "free")
-        MEMORY.pop(ptr, None)
-        self.writes.pop(ptr, None)
+        self.release(ptr)
         self.calls.add("free", ptr)
 
     def stream(self):
-        s = next(_streams)
-        self.streams[s] = _Stream(s)
-        self.live["stream"].add(s)
+        s = self.new_stream(self.device_index)
         self.calls.add("stream", s)
         return s
 
@@ -234,33 +328,16 @@ class FakeCuda:
         ptr = self._buffer(buf, "htod")
         host = self._host(host, "htod")
         data = np.ascontiguousarray(host).tobytes()   # pageable memory: staged when the call returns
-        if len(data) > len(MEMORY[ptr]):
-            raise CudaError(f"htod: invalid argument: copying {len(data)} bytes into an allocation of "
-                            f"{len(MEMORY[ptr])} bytes")
-
-        def copy(ptr=ptr, data=data):
-            MEMORY[ptr][: len(data)] = data
-
         self.calls.add("htod", ptr, len(data), stream)
-        self.enqueue(stream, Op("htod", "a host-to-device copy", COPY_MS, writes=(ptr,), fn=copy))
+        self.copy_in(ptr, data, stream)
 
     def dtoh(self, host, buf, stream):
         ptr = self._buffer(buf, "dtoh")
         host = self._host(host, "dtoh")
         if not host.flags.c_contiguous or not host.flags.writeable:
             raise CudaError("dtoh: the host array must be contiguous and writeable")
-        n = host.nbytes
-        if n > len(MEMORY[ptr]):
-            raise CudaError(f"dtoh: invalid argument: copying {n} bytes out of an allocation of {len(MEMORY[ptr])} bytes")
-
-        def copy(ptr=ptr, host=host, n=n):
-            s = self._current
-            data = bytes(MEMORY[ptr][:n])
-            host.reshape(-1).view(np.uint8)[:] = 0xFF          # not there yet: the poison pattern
-            s.pending_host.append((s.seq, host, data))         # lands when the host waits for this operation
-
-        self.calls.add("dtoh", ptr, n, stream)
-        self.enqueue(stream, Op("dtoh", "a device-to-host copy", COPY_MS, reads=(ptr,), fn=copy))
+        self.calls.add("dtoh", ptr, host.nbytes, stream)
+        self.copy_out(host, ptr, host.nbytes, stream)
 
     def synchronize(self, stream):
         s = self._stream(stream, "synchronize")
@@ -279,26 +356,18 @@ class FakeCuda:
         self.calls.add("destroy_event", event.handle)
 
     def record(self, event, stream):
-        s = self._stream(stream, "record")
-        if s.capture is not None:
-            raise CudaError("record: a timing event cannot be recorded on a capturing stream")
-        event.stream, event.t, event.seq = s.handle, s.t, s.seq
-        self.calls.add("record", s.handle)
+        self.stamp(event, stream)
+        self.calls.add("record", int(stream))
 
     def elapsed_ms(self, start, end):
         if start.t is None or end.t is None:
             raise CudaError("elapsed_ms: an event was never recorded")
-        if start.stream != end.stream:
-            self._violate(f"elapsed_ms: the start event is on stream {start.stream:#x} and the end event on stream "
-                          f"{end.stream:#x}: their difference times unrelated work")
-        s = self.streams.get(end.stream)
-        if s is not None:
-            self._settle(s, end.seq)   # cudaEventSynchronize(end)
-            self.spans.append([kind for seq, kind in s.log if start.seq < seq <= end.seq])
-        return end.t - start.t
+        self.wait_event(end)   # cudaEventSynchronize(end)
+        return self.timed(start, end)
 
     def device_info(self):
-        return {"name": MACHINE["name"], "compute_capability": MACHINE["compute_capability"], "source": self.name}
+        return {"name": MACHINE["name"], "compute_capability": MACHINE["compute_capability"], "device": 0,
+                "source": self.name}
 
     def begin_capture(self, stream):
         s = self._stream(stream, "begin_capture")
@@ -359,6 +428,13 @@ class HostDevice:
 
     def size(self, ptr: int) -> int | None:
         return len(MEMORY[ptr]) if ptr in MEMORY else None
+
+    def device_of(self, ptr: int) -> int | None:
+        return OWNER.get(int(ptr))
+
+    def stream_device(self, stream: int) -> int | None:
+        s = CUDA.streams.get(int(stream)) if _is_int_handle(stream) else None
+        return None if s is None else s.device
 
     def read(self, ptr: int, nbytes: int) -> bytes:
         return bytes(MEMORY[ptr][:nbytes])
@@ -432,6 +508,12 @@ class RealDevice:
     def size(self, ptr: int) -> int | None:
         buf = self.buffers.get(int(ptr))
         return None if buf is None else int(buf.nbytes)
+
+    def device_of(self, ptr: int) -> int | None:
+        return None   # a real backend: its device is what the runner asked for
+
+    def stream_device(self, stream: int) -> int | None:
+        return None
 
     def read(self, ptr: int, nbytes: int) -> bytes:
         host = np.empty(max(1, nbytes), np.uint8)[:nbytes]

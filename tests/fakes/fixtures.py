@@ -68,3 +68,35 @@ def onnx_model(path: Path, *, x_type: int, y_type: int | None = None, nodes=("Re
     model = helper.make_model(helper.make_graph(graph_nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 21)])
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def multi_input_model(path: Path) -> Path:
+    """x float32 [batch, seq, 2], tokens int64 [batch, seq], lengths int64 [batch] (in that order, which is not the
+    sorted order) -> y = Relu(x), plus the two integer inputs cast to float: a model with integer inputs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 2]),
+           helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"]),
+           helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 2]),
+            helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch", "seq"]),
+            helper.make_tensor_value_info("n", TensorProto.FLOAT, ["batch"])]
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu"),
+             helper.make_node("Cast", ["tokens"], ["t"], name="cast_tokens", to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["lengths"], ["n"], name="cast_lengths", to=TensorProto.FLOAT)]
+    model = helper.make_model(helper.make_graph(nodes, "g", ins, outs), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def multi_input_data(n=16, seq=6, seed=0, batch=8):
+    """Calibration data for multi_input_model: float features, int64 token ids and int64 lengths."""
+    from edgelstm.data import BatchSource
+
+    rng = np.random.default_rng(seed)
+    arrays = {"x": rng.normal(size=(n, seq, 2)).astype(np.float32),
+              "tokens": rng.integers(0, 1000, size=(n, seq)).astype(np.int64),
+              "lengths": rng.integers(1, seq + 1, size=(n,)).astype(np.int64)}
+    return arrays, BatchSource(arrays, {k: 0 for k in arrays}, n, batch)

@@ -1,5 +1,8 @@
 """The fake network definition and ONNX parser: OnnxParser.parse reads the ONNX with onnx itself, refuses ops it
-does not know (or that the module was told to refuse), and fills the network's inputs, outputs and layers."""
+does not know (or that the module was told to refuse) and what TensorRT's ONNX parser refuses although ONNX allows
+it (the table of converters/tensorrt/onnx_support.py, sourced from onnx-tensorrt's operator support document:
+LSTM layout/input_forget/activations, GRU/RNN, Loop scan outputs, Q/DQ zero points, data types), and fills the
+network's inputs, outputs and layers."""
 
 from __future__ import annotations
 
@@ -186,6 +189,11 @@ class OnnxParser(PybindObject):
             kind, member = LAYER_TYPES.get(node.op_type, ("Elementwise", "ELEMENTWISE"))
             net._layers.append(api.trt.ILayer._make(node.name or f"{node.op_type}_{i}", kind,
                                                     layer_type.__members__[member], node.op_type))
+        from converters.tensorrt.onnx_support import refusals
+
+        strongly = api.v11 or net.get_flag(api.member("NetworkDefinitionCreationFlag", "STRONGLY_TYPED"))
+        for r in refusals(proto, api.version, strongly_typed=strongly):
+            self._errors.append(api.trt.ParserError._make(r.index, r.node, r.op, r.reason))
         if self._errors:
             return False
         inits = {i.name for i in proto.graph.initializer}

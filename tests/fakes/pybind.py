@@ -8,8 +8,9 @@
   defined!"), and a Python subclass that overrides `__init__` must call the base `__init__` (pybind11 raises
   "TypeError: X.__init__() must be called when overriding __init__" when the instance is made).
 - Arguments are converted by type casters (`@pybind(...)`): an `int` parameter takes an int (or an object with
-  `__index__`/`__int__`) but not a float or a numpy array; a `Dims` parameter takes a tuple, a list or a Dims but
-  not a numpy array; an enum parameter takes a member of that enum, not its integer; a `buffer` parameter takes
+  `__index__`/`__int__`) but not a float or a numpy array; a `Dims` parameter takes a Dims or any sequence of
+  integers (a tuple, a list, a 1-D numpy integer array, as TensorRT's implicit std::vector<int> -> Dims conversion
+  does) but not floats; an enum parameter takes a member of that enum, not its integer; a `buffer` parameter takes
   bytes/bytearray/memoryview (anything with the buffer protocol) but not a str. A mismatch raises pybind11's
   "TypeError: f(): incompatible function arguments".
 
@@ -213,13 +214,24 @@ def cast_opt_str(v: Any, api: Any = None) -> str | None:
 cast_opt_str.label = "str = None"  # type: ignore[attr-defined]
 
 
+def _dim(d: Any) -> int:
+    """One dimension as pybind11's int caster takes it without conversion (the implicit conversion to Dims loads
+    its std::vector<int> with convert=false): an int or anything with __index__ (numpy integers); not a float."""
+    if isinstance(d, (bool, float, np.floating, np.ndarray)) or not hasattr(type(d), "__index__"):
+        raise Mismatch
+    return operator.index(d)
+
+
 def cast_dims(v: Any, api: Any = None) -> tuple[int, ...]:
-    """Dims: a tuple, a list or a Dims (TensorRT registers tuple/list as implicitly convertible); not an array."""
+    """Dims: a Dims, or any sequence of integers. TensorRT declares `py::implicitly_convertible<std::vector<int>,
+    Dims>()` (python/src/infer/pyFoundationalTypes.cpp), and pybind11's list caster takes any sequence that is not
+    str/bytes: a tuple, a list, and a 1-D numpy integer array (its items have __index__). A float or a float array
+    is refused."""
     if hasattr(v, "_dims") and type(v).__name__.startswith("Dims"):
         return tuple(v._dims)
-    if not isinstance(v, (tuple, list)):
+    if isinstance(v, (str, bytes, bytearray)) or not hasattr(v, "__len__") or not hasattr(v, "__getitem__"):
         raise Mismatch
-    return tuple(cast_int(d) for d in v)
+    return tuple(_dim(d) for d in v)
 
 
 cast_dims.label = "Dims"  # type: ignore[attr-defined]

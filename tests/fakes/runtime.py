@@ -33,25 +33,45 @@ class EngineInspector(PybindObject):
 
     @pybind(format=cast_enum("LayerInformationFormat"))
     def get_engine_information(self, format):  # noqa: A002
+        """The engine inspector's JSON in the schema of this version: 10.x layer tensors carry "Format/Datatype"
+        and the engine "Bindings" (names); 11.x splits the tensor field into "Datatype" and "Format" and lists
+        "I/O Tensors" as objects (NVIDIA's 10.x -> 11.x IEngineInspector migration guide)."""
         self._api.rec.add("EngineInspector.get_engine_information", format.name)
         plan = self._engine._plan
+        io = self._io_tensors(plan)
         if plan["verbosity"] != "DETAILED":
-            return json.dumps({"Layers": [lay["name"] for lay in plan["layers"]], "Bindings": []})
+            return json.dumps({"Layers": [lay["name"] for lay in plan["layers"]], **io})
         concrete = self._context is not None or not any(d < 0 for t in plan["inputs"] for d in t["shape"])
         layers = []
         for lay in plan["layers"]:
-            fmt = f"Row major linear {lay['precision']}" if concrete else "N/A due to dynamic shapes"
+            tensor = self._tensor(lay["precision"], concrete)
             layers.append({"Name": lay["name"], "LayerType": lay["type"],
-                           "Inputs": [{"Name": "in", "Format/Datatype": fmt}],
-                           "Outputs": [{"Name": "out", "Format/Datatype": fmt}],
+                           "Inputs": [{"Name": "in", **tensor}], "Outputs": [{"Name": "out", **tensor}],
                            "TacticName": lay.get("tactic", ""), "TacticValue": "0x0"})
-        return json.dumps({"Layers": layers, "Bindings": [t["name"] for t in plan["inputs"] + plan["outputs"]]})
+        return json.dumps({"Layers": layers, **io})
+
+    def _tensor(self, precision: str, concrete: bool) -> dict:
+        if not self._api.v11:
+            return {"Format/Datatype": f"Row major linear {precision}" if concrete else "N/A due to dynamic shapes"}
+        if not concrete:
+            return {"Format": "N/A due to dynamic shapes", "Datatype": "N/A due to dynamic shapes"}
+        return {"Format": "Row major linear", "Datatype": precision}
+
+    def _io_tensors(self, plan) -> dict:
+        if not self._api.v11:
+            return {"Bindings": [t["name"] for t in plan["inputs"] + plan["outputs"]]}
+        names = {"FLOAT": "Float", "HALF": "Half", "INT8": "Int8", "INT32": "Int32", "INT64": "Int64", "BOOL": "Bool"}
+        return {"I/O Tensors": [
+            {"Name": t["name"], "IOMode": mode, "DataType": names.get(t["dtype"], t["dtype"]), "Dimensions": t["shape"],
+             "Location": "Device", "IsShapeInferenceIO": False}
+            for mode, ts in (("Input", plan["inputs"]), ("Output", plan["outputs"])) for t in ts]}
 
 
 class ICudaEngine(PybindObject):
     def _init(self, plan, logger, data):
         mode = self._api.enum("TensorIOMode")
         self._plan, self._logger, self._data = plan, logger, data
+        self._device = MACHINE["current_device"]   # TensorRT loads an engine onto the current device
         self._io = [(t, mode.INPUT) for t in plan["inputs"]] + [(t, mode.OUTPUT) for t in plan["outputs"]]
 
     @property
@@ -106,7 +126,12 @@ class ICudaEngine(PybindObject):
 
     @pybind(strategy=cast_enum("ExecutionContextAllocationStrategy"))
     def create_execution_context(self, strategy=None):
-        self._api.rec.add("ICudaEngine.create_execution_context")
+        self._api.rec.add("ICudaEngine.create_execution_context", device=MACHINE["current_device"])
+        if MACHINE["current_device"] != self._device:
+            self._api.log(self._logger, "ERROR", f"Error Code 1: Cuda Runtime (invalid device context: the engine "
+                                                 f"is on cuda:{self._device}, the current device is "
+                                                 f"cuda:{MACHINE['current_device']})")
+            return None
         return self._api.trt.IExecutionContext._make(self)
 
     def create_engine_inspector(self):
@@ -189,6 +214,19 @@ class IExecutionContext(PybindObject):
         self._api.rec.add("IExecutionContext.execute_v2", bindings)
         return True
 
+    def _on_its_device(self, stream_handle) -> bool:
+        """The stream, every tensor and the current device are the engine's device (multi-GPU machines)."""
+        engine_device = self._engine._device
+        places = [("the stream", cuda.DEVICE.stream_device(stream_handle))]
+        places += [(f"tensor {name!r}", cuda.DEVICE.device_of(ptr)) for name, ptr in self._addresses.items()]
+        places.append(("the current device", MACHINE["current_device"]))
+        wrong = [(what, dev) for what, dev in places if dev is not None and dev != engine_device]
+        if wrong:
+            what, dev = wrong[0]
+            self._log("ERROR", f"IExecutionContext::enqueueV3: Error Code 1: Cuda Runtime (an illegal memory access "
+                               f"was encountered: {what} is on cuda:{dev}, the engine on cuda:{engine_device})")
+        return not wrong
+
     def _shape_of(self, t) -> tuple:
         if t in self._engine._plan["inputs"]:
             return self._shapes.get(t["name"], tuple(t["shape"]))
@@ -210,6 +248,8 @@ class IExecutionContext(PybindObject):
             return False
         if not cuda.DEVICE.knows_stream(stream_handle):
             self._log("ERROR", "IExecutionContext::enqueueV3: Error Code 1: Cuda Runtime (invalid resource handle)")
+            return False
+        if not self._on_its_device(stream_handle):
             return False
         for t in plan["inputs"] + plan["outputs"]:
             need = int(np.prod(self._shape_of(t))) * np.dtype(NP_OF[t["dtype"]]).itemsize

@@ -28,7 +28,7 @@ import ml_dtypes
 import numpy as np
 
 from .cuda import Recorder
-from .pybind import PybindObject, cast_enum, cast_int, checked_set, make_enum, pybind
+from .pybind import PybindObject, cast_dims, cast_enum, cast_int, checked_set, make_enum, pybind
 
 ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 3: "INT8", 2: "UINT8", 9: "BOOL", 16: "BF16", 17: "FP8",
                22: "INT4"}
@@ -177,7 +177,7 @@ class Dims(PybindObject):
 
     _constructible = True
 
-    @pybind(shape=lambda v, api: [cast_int(d) for d in v] if isinstance(v, (list, tuple)) else _no_dims(v))
+    @pybind(shape=lambda v, api: list(cast_dims(v)))
     def __init__(self, shape=()):
         self._ready()
         self._dims = [int(d) for d in shape]
@@ -208,12 +208,6 @@ class Dims(PybindObject):
 
     def __repr__(self):
         return str(tuple(self._dims))
-
-
-def _no_dims(v):
-    from .pybind import Mismatch
-
-    raise Mismatch
 
 
 def _bind(cls: type, api: Api, *bases: type, constructible: bool | None = None) -> type:
