@@ -16,8 +16,6 @@ precision, the .bin's sha256, the drift per point and which layers ran in which 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,10 +105,16 @@ def _source_for(src: Path, options: OpenVinoOptions, calib: Any, workdir: Path, 
     say("quantizing to a static Q/DQ ONNX (portable recipe) for OpenVINO's int8 path")
     qdq = workdir / f"{src.stem}.qdq.onnx"
     quantize_int8(src, qdq, Int8Options(mode="static", calib_method=options.calib_method), calib=calib)
-    if options.keep_intermediate is not None:
-        shutil.copyfile(qdq, options.keep_intermediate)
-        shutil.copyfile(qdq.with_name(qdq.name + ".json"), Path(str(options.keep_intermediate) + ".json"))
     return qdq
+
+
+def _keep(qdq: Path, keep: Path) -> None:
+    """The Q/DQ ONNX made on the way, and its manifest, at ``keep`` (committed with the IR)."""
+    from edgelstm.artifacts.manifest import manifest_path
+    from edgelstm.fileio import write_bytes_atomic
+
+    write_bytes_atomic(keep, qdq.read_bytes())
+    write_bytes_atomic(manifest_path(keep), manifest_path(qdq).read_bytes())
 
 
 # ------------------------------------------------------------------------------------------------ verify
@@ -217,7 +221,9 @@ def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions = 
                              hint="BF16 needs AVX512-BF16 or AMX; build the bf16 IR on such a CPU, or use fp32/int8")
     hint = INFERENCE_PRECISION[options.precision]
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="edgelstm-openvino-") as tmp:
+    from edgelstm.safe_files import all_or_nothing, private_tempdir
+
+    with private_tempdir("openvino") as tmp:
         work = Path(tmp)
         source = _source_for(src, options, calib, work, say)
         say(f"converting {source.name} to OpenVINO IR ({options.precision})")
@@ -236,11 +242,14 @@ def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions = 
                                 "bin_sha256": sha256_file(work / "model.bin"), "cpu": facts["cpu"],
                                 "source": src.name, "verification": points, "drift": drift,
                                 "layer_precision": layers}}
-        with write_artifact(out, companions=(bin_path(out),)) as pair:
-            shutil.copyfile(work / "model.xml", pair.tmp)
-            shutil.copyfile(work / "model.bin", pair.companions[bin_path(out)])
-            manifest = pair.write_manifest(kind="openvino", precision=options.precision, parent=src, io=io,
-                                           details=details)
+        with all_or_nothing():  # the IR, its .bin, its manifest and a kept Q/DQ ONNX commit together
+            with write_artifact(out, companions=(bin_path(out),)) as pair:
+                pair.write_bytes((work / "model.xml").read_bytes())
+                pair.write_companion(bin_path(out), (work / "model.bin").read_bytes())
+                manifest = pair.write_manifest(kind="openvino", precision=options.precision, parent=src, io=io,
+                                               details=details)
+            if options.keep_intermediate is not None and source != src:
+                _keep(source, Path(options.keep_intermediate))
     from edgelstm.artifacts.openvino import runs_int8
 
     warnings = [] if runs_int8(layers) or options.precision != "int8" else [

@@ -148,12 +148,12 @@ class ArtifactPair:
     descriptor that created its temp."""
 
     def __init__(self, out: Path, tmp: Path, tmp_manifest: Path, fd: int = -1, fd_manifest: int = -1,
-                 companions: dict[Path, Path] | None = None):
+                 companions: dict[Path, tuple[int, Path]] | None = None):
         self.out, self.tmp, self._tmp_manifest = out, tmp, tmp_manifest
         self._fd, self._fd_manifest = fd, fd_manifest
         self.manifest: Manifest | None = None
-        #: final path -> temp path of each more file of the artifact (an OpenVINO IR's .bin), written by name
-        self.companions: dict[Path, Path] = dict(companions or {})
+        #: final path -> (descriptor, temp path) of each more file of the artifact (an OpenVINO IR's .bin)
+        self.companions: dict[Path, tuple[int, Path]] = dict(companions or {})
 
     def file(self) -> Any:
         """A binary file object on the artifact's temp (its own descriptor; closing it keeps the temp open)."""
@@ -164,6 +164,11 @@ class ArtifactPair:
     def write_bytes(self, data: bytes) -> None:
         """The artifact's bytes, through the temp's own descriptor (no file opened by name)."""
         _rewrite(self._fd, self.tmp, data)
+
+    def write_companion(self, dest: Path, data: bytes) -> None:
+        """The bytes of one of the artifact's companion files (``write_artifact(companions=...)``)."""
+        fd, tmp = self.companions[Path(dest)]
+        _rewrite(fd, tmp, data)
 
     def write_manifest(self, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
                        parent_sha256: str | None = None, io: IOSpec | None = None,
@@ -207,7 +212,7 @@ def write_artifact(out: str | Path, companions: tuple[str | Path, ...] = ()) -> 
     extra = [Path(c) for c in companions]
     with new_files([*extra, out, man]) as temps:  # committed in this order: the .bin before the .xml names it
         (fd, tmp), (fd_manifest, tmp_manifest) = temps[len(extra):]
-        pair = ArtifactPair(out, tmp, tmp_manifest, fd, fd_manifest, {c: t for c, (_, t) in zip(extra, temps)})
+        pair = ArtifactPair(out, tmp, tmp_manifest, fd, fd_manifest, dict(zip(extra, temps)))
         yield pair
         if pair.manifest is None:
             raise RuntimeError("write_artifact: the block wrote no manifest")
