@@ -1,7 +1,9 @@
-"""Coverage of users' model forms: convert each wild model (tests/wild_models_inputs.py, and every model class in
-tests/wild_models.py), check the ONNX file independently with onnxruntime against torch at 3 lengths x 2 batches
-with a relative tolerance, quantize it (INT8 dynamic, FP16) and measure the drift, and time torch eager against
-onnxruntime. A model edgelstm refuses gets its one-line refusal and exit code instead.
+"""Coverage of users' model forms: convert each wild model (tests/wild_models_inputs.py, every model class in
+tests/wild_models.py, the unseen forms of tests/wild_models_unseen.py) and Keras models (benchmarks/coverage_keras.py:
+files built with h5py, and files saved by Keras 3 where it is installed), check the ONNX file independently with
+onnxruntime against torch (Keras rows: against Keras' own computation) at 3 lengths x 2 batches with a relative
+tolerance, quantize it (INT8 dynamic, FP16) and measure the drift, and time torch eager (Keras 3 rows: Keras calling
+the model) against onnxruntime. A model edgelstm refuses gets its one-line refusal and exit code instead.
 
     python benchmarks/model_coverage.py                    # writes benchmarks/results/model_coverage-<machine>.*
     python benchmarks/model_coverage.py --models word_lm,crnn_head --iters 20 --out /tmp/cov
@@ -13,7 +15,7 @@ state inputs by the exporter and checked there by streaming; the table says so.
 
 Drift: rel_l2 of the first output, quantized vs FP32 ONNX, on 64 synthetic samples (token ids within their
 range). Speed-up: median torch eager time / median onnxruntime FP32 time at batch 1 and the example length (fixed
-shape: its own), one thread each.
+shape: its own), one thread each, timed call by call in turn (a same-run ratio).
 
 Results that already exist are kept: new ones go to model_coverage-<machine>-2.* (-3, ...) unless --replace."""
 
@@ -66,6 +68,19 @@ def catalogue() -> dict[str, dict[str, Any]]:
     for name, wm in WILD_INPUT_MODELS.items():
         out[name] = {"build": wm.build, "options": lambda _wm=wm, **kw: export_options(_wm, **kw), "what": wm.what,
                      "source": "tests/wild_models_inputs.py"}
+    from wild_models_unseen import UNSEEN_MODELS, unseen_export_options
+
+    for name, wm in UNSEEN_MODELS.items():
+        out[name] = {"build": wm.build, "options": lambda _wm=wm, **kw: unseen_export_options(_wm, **kw),
+                     "what": wm.what, "source": "tests/wild_models_unseen.py"}
+    try:
+        import h5py  # noqa: F401 - the Keras rows read their files with it
+    except ImportError:
+        pass
+    else:
+        from benchmarks.coverage_keras import catalogue as keras_catalogue
+
+        out.update(keras_catalogue())
     try:
         wild = importlib.import_module("wild_models")
     except ImportError:
@@ -166,7 +181,8 @@ def drift(path: Path, workdir: Path, seq: int) -> dict[str, Any]:
     return out
 
 
-def speed(model, path: Path, io, seq: int, iters: int) -> dict[str, Any]:
+def speed(model, path: Path, io, seq: int, iters: int, *, baseline: Callable[[Any], Any] | None = None,
+          baseline_name: str | None = None) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -188,24 +204,37 @@ def speed(model, path: Path, io, seq: int, iters: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     try:
         tensors = call.tensors({t.name: feeds[t.name] for t in call.io.inputs})
-        with torch.inference_mode():
-            torch_ms = _median_ms(lambda: call(tensors), iters)
-        ort_ms = _median_ms(lambda: sess.run(None, ort_feeds), iters)
+        def torch_call():
+            with torch.inference_mode():
+                return call(tensors)
+
+        fns = [torch_call, lambda: sess.run(None, ort_feeds)]
+        if baseline is not None:  # what a Keras user runs: Keras calling the model
+            fns.append(lambda: baseline(feeds[io.data_inputs[0].name]))
+        times = _interleaved_ms(fns, iters)
+        torch_ms, ort_ms = times[0], times[1]
+        base_ms = times[2] if baseline is not None else torch_ms
     finally:
         torch.set_num_threads(before)
-    return {"torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": torch_ms / ort_ms if ort_ms > 0 else None,
-            "batch": 1, "seq": seq, "threads": 1}
+    return {"torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": base_ms / ort_ms if ort_ms > 0 else None,
+            "batch": 1, "seq": seq, "threads": 1, "baseline": baseline_name or "torch eager",
+            **({"baseline_ms": base_ms, "speedup_vs_torch_form": torch_ms / ort_ms if ort_ms > 0 else None}
+               if baseline is not None else {})}
 
 
-def _median_ms(fn: Callable[[], Any], iters: int) -> float:
-    for _ in range(max(3, iters // 10)):
-        fn()
-    times = []
+def _interleaved_ms(fns: list[Callable[[], Any]], iters: int) -> list[float]:
+    """Median ms of each function, timed in turn call by call (a same-run ratio that a loaded machine shifts
+    for all of them alike)."""
+    for fn in fns:
+        for _ in range(max(3, iters // 10)):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -213,13 +242,16 @@ def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namesp
     from edgelstm.errors import EdgeLSTMError
 
     row: dict[str, Any] = {"model": name, "what": entry["what"], "source": entry["source"]}
+    if entry.get("skip"):
+        row.update({"status": "skipped", "exit_code": None, "refusal": entry["skip"], "file_written": False})
+        return row
     out = workdir / f"{name}.onnx"
-    model = entry["build"]()
     options = entry["options"]()
     if not options.static:
         options = entry["options"](seq_len=args.seq)
     t0 = time.perf_counter()
     try:
+        model = entry["build"]()  # loading a Keras file may refuse it already
         result = export_onnx(model, out, options)
     except EdgeLSTMError as exc:
         row.update({"status": "refused", "exit_code": exc.exit_code, "refusal": _one_line(str(exc)),
@@ -235,8 +267,17 @@ def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namesp
     row.update({"status": "converted", "route": result.route.value, "seconds": round(time.perf_counter() - t0, 2),
                 "exporter_checks": result.verification.summary(),
                 "io": [t.describe() for t in (*result.io.inputs, *result.io.outputs)]})
+    if details.get("import"):
+        row["import_check"] = details["import"]["verification"].get("method")
+    if details.get("cast"):
+        row["cast"] = details["cast"]
     held = details.get("held_state") or details.get("initial_state")
-    if held:
+    if entry.get("check"):
+        try:
+            row["independent"] = entry["check"](out, result.io, args.seq)
+        except Exception as exc:  # noqa: BLE001
+            row["independent"] = {"passed": False, "note": _one_line(f"{type(exc).__name__}: {exc}", 200)}
+    elif held:
         row["independent"] = {"passed": None, "note": "state on the module / random initial state: exported with "
                                                       "state I/O, checked by the exporter's streaming"}
     else:
@@ -250,7 +291,9 @@ def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namesp
         try:
             fixed = not any(isinstance(d, str) for t in result.io.data_inputs for d in t.shape)
             seq = _fixed_point(result.io.data_inputs)[1] if fixed else args.seq
-            row["speed"] = speed(entry["build"](), out, result.io, seq, args.iters)
+            built = entry["build"]()
+            row["speed"] = speed(getattr(built, "module", built), out, result.io, seq, args.iters,
+                                 baseline=entry.get("baseline"), baseline_name=entry.get("baseline_name"))
         except Exception as exc:  # noqa: BLE001
             row["speed"] = {"error": _one_line(f"{type(exc).__name__}: {exc}", 160)}
     return row
@@ -269,10 +312,16 @@ def markdown(rows: list[dict[str, Any]], device: dict[str, Any], args: argparse.
              f"{cpu}; torch {v.get('torch')}, onnxruntime {v.get('onnxruntime')}. Example length {args.seq}; "
              f"independent check: onnxruntime vs torch at lengths 1, {args.seq}, {max(3 * args.seq + 1, 16)} x batches "
              f"1, 3, rel_l2 <= {REL_TOL:g}. Drift: rel_l2 of the first output vs FP32 ONNX on 64 synthetic samples. "
-             "Speed-up: torch eager / onnxruntime FP32, batch 1, 1 thread.", "",
+             "Speed-up: torch eager (Keras 3 rows: Keras calling the model) / onnxruntime FP32, batch 1, 1 thread. "
+             "Keras rows are checked against Keras' own computation (a numpy oracle of its equations for h5py-built "
+             "files, model.predict for files Keras 3 saved); `import:` says how edgelstm verified the import itself.",
+             "",
              "| model | form | result | route | independent check | int8 drift | fp16 drift | speed-up |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r["status"] == "skipped":
+            lines.append(f"| {r['model']} | {r['what']} | skipped: {r['refusal']} | | | | | |")
+            continue
         if r["status"] != "converted":
             lines.append(f"| {r['model']} | {r['what']} | **{r['status']}** (exit {r['exit_code']}"
                          f"{', FILE WRITTEN' if r.get('file_written') else ', no file'}): {r['refusal']} | | | | | |")
@@ -288,11 +337,19 @@ def markdown(rows: list[dict[str, Any]], device: dict[str, Any], args: argparse.
         d = r.get("drift") or {}
         sp = r.get("speed") or {}
         speed_txt = f"{sp['speedup']:.1f}x" if sp.get("speedup") else sp.get("error", "")[:40]
+        if sp.get("speedup_vs_torch_form"):
+            speed_txt += f" vs Keras ({sp['speedup_vs_torch_form']:.1f}x vs its torch form)"
+        if r.get("import_check"):
+            check += f"; import: {r['import_check']}"
+        if r.get("cast"):
+            check += f"; float64 model, file float32 (vs float64: {r['cast'].get('max_rel_l2', float('nan')):.1e})"
         lines.append(f"| {r['model']} | {r['what']} | converted | {r['route']} | {check} | "
                      f"{_fmt_drift(d.get('int8-dynamic'))} | {_fmt_drift(d.get('fp16'))} | {speed_txt} |")
     conv = [r for r in rows if r["status"] == "converted"]
+    skipped = [r for r in rows if r["status"] == "skipped"]
     silent = [r["model"] for r in conv if (r.get("independent") or {}).get("passed") is False]
-    lines += ["", f"{len(conv)} of {len(rows)} converted; {len(rows) - len(conv)} refused; "
+    lines += ["", f"{len(conv)} of {len(rows) - len(skipped)} converted; {len(rows) - len(conv) - len(skipped)} "
+                  f"refused{f'; {len(skipped)} skipped' if skipped else ''}; "
                   f"silent wrong exports (converted, independent check failed): {silent or 'none'}."]
     return "\n".join(lines) + "\n"
 

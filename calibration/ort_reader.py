@@ -145,7 +145,7 @@ def collect_activation_ranges(model_or_path, source: Iterable[Batch], *, io: IOS
     model = onnx.load(str(model_or_path)) if isinstance(model_or_path, (str, Path)) else model_or_path
     aug = augmented_model(model, names)
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # onnxruntime logs nothing on stderr; its errors come back as exceptions
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         so.intra_op_num_threads = threads

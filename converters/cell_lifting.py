@@ -1,248 +1,249 @@
-"""Lift hand-written LSTM cells to nn.LSTM.
+"""Lift Python loops over recurrent cells to native recurrent ops.
 
-A cell built from one ``Linear(in+h, 4h)``, four ``Linear(in+h, h)`` or the split pair ``x2h = Linear(in, 4h)``
-+ ``h2h = Linear(h, 4h)``, in any gate order and (for the concatenating layouts) either concatenation order,
-is recognised by its shapes (``edgelstm.models.cells``); the candidate weight mappings onto nn.LSTM's
-(i, f, g, o) layout are tried, and one is accepted only if the cell's step matches an nn.LSTMCell with those
-weights exactly (float round-off). A single cell owned by the model, or cells stacked in a ``ModuleList``
-(layer k feeding layer k+1), become one nn.LSTM (``num_layers`` = the stack's depth) + the model's remaining
-layers as its head; the result is accepted only if it matches the original model end to end at several
-lengths and batches."""
+Cells (``edgelstm.models.cells``: nn.LSTMCell/nn.GRUCell/nn.RNNCell, hand-written LSTM and GRU cells) whose step
+matches an ONNX LSTM/GRU/RNN exactly (``converters.cell_matching``) are grouped into stacks: the elements of a
+ModuleList/Sequential, or consecutive cells owned by the model whose sizes chain (``lstm1``, ``lstm2``); layer-major
+and step-major loops over a stack compute the same. A stack becomes one ``nn.LSTM``/``nn.GRU`` (``num_layers`` = its
+depth; ONNX ``GRU(linear_before_reset=0)`` for a textbook GRU) followed by the model's remaining layers as its head,
+read out on the last step or every step, in the layout the model takes and returns (batch- or seq-first input, a
+``[batch, seq]`` input of one feature, outputs stacked or concatenated over time, the final state returned too).
+The lifted model is accepted only if it matches the original end to end at several lengths and batches."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgelstm.errors import require_torch
 from edgelstm.models.cells import CellCandidate, cell_candidates
+from edgelstm.models.native_rnn import to_torch_layer, to_torch_layers
 
-GATES = ("i", "f", "g", "o")  # nn.LSTM's layout
-STEP_TOL = 1e-5
+from converters.cell_matching import CellMatch, match_cell
 
-
-@dataclass(frozen=True)
-class CellMatch:
-    path: str            # the cell's module path in the model
-    input_size: int
-    hidden_size: int
-    gate_order: str      # e.g. "fiog": the order of the gates in the cell's Linear output
-    concat: str          # "xh" or "hx" (one/four Linears on a concatenation), "split" (x2h + h2h)
-    linears: str         # "one", "four" or "split"
-    returns: str         # "h,c" or "y,(h,c)"
+READOUTS = ("last", "all", "all-seq-first", "all-flat", "all-flat-seq-first")
 
 
 @dataclass(frozen=True)
 class LiftResult:
     model: Any
     cell: CellMatch                      # the first layer's cell
-    readout: str                         # "last" (head on the last step) or "all" (head on every step)
+    readout: str
     max_error: float
-    layers: tuple[CellMatch, ...] = ()   # every layer's cell (a ModuleList stack), first to last
+    layers: tuple[CellMatch, ...] = ()   # every layer's cell (a stack), first to last
+    layout: str = "batch-first"
+    returns_state: bool = False
 
     def info(self) -> dict[str, Any]:
         c = self.cell
-        return {"cell": c.path, "gate_order": c.gate_order, "concat": c.concat, "linears": c.linears,
+        return {"cell": c.path, "kind": c.kind, "gate_order": c.gate_order, "concat": c.concat, "linears": c.linears,
                 "hidden_size": c.hidden_size, "layers": max(1, len(self.layers)), "readout": self.readout,
-                "max_error": self.max_error, "cells": [m.path for m in self.layers] or [c.path]}
+                "input_layout": self.layout, "returns_state": self.returns_state, "max_error": self.max_error,
+                "cells": [m.path for m in self.layers] or [c.path],
+                **({"linear_before_reset": c.linear_before_reset} if c.kind == "GRU" else {}),
+                **({"folded_offsets": {m.path: m.offsets for m in self.layers if m.offsets}}
+                   if any(m.offsets for m in self.layers) else {})}
 
 
 class LiftError(Exception):
     pass
 
 
-def _blocks(cand: CellCandidate, concat: str, swap: bool = False):
-    """Per gate slot in the cell's own order: (W_x [h, in], W_h [h, h], b [h])."""
-    torch = require_torch()
-    h, n = cand.hidden_size, cand.input_size
-
-    def bias(lin, size):
-        return lin.bias if lin.bias is not None else torch.zeros(size)
-
-    if cand.layout == "split":
-        x2h, h2h = cand.linears[::-1] if swap else cand.linears
-        b = bias(x2h, 4 * h) + bias(h2h, 4 * h)
-        return [(x2h.weight[k * h:(k + 1) * h], h2h.weight[k * h:(k + 1) * h], b[k * h:(k + 1) * h]) for k in range(4)]
-    if cand.layout == "one":
-        w, b = cand.linears[0].weight, bias(cand.linears[0], 4 * h)
-        rows = [(w[k * h:(k + 1) * h], b[k * h:(k + 1) * h]) for k in range(4)]
-    else:
-        rows = [(m.weight, bias(m, h)) for m in cand.linears]
-    out = []
-    for w, b in rows:
-        wx, wh = (w[:, :n], w[:, n:]) if concat == "xh" else (w[:, h:], w[:, :h])
-        out.append((wx, wh, b))
-    return out
-
-
-def _mappings(cand: CellCandidate):
-    """(concat label, swap, blocks) for every way the cell's weights could map onto the gates."""
-    if cand.layout == "split":
-        x2h, h2h = cand.linears
-        swaps = (False, True) if x2h.in_features == h2h.in_features else (False,)
-        return [("split", s, _blocks(cand, "split", s)) for s in swaps]
-    return [(c, False, _blocks(cand, c)) for c in ("xh", "hx")]
-
-
-def _call_cell(cell, x, h, c):
-    """Call the cell in its own convention; return (h, c, convention) or raise."""
-    try:
-        out = cell(x, (h, c))
-    except TypeError:
-        out = cell(x, h, c)
-    if isinstance(out, (tuple, list)) and len(out) == 2:
-        a, b = out
-        if isinstance(b, (tuple, list)) and len(b) == 2:
-            return b[0], b[1], "y,(h,c)"
-        return a, b, "h,c"
-    raise LiftError("the cell does not return (h, c) or (y, (h, c))")
-
-
-def match_cell(cell, cand: CellCandidate) -> tuple[CellMatch, list] | None:
-    """The gate order and weight mapping that make ``cell`` an exact nn.LSTMCell, with its (wx, wh, b) per
-    nn.LSTM gate (i, f, g, o); None if there is none."""
-    torch = require_torch()
-    h, in_size = cand.hidden_size, cand.input_size
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(3, in_size, generator=gen)
-    h0 = torch.randn(3, h, generator=gen) * 0.5
-    c0 = torch.randn(3, h, generator=gen) * 0.5
-    with torch.no_grad():
-        try:
-            h_ref, c_ref, convention = _call_cell(cell, x, h0, c0)
-        except Exception:  # noqa: BLE001 - not callable as an LSTM cell
-            return None
-        if tuple(h_ref.shape) != (3, h) or tuple(c_ref.shape) != (3, h):
-            return None
-        ref = torch.nn.LSTMCell(in_size, h)
-        for concat, _swap, blocks in _mappings(cand):
-            for perm in itertools.permutations(range(4)):
-                # perm[k] = which of the cell's slots holds nn.LSTM gate GATES[k]
-                gates = [blocks[perm[k]] for k in range(4)]
-                ref.weight_ih.copy_(torch.cat([g[0] for g in gates], 0))
-                ref.weight_hh.copy_(torch.cat([g[1] for g in gates], 0))
-                ref.bias_ih.copy_(torch.cat([g[2] for g in gates], 0))
-                ref.bias_hh.zero_()
-                h1, c1 = ref(x, (h0, c0))
-                err = max(float((h1 - h_ref).abs().max()), float((c1 - c_ref).abs().max()))
-                if err < STEP_TOL:
-                    order = "".join(GATES[perm.index(slot)] for slot in range(4))
-                    match = CellMatch(cand.path, in_size, h, order, concat, cand.layout, convention)
-                    return match, [tuple(t.detach().clone() for t in g) for g in gates]
-    return None
-
-
-def _lstm_from_layers(layers: list[list]) -> Any:
-    """nn.LSTM (batch_first) whose layer k has the per-gate (wx, wh, b) of ``layers[k]``."""
-    torch = require_torch()
-    first = layers[0]
-    n, h = first[0][0].shape[1], first[0][1].shape[1]
-    lstm = torch.nn.LSTM(n, h, num_layers=len(layers), batch_first=True)
-    with torch.no_grad():
-        for k, gates in enumerate(layers):
-            getattr(lstm, f"weight_ih_l{k}").copy_(torch.cat([g[0] for g in gates], 0))
-            getattr(lstm, f"weight_hh_l{k}").copy_(torch.cat([g[1] for g in gates], 0))
-            getattr(lstm, f"bias_ih_l{k}").copy_(torch.cat([g[2] for g in gates], 0))
-            getattr(lstm, f"bias_hh_l{k}").zero_()
-    return lstm
-
-
 def _lifted_class():
     torch = require_torch()
 
-    class LiftedLSTM(torch.nn.Module):
-        """nn.LSTM over the sequence, then the original model's remaining layers (its head)."""
+    class LiftedRNN(torch.nn.Module):
+        """A native recurrent layer over the sequence, then the original model's remaining layers (its head)."""
 
-        def __init__(self, rnn, head, readout: str):
+        def __init__(self, rnn, head, readout: str, layout: str, returns_state: bool):
             super().__init__()
-            self.rnn = rnn
-            self.head = head
-            self.readout = readout
+            self.rnn, self.head = rnn, head
+            self.readout, self.layout, self.returns_state = readout, layout, returns_state
 
         def forward(self, x):
-            out, _ = self.rnn(x)
+            if self.layout in ("seq-first", "seq-first-1"):
+                x = x.transpose(0, 1)
+            if self.layout in ("batch-first-1", "seq-first-1"):
+                x = x.unsqueeze(-1)
+            out, state = self.rnn(x)
             if self.readout == "last":
-                out = out[:, -1]
-            return self.head(out)
+                y = self.head(out[:, -1])
+            else:
+                y = self.head(out)
+                if self.readout in ("all-seq-first", "all-flat-seq-first"):
+                    y = y.transpose(0, 1)
+                if self.readout == "all-flat":
+                    y = y.reshape(y.shape[0], -1)
+                elif self.readout == "all-flat-seq-first":
+                    y = y.reshape(-1, y.shape[-1])
+            if not self.returns_state:
+                return y
+            if isinstance(state, tuple):
+                return y, (state[0][-1], state[1][-1])
+            return y, state[-1]
 
-    return LiftedLSTM
+    return LiftedRNN
 
 
-def _stacks(model, candidates: list[CellCandidate]) -> tuple[list[tuple[str, list[CellCandidate]]], list[str]]:
-    """(owner child name, cells in layer order) for each liftable group: a cell that is a direct child of the
-    model, or every element of a ModuleList/Sequential child that is a cell; and reasons for the rest."""
+def _stacks(model, candidates: list[CellCandidate]) -> tuple[list[tuple[list[str], list[CellCandidate]]], list[str]]:
+    """(owner child names, cells in layer order) for each liftable group, and reasons for the rest: the elements of
+    a ModuleList/Sequential child that are all cells, or consecutive cells owned by the model whose sizes chain."""
     torch = require_torch()
-    by_path = {c.path: c for c in candidates}
-    groups, reasons = [], []
+    by_path: dict[str, list[CellCandidate]] = {}
+    for c in candidates:
+        by_path.setdefault(c.path, []).append(c)
+    groups, reasons, run = [], [], []
     for name, child in model.named_children():
         if name in by_path:
-            groups.append((name, [by_path[name]]))
-        elif isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)) and len(child):
+            run.append((name, by_path[name]))
+            continue
+        if run:
+            groups.append(run)
+            run = []
+        if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)) and len(child):
             cells = [by_path.get(f"{name}.{k}") for k in range(len(child))]
             if all(cells):
-                groups.append((name, cells))  # type: ignore[arg-type]
+                groups.append([(name, cells)])  # type: ignore[list-item]
             elif any(cells):
-                reasons.append(f"{name}: only some of its elements are LSTM cells")
-    grouped = {c.path for _, cells in groups for c in cells}
+                reasons.append(f"{name}: only some of its elements are recurrent cells")
+    if run:
+        groups.append(run)
+    out: list[tuple[list[str], list[CellCandidate]]] = []
+    for group in groups:
+        if len(group) == 1 and isinstance(group[0][1][0], list):  # a ModuleList of cells
+            name, per_layer = group[0]
+            out.append(([name], per_layer))  # type: ignore[arg-type]
+        else:
+            out.append(([n for n, _ in group], [c for _, c in group]))  # type: ignore[misc]
+    grouped = {c.path for _, layers in out for options in layers for c in options}
     for c in candidates:
         if c.path not in grouped and not any(c.path.startswith(g + ".") for g in grouped):
             reasons.append(f"{c.path}: only cells owned by the top-level model (directly or in a ModuleList) "
                            "can be lifted")
-    return groups, reasons
+    return out, reasons
 
 
-def lift_cells(model, input_size: int, *, lengths=(1, 5, 23), batches=(1, 3), tol: float = 1e-5) -> LiftResult:
-    """Rewrite a model built around hand-written LSTM cells (one, or a ModuleList stack) as nn.LSTM + head,
-    verified end to end."""
+def _match_layers(layers: list[list[CellCandidate]]) -> list[tuple[CellMatch, Any]] | None:
+    matched = []
+    for options in layers:
+        found = next((m for m in (match_cell(c.module, c) for c in options) if m is not None), None)
+        if found is None:
+            return None
+        matched.append(found)
+    return matched
+
+
+def _rnn_for(matched: list[tuple[CellMatch, Any]]):
+    weights = [w for _, w in matched]
+    rnn = to_torch_layers(weights) if len(weights) > 1 else to_torch_layer(weights[0])
+    if rnn is None:  # a stack torch has no single layer for (textbook GRUs): one op per layer
+        torch = require_torch()
+
+        class Stacked(torch.nn.Module):
+            _edgelstm_rnn_like = False
+
+            def __init__(self, layers):
+                super().__init__()
+                self.layers = torch.nn.ModuleList(layers)
+
+            def forward(self, x):
+                states = []
+                for layer in self.layers:
+                    x, s = layer(x)
+                    states.append(s)
+                if isinstance(states[0], tuple):
+                    return x, (torch.cat([s[0] for s in states]), torch.cat([s[1] for s in states]))
+                return x, torch.cat(states)
+
+        rnn = Stacked([to_torch_layer(w) for w in weights])
+    return rnn
+
+
+def lift_cells(model, input_size: int, *, call=None, lengths=(1, 5, 23), batches=(1, 3), tol: float = 1e-5) -> LiftResult:
+    """Rewrite a model built around recurrent cells as a native recurrent layer + head, verified end to end.
+    ``call`` (``edgelstm.models.calling.ModelCall``): how the model is called (its input layout and dtype); without
+    it the model takes ``[batch, seq, input_size]`` floats."""
     torch = require_torch()
     candidates = cell_candidates(model)
     if not candidates:
-        raise LiftError("no submodule looks like an LSTM cell (one Linear(in+h, 4h), four Linear(in+h, h), "
-                        "or x2h = Linear(in, 4h) + h2h = Linear(h, 4h))")
+        raise LiftError("no submodule looks like a recurrent cell (nn.LSTMCell/GRUCell, one Linear(in+h, 4h), four "
+                        "Linear(in+h, h), x2h = Linear(in, 4h) + h2h = Linear(h, 4h), or their GRU forms)")
     groups, reasons = _stacks(model, candidates)
-    for owner, cells in groups:
-        if cells[0].input_size != input_size:
+    layouts = _layouts(call, input_size)
+    for owners, layers in groups:
+        matched = _match_layers(layers)
+        paths = ", ".join(options[0].path for options in layers)
+        if matched is None:
+            reasons.append(f"{paths}: no gate order / weight layout reproduces its step exactly")
+            continue
+        cells = [m for m, _ in matched]
+        if not any(cells[0].input_size == n for n, _ in layouts):
             reasons.append(f"{cells[0].path}: input size {cells[0].input_size} != model input size {input_size}")
             continue
-        if any(c.input_size != cells[0].hidden_size or c.hidden_size != cells[0].hidden_size for c in cells[1:]):
-            reasons.append(f"{owner}: the stacked cells' sizes do not chain (layer k's hidden size is layer k+1's input)")
+        if any(c.input_size != cells[0].hidden_size or c.hidden_size != cells[0].hidden_size for c in cells[1:]) \
+                or len({c.kind for c in cells}) != 1:
+            reasons.append(f"{', '.join(owners)}: the stacked cells do not chain (one kind, layer k's hidden size is "
+                           "layer k+1's input)")
             continue
-        matched = [match_cell(c.module, c) for c in cells]
-        bad = [c.path for c, m in zip(cells, matched) if m is None]
-        if bad:
-            reasons.append(f"{', '.join(bad)}: no gate order / weight layout reproduces its step exactly")
-            continue
-        rest = [m for name, m in model.named_children() if name != owner]
+        rnn = _rnn_for(matched)
+        rest = [m for name, m in model.named_children() if name not in owners]
         head = torch.nn.Sequential(*rest) if rest else torch.nn.Identity()
-        lstm = _lstm_from_layers([m[1] for m in matched])  # type: ignore[index]
-        layers = tuple(dataclasses.replace(m[0]) for m in matched)  # type: ignore[index]
-        for readout in ("last", "all"):
-            lifted = _lifted_class()(lstm, head, readout).eval()
-            err = _end_to_end_error(model, lifted, input_size, lengths, batches)
-            if err is not None and err < tol:
-                return LiftResult(lifted, layers[0], readout, err, layers)
-        first = layers[0]
-        reasons.append(f"{owner}: the cell matched ({first.gate_order}, {first.concat}) but the model around it "
-                       "is not 'cells over time, then head' (no end-to-end match)")
+        result = _first_fit(model, rnn, head, matched, layouts, call, lengths, batches, tol)
+        if result is not None:
+            return result
+        first = cells[0]
+        reasons.append(f"{', '.join(owners)}: the cell matched ({first.gate_order}, {first.concat}) but the model "
+                       "around it is not 'cells over time, then head' (no end-to-end match)")
     raise LiftError("; ".join(reasons) or "no liftable cell")
 
 
-def _end_to_end_error(original, lifted, input_size, lengths, batches) -> float | None:
-    torch = require_torch()
-    from edgelstm.runners.torch_runner import flatten_outputs
+def _layouts(call, input_size: int) -> list[tuple[int, str]]:
+    """(feature size, layout) of the model's input: from its contract, else [batch, seq, input_size]."""
+    if call is None:
+        return [(input_size, "batch-first")]
+    t = call.io.data_inputs[0]
+    dims = tuple(t.shape)
+    if len(dims) == 3 and isinstance(dims[2], int):
+        return [(dims[2], "seq-first" if dims[:2] == ("seq", "batch") else "batch-first")]
+    if len(dims) == 2 and "seq" in dims:
+        return [(1, "seq-first-1" if dims[0] == "seq" else "batch-first-1")]
+    return []
 
-    gen = torch.Generator().manual_seed(1)
+
+def _first_fit(model, rnn, head, matched, layouts, call, lengths, batches, tol):
+    cls = _lifted_class()
+    for (_, layout), readout, state in itertools.product(layouts, READOUTS, (False, True)):
+        lifted = cls(rnn, head, readout, layout, state).eval()
+        err = _end_to_end_error(model, lifted, call, layout, matched[0][0].input_size, lengths, batches)
+        if err is not None and err < tol:
+            layers = tuple(m for m, _ in matched)
+            return LiftResult(lifted, layers[0], readout, err, layers, layout, state)
+    return None
+
+
+def _end_to_end_error(original, lifted, call, layout: str, n_in: int, lengths, batches) -> float | None:
+    torch = require_torch()
+    import numpy as np
+
+    from edgelstm.artifacts.feeds import random_feeds
+    from edgelstm.models.calling import flatten_outputs
+
+    rng = np.random.default_rng(1)
     worst = 0.0
     with torch.no_grad():
         for t in lengths:
             for b in batches:
-                x = torch.randn(b, t, input_size, generator=gen)
+                if call is not None:
+                    tensors = call.tensors(random_feeds(call.io, b, t, rng))
+                    x = tensors[call.io.data_inputs[0].name]
+                    run = lambda: call(tensors)  # noqa: E731
+                else:
+                    x = torch.from_numpy(rng.standard_normal((b, t, n_in)).astype(np.float32))
+                    run = lambda: flatten_outputs(original(x))  # noqa: E731
                 try:
-                    ref = flatten_outputs(original(x))
+                    ref = run()
                     got = flatten_outputs(lifted(x))
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - this readout does not fit the model
                     return None
                 if len(ref) != len(got) or any(r.shape != g.shape for r, g in zip(ref, got)):
                     return None
@@ -250,3 +251,6 @@ def _end_to_end_error(original, lifted, input_size, lengths, batches) -> float |
                     scale = max(1.0, float(r.abs().max()))
                     worst = max(worst, float((r - g).abs().max()) / scale)
     return worst
+
+
+__all__ = ["LiftError", "LiftResult", "lift_cells"]

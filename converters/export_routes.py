@@ -84,16 +84,19 @@ class Attempts(list):
         return result.unrolled
 
 
-def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: bool) -> tuple[list[Candidate], list[tuple[str, str]]]:
-    """Candidate routes in order of preference, and the routes already ruled out (with reasons)."""
+def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: bool,
+                call=None) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """Candidate routes in order of preference, and the routes already ruled out (with reasons). ``call``: the
+    model's input contract (a cell loop is lifted only for a model called with one input, as it is laid out)."""
     torch = require_torch()
     from converters.cell_lifting import LiftError, lift_cells
     from converters.proj_lstm import decompose_projections
     from edgelstm.models.cells import cell_candidates
+    from edgelstm.models.native_rnn import is_rnn_like
 
     rejected: list[tuple[str, str]] = []
     is_script = isinstance(module, torch.jit.ScriptModule)
-    has_rnn = any(isinstance(m, torch.nn.RNNBase) for m in module.modules()) if not is_script else False
+    has_rnn = any(is_rnn_like(m) for m in module.modules()) if not is_script else False
     cands: list[Candidate] = []
     if is_script:
         cands.append(Candidate(ExportRoute.torchscript, module, note="TorchScript module exported as scripted"))
@@ -106,9 +109,9 @@ def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: b
             cands += [Candidate(ExportRoute.torchscript, module), Candidate(ExportRoute.scripted, module),
                       Candidate(ExportRoute.dynamo, module)]
     else:
-        if cell_candidates(module):
+        if cell_candidates(module) and (call is None or len(call.io.inputs) == 1):
             try:
-                lifted = lift_cells(module, input_size)
+                lifted = lift_cells(module, input_size, call=call)
                 cands.append(Candidate(ExportRoute.lifted, lifted.model, lifted.info()))
             except LiftError as exc:
                 rejected.append(("lifted", str(exc)))
@@ -154,15 +157,20 @@ def export_bytes(route: ExportRoute, module, args: tuple, input_names, output_na
 
 @contextlib.contextmanager
 def _without_edgelstm_hooks(module):
-    """edgelstm's own forward pre-hooks (``converters.behaviour.fresh_calls``) are not the model's: script without."""
-    hooks = getattr(module, "_forward_pre_hooks", {})
-    ours = {k: h for k, h in hooks.items() if getattr(h, "_edgelstm_hook", False)}
-    for k in ours:
-        del hooks[k]
+    """edgelstm's own forward pre-hooks (``converters.behaviour.fresh_calls``) are not the model's: script without
+    (also on the model inside a contract wrapper)."""
+    removed = []
+    for m in (module.modules() if hasattr(module, "modules") else [module]):
+        hooks = getattr(m, "_forward_pre_hooks", {})
+        ours = {k: h for k, h in hooks.items() if getattr(h, "_edgelstm_hook", False)}
+        for k in ours:
+            del hooks[k]
+        removed.append((hooks, ours))
     try:
         yield
     finally:
-        hooks.update(ours)
+        for hooks, ours in removed:
+            hooks.update(ours)
 
 
 def _has_script(module) -> bool:

@@ -61,7 +61,7 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
     ``native``, which reads this machine's class)."""
     isa = resolve_target(target)
     mode = QuantMode(mode)
-    wt = weight_type or "s8"
+    wt = (weight_type or "s8").strip().lower()  # as --target-cpu and --precision: S8 and s8 are the same
     if wt not in WEIGHT_TYPES:
         from edgelstm.errors import opt
 

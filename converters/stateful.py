@@ -7,11 +7,17 @@ from edgelstm.errors import BadInput, require_torch, opt
 
 
 def _single_recurrent(model):
-    torch = require_torch()
-    rnns = [(n, m) for n, m in model.named_modules()
-            if isinstance(m, torch.nn.RNNBase) or getattr(m, "_edgelstm_lstm_like", False)]
+    from edgelstm.models.native_rnn import is_rnn_like
+
+    rnns = [(n, m) for n, m in model.named_modules() if is_rnn_like(m)]
     if len(rnns) != 1:
-        raise BadInput(f"{opt('stateful')} needs exactly one nn.LSTM/nn.GRU in the model, found {len(rnns)}")
+        raise BadInput(f"{opt('stateful')} needs exactly one recurrent layer (nn.LSTM/nn.GRU, stacked layers fused in "
+                       f"one) in the model, found {len(rnns)}")
+    blocked = [getattr(m, "_edgelstm_not_streamable") for m in model.modules()
+               if getattr(m, "_edgelstm_not_streamable", None)]
+    if blocked:
+        raise BadInput(f"{opt('stateful')} does not apply: {blocked[0]}, so streaming cannot reproduce the whole "
+                       "sequence")
     name, rnn = rnns[0]
     if rnn.bidirectional:
         raise BadInput(f"{opt('stateful')} does not apply to a bidirectional model: its backward pass needs the whole "
@@ -23,7 +29,7 @@ def _single_recurrent(model):
 
 def state_names(rnn) -> tuple[list[str], list[str]]:
     torch = require_torch()
-    if isinstance(rnn, torch.nn.LSTM) or getattr(rnn, "_edgelstm_lstm_like", False):  # (a decomposed LSTM too)
+    if isinstance(rnn, torch.nn.LSTM) or getattr(rnn, "_edgelstm_lstm_like", False):  # a decomposed/ONNX-form LSTM
         return ["h0", "c0"], ["hn", "cn"]
     return ["h0"], ["hn"]
 
@@ -97,3 +103,39 @@ def zero_state(rnn, batch: int):
     import numpy as np
 
     return {n: np.zeros(shape, np.float32) for n, shape in state_shapes(rnn, batch).items()}
+
+
+def _stream_inputs(ex, make_feeds, seq_len: int):
+    """(the data input's name, a sequence of 2*seq_len+1 steps for it, zero state feeds) of a --stateful export."""
+    data = [t for t in ex.io.inputs if not t.state]
+    name = data[0].name
+    full = make_feeds(2, 2 * seq_len + 1, zero_state=True)
+    zero = {n: v for n, v in full.items() if n != name}
+    return name, full[name], zero, data[0].shape.index("seq") if "seq" in data[0].shape else 1
+
+
+def stream_against_full(torch_fn, ort_fn, ex, make_feeds, seq_len: int, tol, chunks=None) -> list:
+    """The --stateful export fed in chunks (state carried) against torch on the whole sequence: streaming must
+    reproduce the full-sequence outputs (outputs with a time axis concatenated, the others from the last chunk)."""
+    from converters.onnx_verify import verify_streaming
+
+    name, x, zero, axis = _stream_inputs(ex, make_feeds, seq_len)
+    if ex.static or "seq" not in next(t for t in ex.io.inputs if t.name == name).shape:
+        raise BadInput(f"{opt('stateful')} needs a model that runs on any sequence length; this one takes a fixed "
+                       "length", hint=f"drop {opt('stateful')}")
+    full = lambda xx: torch_fn({name: xx, **zero})  # noqa: E731
+    chunks = chunks or sorted({1, max(2, seq_len // 3)})
+    return verify_streaming(full, ort_fn, x, zero, ex.out_names, ex.state_out, chunks, tol, ex.seq_axes,
+                            input_name=name, seq_axis=axis).checks
+
+
+def check_streams(torch_fn, ex, make_feeds, seq_len: int, tol) -> None:
+    """After a failed streaming check: when torch itself, streamed the same way, does not reproduce its own whole
+    sequence, the model cannot stream (layers around the recurrent one mix time steps: a convolution over time,
+    pooling, attention): BadInput naming that, instead of blaming the exporters."""
+    failed = [c for c in stream_against_full(torch_fn, torch_fn, ex, make_feeds, seq_len, tol) if not c.passed]
+    if failed:
+        raise BadInput(f"{opt('stateful')} does not apply to this model: streamed in chunks with its state carried, "
+                       f"torch itself does not reproduce the whole sequence ({failed[0].name}: {failed[0].detail}); "
+                       "layers around the recurrent one mix time steps (a convolution over time, pooling, attention)",
+                       hint=f"drop {opt('stateful')}")

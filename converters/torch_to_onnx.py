@@ -20,7 +20,10 @@ from edgelstm.errors import BadInput, ExportMismatch, require_torch, opt
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import ExportRoute
 
-from converters.onnx_verify import Tolerance, VerifyReport, verify_grid, verify_streaming
+from converters.onnx_verify import Tolerance, VerifyReport, verify_grid
+from converters.float64 import check_against_float64, float32_form, same_inputs
+from converters.length_facts import length_facts
+from converters.stateful import check_streams, stream_against_full
 from converters.export_routes import (Attempts, Candidate as _Candidate, check_and_infer as _check_and_infer,  # noqa: F401
                                       drop_zero_initial_states, export_bytes as _export_bytes,
                                       ort_callable as _ort_callable, plan_routes, refusal, simplify as _simplify)
@@ -118,7 +121,7 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
 
     t_start = time.perf_counter()
     say = on_step or (lambda _msg: None)
-    module = loaded.module
+    module, original64 = float32_form(loaded.module)  # a float64 model is exported in float32, checked against itself
     fixed = _fixed_program_dims(loaded)  # (seq_len, batch and max_seq_len: check_export_options)
     if fixed:
         input_size = options.input_size or infer_input_size(module)
@@ -142,7 +145,7 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
         # a torch.export program is already an exported graph: the dynamo exporter consumes it as is
         cands, attempts = [_Candidate(ExportRoute.dynamo, loaded.exported_program)], []
     else:
-        cands, attempts = plan_routes(module, input_size, options.route, options.stateful)
+        cands, attempts = plan_routes(module, input_size, options.route, options.stateful, call)
     attempts = Attempts(attempts, budget_s=options.route_budget_s)
     # lengths far from the example: never only {1, 1, 4} when the example is 1 (a traced loop hides there)
     long_seq = min(max(3 * options.seq_len + 1, MIN_LONG_VERIFY_SEQ), options.max_seq_len)
@@ -203,18 +206,15 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
                                  kept_axes=kept_axes)
             report.checks += ex.verify_streaming(fn, rng, options.seq_len, options.tolerance)
             if options.stateful and ex.state is None:
-                x = rng.standard_normal((2, 2 * options.seq_len + 1, input_size)).astype(np.float32)
-                zero = {n: v for n, v in make_feeds(2, 1, zero_state=True).items() if n != "x"}
-                full = lambda xx: torch_fn({"x": xx, **zero})  # noqa: E731
-                chunks = sorted({1, max(2, options.seq_len // 3)})
-                report.checks += verify_streaming(full, fn, x, zero, all_out, st_out, chunks, options.tolerance,
-                                                  seq_axes).checks
+                report.checks += stream_against_full(torch_fn, fn, ex, make_feeds, options.seq_len, options.tolerance)
             return report
 
         say(f"verifying in onnxruntime at batches {list(batches)} x lengths {list(seqs)}"
             + (" and streaming" if options.stateful else ""))
         report = run_checks(ort_fn)
         if not report.passed:
+            if options.stateful and ex.state is None:
+                check_streams(torch_fn, ex, make_feeds, options.seq_len, options.tolerance)  # the model's fault?
             attempts.append((cand.route.value, f"does not verify: {report.summary()}"))
             continue
         simplified = False
@@ -226,6 +226,16 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
                     onnx_model, report, simplified = slim, slim_report, True
             except Exception:  # noqa: BLE001 - simplification is optional; keep the verified original
                 pass
+        cast = None
+        if original64 is not None:
+            cast = {"from": "float64", "to": "float32", "checks_against_float64": 0,
+                    "note": "verified against the float32 copy (the export's inputs are not the model's own)"}
+            if same_inputs(ex.in_names, original64, options):
+                r64, cast = check_against_float64(original64, options, _ort_callable(onnx_model), make_feeds, all_out,
+                                                  batches, seqs, options.tolerance, kept_axes)
+                if not r64.passed:
+                    attempts.append((cand.route.value, f"does not reproduce the float64 model: {r64.summary()}"))
+                    continue
         io_spec = ex.manifest_io(iospec_from_onnx(onnx_model))
         out = Path(out)
         written_opset = opset_of(onnx_model)
@@ -241,6 +251,9 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
             "verification": {"batches": list(batches), "seqs": list(seqs), "max_abs": report.max_abs,
                              "tolerance": options.tolerance.to_dict(), "checks": [c.to_dict() for c in report.checks]},
             **({"decomposed": cand.decomposed} if cand.decomposed else {}), **state_plan.details,
+            **({"import": loaded.origin} if getattr(loaded, "origin", None) else {}),
+            **({"cast": cast} if cast else {}),
+            "lengths": length_facts(onnx_model, seqs, options.max_seq_len, static=options.static or bool(call.fixed)),
             **({"kept_axes": {n: "keeps the size-1 axes torch's squeeze() drops at batch 1" for n in kept_axes}}
                if kept_axes else {}),
         }

@@ -3,9 +3,10 @@
 Human output goes to stderr so that `--json` output on stdout stays machine-readable.
 
 Text is literal: paths, names, TOML sections (`[model]`) and values (`1:b:8`) are shown as they are (no emoji
-codes, no markup taken from them). `info`/`step`/`success` messages and table cells may style parts with plain
-Rich style tags (`[dim]…[/]`, `[bold red]FAIL[/]`); any other bracket is printed as text. `warn` and `error` take
-plain text only.
+codes, no markup taken from them). `info`/`step`/`success` messages and table cells may be styled the way the
+code styles them: one Rich style around the whole text (`  [dim]…[/]`) or fixed snippets closed by `[/]` whose text
+has no bracket (`[bold red]FAIL[/]`); any other bracket, a file named `[red]x[/red]` included, is printed as text.
+`warn` and `error` take plain text only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import sys
 from typing import Any, Iterator
 
-_state = {"quiet": False, "json": False}
+_state: dict[str, Any] = {"quiet": False, "json": False, "result": None, "errors": [], "emitted": False}
 
 #: the release that stops accepting the old option spellings and pipeline keys (README.md, "One vocabulary")
 OLD_SPELLINGS_UNTIL = "0.2.0"
@@ -37,9 +38,31 @@ def _is_style_tag(tag: str) -> bool:
             and not set(words) <= {"not", "on"})
 
 
+# How code styles a message: the whole message wrapped in one style (`  [dim]…[/]`), or short fixed snippets
+# (`[green]pass[/]`, `[yellow](GPU-tied)[/]`) whose text holds no bracket. Nothing else is taken for a style.
+_WRAPPED = re.compile(r"(\s*)\[([a-z][a-z ]*)\](.*)\[/\](\s*)", re.S)
+_SNIPPET = re.compile(r"(?<!\\)\[([a-z][a-z ]*)\]([^\[\]]*)\[/\]")
+
+
+def _escape_tags(text: str) -> str:
+    return _TAG.sub(lambda m: "\\" + m.group(0), text)
+
+
 def markup(text: str) -> str:
-    """Keep the style tags in `text`, escape every other bracket Rich would take for markup."""
-    return _TAG.sub(lambda m: m.group(0) if _is_style_tag(m.group(1)) else "\\" + m.group(0), text)
+    """`text` with the code's own styling kept (a style wrapping the whole message, or a fixed snippet closed by
+    `[/]`) and every other bracket escaped: user text inside a message (a file named `[red]x[/red].onnx`, a
+    tensor name, a TOML section) is shown exactly as it is."""
+    whole = _WRAPPED.fullmatch(text)
+    if whole and _is_style_tag(whole.group(2)):
+        lead, style, inner, tail = whole.groups()
+        return f"{lead}[{style}]{_escape_tags(inner)}[/]{tail}"
+    out, pos = [], 0
+    for m in _SNIPPET.finditer(text):
+        if _is_style_tag(m.group(1)):
+            out += [_escape_tags(text[pos:m.start()]), m.group(0)]
+            pos = m.end()
+    out.append(_escape_tags(text[pos:]))
+    return "".join(out)
 
 
 def literal(text: Any) -> str:
@@ -62,21 +85,25 @@ def _err_console():
 
 
 def configure(*, quiet: bool = False, json_mode: bool = False) -> None:
-    _state["quiet"] = quiet
-    _state["json"] = json_mode
+    """Start a command: its output mode, and a clean slate for its one JSON result (see ``close_json``)."""
+    _state.update(quiet=quiet, json=json_mode, result=None, errors=[], emitted=False)
 
 
 def info(message: str) -> None:
-    if not _state["quiet"]:
-        _err_console().print(markup(message))
+    _show(markup(message))
 
 
 def step(message: str) -> None:
-    info(f"[bold cyan]•[/] {message}")
+    _show(f"[bold cyan]•[/] {markup(message)}")
 
 
 def success(message: str) -> None:
-    info(f"[bold green]✓[/] {message}")
+    _show(f"[bold green]✓[/] {markup(message)}")
+
+
+def _show(marked: str) -> None:
+    if not _state["quiet"]:
+        _err_console().print(marked)
 
 
 def warn(message: str) -> None:
@@ -90,6 +117,7 @@ def deprecated(message: str) -> None:
 
 
 def error(message: str) -> None:
+    _state["errors"].append(message)
     _err_console().print(f"[bold red]error:[/] {literal(message)}")
 
 
@@ -201,9 +229,60 @@ def _fmt(v: Any) -> str:
 
 
 def emit_json(payload: Any) -> None:
-    """Machine-readable result on stdout (for `--json`)."""
+    """Machine-readable output on stdout, now (``result`` is the one a command hands back)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     sys.stdout.flush()
+    _state["emitted"] = True
+
+
+def result(payload: dict[str, Any]) -> None:
+    """A command's machine-readable result (``--json``): printed once when the command ends, by ``close_json``,
+    with the outcome added (``ok``, ``exit_code`` and, when it failed, ``error`` and ``kind``)."""
+    _state["result"] = payload
+
+
+#: the ``kind`` of a failed command in its JSON result, by exit code (DESIGN.md's exit codes; 130/143: a signal)
+ERROR_KINDS = {1: "gate_failed", 2: "bad_input", 3: "backend_missing", 4: "internal", 130: "interrupted",
+               143: "interrupted"}
+
+
+def error_kind(exit_code: int) -> str:
+    return ERROR_KINDS.get(exit_code, "interrupted" if exit_code > 128 else "internal")
+
+
+def outcome(exit_code: int, error: str | None = None, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON object a command prints in ``--json`` mode: its result (if any) plus how it ended."""
+    out: dict[str, Any] = dict(payload or {})
+    out.update(ok=exit_code == 0, exit_code=exit_code)
+    if exit_code != 0:
+        out.update(error=error or out.get("error") or f"failed with exit code {exit_code}", kind=error_kind(exit_code))
+    return out
+
+
+def close_json(exit_code: int) -> None:
+    """End a command in ``--json`` mode: print exactly one JSON object on stdout whatever happened (its result with
+    the outcome added, or only the outcome when it failed before it had one). Nothing when not in JSON mode or
+    when something was already printed."""
+    if not _state["json"] or _state["emitted"]:
+        return
+    errors = _state["errors"]
+    emit_json(json_safe(outcome(exit_code, "; ".join(errors) if errors else None, _state["result"])))
+
+
+def json_safe(value: Any) -> Any:
+    """Strict JSON: NaN/inf -> null, numpy scalars -> numbers, paths -> strings, keys -> strings."""
+    import math
+    import os
+
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ def read_text_file(path: str | os.PathLike, *, what: str = "file") -> str:
 
     p = Path(path)
     if not p.exists():
-        raise BadInput(f"{what} {p} does not exist")
+        raise BadInput(not_found(what, p))
     if p.is_dir():
         raise BadInput(f"{what} {p} is a directory, not a file")
     try:
@@ -114,14 +114,47 @@ def require_file(path: str | os.PathLike, *, what: str = "artifact", kind: str =
     """An existing, non-empty regular file, else one-line BadInput (missing, a directory, 0 bytes)."""
     from edgelstm.errors import BadInput
 
+    import stat
+
     p = Path(path)
     if not p.exists():
-        raise BadInput(f"{what} {p} does not exist")
+        raise BadInput(not_found(what, p))
     if p.is_dir():
         raise BadInput(f"{p} is a directory, not {kind}")
-    if p.stat().st_size == 0:
+    st = p.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(f"{p} is not a regular file (a pipe, socket or device), not {kind}")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:  # permissions: say so, not "empty" or "corrupt"
+        raise BadInput(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    if st.st_size == 0:
         raise BadInput(f"{p.name} is empty (0 bytes), not {kind}")
     return p
+
+
+def link_problem(path: str | os.PathLike) -> str | None:
+    """``"is a symbolic link loop"`` / ``"is a broken symbolic link (to ...)"`` for a link that leads nowhere,
+    else None (a good link, or no link at all)."""
+    import errno
+
+    try:
+        os.stat(path)
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"is a broken symbolic link (to {os.readlink(path)})"
+        return None
+    except ValueError:  # a NUL byte: reported by whoever opens it
+        return None
+
+
+def not_found(what: str, path: str | os.PathLike) -> str:
+    """The one line for a path that leads to no file: ``WHAT PATH does not exist``, or why a link leads nowhere."""
+    return f"{what} {path} {link_problem(path) or 'does not exist'}"
 
 
 def human_size(n: float | None) -> str:

@@ -85,7 +85,7 @@ def test_stream_needs_a_stateful_artifact(cli, arts):
 
 def test_fixed_shape_outside_is_one_line_bad_input(cli, arts):
     code, stdout, stderr = cli("bench", arts / "m.static.onnx", "--batch", "1,4", "--seq", "6", *FAST, "--json")
-    assert code == 2 and stdout == ""
+    assert code == 2 and json.loads(stdout)["kind"] == "bad_input"  # --json: the outcome, not a result
     line = _one_error_line(stderr)
     assert "m.static.onnx" in line and "batch [4]" in line
 
@@ -165,7 +165,7 @@ def test_baseline_without_a_matching_row_is_bad_input(cli, arts, tmp_path, monke
     monkeypatch.setattr(Bencher, "measure", lambda *a, **k: pytest.fail("timed before checking the baseline"))
     code, stdout, stderr = cli("bench", arts / "m.onnx", "--batch", "2,4", "--seq", "20", "--threads", "1", *FAST,
                                "--baseline", base, "--json")
-    assert code == 2 and stdout == ""
+    assert code == 2 and json.loads(stdout)["exit_code"] == 2
     line = _one_error_line(stderr)
     assert "base.json has no row to compare with this run" in line and "batch 2, 4 here vs 1 in the baseline" in line
     assert "0 row(s) within" not in stderr

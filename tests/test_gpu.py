@@ -49,7 +49,7 @@ def test_the_io_probe_runs_on_the_modules_device(torch, tiny_model):
     model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].device.type))
     assert module_device(model).type == "meta"
     io = probe_torch_io(model, 1)
-    assert seen == ["meta", "meta"]
+    assert len(seen) >= 2 and set(seen) == {"meta"}  # every probe run (layout checks included) on its device
     assert io.outputs[0].shape == ("batch", 1)
 
 

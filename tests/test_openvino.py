@@ -256,5 +256,5 @@ def test_inspect_names_the_ir_and_an_int8_files_needs(ir, tmp_path, cli):
     quantize_int8(src, tmp_path / "v.onnx", Int8Options(target="x86-vnni"))
     code, stdout, stderr = cli("inspect", tmp_path / "v.onnx", "--json")
     info = json.loads(stdout)
-    assert info["int8_needs"]["edgelstm.int8.target"] == "x86-vnni" and "saturates" in info["note"]
+    assert info["int8_needs"]["edgelstm.int8.target"] == "x86-vnni" and "saturates" in info["int8_note"]
     assert "INT8 needs" in stderr

@@ -80,21 +80,31 @@ def _read_onnx(path: Path) -> _Onnx:
     from edgelstm.artifacts.facts import onnx_facts
     from edgelstm.artifacts.iospec import iospec_from_onnx
 
-    if path.stat().st_size == 0:
-        raise BadInput(f"{path.name} is empty (0 bytes), not an ONNX model")
+    from edgelstm.fileio import require_file
+
+    require_file(path, what="ONNX model", kind="an ONNX model")  # unreadable, a link loop, empty: said so
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001
         raise BadInput(f"{path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
     if not model.graph.node:
         raise BadInput(f"{path.name} is not a valid ONNX model: its graph has no nodes")
-    return _Onnx(path, onnx_facts(model), iospec_from_onnx(model), model)
+    from edgelstm.artifacts.artifact import checked_io
+    from edgelstm.artifacts.manifest import read_manifest
+
+    io = iospec_from_onnx(model)
+    manifest = read_manifest(path)  # a manifest edited by hand or left from another file: refused before TensorRT
+    if manifest is not None and manifest.io is not None:
+        checked_io(manifest.io, io, path.name)
+    return _Onnx(path, onnx_facts(model), io, model)
 
 
 def _check_request(src: Path, out: Path, options: BuildOptions, calib: Any) -> Precision:
     """Bad usage fails here, before TensorRT is needed."""
     if not src.is_file():
-        raise BadInput(f"ONNX model {src} does not exist")
+        from edgelstm.fileio import link_problem
+
+        raise BadInput(f"ONNX model {src} {link_problem(src) or ('is not a file' if src.exists() else 'does not exist')}")
     if out.suffix.lower() not in (".plan", ".engine", ".trt"):
         raise BadInput(f"the engine file should end in .plan or .engine, got {out.name}")
     precision = Precision(str(options.precision))

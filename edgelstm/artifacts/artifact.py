@@ -12,6 +12,8 @@ from edgelstm.errors import BadInput
 from edgelstm.options import ArtifactKind
 
 TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".bin", ".torchscript", ".jit"}
+#: Keras files: loaded as their equivalent torch module (edgelstm.models.keras), so an artifact of kind torch
+KERAS_SUFFIXES = {".keras", ".h5", ".hdf5"}
 ENGINE_SUFFIXES = {".plan", ".engine", ".trt"}
 
 
@@ -25,11 +27,11 @@ def artifact_kind(path: str | Path) -> ArtifactKind:
         return ArtifactKind.engine
     if suffix == ".xml":
         return ArtifactKind.openvino
-    if suffix in TORCH_SUFFIXES:
+    if suffix in TORCH_SUFFIXES or suffix in KERAS_SUFFIXES:
         return ArtifactKind.torch
     if p.exists():
         head = p.read_bytes()[:4]
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        if head[:2] == b"PK" or head[:1] == b"\x80" or head == b"\x89HDF":
             return ArtifactKind.torch
         if head[:1] == b"\x08":  # protobuf field 1 varint: ir_version
             return ArtifactKind.onnx
@@ -44,13 +46,39 @@ def io_spec_of(path: str | Path, model: Any = None, manifest: Any = None) -> IOS
     from edgelstm.artifacts.manifest import read_manifest
 
     m = manifest if manifest is not None else read_manifest(path)
-    if m is not None and m.io is not None:
-        return m.io
-    if model is None:
+    if model is None and (m is None or m.io is None):
         from edgelstm.artifacts.onnx_graph import load_onnx
 
         model = load_onnx(path)
-    return iospec_from_onnx(model)
+    elif model is None:  # the graph only (no weights): enough to check what the manifest says
+        model = _graph_of(path)
+    actual = iospec_from_onnx(model)
+    if m is not None and m.io is not None:
+        return checked_io(m.io, actual, Path(path).name)
+    return actual
+
+
+def _graph_of(path: str | Path) -> Any:
+    import onnx
+
+    from edgelstm.fileio import require_file
+
+    p = require_file(path, kind="an ONNX model")
+    try:
+        return onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
+        raise BadInput(f"{p.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200] if str(exc) else exc}") from None
+
+
+def checked_io(claimed: IOSpec, actual: IOSpec, name: str) -> IOSpec:
+    """A manifest's I/O spec, once the model file agrees with it (names, dtypes, ranks); else BadInput."""
+    from edgelstm.artifacts.manifest_schema import io_mismatch
+
+    problem = io_mismatch(claimed, actual)
+    if problem is not None:
+        raise BadInput(f"{name} does not match its manifest: {problem}",
+                       hint="the manifest was edited or belongs to another file; re-create it or delete it")
+    return claimed
 
 
 @dataclass
@@ -61,6 +89,7 @@ class Artifact:
     io: IOSpec | None = None
     precision: str | None = None
     facts: Any = None           # edgelstm.artifacts.facts.OnnxFacts for ONNX files
+    io_problem: str | None = None  # opened without verify: how the manifest's I/O disagrees with the file
 
     @classmethod
     def open(cls, path: str | Path, *, verify: bool = True, outside_data: bool = False) -> "Artifact":
@@ -93,7 +122,13 @@ class Artifact:
                 from edgelstm.artifacts.onnx_graph import refuse_outside_data
 
                 refuse_outside_data(p, art.facts.external)
-            art.io = art.io or iospec_from_onnx(model)
+            actual = iospec_from_onnx(model)
+            if art.io is not None and not verify:  # describe what the file really is, and say what disagrees
+                from edgelstm.artifacts.manifest_schema import io_mismatch
+
+                art.io_problem = io_mismatch(art.io, actual)
+                art.io = actual if art.io_problem else art.io
+            art.io = checked_io(art.io, actual, p.name) if art.io is not None else actual
             art.precision = art.precision or art.facts.precision
         return art
 
@@ -103,4 +138,4 @@ class Artifact:
         return (self.manifest.details.get("target_isa") if self.manifest is not None else None)
 
 
-__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "TORCH_SUFFIXES"]
+__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "KERAS_SUFFIXES", "TORCH_SUFFIXES"]

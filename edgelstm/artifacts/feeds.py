@@ -1,8 +1,8 @@
 """Seeded feeds shaped from an I/O spec: one place that knows how to make a valid input for every tensor role.
 
 Float inputs are standard normal; integer inputs (token ids) are drawn within their ``value_range`` (half-open);
-``lengths`` inputs (``pack_padded_sequence``) hold valid lengths in [1, seq], sorted in decreasing order with the
-longest equal to ``seq`` (so ``enforce_sorted=True`` models accept them and padded outputs keep ``seq`` steps);
+``lengths`` inputs (``pack_padded_sequence``) hold valid lengths in [1, seq] (float lengths: the same as fractions of
+``seq``, in (0, 1]), sorted in decreasing order with the longest equal to ``seq`` (so ``enforce_sorted=True`` models accept them and padded outputs keep ``seq`` steps);
 state inputs (h0/c0) are zeros, or small random values when asked. Symbolic dims: ``batch`` and ``seq`` take the
 given values, any other symbol takes ``dims[symbol]`` or else the ``seq`` value.
 """
@@ -56,7 +56,10 @@ def tensor_values(t: TensorSpec, shape: tuple[int, ...], rng: np.random.Generato
     dtype = numpy_dtype(t.dtype)
     if t.role == LENGTHS:
         n = int(np.prod(shape)) if shape else 1
-        return lengths_values(rng, n, seq).reshape(shape).astype(dtype)
+        steps = lengths_values(rng, n, seq).reshape(shape)
+        if np.dtype(dtype).kind == "f":  # relative lengths (a fraction of seq, the longest 1.0)
+            return (steps / float(seq)).astype(dtype)
+        return steps.astype(dtype)
     kind = np.dtype(dtype).kind
     if kind == "b":
         return rng.integers(0, 2, size=shape).astype(dtype)
@@ -93,7 +96,8 @@ def zero_feeds(inputs: IOSpec | Iterable[TensorSpec], batch: int, seq: int,
         shape = concrete_shape(t, batch, seq, dims)
         check_alloc(shape, 8, what=f"input {t.name!r} at batch {batch}, seq {seq}")
         if t.role == LENGTHS:
-            out[t.name] = np.full(shape, seq, numpy_dtype(t.dtype))
+            out[t.name] = np.full(shape, 1.0 if np.dtype(numpy_dtype(t.dtype)).kind == "f" else seq,
+                                  numpy_dtype(t.dtype))
         else:
             lo = t.value_range[0] if t.value_range and not (t.value_range[0] <= 0 < t.value_range[1]) else 0
             out[t.name] = np.full(shape, lo, numpy_dtype(t.dtype))

@@ -31,9 +31,11 @@ def inspect_onnx(path: Path, *, describe_only: bool = False) -> dict[str, Any]:
         "io": art.io.to_dict(), "stateful": art.io.stateful, "recurrent_layers": recurrent,
         "loops": f.loops, "op_histogram": dict(f.ops.most_common()), "parameters": f.parameters,
         "manifest": art.manifest.to_dict() if art.manifest else None,
-        "manifest_matches": _matches(path, art.manifest),
+        "manifest_matches": _matches(path, art.manifest) and art.io_problem is None,
         "external_data": list(f.external),
         "external_data_outside": external_data_outside(path, f.external), **_int8_needs(path, model),
+        **({"note": f"the manifest does not describe this file: {art.io_problem}; the I/O above is the file's"}
+           if art.io_problem else {}),
     }
 
 
@@ -45,7 +47,7 @@ def _int8_needs(path: Path, model: Any) -> dict[str, Any]:
     if not entries:
         return {}
     note = plain_session_warning(path.name, entries)
-    return {"int8_needs": entries, **({"note": note} if note else {})}
+    return {"int8_needs": entries, **({"int8_note": note} if note else {})}
 
 
 def inspect_openvino(path: Path) -> dict[str, Any]:
@@ -76,18 +78,19 @@ def _matches(path: Path, manifest) -> bool | None:
 
 
 def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool = False,
-                  inputs: Any = None) -> dict[str, Any]:
+                  inputs: Any = None, keras_reference: Any = None) -> dict[str, Any]:
     """A torch model's facts, and its I/O as edgelstm will call it (the input contract, proved by running it)."""
     from edgelstm.errors import EdgeLSTMError
     from edgelstm.models.calling import resolve_call
     from edgelstm.models.inputs import InputOptions
     from edgelstm.models.loading import infer_input_size, load_model, recurrent_modules
 
-    loaded = load_model(path, factory=factory, trust_pickle=trust_pickle)
+    loaded = load_model(path, factory=factory, trust_pickle=trust_pickle, keras_reference=keras_reference)
     mod = loaded.module
     layers = []
     for name, m in recurrent_modules(mod):
-        layers.append({"name": name, "op": type(m).__name__, "input_size": m.input_size, "hidden_size": m.hidden_size,
+        layers.append({"name": name, "op": getattr(m, "mode", None) if type(m).__name__ == "OnnxRecurrent"
+                       else type(m).__name__, "input_size": m.input_size, "hidden_size": m.hidden_size,
                        "num_layers": m.num_layers, "directions": 2 if m.bidirectional else 1,
                        "batch_first": m.batch_first})
     params = sum(int(p.numel()) for p in mod.parameters())
@@ -102,7 +105,7 @@ def inspect_torch(path: Path, *, factory: str | None = None, trust_pickle: bool 
     return {"io": io, "contract": contract, **({"note": note} if note else {}),"path": str(path), "kind": "torch", "source": loaded.source, "arch": loaded.arch, "config": loaded.config,
             "size_bytes": path.stat().st_size, "precision": "fp32", "input_size": infer_input_size(mod),
             "recurrent_layers": layers, "parameters": params, "module": type(mod).__name__,
-            "manifest": None}
+            "manifest": None, **({"keras": loaded.origin} if loaded.origin else {})}
 
 
 def inspect_engine(path: Path) -> dict[str, Any]:

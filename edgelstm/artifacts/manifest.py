@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.artifacts.iospec import IOSpec
+from edgelstm.artifacts.manifest_schema import manifest_problem
 
 MANIFEST_VERSION = 1
 
@@ -74,51 +75,29 @@ def write_manifest(artifact: str | Path, *, kind: str, precision: str = "fp32", 
     if parent is not None and parent_sha256 is None and Path(parent).exists():
         parent_sha256 = sha256_file(parent)
     m = Manifest(kind=kind, file=artifact.name, sha256=sha256_file(artifact), precision=precision,
-                 parent_sha256=parent_sha256, io=io, details=details or {})
+                 parent_sha256=parent_sha256, io=io, details=_with_parent_lengths(details or {}, parent))
     write_text_atomic(manifest_path(artifact), json.dumps(m.to_dict(), indent=2, default=str) + "\n")
     return m
 
 
-def manifest_problem(d: Any) -> str | None:
-    """What makes parsed JSON not a manifest (every field's type, the I/O spec's tensors), or None."""
-    if not isinstance(d, dict):
-        return f"a JSON {type(d).__name__}, not an object"
-    for key in ("kind", "file", "sha256"):
-        if not isinstance(d.get(key), str):
-            return f"{key!r} must be a string"
-    for key in ("precision", "created"):
-        if key in d and not isinstance(d[key], str):
-            return f"{key!r} must be a string"
-    if d.get("parent_sha256") is not None and not isinstance(d["parent_sha256"], str):
-        return "'parent_sha256' must be a string or null"
-    for key in ("versions", "details"):
-        if key in d and not isinstance(d[key], dict):
-            return f"{key!r} must be an object"
-    io = d.get("io")
-    if io is None:
-        return None
-    if not isinstance(io, dict):
-        return "'io' must be an object"
-    for role in ("inputs", "outputs"):
-        tensors = io.get(role, [])
-        if not isinstance(tensors, list):
-            return f"io.{role} must be a list"
-        for i, t in enumerate(tensors):
-            where = f"io.{role}[{i}]"
-            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
-                return f"{where} must be an object with a non-empty 'name'"
-            if not isinstance(t.get("dtype", "float32"), str) or not isinstance(t.get("state", False), bool):
-                return f"{where}: 'dtype' must be a string and 'state' true or false"
-            shape = t.get("shape", [])
-            if not isinstance(shape, list) or not all(
-                    (isinstance(x, int) and not isinstance(x, bool) and x >= 0) or (isinstance(x, str) and x)
-                    for x in shape):
-                return f"{where}.shape must be a list of sizes >= 0 and axis names"
-    return None
+def _with_parent_lengths(details: dict[str, Any], parent: str | Path | None) -> dict[str, Any]:
+    """A file made from a converted model keeps the sequence lengths it was verified at (edgelstm.artifacts.lengths)."""
+    if "lengths" in details or parent is None or not Path(parent).is_file():
+        return details
+    from edgelstm.artifacts.lengths import inherited
+
+    try:
+        pm = read_manifest(parent, verify=False)
+    except Exception:  # noqa: BLE001 - a parent without a readable manifest passes nothing on
+        return details
+    lengths = inherited(pm.details if pm is not None else None, Path(parent).name)
+    return {**details, "lengths": lengths} if lengths else details
 
 
 def read_manifest(artifact: str | Path, *, verify: bool = True) -> Manifest | None:
-    """The artifact's manifest, or None if it has none. With verify, a sha256 mismatch is an error."""
+    """The artifact's manifest, or None if it has none. Every field is checked against the one schema
+    (``manifest_schema``): a manifest edited by hand is BadInput naming the field. With verify, a sha256 mismatch
+    is an error."""
     path = manifest_path(artifact)
     if not path.exists():
         return None
@@ -176,6 +155,7 @@ class ArtifactPair:
         """The manifest of the artifact written to ``self.tmp`` (it names the final file)."""
         if parent is not None and parent_sha256 is None and Path(parent).exists():
             parent_sha256 = sha256_file(parent)
+        details = _with_parent_lengths(details or {}, parent)
         self.manifest = Manifest(kind=kind, file=self.out.name, sha256=sha256_file(self.tmp), precision=precision,
                                  parent_sha256=parent_sha256, io=io, details=details or {})
         text = json.dumps(self.manifest.to_dict(), indent=2, default=str) + "\n"

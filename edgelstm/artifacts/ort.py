@@ -23,6 +23,9 @@ def _ort():
 
 
 CPU_PROVIDER = "CPUExecutionProvider"
+#: onnxruntime log severity for edgelstm's sessions: 4 (fatal only). Its errors reach the user as exceptions,
+#: rendered as edgelstm's one-line errors; its log line would be a second, coloured copy on stderr.
+QUIET = 4
 
 
 def _provider_name(p: Any) -> str:
@@ -39,9 +42,9 @@ def make_session(path: str | Path, *, threads: int | None = None, opt_level: str
     runs on another is refused (BackendMissing, exit 3) naming the provider asked for and the one active, so
     that no CPU latency is ever reported as a GPU one."""
     ort = _ort()
-    ort.set_default_logger_severity(3)
+    ort.set_default_logger_severity(QUIET)
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = QUIET  # onnxruntime's own (coloured, C++) log lines stay off the user's stderr
     if threads:
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
@@ -71,7 +74,7 @@ _PROBE = r"""
 import json, sys
 import numpy as np, onnxruntime as ort
 path, level = sys.argv[1], sys.argv[2]
-so = ort.SessionOptions(); so.log_severity_level = 3; so.intra_op_num_threads = 1
+so = ort.SessionOptions(); so.log_severity_level = 4; so.intra_op_num_threads = 1
 so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 feeds = {}
@@ -79,8 +82,8 @@ sym = {"batch": 2, "seq": 3}  # the same symbolic dim gets the same size in ever
 for i in s.get_inputs():
     shape = [d if isinstance(d, int) and d > 0 else sym.setdefault(d, 2 if n == 0 else 3) if isinstance(d, str)
              else (2 if n == 0 else 3) for n, d in enumerate(i.shape)]
-    if i.name in ("h0", "c0") and len(shape) == 3:
-        shape[1] = 2
+    if i.name in ("h0", "c0") and len(shape) == 3 and not (isinstance(i.shape[1], int) and i.shape[1] > 0):
+        shape[1] = 2  # a state fixed at batch 1 (a one-token encoder) keeps it
     dt = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
           "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
     feeds[i.name] = np.zeros(shape, dt)

@@ -111,8 +111,12 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
             raise BadInput(f"{s.name} in {src} clashes with the file the bundle generates; rename it or leave it out")
         chosen.setdefault(s.name, s)
 
+    outside: list[str] = []  # links to files outside src: never bundled, but said so
+
     def eligible(p: Path) -> str | None:
         rel = _rel(p, src)
+        if rel is None and p.is_symlink():
+            outside.append(p.relative_to(src).as_posix() if p.is_relative_to(src) else str(p))
         return None if rel is None or _hidden(rel) or p.resolve() == out_resolved else rel
 
     for p in sorted(p for p in src.rglob("*") if p.is_file()):
@@ -160,7 +164,15 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
         chosen.pop(PIPELINE_NAME, None)
         add(Source(PIPELINE_NAME, pipe, "pipeline"))
 
+    for rel in outside:
+        skipped.append({"file": rel, "reason": f"a symbolic link to a file outside {src}: bundles hold only "
+                                               "the folder's own files (copy the file in)"})
     if not any(s.role == "onnx" for s in chosen.values()):
+        links = [r for r in outside if r.endswith(".onnx")]
+        if links:
+            raise BadInput(f"no .onnx model inside {src}: {', '.join(links)} "
+                           f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'} to a file outside "
+                           "it, and a bundle holds only the folder's own files; copy the model in")
         raise BadInput(f"no .onnx model in {src}: nothing to bundle (run `edgelstm run PIPELINE.toml` or "
                        "`edgelstm convert` first)")
 

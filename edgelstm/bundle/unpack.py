@@ -73,9 +73,21 @@ def _remove_dirs(created: list[Path]) -> None:
             return
 
 
+def _scratch_prefix(dest: Path, kind: str = "") -> str:
+    """mkdtemp's prefix for a scratch folder beside ``dest``: ``.NAME.`` with NAME cut (in bytes) so that the
+    folder's name fits in 255 bytes whatever the length of a legal ``-o`` name."""
+    return f".{os.fsdecode(os.fsencode(dest.name)[:200])}.{kind}"
+
+
 def _free_space(d: Path) -> int:
+    """The free space where ``d`` will be made; BadInput first when nothing can be written there at all (a
+    read-only file system, no permission): that, not the space, is what the user must fix."""
     while not d.exists() and d != d.parent:
         d = d.parent
+    if os.statvfs(d).f_flag & os.ST_RDONLY:
+        raise BadInput(f"{d}: the file system is read-only; nothing was written")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise BadInput(f"{d}: permission denied; nothing was written")
     return shutil.disk_usage(d).free
 
 
@@ -103,7 +115,7 @@ def _install(tmp: Path, dest: Path) -> None:
         except OSError as exc:
             raise BadInput(f"could not create {dest}: {exc.strerror or exc}") from None
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+    old = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest, "old."), dir=dest.parent))
     try:
         os.replace(dest, old / dest.name)
     except OSError as exc:
@@ -144,7 +156,7 @@ def unpack_bundle(path: str | Path, dest: str | Path, verify: bool = True, *, fo
         tmp: Path | None = None
         try:
             created = _make_dirs(dest.parent)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".unbundle", dir=dest.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest), suffix=".unbundle", dir=dest.parent))
             tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the unpacked dir gets the usual permissions
             _write_members(tar, regular, tmp, path)
             if verify:

@@ -123,12 +123,30 @@ def run_cli(argv: list[str]) -> int:
     except click_exc.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
         hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-        console.error(f"{where}{exc.format_message()}{hint}".replace("\n", " "))
-        return 2
+        return _refused(f"{where}{exc.format_message()}{hint}".replace("\n", " "), 2, argv)
     except click_exc.ClickException as exc:
-        console.error(exc.format_message().replace("\n", " "))
-        return exc.exit_code
+        return _refused(exc.format_message().replace("\n", " "), exc.exit_code, argv)
     return code if isinstance(code, int) else 0
+
+
+def _refused(message: str, exit_code: int, argv: list[str]) -> int:
+    """A command line refused before any command ran: one error line, and with ``--json`` its JSON outcome."""
+    from edgelstm import console
+
+    console.configure(json_mode=wants_json(argv))
+    console.error(message)
+    console.close_json(exit_code)
+    return exit_code
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether a command line asks for JSON output (``--json`` before any ``--``), even one the parser refused."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 if __name__ == "__main__":

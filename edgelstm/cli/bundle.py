@@ -226,7 +226,7 @@ def unbundle(
             check = unpack_bundle(bundle_path, out, verify, force=force, max_unpacked_size=limit)
     except BundleRefused as exc:
         if json_out and exc.check is not None:
-            console.emit_json(exc.check.to_dict())
+            console.result(exc.check.to_dict())  # printed with the error when the command ends
         raise
     lit = console.literal  # member names come from the archive: shown as they are, never taken for markup
     console.table(f"bundle {bundle_path.name}", ["member", "size", "sha256", "status"],

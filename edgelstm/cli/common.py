@@ -23,12 +23,18 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         console.configure(quiet=bool(kwargs.get("quiet")), json_mode=bool(kwargs.get("json_out")))
         new_dirs = _missing_dirs(kwargs)
+        code = 4
         try:
-            return _run(_outputs_checked(fn), args, kwargs)
+            value = _run(_outputs_checked(fn), args, kwargs)
+            code = 0
+            return value
         except typer.Exit as exc:
+            code = exc.exit_code
             if exc.exit_code not in (0, 1):  # refused or broken: no empty output directory is left behind
                 _remove_empty(new_dirs)
             raise
+        finally:
+            console.close_json(code)  # --json: exactly one JSON object on stdout, whatever happened
 
     return wrapper
 
@@ -91,7 +97,7 @@ def _run(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         console.error("not enough memory for this input (shapes or sample counts too large); use smaller ones")
         raise typer.Exit(2) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
-        problem = environment_problem(exc) if isinstance(exc, OSError) else None
+        problem = environment_problem(exc) if isinstance(exc, OSError) else _link_loop(exc)
         if problem is not None:  # the disk or the file system said no: the user's to fix, not a bug
             console.error(problem)
             raise typer.Exit(2) from None
@@ -100,6 +106,14 @@ def _run(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         console.error(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                       "(set EDGELSTM_DEBUG=1 for the traceback and please report it)")
         raise typer.Exit(4) from None
+
+
+def _link_loop(exc: Exception) -> str | None:
+    """pathlib's ``resolve()`` says RuntimeError("Symlink loop from '...'") (Python < 3.13): the user's path."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and text.startswith("Symlink loop from "):
+        return f"{text.removeprefix('Symlink loop from ').strip(chr(39))}: a symbolic link loop; pass the real file"
+    return None
 
 
 def environment_problem(exc: OSError) -> str | None:
@@ -111,6 +125,7 @@ def environment_problem(exc: OSError) -> str | None:
             errno.EPERM: "operation not permitted", errno.ENOENT: "no such file or directory",
             errno.EISDIR: "is a directory", errno.ENOTDIR: "not a directory", errno.EFBIG: "file too large",
             errno.ENAMETOOLONG: "file name too long", errno.EMFILE: "too many open files",
+            errno.ELOOP: "a symbolic link loop",
             errno.EEXIST: "already exists (a file is in the way of a directory)"}.get(exc.errno or 0)
     if what is None:
         return None
@@ -121,7 +136,9 @@ def environment_problem(exc: OSError) -> str | None:
 
 
 def finish(payload: dict[str, Any], json_out: bool, exit_code: int = 0) -> None:
+    """The command's result: with ``--json`` it is printed on stdout when the command ends (with ``ok`` and
+    ``exit_code`` added); a non-zero ``exit_code`` ends the command with it."""
     if json_out:
-        console.emit_json(payload)
+        console.result(payload)
     if exit_code:
         raise typer.Exit(exit_code)

@@ -10,14 +10,17 @@ import typer
 from edgelstm import console
 from edgelstm.options import ExportRoute
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
-from edgelstm.cli.model_options import FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, KerasReferenceOpt, StateArgOpt,
+                                        TrustPickleOpt)
 from edgelstm.cli.vocabulary import output_option
 
 HELP = """Export a trained PyTorch model to ONNX and prove it: onnxruntime must reproduce torch at several
 sequence lengths (1, the example length, a longer one) and batch sizes, or nothing is written.
 
 MODEL is a TorchScript file, a torch.export program (.pt2), an edgelstm checkpoint, a state_dict with
---factory, or (only with --trust-pickle) a whole pickled module.
+--factory, (only with --trust-pickle) a whole pickled module, or a Keras model (.keras or legacy .h5; read with
+h5py, no TensorFlow; verified against Keras' own predictions when keras>=3 is installed, else against
+--keras-reference pred.npz, else checked only structurally, and it says so).
 
 Examples:
 
@@ -32,6 +35,8 @@ Examples:
   edgelstm convert clf.pt -o clf.onnx --input x:float32[batch,seq,4] --input lengths:int64[batch]
 
   edgelstm convert ae.pt -o ae.onnx --static --batch 1 --seq 100   # a model that takes one shape
+
+  edgelstm convert model.keras -o model.onnx --keras-reference pred.npz
 
 The inputs are inferred from the model's first layer when --input is not given (token ids for an nn.Embedding,
 [seq, batch, F] for a model whose first LSTM/GRU is not batch_first); a forward(input, hidden) argument becomes
@@ -56,6 +61,7 @@ def convert(
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip graph simplification."),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
+    keras_reference: Optional[Path] = KerasReferenceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -71,14 +77,18 @@ def convert(
     options = stages.ExportOptions(input_size=input_size, inputs=parse_inputs(input), state_arg=state_arg or None,
                                    seq_len=seq_len, batch=batch, opset=opset, stateful=stateful,
                                    max_seq_len=max_seq_len, static=static, route=route, simplify=not no_simplify)
-    loaded = load_model(model, factory=factory, trust_pickle=trust_pickle)
+    loaded = load_model(model, factory=factory, trust_pickle=trust_pickle, keras_reference=keras_reference)
     console.step(f"loaded {model.name} ({loaded.source}{', ' + loaded.arch if loaded.arch else ''})")
+    if loaded.origin:
+        console.info(f"  {import_summary(loaded.origin)}")
     result = stages.export(loaded, out, options, on_step=console.step)
     for r, why in result.attempts:
         console.info(f"  [dim]route {r} rejected: {why}[/]")
     if result.lifted:
-        console.info(f"  lifted hand-written cell '{result.lifted['cell']}' to nn.LSTM (gate order "
-                     f"{result.lifted['gate_order']}, concat {result.lifted['concat']})")
+        lifted = result.lifted
+        kind = lifted.get("kind", "LSTM")
+        console.info(f"  lifted {kind} cell(s) {', '.join(lifted.get('cells', [lifted['cell']]))} to a native {kind} "
+                     f"op (gate order {lifted['gate_order']}, {lifted['linears']}, concat {lifted['concat']})")
     console.success(f"wrote {out} via the {result.route.value} route in {result.seconds:.2f}s; "
                     f"{result.verification.summary()}")
     contract = (getattr(result.manifest, "details", None) or {}).get("inputs") or {}
@@ -97,6 +107,19 @@ def convert(
             "rejected_routes": [{"route": r, "reason": w} for r, w in result.attempts],
             "io": result.io.to_dict(),
             "verification": [c.to_dict() for c in result.verification.checks]}, json_out)
+
+
+def import_summary(origin: dict) -> str:
+    """One line on how a Keras model came in and how its torch form was checked."""
+    v = origin.get("verification") or {}
+    head = (f"Keras {origin.get('keras_version') or '?'} model ({origin.get('format')}), {len(origin.get('layers', []))} "
+            "layer group(s) mapped to torch")
+    if v.get("method") == "keras":
+        return (f"{head}; matches Keras {v['keras']} ({v.get('backend')} backend) to rel L2 {v['worst_rel_l2']:.1e} "
+                f"at {len(v['points'])} points")
+    if v.get("method") == "reference-file":
+        return f"{head}; matches the predictions in {Path(v['file']).name} to rel L2 {v['worst_rel_l2']:.1e}"
+    return f"{head}; [yellow]{v.get('note', 'not verified against Keras')}[/]"
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,8 @@ import typer
 from edgelstm import console
 from edgelstm.fileio import human_size
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
-from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
-                                        input_options)
+from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, KerasReferenceOpt, StateArgOpt,
+                                        TrustPickleOpt, input_options)
 
 HELP = """Describe an artifact: inputs/outputs with symbolic dims, recurrent layers (hidden size, directions,
 layers), op histogram, parameter count, file size, precision and its manifest.
@@ -25,6 +25,8 @@ Works on ONNX and torch files without TensorRT or a GPU; engines are described f
   edgelstm inspect lm.pt --trust-pickle --input tokens:int64[seq,batch]    # the I/O edgelstm will call it with
 
   edgelstm inspect ae.pt --static --batch 1 --seq 100                      # a model that takes one shape
+
+  edgelstm inspect model.keras      # its Keras layers, their torch and ONNX form, and the check against Keras
 
 An ONNX whose external data points outside its folder is refused (exit 2); --describe-only describes it
 anyway, with a loud warning, and still reads nothing outside the folder.
@@ -50,13 +52,16 @@ def inspect(
                                        help="Describe an ONNX file even when its external data points outside its "
                                             "folder (an absolute path, '..', a symbolic link out); nothing there is "
                                             "read. Without it such a file is refused (exit 2)."),
+    keras_reference: Optional[Path] = KerasReferenceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm.artifacts.inspection import inspect_artifact
 
+    extra = {"keras_reference": keras_reference} if keras_reference else {}
     info = inspect_artifact(artifact, describe_only=describe_only, factory=factory,  # torch files only use these
-                            trust_pickle=trust_pickle, inputs=_inputs(input, input_size, state_arg, static, batch, seq))
+                            trust_pickle=trust_pickle, inputs=_inputs(input, input_size, state_arg, static, batch, seq),
+                            **extra)
     outside = info.get("external_data_outside")
     if outside:
         console.warn(f"{artifact.name} POINTS OUTSIDE ITS FOLDER for its external data "
@@ -87,6 +92,13 @@ def inspect(
                       [[role, t["name"] + (" (state)" if t.get("state") else "") + (f" ({t['role']})" if t.get("role") else ""),
                         t["dtype"], str(t["shape"]) + (f" values in [{t['range'][0]}, {t['range'][1]})" if t.get("range") else "")]
                        for role in ("inputs", "outputs") for t in io[role]])
+    keras = info.get("keras")
+    if keras:
+        from edgelstm.cli.convert import import_summary
+
+        console.table("Keras layers", ["Keras", "torch", "ONNX"],
+                      [[r["keras"], r["torch"], r["onnx"]] for r in keras.get("layers", [])])
+        console.info(import_summary(keras))
     layers = info.get("recurrent_layers") or []
     if layers:
         cols = sorted({k for layer in layers for k in layer if layer[k] is not None}, key=list(layers[0]).index)
@@ -102,6 +114,8 @@ def inspect(
         console.table("ops", ["op", "count"], [[k, v] for k, v in info["op_histogram"].items()])
     if info.get("note"):
         console.info(info["note"])
+    if info.get("int8_note"):  # what a plain onnxruntime session would compute instead
+        console.warn(info["int8_note"])
     finish(info, json_out)
 
 

@@ -24,6 +24,10 @@ InputSizeOpt: Any = typer.Option(None, "--input-size", metavar="N", show_default
 FactoryOpt: Any = typer.Option(None, "--factory", metavar="MODULE:FUNCTION", show_default=False,
                                help="pkg.module:function (or file.py:function) that builds the model for a "
                                     "state_dict.")
+KerasReferenceOpt: Any = typer.Option(None, "--keras-reference", show_default=False, metavar="PRED.npz",
+                                      help="A Keras model's own predictions, to verify its import against when "
+                                           "keras>=3 is not installed: a .npz made with np.savez('pred.npz', x=x, "
+                                           "y=model.predict(x)).")
 TrustPickleOpt: Any = typer.Option(False, "--trust-pickle",
                                    help="Allow loading a whole pickled torch module (runs code from the file).")
 

@@ -193,11 +193,10 @@ def validate(
         console.info(f"  [dim]{note}[/]")
     for w in written:
         console.info(f"  wrote {w}")
-    payload = result.to_dict()
-    if json_out:
+    if json_out:  # printed when the command ends, with its outcome (a failed gate included)
         from edgelstm.validation.reports.validate_json import report_dict
 
-        console.emit_json(report_dict(payload))
+        console.result(report_dict(result.to_dict()))
     failed = result.failed_gates
     if failed:
         listed = "; ".join(g.message or g.name for g in failed[:3]) + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")

@@ -64,8 +64,8 @@ def with_default_state(spec: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[st
             if batch is None:
                 raise BadInput(f"cannot size the zero state {t.name!r}: no data input in the feeds")
             dims = [batch if d == "batch" else d for d in t.shape]
-            if len(dims) == 3 and not isinstance(dims[1], int):
-                dims[1] = batch  # state is [layers*dirs, batch, hidden]
+            if len(dims) == 3:
+                dims[1] = batch  # state is [layers*dirs, batch, hidden]; a fixed batch is fed in batches of it
             if not all(isinstance(d, int) and d > 0 for d in dims):
                 raise BadInput(f"cannot size the zero state {t.name!r} from its shape {list(t.shape)}; "
                                f"provide {t.name!r} in the data")
@@ -207,12 +207,47 @@ def _any_batch(spec: IOSpec) -> IOSpec:
     """``spec`` with the batch axis of every data input left open: a data set holds any number of samples."""
     from dataclasses import replace
 
-    def free(t: TensorSpec) -> TensorSpec:
-        if is_state(t, STATE_INPUTS) or not t.shape or isinstance(t.shape[t.batch_axis], str):
+    def free(t: TensorSpec) -> TensorSpec:  # (a state fixed at batch 1 too: [layers, 1, hidden] holds n samples)
+        if not t.shape or isinstance(t.shape[t.batch_axis], str) or (is_state(t, STATE_INPUTS) and len(t.shape) != 3):
             return t
         return replace(t, shape=tuple("batch" if i == t.batch_axis else d for i, d in enumerate(t.shape)))
 
     return IOSpec(tuple(free(t) for t in spec.inputs), spec.outputs)
+
+
+def check_lengths(spec: IOSpec, feeds: Mapping[str, np.ndarray], source: str = "data") -> None:
+    """Per-sample ``lengths`` inputs (``pack_padded_sequence``) hold valid lengths: integers in [1, seq], ``seq``
+    being the time axis of the data they describe. BadInput in one line naming the first bad sample; nothing
+    reaches torch or onnxruntime (which fail deep inside, or pad silently) otherwise."""
+    from edgelstm.artifacts.iospec import LENGTHS
+
+    for t in spec.inputs:
+        if t.role != LENGTHS or t.name not in feeds:
+            continue
+        values = np.asarray(feeds[t.name])
+        seq, of = _data_seq(spec, feeds)
+        if values.dtype.kind not in "iu" or not values.size:
+            continue  # non-integers are reported by check_feeds
+        bad = (values < 1) | (values > seq) if seq is not None else values < 1
+        if bad.any():
+            i = int(np.argmax(bad.reshape(-1)))
+            rule = f"[1, {seq}] (the sequence length of {of!r})" if seq is not None else ">= 1"
+            raise BadInput(f"{source}: {t.name!r} must hold valid lengths in {rule}; {int(bad.sum())} value(s) "
+                           f"are not, the first {values.reshape(-1)[i]} (sample {i})")
+
+
+def _data_seq(spec: IOSpec, feeds: Mapping[str, np.ndarray]) -> tuple[int | None, str | None]:
+    """The longest sequence among the data inputs (their ``seq`` axis, else the axis after the batch axis)."""
+    from edgelstm.artifacts.iospec import LENGTHS
+
+    found: list[tuple[int, str]] = []
+    for t in spec.inputs:
+        a = feeds.get(t.name)
+        if a is None or t.role == LENGTHS or is_state(t, STATE_INPUTS) or np.ndim(a) < 2:
+            continue
+        axis = t.seq_axis if t.seq_axis is not None else (1 if t.batch_axis == 0 else 0)
+        found.append((int(np.shape(a)[axis]), t.name))
+    return max(found) if found else (None, None)
 
 
 def dataset_from_arrays(arrays: Mapping[str, np.ndarray], spec: IOSpec, *, labels: np.ndarray | None = None,
@@ -238,6 +273,7 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], spec: IOSpec, *, label
         a = checked[t.name]
         if not is_state(t, STATE_INPUTS) and a.ndim >= 2 and "seq" in t.shape and a.shape[t.shape.index("seq")] == 0:
             raise BadInput(f"{source}: {t.name!r} has sequence length 0 (shape {list(a.shape)})")
+    check_lengths(spec, checked, source)
     ds = Dataset(checked, _check_labels(labels, source), source, {t.name: sample_axis(t) for t in spec.inputs},
                  {t.name: t.seq_axis for t in spec.inputs if t.seq_axis is not None and not is_state(t, STATE_INPUTS)})
     require_min_samples(ds, min_samples, what="data set")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -53,15 +54,27 @@ def _data_input(spec: IOSpec) -> TensorSpec:
     return data[0]
 
 
+def _numpy_problem(exc: Exception) -> str:
+    """What numpy's loader said, in words: object arrays (refused: they need pickle), a truncated array, a bad
+    header (a negative or impossible shape), or else its own first line."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if "allow_pickle" in text or "Object arrays" in text:
+        return "it holds object arrays, which need pickle (refused); save numeric arrays"
+    if "negative dimensions" in text or re.search(r"\(-\d", text) or "header" in text.lower():
+        return f"an array header is damaged ({text})"
+    if "EOF" in text or "could only read" in text or "not fully written" in text:
+        return f"an array is truncated ({text})"
+    return f"{type(exc).__name__}: {text}"
+
+
 def _load_npz(path: Path, spec: IOSpec) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except ValueError as exc:
-        raise BadInput(f"{path.name}: cannot read (object arrays need pickle, which is refused): "
-                       f"{str(exc).splitlines()[0][:200]}") from None
-    except Exception as exc:  # noqa: BLE001
-        raise BadInput(f"{path.name} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy's header parser raise assorted errors
+        raise BadInput(f"{path.name} is not a readable .npz file: {_numpy_problem(exc)}") from None
     labels = None
     names = set(spec.input_names)
     for key in LABEL_KEYS:
@@ -79,8 +92,10 @@ def _load_npz(path: Path, spec: IOSpec) -> tuple[dict[str, np.ndarray], np.ndarr
 def _load_npy(path: Path, spec: IOSpec) -> dict[str, np.ndarray]:
     try:
         arr = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001
-        raise BadInput(f"{path.name} is not a readable .npy file: {str(exc).splitlines()[0][:200]}") from None
+        raise BadInput(f"{path.name} is not a readable .npy file: {_numpy_problem(exc)}") from None
     return {_data_input(spec).name: arr}
 
 
@@ -236,7 +251,9 @@ def load_dataset(path: str | Path, spec: IOSpec, *, window: int | None = None,
     counts that disagree, or fewer than ``min_samples`` samples."""
     p = Path(path)
     if not p.exists():
-        raise BadInput(f"data file {p} does not exist")
+        from edgelstm.fileio import not_found
+
+        raise BadInput(not_found("data file", p))
     if p.is_dir():
         raise BadInput(f"{p} is a directory; pass a .npz, .npy or .csv file")
     suffix = p.suffix.lower()

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
+from edgelstm.safe_files import private_tempdir
 from edgelstm.fleet.device_artifacts import (bench_on_device, build_engine_on_device, energy_on_device, guarded,
                                              summary_line, validate_on_device)
 from edgelstm.fleet.results import SCHEMA, gate_rows, verdict
@@ -157,7 +156,8 @@ def check_device(bundle: str | Path, out: str | Path, options: DeviceCheckOption
         raise BadInput(f"{opt('out')} must be a .json file, got {out.name}")
     say = options.progress or (lambda _m: None)
     own = options.work is None
-    work = Path(tempfile.mkdtemp(prefix="edgelstm-check-")) if own else Path(options.work)
+    scratch = private_tempdir("check") if own else None  # swept later if a killed check leaves it
+    work = Path(scratch.name) if scratch is not None else Path(options.work)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     steps: list[dict[str, Any]] = []
 
@@ -189,8 +189,8 @@ def check_device(bundle: str | Path, out: str | Path, options: DeviceCheckOption
         write_text_atomic(out, json.dumps(results, indent=2, default=str) + "\n")
         return results
     finally:
-        if own:
-            shutil.rmtree(work, ignore_errors=True)
+        if scratch is not None:
+            scratch.cleanup()
 
 
 def _describe(options: DeviceCheckOptions) -> Callable[[], dict[str, Any]]:

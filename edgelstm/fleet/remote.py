@@ -19,13 +19,13 @@ import json
 import re
 import shlex
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from edgelstm.errors import BadInput
+from edgelstm.safe_files import private_tempdir
 from edgelstm.fleet.results import incomplete
 from edgelstm.fleet.ssh import SSH_FAILED, SshClient, SshTarget
 
@@ -171,7 +171,7 @@ class RemoteRun:
             raise StepFailed("connect", f"the device did not make a run directory (got {self.run_dir!r})")
 
     def push(self) -> None:
-        with tempfile.TemporaryDirectory(prefix="edgelstm-push-") as tmp:
+        with private_tempdir("push") as tmp:
             starter = Path(tmp) / "device_check.py"
             starter.write_bytes(starter_bytes(self.bundle))
             staged = Path(tmp) / "bundle.tar.gz"
@@ -214,7 +214,7 @@ class RemoteRun:
 
     def pull_json(self) -> dict[str, Any]:
         """results.json from the device, through a local temp dir that is always removed."""
-        with tempfile.TemporaryDirectory(prefix="edgelstm-pull-") as tmp:
+        with private_tempdir("pull") as tmp:
             dest = Path(tmp) / "results.json"
             rc, _, err = self.client.call(self.client.scp_argv([self.client.remote(self.run_dir + "/results.json")],
                                                                str(dest)))

@@ -16,8 +16,9 @@ import numpy as np
 
 from edgelstm.errors import BadInput, opt
 from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
-from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, data_input,
-                                        file_size, isa_warnings, module_sha256, module_size, safe_ort_level)
+from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, check_lengths,
+                                        data_input, file_size, isa_warnings, module_sha256, module_size,
+                                        safe_ort_level)
 from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
                                      describe_key, row_key, work_list)
 from edgelstm.latency.summary import stream_summary
@@ -80,6 +81,7 @@ class Bencher:
         check_backend(options.backend)
         self._resolved: list[ResolvedTarget] = []
         self._best_probe: float | None = None
+        self.length_warnings: list[str] = []  # grid lengths outside an artifact's verified range
 
     # -- resolution (before any timing) ------------------------------------------------------------
     def add(self, target: Any) -> ResolvedTarget:
@@ -94,7 +96,9 @@ class Bencher:
         if isinstance(t.artifact, (str, Path)):
             path = Path(t.artifact)
             if not path.exists():
-                raise BadInput(f"artifact {path} does not exist")
+                from edgelstm.fileio import not_found
+
+                raise BadInput(not_found("artifact", path))
             if path.is_dir():
                 raise BadInput(f"{path} is a directory, not an artifact")
             kind = artifact_kind(path)
@@ -128,6 +132,7 @@ class Bencher:
                 res.sha256 = module_sha256(module)
                 res.size = module_size(module)
         check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
+        self.length_warnings += check_lengths(res.name, details, self.grid.seqs)
         res.stream = bool(self.options.stream if t.stream is None else t.stream)
         if res.stream:
             from edgelstm.latency.stream import check_streamable
@@ -323,7 +328,7 @@ class Bencher:
             before_timing(device, resolved)
         report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
-        warnings = isa_warnings(resolved, device) + amx["warnings"]
+        warnings = isa_warnings(resolved, device) + self.length_warnings + amx["warnings"]
         if warnings:
             report.extras["warnings"] = warnings
         for res in resolved:

@@ -163,6 +163,17 @@ def check_grid(name: str, io: Any, grid_batches: Iterable[int], grid_seqs: Itera
                             "build a wider profile")
 
 
+def check_lengths(name: str, details: Any, grid_seqs: Iterable[int]) -> list[str]:
+    """Before any timing: a grid length above the maximum the artifact's export states is refused (BadInput), one
+    outside its verified range is a warning (edgelstm.artifacts.lengths)."""
+    from edgelstm.artifacts.lengths import limits_from
+
+    limits = limits_from(details)
+    if limits is None:
+        return []
+    return [w for w in (limits.check(int(s), name) for s in grid_seqs) if w]
+
+
 # ------------------------------------------------------------------------------ onnxruntime, INT8 ISA
 
 

@@ -22,6 +22,8 @@ from edgelstm.models.probing import module_state_guard
 
 #: (batch, seq) probe points: distinct from each other and from typical feature sizes
 PROBE_POINTS = ((2, 11), (3, 13))
+#: the probe points of a model that runs only at batch 1
+BATCH_ONE_POINTS = ((1, 11), (1, 13))
 _OTHER_DIMS = ((5, 7), (17, 19), (23, 29), (31, 37))
 
 
@@ -72,15 +74,17 @@ class ModelCall:
 
     def arguments(self, tensors: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Positional and keyword arguments of the forward for tensors named like ``io.inputs``."""
+        from edgelstm.models.state_layouts import pack_state
+
         st = self.contract.state
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for i, (param, name) in enumerate(self.contract.args):
             if name == "<state>":
-                value = (tensors["h0"], tensors["c0"]) if st.lstm else tensors["h0"]
+                value = pack_state(st.layout, st.lstm, tensors["h0"], tensors.get("c0"))
             else:
                 value = tensors[name]
-            if kwargs or i != len(args):
+            if kwargs or i != len(args) or param in self.contract.keyword:
                 kwargs[param] = value
             else:
                 args.append(value)
@@ -90,21 +94,30 @@ class ModelCall:
         """The model's return value as a flat list in ``io.outputs`` order (data outputs, then hn[, cn])."""
         if self.state_index is None:
             return flatten_outputs(out)
+        from edgelstm.models.state_layouts import unpack_state
+
         top = list(out)
         state = top.pop(self.state_index)
-        return flatten_outputs(top) + flatten_outputs(state)
+        st = self.contract.state
+        return flatten_outputs(top) + unpack_state(st.layout, st.lstm, state)
 
     def __call__(self, tensors: Mapping[str, Any]) -> list[Any]:
         args, kwargs = self.arguments(tensors)
         return self.split(self.module(*args, **kwargs))
 
     def tensors(self, feeds: Mapping[str, np.ndarray], device=None) -> dict[str, Any]:
-        """numpy feeds -> torch tensors on the module's device (lengths stay on the CPU, as packing needs)."""
+        """numpy feeds -> torch tensors on the module's device (lengths stay on the CPU, as packing needs); float
+        inputs in the dtype the model computes in (a float64 model is fed float64, its outputs come back float32)."""
         torch = require_torch()
+        from edgelstm.models.loading import float_dtype
+
         device = device or module_device(self.module)
+        compute = float_dtype(self.module) if hasattr(self.module, "parameters") else torch.float32
         out = {}
         for t in self.io.inputs:
             a = torch.from_numpy(np.ascontiguousarray(feeds[t.name], dtype=numpy_dtype(t.dtype)))
+            if a.is_floating_point() and t.role != LENGTHS and compute != a.dtype and compute == torch.float64:
+                a = a.to(compute)
             out[t.name] = a if t.role == LENGTHS else a.to(device)
         return out
 
@@ -116,8 +129,17 @@ class ModelCall:
 
     def as_module(self):
         """An nn.Module whose forward takes the inputs positionally in ``io.inputs`` order and returns a tuple in
-        ``io.outputs`` order (the form exporters and timers want)."""
+        ``io.outputs`` order (the form exporters and timers want): a generated wrapper with named, typed parameters
+        (``edgelstm.models.call_wrapper``; torch.jit.script compiles it), else a generic one."""
         torch = require_torch()
+        from edgelstm.models.call_wrapper import typed_wrapper
+
+        try:
+            feeds = random_feeds(self.io, *PROBE_POINTS[0], np.random.default_rng(0),
+                                 dims=symbol_values(self.contract, 0))
+            return typed_wrapper(self, feeds)
+        except Exception:  # noqa: BLE001 - a return value the generator cannot name: the generic wrapper
+            pass
         names = tuple(self.io.input_names)
         call = self
 
@@ -134,10 +156,12 @@ class ModelCall:
 
 
 def _state_position(out: Any, contract: Contract, batch: int) -> int | None:
+    from edgelstm.models.state_layouts import flat_shapes
+
     st = contract.state
     if st is None or not isinstance(out, (tuple, list)):
         return None
-    want = [(st.layers, batch, s) for s in ((st.hidden, st.cell) if st.lstm else (st.hidden,))]
+    want = flat_shapes(st.layout, st.lstm, st.layers, batch, st.hidden, st.cell)
     for k in range(len(out) - 1, -1, -1):
         flat = flatten_outputs(out[k])
         if len(flat) == len(want) and all(tuple(getattr(f, "shape", ())) == w for f, w in zip(flat, want)):
@@ -237,25 +261,89 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(lines[0] if lines else '')[:200]}"
 
 
+def _as_float32(contract: Contract) -> Contract:
+    """A float64 input is fed to the model as float64 but stated (and exported) as float32: onnxruntime has no
+    float64 LSTM/GRU kernels and edge runtimes compute in float32 (the export verifies the cast)."""
+    if not any(t.dtype == "float64" for t in contract.data):
+        return contract
+    return replace(contract, data=tuple(replace(t, dtype="float32") if t.dtype == "float64" else t
+                                        for t in contract.data),
+                   notes=contract.notes + ("float64 inputs are stated as float32: the model is called with float64 "
+                                           "and exported in float32",))
+
+
+def _keeps_batch(call: ModelCall) -> bool:
+    """Whether the outputs carry the input's batch axis (a seq-first loop fed [batch, seq, F] swaps them: its
+    outputs then follow the input's seq axis instead)."""
+    ins = {d for t in call.io.data_inputs for d in t.shape}
+    outs = {d for t in call.io.outputs for d in t.shape}
+    return not ({"batch", "seq"} <= ins) or "batch" in outs or "seq" not in outs
+
+
+def _mixes_batch(call: ModelCall) -> bool:
+    """Whether changing sample 0 of the input changes the other samples' outputs: then the axis named ``batch`` is
+    really time (a seq-first loop fed a batch-first layout, or the other way round)."""
+    torch = require_torch()
+    data = [t for t in call.io.data_inputs if "batch" in t.shape and "seq" in t.shape and t.role is None]
+    outs = [k for k, t in enumerate(call.io.outputs) if "batch" in t.shape and not t.state]
+    if call.fixed or not data or not outs:
+        return False
+    t = data[0]
+    feeds = random_feeds(call.io, 3, 5, np.random.default_rng(3), dims=symbol_values(call.contract, 0))
+    changed = dict(feeds)
+    a = np.array(feeds[t.name], copy=True)
+    first = [slice(None)] * a.ndim
+    first[t.shape.index("batch")] = 0
+    if t.value_range:
+        lo, hi = t.value_range
+        a[tuple(first)] = lo + (a[tuple(first)] - lo + 1) % max(hi - lo, 1)
+    else:
+        a[tuple(first)] += 1.0
+    changed[t.name] = a
+    try:
+        with module_state_guard(call.module), torch.no_grad():
+            before, after = call.run(feeds), call.run(changed)
+    except Exception:  # noqa: BLE001 - the probe itself does not run: say nothing
+        return False
+    for k in outs:
+        spec = call.io.outputs[k]
+        ax = spec.shape.index("batch")
+        x, y = (np.take(v[spec.name], range(1, v[spec.name].shape[ax]), axis=ax) for v in (before, after))
+        if x.shape == y.shape and not np.allclose(x, y, rtol=1e-5, atol=1e-6):
+            return True
+    return False
+
+
 def resolve_call(module, options: InputOptions = InputOptions()) -> ModelCall:
-    """The model's contract, proved by running it. BadInput (one line, naming the flags that fix it) otherwise."""
-    contracts = plan_contracts(module, options)
+    """The model's contract, proved by running it. Of the layouts the model runs on, the first whose outputs keep
+    the batch axis, and keep its samples apart, wins. A model that runs on none at the usual batch sizes is tried at batch 1 (one-token encoders
+    that ``view(1, 1, -1)`` their input). BadInput (one line, naming the flags that fix it) otherwise."""
+    contracts = [_as_float32(c) for c in plan_contracts(module, options)]
     first_error: str | None = None
-    for contract in contracts:
-        contract = discover_ranges(module, contract)
-        attempts = [(options.static,) * 2] if options.static else [PROBE_POINTS]
-        attempts += [(p, p) for p in options.fallback_points if not options.static]
-        for points in attempts:
-            try:
-                call = probe(module, contract if points[0] != points[1] else contract.fixed(*points[0]), points)
-            except BadInput:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the model refused this layout: try the next one
-                if first_error is None:
-                    described = ", ".join(t.describe() for t in contract.inputs)
-                    first_error = f"the model does not run on {described}: {_first_line(exc)}"
-                continue
-            return call
+    fallback: ModelCall | None = None
+    for batch_one in (False, True):
+        if batch_one and (options.static or fallback is not None):
+            break
+        for contract in contracts:
+            contract = discover_ranges(module, contract.batch_fixed(1) if batch_one else contract)
+            attempts = [(options.static,) * 2] if options.static else [BATCH_ONE_POINTS if batch_one else PROBE_POINTS]
+            attempts += [(p, p) for p in options.fallback_points if not options.static]
+            for points in attempts:
+                try:
+                    call = probe(module, contract if points[0] != points[1] else contract.fixed(*points[0]), points)
+                except BadInput:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the model refused this layout: try the next one
+                    if first_error is None:
+                        described = ", ".join(t.describe() for t in contract.inputs)
+                        first_error = f"the model does not run on {described}: {_first_line(exc)}"
+                    continue
+                if _keeps_batch(call) and not _mixes_batch(call):
+                    return call
+                fallback = fallback or call
+                break
+    if fallback is not None:
+        return fallback
     hint = (f"describe its inputs with {opt('input')} NAME:DTYPE[DIMS] (repeatable, forward order; "
             f"e.g. {opt('input')} x:float32[batch,seq,8]), {opt('input_size')}, or, for a model that takes one "
             f"fixed shape, {opt('static')} with its batch and sequence length")

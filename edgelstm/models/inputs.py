@@ -20,8 +20,9 @@ from typing import Any, Sequence
 
 from edgelstm.artifacts.iospec import LENGTHS, TensorSpec
 from edgelstm.errors import BadInput, opt, require_torch
+from edgelstm.models.state_args import StateArg, _kind, _rnns, state_arg_of, state_candidates  # noqa: F401
 
-INPUT_DTYPES = ("float32", "float16", "int64", "int32", "bool")
+INPUT_DTYPES = ("float32", "float16", "float64", "int64", "int32", "bool")
 INPUT_SYNTAX = "NAME:DTYPE[DIMS] (e.g. tokens:int64[seq,batch]@0:10000 or x:float32[batch,seq,8])"
 _SPEC = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*:\s*(?P<dtype>\w+)\s*\[(?P<dims>[^\]]*)\]"
                    r"\s*(?:@\s*(?P<lo>-?\d+)\s*:\s*(?P<hi>-?\d+))?\s*$")
@@ -58,8 +59,8 @@ def parse_input(text: str) -> TensorSpec:
             raise BadInput(f"{opt('input')} {text!r}: the range @{lo}:{hi} is empty (LOW must be below HIGH; "
                            "HIGH is excluded)")
         value_range = (lo, hi)
-    role = LENGTHS if dtype in ("int64", "int32") and _LENGTH_NAME.search(name) and len(dims) == 1 \
-        and value_range is None else None
+    role = LENGTHS if dtype in ("int64", "int32", "float32", "float64") and _LENGTH_NAME.search(name) \
+        and len(dims) == 1 and value_range is None else None  # float lengths: relative, in (0, 1]
     return TensorSpec(name, dtype, tuple(dims), False, value_range, role)
 
 
@@ -85,6 +86,7 @@ class InputOptions:
     def __post_init__(self) -> None:
         if self.input_size is not None and self.input_size < 1:
             raise BadInput(f"{opt('input_size')} must be >= 1, got {self.input_size}")
+        refuse_contradictions(self)
 
     @classmethod
     def from_cli(cls, inputs: Sequence[str] | None = None, input_size: int | None = None,
@@ -105,6 +107,7 @@ class Param:
     name: str
     has_default: bool = False
     default_none: bool = False
+    keyword_only: bool = False   # after a bare * in the signature: passed by keyword
 
 
 def forward_params(module) -> list[Param]:
@@ -122,7 +125,7 @@ def forward_params(module) -> list[Param]:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             break
         has = p.default is not inspect.Parameter.empty
-        out.append(Param(p.name, has, has and p.default is None))
+        out.append(Param(p.name, has, has and p.default is None, p.kind == p.KEYWORD_ONLY))
     return out or [Param("x")]
 
 
@@ -134,34 +137,6 @@ def _forward_source(module) -> str:
 
 
 @dataclass(frozen=True)
-class StateArg:
-    """A forward argument that takes the recurrent state of ``rnn``: (h, c) for an LSTM, h otherwise."""
-
-    param: str
-    lstm: bool
-    layers: int                  # num_layers * directions
-    hidden: int                  # size of h (proj_size when set)
-    cell: int                    # size of c
-    forced: bool = False         # named with --state-arg (else detected)
-
-    @property
-    def in_names(self) -> tuple[str, ...]:
-        return ("h0", "c0") if self.lstm else ("h0",)
-
-    @property
-    def out_names(self) -> tuple[str, ...]:
-        return ("hn", "cn") if self.lstm else ("hn",)
-
-    def specs(self) -> tuple[TensorSpec, ...]:
-        sizes = (self.hidden, self.cell) if self.lstm else (self.hidden,)
-        return tuple(TensorSpec(n, "float32", (self.layers, "batch", s), True) for n, s in zip(self.in_names, sizes))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"argument": self.param, "kind": "LSTM" if self.lstm else "GRU/RNN", "layers": self.layers,
-                "hidden_size": self.hidden, "inputs": list(self.in_names), "outputs": list(self.out_names)}
-
-
-@dataclass(frozen=True)
 class Contract:
     """Which forward arguments edgelstm feeds and how: ``args`` in forward order, each a data input name or the
     state argument; ``data`` the data inputs' specs (in the same order); arguments not listed keep their default."""
@@ -170,6 +145,7 @@ class Contract:
     data: tuple[TensorSpec, ...]
     state: StateArg | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    keyword: tuple[str, ...] = ()               # forward arguments passed by keyword (keyword-only ones)
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -188,22 +164,10 @@ class Contract:
             return replace(t, shape=tuple(batch if d == "batch" else seq if d == "seq" else d for d in t.shape))
         return replace(self, data=tuple(fix(t) for t in self.data))
 
-
-def _rnns(module) -> list:
-    torch = require_torch()
-    return [m for m in module.modules() if isinstance(m, torch.nn.RNNBase) or _kind(m) in ("LSTM", "GRU", "RNN")]
-
-
-def _kind(m) -> str:
-    return str(getattr(m, "original_name", None) or type(m).__name__)
-
-
-def state_arg_of(rnn, param: str, forced: bool) -> StateArg:
-    dirs = 2 if getattr(rnn, "bidirectional", False) else 1
-    hidden = int(rnn.hidden_size)
-    proj = int(getattr(rnn, "proj_size", 0) or 0)
-    lstm = _kind(rnn) == "LSTM"
-    return StateArg(param, lstm, int(rnn.num_layers) * dirs, proj or hidden, hidden, forced)
+    def batch_fixed(self, batch: int) -> "Contract":
+        """The same contract at one batch size (a model that only runs at batch 1)."""
+        data = tuple(replace(t, shape=tuple(batch if d == "batch" else d for d in t.shape)) for t in self.data)
+        return replace(self, data=data, state=replace(self.state, batch=batch) if self.state else None)
 
 
 def _first_layer(module) -> tuple[Any, str, int | None]:
@@ -250,7 +214,10 @@ def first_input_candidates(module, name: str, input_size: int | None) -> list[Te
     if kind in ("Conv1d", "BatchNorm1d"):
         return [TensorSpec(name, "float32", ("batch", size, "seq")), seq_major,
                 TensorSpec(name, "float32", (*order[::-1], size)), TensorSpec(name, "float32", ("batch", size))]
-    return [seq_major, TensorSpec(name, "float32", (*order[::-1], size))]
+    out = [seq_major, TensorSpec(name, "float32", (*order[::-1], size))]
+    if size == 1:  # one feature per step is often fed as [batch, seq] (x.split(1, dim=1) gives [batch, 1] steps)
+        out += [TensorSpec(name, "float32", order), TensorSpec(name, "float32", order[::-1])]
+    return out
 
 
 def _is_state_param(p: Param, forced: str | None) -> bool:
@@ -260,20 +227,45 @@ def _is_state_param(p: Param, forced: str | None) -> bool:
                                                   and "mask" not in p.name.lower())
 
 
+def refuse_contradictions(options: InputOptions, forward_names: Sequence[str] = ()) -> None:
+    """Options that contradict each other are refused in one line naming both (never one silently ignored);
+    with the model's forward argument names, also a state argument that names the data argument."""
+    state = options.state_arg
+    if state and forward_names and state == forward_names[0]:
+        raise BadInput(f"{opt('state_arg')} {state!r} names the model's first forward argument, its data input; "
+                       f"name the argument that takes the recurrent state "
+                       f"({', '.join(forward_names[1:]) or 'the forward takes no other'})")
+    if state and state in {t.name for t in options.inputs}:
+        raise BadInput(f"{opt('state_arg')} {state!r} and {opt('input')} {state}:... describe the same argument "
+                       "as the recurrent state and as data; give one of them")
+    if options.inputs and options.input_size is not None:
+        sizes = {t.shape[-1] for t in options.inputs
+                 if t.role is None and not t.is_integer and t.shape and isinstance(t.shape[-1], int)}
+        if sizes != {options.input_size}:
+            said = ", ".join(t.describe() for t in options.inputs)
+            raise BadInput(f"{opt('input_size')} {options.input_size} contradicts {opt('input')} {said}"
+                           + (f" ({sorted(sizes)[0]} feature(s) per step)" if len(sizes) == 1 else "")
+                           + f"; the input descriptions state the shapes: drop {opt('input_size')}")
+
+
 def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contract]:
     """The contracts to try, most likely first. Raises BadInput (one line, naming the flag) when an argument
     cannot be inferred."""
+    declared = getattr(module, "_edgelstm_inputs", None)  # a model that states its inputs (an imported Keras model)
+    if declared and not options.inputs:
+        options = replace(options, inputs=tuple(declared))
     params = forward_params(module)
     names = [p.name for p in params]
     if options.state_arg and options.state_arg not in names:
         raise BadInput(f"{opt('state_arg')} {options.state_arg!r} is not an argument of the model's forward "
                        f"({', '.join(names)})")
-    rnns = _rnns(module)
+    refuse_contradictions(options, names)
     state_params = [p for p in params[1:] if _is_state_param(p, options.state_arg)]
-    if options.state_arg and not rnns:
-        raise BadInput(f"{opt('state_arg')} needs an nn.LSTM/nn.GRU in the model to size the state; found none")
-    state = state_arg_of(rnns[-1] if len(rnns) > 1 else rnns[0], state_params[0].name, bool(options.state_arg)) \
-        if state_params and rnns else None
+    candidates = state_candidates(module, state_params[0], bool(options.state_arg)) if state_params else []
+    if options.state_arg and not candidates:
+        raise BadInput(f"{opt('state_arg')} needs an nn.LSTM/nn.GRU or an LSTM/GRU cell in the model to size the "
+                       "state; found none")
+    state = candidates[0] if candidates else None
     rest = [p for p in params if state is None or p.name != state.param]
     notes: list[str] = []
     if options.inputs:
@@ -285,8 +277,6 @@ def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contr
             raise BadInput(f"the model's forward also takes {missing}, which no {opt('input')} describes",
                            hint=f"add {opt('input')} NAME:DTYPE[DIMS] for each, in forward order")
         data = tuple(options.inputs)
-        if options.input_size is not None:
-            notes.append("the input size option is ignored: the input descriptions state the shapes")
         firsts = [data]
     else:
         first = first_input_candidates(module, rest[0].name if rest else "x", options.input_size)
@@ -308,10 +298,13 @@ def plan_contracts(module, options: InputOptions = InputOptions()) -> list[Contr
         # rename "x"-like first inputs to "x" so that artifacts keep edgelstm's usual name for a single input
         firsts = [(replace(t, name="x") if not extra and t.name not in ("x",) and not t.is_integer else t, *extra)
                   for t in first]
-    states = [state]
+        if extra:  # lengths may also be relative (SpeechBrain's wav_lens: float in (0, 1])
+            firsts += [(t, *(replace(e, dtype="float32") for e in extra)) for t in first]
+    states: list[StateArg | None] = list(candidates) or [None]
     if state is not None and not state.forced and not _STATE_NAME.search(state.param):
         states.append(None)  # a None default that is not the state after all (teacher forcing, an option...)
-    out = [Contract(_args(params, d, st), d, st, tuple(notes)) for d in firsts for st in states]
+    keyword = tuple(p.name for p in params if p.keyword_only)
+    out = [Contract(_args(params, d, st), d, st, tuple(notes), keyword) for d in firsts for st in states]
     if options.static:
         out = [c.fixed(*options.static) for c in out]
     return out

@@ -23,6 +23,7 @@ class LoadedModel:
     arch: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     exported_program: Any = None     # the ExportedProgram for .pt2 sources
+    origin: dict[str, Any] | None = None  # how a model from another framework was imported (Keras: layers, check)
 
     @property
     def name(self) -> str:
@@ -51,7 +52,8 @@ def _import_factory(spec: str):
             import sys
 
             sys.modules[s.name] = module  # dataclasses (and pickling) look the module up while it executes
-            s.loader.exec_module(module)  # type: ignore[union-attr]
+            with factory_path(spec):  # `from model_def import Net` beside the file
+                s.loader.exec_module(module)  # type: ignore[union-attr]
         else:
             module = importlib.import_module(mod_name)
     except BadInput:
@@ -62,6 +64,27 @@ def _import_factory(spec: str):
     if not callable(func):
         raise BadInput(f"factory {spec!r}: {mod_name} has no callable {func_name!r}")
     return func
+
+
+@contextlib.contextmanager
+def factory_path(spec: str | None):
+    """While a ``file.py:function`` factory loads and runs, its folder is first on ``sys.path`` (the file imports
+    its siblings as a script would)."""
+    import sys
+
+    folder = str(Path(spec.rsplit(":", 1)[0]).resolve().parent) if spec and spec.rsplit(":", 1)[0].endswith(".py") \
+        else None
+    if folder is None:
+        yield
+        return
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
 
 
 def from_module(module, *, arch: str | None = None, config: dict | None = None) -> LoadedModel:
@@ -84,9 +107,29 @@ def _quiet_torch_logs():
         logging.disable(before)
 
 
-def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+def load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False,
+               keras_reference: str | Path | None = None) -> LoadedModel:
+    """A torch model from a file; a Keras file (``.keras``, legacy ``.h5``) becomes its equivalent torch module,
+    proved against Keras' predictions where possible (``edgelstm.models.keras``; ``keras_reference``: a .npz of
+    Keras' own predictions)."""
+    from edgelstm.models.keras import is_keras_file
+
+    path = Path(path)
+    if path.is_file() and is_keras_file(path):
+        return _load_keras(path, keras_reference)
+    if keras_reference is not None:
+        raise BadInput(f"{opt('keras_reference')} applies to Keras models (.keras, .h5); {path.name} is not one")
     with _quiet_torch_logs():
         return _load_model(path, factory=factory, trust_pickle=trust_pickle)
+
+
+def _load_keras(path: Path, reference: str | Path | None) -> LoadedModel:
+    from edgelstm.models.keras import import_keras
+
+    if reference is not None and not Path(reference).is_file():
+        raise BadInput(f"Keras reference file {reference} does not exist")
+    imp = import_keras(path, reference=reference)
+    return LoadedModel(imp.module, "keras", path, origin=imp.report())
 
 
 def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: bool = False) -> LoadedModel:
@@ -95,7 +138,9 @@ def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: b
 
     path = Path(path)
     if not path.exists():
-        raise BadInput(f"model file {path} does not exist")
+        from edgelstm.fileio import link_problem
+
+        raise BadInput(f"model file {path} {link_problem(path) or 'does not exist'}")
     if path.is_dir():
         raise BadInput(f"{path} is a directory, not a model file")
     names = _zip_names(path)
@@ -150,7 +195,8 @@ def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: b
         if not factory:
             raise BadInput(f"{path.name} is a state_dict (weights without architecture)",
                            hint=f"pass {opt('factory')} pkg.module:function that builds the model")
-        mod = _import_factory(factory)()
+        with factory_path(factory):
+            mod = _import_factory(factory)()
         if not isinstance(mod, torch.nn.Module):
             raise BadInput(f"factory {factory} returned {type(mod).__name__}, not an nn.Module")
         try:
@@ -164,8 +210,10 @@ def _load_model(path: str | Path, *, factory: str | None = None, trust_pickle: b
 
 
 def recurrent_modules(module) -> list[tuple[str, Any]]:
-    torch = require_torch()
-    return [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.RNNBase)]
+    """nn.LSTM/GRU/RNN layers and the modules that act as one (``edgelstm.models.native_rnn.is_rnn_like``)."""
+    from edgelstm.models.native_rnn import is_rnn_like
+
+    return [(n, m) for n, m in module.named_modules() if is_rnn_like(m)]
 
 
 #: layer kinds that can consume a model's input, and the feature size each takes
@@ -201,7 +249,9 @@ def input_layers(module) -> list[tuple[str, str, int | None]]:
     Linears are skipped). The first is the model's first layer when modules are registered in call order."""
     from edgelstm.models.cells import cell_candidates
 
-    cells = {c.path: c for c in cell_candidates(module)}
+    cells: dict[str, Any] = {}
+    for c in cell_candidates(module):
+        cells.setdefault(c.path, c)  # a Linear(in + h, 12) fits an LSTM and a GRU cell: the LSTM reading first
     out: list[tuple[str, str, int | None]] = []
     inside: list[str] = []
     for path, m in module.named_modules():
@@ -222,21 +272,56 @@ def input_layers(module) -> list[tuple[str, str, int | None]]:
 def infer_input_size(module) -> int | None:
     """Features per time step of the model's input, from the first layer that consumes the input (not the first
     recurrent layer: a BatchNorm1d(5) -> Linear(5, 32) -> LSTM(32) model takes 5). When layers of different sizes
-    are registered, the first size the model actually runs on wins (registration order need not be call order).
-    None when the first layer takes token ids (an nn.Embedding) or nothing tells."""
+    are registered, or the model computes with raw nn.Parameters (``X @ W_xh``), the first size the model actually
+    runs on wins (registration order need not be call order; a raw-parameter head's size is tried after the
+    weights registered before it). None when the first layer takes token ids (an nn.Embedding) or nothing tells."""
     layers = input_layers(module)
-    if not layers:
+    loose = _loose_sizes(module)
+    if not layers and not loose:
         return None
-    first_kind, first_size = layers[0][1], layers[0][2]
-    if first_kind in ("Embedding", "EmbeddingBag"):
+    if layers and layers[0][1] in ("Embedding", "EmbeddingBag"):
         return None
+    first_size = layers[0][2] if layers else None
+    from edgelstm.models.cells import cell_candidates
+
     sizes = list(dict.fromkeys(s for _, k, s in layers if s is not None and k not in ("Embedding", "EmbeddingBag")))
-    if len(sizes) <= 1:
+    first_cells = {p for p, k, _ in layers if k == "cell"}
+    sizes += [c.input_size for c in cell_candidates(module) if c.path in first_cells and c.input_size not in sizes]
+    if len(sizes) <= 1 and not loose:
         return sizes[0] if sizes else None
-    for size in sizes:
+    for size in dict.fromkeys([*loose, *sizes]):
         if _runs_on(module, size):
             return size
-    return first_size if first_size is not None else sizes[0]
+    if first_size is not None:
+        return first_size
+    return sizes[0] if sizes else None  # a raw parameter's dim is only taken when the model runs on it
+
+
+def _loose_sizes(module) -> list[int]:
+    """Both dims of the 2-D nn.Parameters a module owns directly outside torch's layers (a cell written with raw
+    weights: ``X @ W_xi`` with W_xi [in, h], or ``W_ih @ x`` with [h, in]), in registration order."""
+    torch = require_torch()
+    known = (torch.nn.Linear, torch.nn.RNNBase, torch.nn.RNNCellBase, torch.nn.Embedding, torch.nn.EmbeddingBag,
+             torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm)
+    if isinstance(module, torch.jit.ScriptModule):
+        return []
+    out: list[int] = []
+    for m in module.modules():
+        if isinstance(m, known):
+            continue
+        for p in m._parameters.values():
+            if p is not None and p.dim() == 2:
+                out += [int(p.shape[0]), int(p.shape[1])]
+    return list(dict.fromkeys(out))
+
+
+def float_dtype(module):
+    """The floating dtype the model computes in (its first floating parameter or buffer; float32 when none)."""
+    torch = require_torch()
+    for t in (*module.parameters(), *module.buffers()) if hasattr(module, "parameters") else ():
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
 
 
 def _runs_on(module, size: int) -> bool:
@@ -246,7 +331,7 @@ def _runs_on(module, size: int) -> bool:
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
     try:
         with module_state_guard(module), torch.no_grad():
-            module(torch.zeros(2, 3, size, device=device))
+            module(torch.zeros(2, 3, size, device=device, dtype=float_dtype(module)))
         return True
     except Exception:  # noqa: BLE001 - this size does not fit; the caller tries the next
         return False

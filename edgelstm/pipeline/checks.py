@@ -70,6 +70,8 @@ def _model(p: Pipeline, problems: Problems) -> None:
             problems.add(f"[model].source {m.source!r} is a directory, not a model file")
         if m.config:
             problems.add("[model].config applies to zoo models; a source model is loaded as it is")
+    if m.keras_reference is not None and path_kind(p.resolve(m.keras_reference), what="[model].keras_reference") != "file":
+        problems.add(f"[model].keras_reference {m.keras_reference!r} is not a file")
     if m.zoo is None:
         return
     if m.zoo not in zoo.ZOO:

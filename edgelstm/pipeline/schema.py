@@ -30,6 +30,7 @@ class ModelSection:
     input: tuple[str, ...] = ()       # NAME:DTYPE[DIMS] per forward argument (as `--input`); default: inferred
     state_arg: str | None = None      # the forward argument that takes the recurrent state (as `--state-arg`)
     static: bool = False              # the model takes one shape: [export].batch x [export].seq
+    keras_reference: str | None = None  # a Keras source's own predictions (.npz: x, y) to verify its import against
     config: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -35,7 +35,8 @@ def train_model(p: Pipeline, path: Path, say: Say):
 def load_reference(p: Pipeline, path: Path):
     from edgelstm.models.loading import load_model
 
-    return load_model(path, factory=p.model.factory, trust_pickle=p.model.trust_pickle)
+    ref = p.resolve(p.model.keras_reference) if p.model.keras_reference else None
+    return load_model(path, factory=p.model.factory, trust_pickle=p.model.trust_pickle, keras_reference=ref)
 
 
 def is_bidirectional(module) -> bool:

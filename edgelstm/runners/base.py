@@ -51,7 +51,9 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
                            inputs=torch_only.get("inputs"))
     path = Path(artifact)
     if not path.exists():
-        raise BadInput(f"artifact {path} does not exist")
+        from edgelstm.fileio import not_found
+
+        raise BadInput(not_found("artifact", path))
     kind = artifact_kind(path)
     chosen = Backend(backend) if backend else default_backend(kind)
     if chosen == Backend.torch:

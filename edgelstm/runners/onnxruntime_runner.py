@@ -9,6 +9,7 @@ import numpy as np
 
 from edgelstm.artifacts.artifact import io_spec_of
 from edgelstm.artifacts.facts import onnx_facts
+from edgelstm.artifacts.lengths import LengthGuard
 from edgelstm.artifacts.onnx_graph import external_locations, refuse_outside_data
 from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
@@ -49,20 +50,28 @@ class OrtRunner:
         allowed = allowed_levels(self.metadata)
         self.opt_level = opt_level or recorded_level(self.manifest) or (allowed[0] if allowed else "all")
         #: what this session computes differently from what edgelstm measured (a level the file does not allow)
-        self.warnings = [w for w in [plain_session_warning(self.path.name, self.metadata, level=self.opt_level)]
-                         if w and allowed and self.opt_level not in allowed]
+        self.level_warnings = [w for w in [plain_session_warning(self.path.name, self.metadata, level=self.opt_level)]
+                               if w and allowed and self.opt_level not in allowed]
         if amx == "block":  # INT8 without AMX (edgelstm.machine.noamx): process-wide, before the first session asks
             from edgelstm.machine.noamx import install_amx_block
 
             block = install_amx_block()
             if not block.effective and block.installed:
-                self.warnings.append(f"AMX block came too late: {block.reason}")
+                self.level_warnings.append(f"AMX block came too late: {block.reason}")
         self.session = make_session(self.path, threads=threads, opt_level=self.opt_level, providers=providers)
         self._in_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.label = self.path.name
+        self.length_guard = LengthGuard(self.manifest.details if self.manifest else None, self.label)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Lengths run outside the range the export was verified at (edgelstm.artifacts.lengths), and an onnxruntime
+        level the INT8 file does not allow (edgelstm.artifacts.int8_metadata) or an AMX block that came too late."""
+        return self.level_warnings + self.length_guard.warnings
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.length_guard.check(self.io, feeds)  # above the stated maximum: BadInput before anything runs
         cast = {}
         for name, arr in feeds.items():
             t = self._in_types.get(name, "tensor(float)")

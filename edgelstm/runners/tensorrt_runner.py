@@ -116,6 +116,9 @@ class TensorRTRunner:
         self.precision = self.manifest.precision if self.manifest else _guess_precision(self.io)
         self.label = self.path.name
         self.details = details
+        from edgelstm.artifacts.lengths import LengthGuard
+
+        self.length_guard = LengthGuard(details, self.label)  # the ONNX's verified lengths, inherited by the engine
         self.stream = self.cuda.stream()
         self.profiles = {t.name: tuple(tuple(int(v) for v in dims) for dims in
                                        self.engine.get_tensor_profile_shape(t.name, 0)) for t in self.io.inputs}
@@ -281,8 +284,13 @@ class TensorRTRunner:
                 pass
 
     # ------------------------------------------------------------------------------ public
+    @property
+    def warnings(self) -> list[str]:
+        return self.length_guard.warnings
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; state inputs that `feeds` lacks start as zeros."""
+        self.length_guard.check(self.io, feeds)
         prepared = self._prepare(feeds)
         self._set_shapes(prepared)
         self._bind(prepared)

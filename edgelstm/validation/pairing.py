@@ -4,7 +4,7 @@ axis) that shape a validation run. Pure: specs and arrays in, maps and arrays ou
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -118,3 +118,31 @@ def check_labels_fit(labels: np.ndarray, n: int, out: TensorSpec, kind: str) -> 
     if per_sample != want or np.asarray(labels).size != per_sample * n:
         raise BadInput(f"labels 'y' have shape {list(np.shape(labels))}, but {kind} on output {out.name!r} "
                        f"{list(out.shape)} needs {want} value(s) per sample")
+
+
+def refuse_unused_torch_options(reference: Any, candidate: Any, inputs: Any, input_size: int | None,
+                                factory: str | None) -> None:
+    """The options that describe a torch model's forward, given when neither side is a torch model, would be
+    silently ignored (the files state their inputs): refused naming them."""
+    from pathlib import Path
+
+    from edgelstm.artifacts.artifact import artifact_kind
+    from edgelstm.errors import opt
+    from edgelstm.options import ArtifactKind
+
+    def is_torch(a: Any) -> bool:
+        if isinstance(a, (str, Path)):
+            try:
+                return artifact_kind(a) == ArtifactKind.torch
+            except BadInput:
+                return True  # an unknown file: reported when it is opened
+        return getattr(a, "backend", "torch") == "torch"
+
+    given = [name for name, value in (("input", getattr(inputs, "inputs", ())),
+                                      ("state_arg", getattr(inputs, "state_arg", None)),
+                                      ("input_size", input_size), ("factory", factory)) if value]
+    if given and not (is_torch(reference) or is_torch(candidate)):
+        raise BadInput(f"{' and '.join(opt(g) for g in given)} describe{'s' if len(given) == 1 else ''} a torch model, "
+                       f"but neither {opt('reference')} {Path(str(reference)).name} nor {opt('candidate')} "
+                       f"{Path(str(candidate)).name} is one (their inputs come from the files); drop "
+                       f"{'it' if len(given) == 1 else 'them'}")

@@ -24,7 +24,7 @@ from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_
 from edgelstm.validation.baseline_pair import check_baseline_pair
 from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics
 from edgelstm.validation.pairing import (candidate_feeds, check_labels_fit, feature_size, fixed_batch, fixed_seq,
-                                         map_inputs, map_outputs, time_axis)
+                                         map_inputs, map_outputs, refuse_unused_torch_options, time_axis)
 from edgelstm.validation.streaming import chunk_plan, plan_streaming, stream_candidate
 
 REPORT_SCHEMA = "edgelstm.validate/1"
@@ -216,6 +216,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
     from edgelstm.data import require_min_samples
 
     t0 = time.perf_counter()
+    refuse_unused_torch_options(reference, candidate, options.model_inputs, options.input_size, options.factory)
     opened: list[Any] = []
     try:
         ref, own = _open(reference, backend=options.reference_backend, input_size=options.input_size,
@@ -378,7 +379,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
                                 for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
         warnings += [pair_warning] if pair_warning else []
-        warnings += [w for r in (ref, cand) for w in getattr(r, "warnings", [])]  # a level the file does not allow
+        warnings += [w for r in (ref, cand) for w in getattr(r, "warnings", ())]  # lengths outside the verified range, a level the file does not allow
         if warnings:
             info["warnings"] = warnings
         return ValidationResult(_label(reference, ref), _label(candidate, cand), dataset.n, passed, outputs, task,

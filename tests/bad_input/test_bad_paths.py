@@ -529,6 +529,9 @@ ALLOWED_BY_NAME = {
     "converters/int8.py": "scratch files inside its private_tempdir",
     "converters/quant_fallback.py": "trial models inside its private_tempdir",
     "converters/quiet.py": "an anonymous tempfile.TemporaryFile",
+    "edgelstm/fleet/remote.py": "the starter script staged inside its private_tempdir before scp",
+    "edgelstm/bundle/device_bootstrap.py": "the stdlib-only starter runs on the device before edgelstm is installed "
+                                           "(no safe_files there); its mkdtemp folder is private (0700)",
 }
 _TEMP_CALLS = {"mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile"}
 _SHUTIL_CALLS = {"copyfile", "copy", "copy2", "copytree", "move"}
