@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -45,6 +45,7 @@ _DTYPE_ATTR_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomU
 class Fp16Options:
     keep_io_types: bool = True            # float32 graph inputs/outputs, casts inside
     exclude: tuple[str, ...] = ()         # node names (globs) or op types to keep in float32
+    layer_precisions: tuple = ()          # converters.layer_precision requests ("recurrent:fp32"): kept FP32
     probe: bool = True                    # probe an onnxruntime session (child process) before writing
 
 
@@ -62,10 +63,11 @@ class Fp16Stats:
 
 
 class _Converter:
-    def __init__(self, model, *, keep_io_types: bool, excluded: set[str]):
+    def __init__(self, model, *, keep_io_types: bool, excluded: set[str], reasons: Mapping[str, str] | None = None):
         self.model = model
         self.keep_io = keep_io_types
         self.excluded = excluded
+        self.reasons = dict(reasons or {})
         self.types = value_types(model)                  # types before conversion
         self.fp32: set[str] = set()                      # float values that stay float32
         self.stats = Fp16Stats()
@@ -102,7 +104,7 @@ class _Converter:
                 if node.op_type in CONTROL_FLOW_OPS:
                     raise BadInput(f"{opt('exclude')} {node.name!r}: a {node.op_type} cannot be kept in float32 as a whole "
                                    "(its body would need it too); exclude the nodes inside its body instead")
-                self.policy[key] = ("excluded by --exclude", set())
+                self.policy[key] = (self.reasons.get(node.name, "excluded by --exclude"), set())
             else:
                 self.policy[key] = fp16_policy(node, self.model)
 
@@ -340,9 +342,12 @@ class _Converter:
                 self._strip_value_info(g)
 
 
-def convert_model_to_fp16(model, *, keep_io_types: bool = True, keep_fp32: set[str] | frozenset[str] = frozenset()):
-    """Convert an onnx.ModelProto in place to FP16; returns (model, rows, stats). Pure: no files."""
-    conv = _Converter(model, keep_io_types=keep_io_types, excluded=set(keep_fp32))
+def convert_model_to_fp16(model, *, keep_io_types: bool = True,
+                          keep_fp32: set[str] | frozenset[str] | Mapping[str, str] = frozenset()):
+    """Convert an onnx.ModelProto in place to FP16; returns (model, rows, stats). Pure: no files. ``keep_fp32``:
+    node names, or {name: why} (the report's reason)."""
+    conv = _Converter(model, keep_io_types=keep_io_types, excluded=set(keep_fp32),
+                      reasons=keep_fp32 if isinstance(keep_fp32, Mapping) else None)
     out = conv.run()
     return out, conv.rows, conv.stats
 
@@ -359,6 +364,15 @@ def check_converted(model) -> None:
         raise InternalError(f"the FP16 conversion produced an invalid model: {(lines or ['?'])[0][:300]}") from None
 
 
+def layer_kept(model, options: Fp16Options) -> dict[str, str]:
+    """Nodes ``--layer-precisions`` keeps in FP32 (converters.layer_precision), with the report's reason."""
+    if not options.layer_precisions:
+        return {}
+    from converters.layer_precision import kept_fp32
+
+    return kept_fp32(model, options.layer_precisions, target="fp16")
+
+
 def quantize_fp16(src: str | Path, out: str | Path, options: Fp16Options = Fp16Options()) -> QuantResult:
     """FP32 ONNX -> FP16 ONNX at ``out`` (+ manifest). Nothing is written on failure."""
     src, out = Path(src), Path(out)
@@ -372,7 +386,9 @@ def quantize_fp16(src: str | Path, out: str | Path, options: Fp16Options = Fp16O
     model.CopyFrom(parent)
     name_unnamed_nodes(model)
     excluded, by_pattern = resolve_patterns(model, options.exclude) if options.exclude else (set(), {})
-    model, rows, stats = convert_model_to_fp16(model, keep_io_types=options.keep_io_types, keep_fp32=excluded)
+    model, rows, stats = convert_model_to_fp16(model, keep_io_types=options.keep_io_types,
+                                               keep_fp32={**dict.fromkeys(excluded, "excluded by --exclude"),
+                                                          **layer_kept(model, options)})
     check_converted(model)
     details: dict[str, Any] = {
         "precision": "fp16", "mode": None, "method": None, "keep_io_types": options.keep_io_types,

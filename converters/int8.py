@@ -59,6 +59,7 @@ class Int8Options:
     quantize_outputs: bool = False           # static: also Q/DQ the outputs of quantized ops (onnxruntime's default)
     symmetric_activations: bool = True       # static: zero point 0 (TensorRT requires it)
     range_source: str = "edgelstm"           # "edgelstm" (calibration.ranges) or "onnxruntime" (its calibrators)
+    layer_precisions: tuple = ()             # converters.layer_precision requests ("recurrent:fp32"): kept FP32
     probe: bool = True                       # probe an onnxruntime session (child process) before writing
 
     def __post_init__(self) -> None:
@@ -183,6 +184,11 @@ class Int8Quantizer:
         name_unnamed_nodes(model)
         topological_sort(model.graph)
         self.excluded, self.exclude_patterns = (resolve_patterns(model, o.exclude) if o.exclude else (set(), {}))
+        if o.layer_precisions:
+            from converters.layer_precision import kept_fp32
+
+            self.layer_kept = kept_fp32(model, o.layer_precisions, target="int8")
+            self.excluded = set(self.excluded) | set(self.layer_kept)
         self.pre_path, self.preprocess_note = preprocess(model, self.workdir)
         self.pre = onnx.load(str(self.pre_path))
         self.types = value_types(self.pre)

@@ -45,6 +45,8 @@ def _row(q, scope: str, node, q_nodes: Mapping[str, Any], dq_outputs: set[str], 
     row = lambda prec, why, became=op: OpRow(name, op, prec, why, scope, became)  # noqa: E731
     if not has_float or op in ("Shape", "Size"):
         return row(NA, "no float math")
+    if name in getattr(q, "layer_kept", {}):
+        return row("fp32", q.layer_kept[name])
     if name in q.excluded:
         return row("fp32", "excluded by --exclude")
     if name in keep:

@@ -59,6 +59,14 @@ class DriftBudget:
 class FallbackOptions:
     rerank_limit: int = 12        # re-measure every candidate each round while at most this many remain
     max_trials: int = 200         # quantize-and-measure budget
+    strategy: str = "localize"    # "localize": rank by drift localisation first (fallback_ranking); "leave-one-out"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise BadInput(f"fallback strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+
+
+STRATEGIES = ("localize", "leave-one-out")
 
 
 def drift_of(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]], metric: str) -> float:
@@ -123,6 +131,9 @@ class _Fp16Job:
         name_unnamed_nodes(self.base)
         self.excluded, self.by_pattern = (resolve_patterns(self.base, options.exclude) if options.exclude
                                           else (set(), {}))
+        from converters.fp16 import layer_kept
+
+        self.kept = {**dict.fromkeys(self.excluded, "excluded by --exclude"), **layer_kept(self.base, options)}
         self.stats: dict[str, Any] = {}
 
     def __enter__(self):
@@ -137,7 +148,7 @@ class _Fp16Job:
         model = type(self.base)()
         model.CopyFrom(self.base)
         model, rows, stats = convert_model_to_fp16(model, keep_io_types=self.options.keep_io_types,
-                                                   keep_fp32=self.excluded | set(keep_float))
+                                                   keep_fp32={**self.kept, **keep_float})
         check_converted(model)
         self.stats = stats.to_dict()
         rows = [OpRow(r.node, r.op, r.precision, keep_float[r.node], r.graph, r.became)
@@ -219,6 +230,14 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
                                 "candidates": candidates, "samples": int(sum(_n(b, io) for b in batches)),
                                 "strategy": "greedy, leave-one-out sensitivity, re-measured each round",
                                 "measured_with": f"onnxruntime CPU (opt level {level})"}
+        if fallback.strategy == "localize" and drift_all > budget.limit:
+            from converters.fallback_ranking import localized_ranking
+
+            order, ranked = localized_ranking(src, trial_path, batches, level, candidates)
+            info.update(strategy=("localisation-ranked greedy: one instrumented run of the all-quantized model ranks "
+                                  "the nodes by the drift they add, then one trial per node kept float; "
+                                  "leave-one-out for what remains"),
+                        localization={"order": order, "ranking": ranked[:20]})
         if precision == Precision.fp16:
             info["note"] = FP16_CPU_NOTE
         if drift_all <= budget.limit:
@@ -231,6 +250,26 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
         ranking: list[str] | None = None
         best: tuple[float, Any, list[OpRow], dict[str, str]] | None = None
         current = drift_all
+        if "localization" in info:
+            from converters.fallback_ranking import ranked_greedy
+
+            search = ranked_greedy(info["localization"]["order"], measure, drift_all, budget.limit, metric=budget.metric,
+                                   max_trials=fallback.max_trials, trials=lambda: trials, say=say)
+            kept, steps, current, best = search.kept, search.steps, search.drift, search.best
+            info["localization"]["skipped"] = search.skipped
+            if current <= budget.limit:
+                from converters.fallback_ranking import prune
+
+                search = prune(search, measure, budget.limit, metric=budget.metric, max_trials=fallback.max_trials,
+                               trials=lambda: trials, say=say)
+                kept, steps, current = search.kept, search.steps, search.drift
+                model, rows = job.quantize(kept)
+                info.update({"kept_float": list(kept), "drift": current, "trials": trials, "steps": steps})
+                return job.write(model, rows, out, {"fallback": info})
+            # the ranking led to a dead end: search again from scratch, leave-one-out (never worse than before)
+            say("the localisation ranking did not reach the budget; trying every node, leave-one-out")
+            info["localization"].update(fell_back=True, ranked_steps=steps)
+            kept, steps, current = {}, [], drift_all
         while True:
             remaining = [c for c in candidates if c not in kept]
             if len(remaining) <= 1 or trials >= fallback.max_trials:

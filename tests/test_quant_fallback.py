@@ -13,7 +13,7 @@ import quant_models as qm
 from edgelstm.data import dataset_from_arrays
 from converters.fp16 import Fp16Options
 from converters.int8 import Int8Options, quantize_int8
-from converters.quant_fallback import DriftBudget, drift_of, quantize_with_budget
+from converters.quant_fallback import DriftBudget, FallbackOptions, drift_of, quantize_with_budget
 from edgelstm.errors import BadInput, GateFailed
 from edgelstm.artifacts.iospec import iospec_from_onnx
 from edgelstm.artifacts.manifest import read_manifest
@@ -74,7 +74,8 @@ def test_tight_budget_keeps_the_most_sensitive_node_float(tmp_path):
     assert singles[best_node] < drift_all
     budget = (singles[best_node] + drift_all) / 2 if singles[best_node] < drift_all * 0.98 else singles[best_node] * 1.001
     out = tmp_path / "fb.onnx"
-    res = quantize_with_budget(src, out, Precision.int8, Int8Options(), DriftBudget("rel_l2", budget), data)
+    res = quantize_with_budget(src, out, Precision.int8, Int8Options(), DriftBudget("rel_l2", budget), data,
+                               fallback=FallbackOptions(strategy="leave-one-out"))
     fb = res.details["fallback"]
     assert fb["kept_float"] == [best_node]
     assert fb["drift"] == pytest.approx(singles[best_node], rel=1e-4) and fb["drift"] <= budget
@@ -126,3 +127,31 @@ def test_cli_max_drift(tmp_path, cli):
                           "--max-drift", "rel_l2=0")
     assert code == 1 and "best drift reached" in stderr
     assert not (tmp_path / "d.onnx").exists()
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_localisation_ranks_the_nodes_and_saves_trials(tmp_path, mode):
+    """The default strategy ranks the candidates by one localisation run of the all-quantized model and keeps them
+    float in that order (one trial per step, then each kept node is tried quantized again): it meets the same
+    budget as leave-one-out in no more quantize-and-measure trials, and keeps no more nodes float."""
+    src = qm.exported("bilstm_attention", tmp_path)
+    data = _data(src)
+    options = Int8Options(mode=mode, min_calib_samples=8)
+    calib = data if mode == "static" else None
+    full = tmp_path / "full.onnx"
+    quantize_int8(src, full, options, calib=calib)
+    budget = DriftBudget("rel_l2", _measure(src, full, data) / 2)
+    runs = {}
+    for strategy in ("leave-one-out", "localize"):
+        res = quantize_with_budget(src, tmp_path / f"{strategy}.onnx", Precision.int8, options, budget, data, calib,
+                                   fallback=FallbackOptions(strategy=strategy))
+        runs[strategy] = res.details["fallback"]
+        assert runs[strategy]["drift"] <= budget.limit
+        assert _measure(src, tmp_path / f"{strategy}.onnx", data) == pytest.approx(runs[strategy]["drift"], rel=1e-4)
+    loc, loo = runs["localize"], runs["leave-one-out"]
+    assert loc["trials"] <= loo["trials"] and not loc["localization"].get("fell_back")
+    assert len(loc["kept_float"]) <= len(loo["kept_float"])
+    assert set(loc["localization"]["order"]) == set(loc["candidates"])
+    assert loc["localization"]["ranking"][0]["isolated"] > 0 and "localisation-ranked" in loc["strategy"]
+    with pytest.raises(BadInput, match="strategy"):
+        FallbackOptions(strategy="random")

@@ -311,11 +311,13 @@ def test_bench_times_tensorrt_with_cuda_graphs_on_the_device_asked(engine_cuda_p
     assert devices == {1}, devices
 
 
-@pytest.mark.parametrize("variant, backend", [("amp", "tensorrt"), ("cuda-graph", "onnxruntime"), ("x", "torch")])
+@pytest.mark.parametrize("variant, backend", [("amp", "tensorrt"), ("amp", "onnxruntime"), ("x", "torch")])
 def test_bench_refuses_a_variant_the_backend_lacks(variant, backend):
     from edgelstm.latency.bencher import check_variant
 
     with pytest.raises(BadInput, match="variant|unknown"):
         check_variant(variant, backend, "cuda")
+    with pytest.raises(BadInput, match="needs CUDA"):
+        check_variant("cuda-graph", "onnxruntime", "cpu")   # onnxruntime's CUDA graphs: its CUDA provider only
     check_variant("cuda-graph", "tensorrt", "cuda:1")
     check_variant("amp+cuda-graph", "torch", "cuda")

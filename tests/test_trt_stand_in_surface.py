@@ -84,6 +84,16 @@ USED: dict[str, str] = {
     "LayerInformationFormat.JSON": "*",
     "IExecutionContext.set_input_shape": "*", "IExecutionContext.get_tensor_shape": "*",
     "IExecutionContext.set_tensor_address": "*", "IExecutionContext.execute_async_v3": "*",
+    # debug builds (converters/tensorrt/marking.py) and layer precision constraints (layer_constraints.py)
+    "INetworkDefinition.mark_output": "*", "INetworkDefinition.num_outputs": "*", "INetworkDefinition.get_output": "*",
+    "ILayer.type": "*", "ILayer.num_outputs": "*", "ILayer.get_output": "*", "ILayer.metadata": "*",
+    "ITensor.dtype": "*", "ITensor.is_execution_tensor": "*", "ITensor.is_shape_tensor": "*",
+    "ITensor.is_network_output": "*",
+    **{f"LayerType.{m}": "*" for m in ("CONSTANT", "SHAPE", "TRIP_LIMIT", "ITERATOR", "RECURRENCE", "LOOP_OUTPUT")},
+    "ILayer.precision": "10", "ILayer.set_output_type": "10", "BuilderFlag.OBEY_PRECISION_CONSTRAINTS": "10",
+    # bench --profile-layers (edgelstm/latency/trt_timing.py, trtexec's pattern)
+    "IProfiler.__init__": "*", "IProfiler.report_layer_time": "*", "IExecutionContext.profiler": "*",
+    "IExecutionContext.enqueue_emits_profile": "*", "IExecutionContext.report_to_profiler": "*",
     # DataType members edgelstm maps by name (artifacts/trt.py TRT_DTYPES)
     **{f"DataType.{m}": "*" for m in ("FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8", "FP8",
                                        "INT4")},
@@ -97,6 +107,7 @@ NOT_TENSORRT = {
     "tensorrt_version", "dtype", "nbytes", "float32", "float16", "bfloat16", "int8", "int32", "int64", "uint8", "bool",
     "fp8", "int4", "fp4", "e8m0", "min", "max", "opt", "type", "constant", "loop", "INT", "LayerType",
     "numpy", "axes", "data", "mode", "stride",
+    "size", "query",    # numpy's array size; edgelstm's CudaBackend.query (cudaEventQuery), not TensorRT's
 }
 
 
@@ -180,7 +191,7 @@ def test_fake_cuda_has_the_cuda_backend_interface():
     assert public(CudaBackend) <= public(FakeCuda)
     # the fake TensorRT's side, and the device primitives the stand-ins of cuda-python/pycuda/torch share
     assert public(FakeCuda) - public(CudaBackend) == {"enqueue", "pending_copies", "alloc", "release", "new_stream",
-                                                      "copy_in", "copy_out", "event_done", "wait_event", "timed",
+                                                      "copy_in", "copy_out", "event_done", "wait_event", "timed", "poll",
                                                       "stamp"}
 
 

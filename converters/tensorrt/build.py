@@ -44,6 +44,8 @@ from converters.tensorrt.calibrate import as_source, failure_hint, make_build_ca
 from converters.tensorrt.config import (add_profile, configure, load_timing_cache, parser_errors, set_calibration,
                                         set_dla, set_hardware_compatibility)
 from converters.tensorrt.layers import inspect_engine
+from converters.tensorrt.layer_constraints import constrain_layers
+from converters.tensorrt.marking import mark_outputs
 from converters.tensorrt.onnx_support import check_for_tensorrt
 from converters.tensorrt.options import BuildOptions, BuildResult, check_range
 from converters.tensorrt.profile import plan_profile, profile_dict
@@ -137,14 +139,14 @@ def _strongly_typed(options: BuildOptions, version: str) -> bool:
     return not weak_ok if options.strongly_typed is None else bool(options.strongly_typed)
 
 
-def _intermediate_fp16(src: Path, out: Path) -> Path:
+def _intermediate_fp16(src: Path, out: Path, options: BuildOptions) -> Path:
     try:
         from converters.fp16 import Fp16Options, quantize_fp16
     except ImportError as exc:
         raise BadInput(f"{src.name} is FP32 and a strongly typed build needs an FP16 ONNX for FP16; "
                        f"converters.fp16 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision fp16 -o MODEL.fp16.onnx` and build that") from None
-    quantize_fp16(src, out, Fp16Options())
+    quantize_fp16(src, out, Fp16Options(layer_precisions=tuple(options.layer_precisions)))
     return out
 
 
@@ -157,8 +159,8 @@ def _intermediate_int8(src: Path, out: Path, calib, options: BuildOptions) -> Pa
         raise BadInput(f"{src.name} has no Q/DQ nodes and converters.int8 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision int8 --mode static --calib DATA` "
                             "and build that") from None
-    res = quantize_int8(src, out, Int8Options(mode="static", calib_method=str(options.calib_method), target="tensorrt"),
-                        calib=calib)
+    res = quantize_int8(src, out, Int8Options(mode="static", calib_method=str(options.calib_method), target="tensorrt",
+                                              layer_precisions=tuple(options.layer_precisions)), calib=calib)
     return Path(getattr(res, "path", None) or out)
 
 
@@ -172,7 +174,7 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
             route.flags.append("FP16")
         elif facts.precision != "fp16":
             say("converting the model to FP16 (strongly typed build)")
-            route.src = _read_onnx(_intermediate_fp16(src, work / f"{src.stem}.fp16.onnx"))
+            route.src = _read_onnx(_intermediate_fp16(src, work / f"{src.stem}.fp16.onnx", options))
             route.made_by = "converters.fp16.quantize_fp16"
     elif precision == Precision.int8 and strongly:
         if options.calib_cache is not None:
@@ -261,6 +263,10 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
         logger = trt_info.make_logger(trt)
         builder = trt.Builder(logger)
         network, _parser = _parse(trt, builder, logger, route, src, version, say)
+        debug_outputs = mark_outputs(trt, network, options.mark_outputs) if options.mark_outputs else None
+        constraints = constrain_layers(trt, network, onnx.model, tuple(options.layer_precisions), route.flags,
+                                       strongly=strongly, made_by=route.made_by, onnx_precision=onnx.facts.precision,
+                                       version=version, warnings=warnings)
         if route.calibrate:
             route.calibrator = make_build_calibrator(trt, network, route.calib_source, options)
         config = builder.create_builder_config()
@@ -316,6 +322,10 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
             "warnings": warnings + [f"TensorRT: {w[:300]}" for w in logger.warnings()[-5:]],
             "rebuild": rebuild_command(src.name, out.name, precision.value, shapes, options),
         }
+        if debug_outputs is not None:
+            details["debug_outputs"] = debug_outputs
+        if constraints is not None:
+            details["layer_precisions"] = constraints
         return _write(out, plan, src, route, options, precision, details, layers, engine_io, time.perf_counter() - t0)
     finally:
         if route is not None and route.calibrator is not None:
@@ -367,4 +377,6 @@ def rebuild_command(onnx_name: str, out_name: str, precision: str, shapes: Mappi
         parts.append("--tf32")
     if options.strongly_typed is not None:
         parts.append("--strongly-typed" if options.strongly_typed else "--weakly-typed")
+    if options.layer_precisions:
+        parts.append("--layer-precisions " + ",".join(str(r) for r in options.layer_precisions))
     return " ".join(parts)

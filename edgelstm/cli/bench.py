@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from edgelstm import console
+from edgelstm.cli.bench_device import CudaGraphOpt, ProfileOpt, ShapesOpt, SpinOpt, SplitOpt, StreamsOpt
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
                                         input_options)
@@ -44,6 +45,11 @@ Examples:
   edgelstm bench model.onnx --min-time 2 --report bench.json --csv bench.csv --plot bench.png
 
   edgelstm bench model.onnx --baseline bench.json --max-slowdown 1.10    # CI gate: exit 1 on a regression
+
+  edgelstm bench model.plan --shapes x:8x256x1 --cuda-graph --split-transfers --streams 2 --profile-layers
+
+GPU options in trtexec's manner: --cuda-graph, --shapes, --split-transfers (H2D / compute / D2H), --spin-wait,
+--streams N (throughput over N execution contexts), --profile-layers (IProfiler); --min-time is the duration.
 """
 
 
@@ -87,11 +93,18 @@ def bench(
     retry_noisy: int = typer.Option(0, metavar="N", help="Re-measure a row up to N times when it looks disturbed by other "
                                     "processes (p50 > 1.5x min, or the machine probe slower than earlier), keeping the "
                                     "lowest p50. Useful on shared machines."),
+    cuda_graph: bool = CudaGraphOpt,
+    shapes: Optional[str] = ShapesOpt,
+    split_transfers: bool = SplitOpt,
+    spin_wait: bool = SpinOpt,
+    streams: int = StreamsOpt,
+    profile_layers: bool = ProfileOpt,
     amx: str = typer.Option("auto", "--amx", metavar="auto|allow|block", help="AMX for INT8 on x86-amx CPUs: auto "
                             "(block it when INT8 ONNX runs at batch < 16 only), allow, or block (seccomp filter)."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
+    from edgelstm.cli.bench_device import device_options, print_tables
     from edgelstm.latency import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
                                 plot_report, write_csv, write_json)
     from edgelstm.latency.report import device_line
@@ -118,9 +131,13 @@ def bench(
             raise BackendMissing(f"{opt('plot')} needs matplotlib", hint="pip install matplotlib")
     grid = BenchGrid(tuple(parse_int_list(batch, what=opt("batch"))), tuple(parse_int_list(seq, what=opt("seq"))),
                      tuple(parse_int_list(threads, what=opt("threads"))) if threads else (None,))
+    if shapes:  # the shapes decide batch and seq: one grid point per thread count
+        grid = BenchGrid(grid.batches[:1], grid.seqs[:1], grid.threads)
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
                            input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy, amx=amx,
+                           device_options=device_options(cuda_graph, shapes, split_transfers, spin_wait, streams,
+                                                         profile_layers),
                            torch_options={"factory": factory, "trust_pickle": trust_pickle,
                                           "inputs": input_options(input, input_size, state_arg,
                                                                   (grid.batches[0], grid.seqs[0]) if static else None,
@@ -140,6 +157,7 @@ def bench(
     for w in payload.get("warnings", []):
         console.warn(w)
     _print_tables(payload)
+    print_tables(payload)
     from edgelstm.safe_files import all_or_nothing
 
     with all_or_nothing():  # the reports of one command commit together, or none does

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -77,6 +77,7 @@ def build(
                                                   help="Force the build route. Default: weakly typed (builder flags) "
                                                        "on TensorRT 10.x, strongly typed on 11.x (the only way there)."),
     keep_onnx: Optional[Path] = typer.Option(None, metavar="FILE.onnx", help="Keep the FP16 / Q/DQ ONNX made on the way at this path."),
+    layer_precisions: Optional[List[str]] = typer.Option(None, "--layer-precisions", metavar="PATTERN:PRECISION", show_default=False, help="Keep chosen layers in fp32 or fp16 (10.x: layer precision constraints, obeyed; strongly typed: left FP32 in the FP16/Q-DQ ONNX the build makes): PATTERN is a node name, glob, op type or 'recurrent' (every LSTM/GRU/RNN and loop), e.g. recurrent:fp32,/head/*:fp16. Repeatable or comma-separated."),
     max_drift: Optional[str] = typer.Option(None, "--max-drift", metavar="METRIC<=VALUE", help="OpenVINO bf16/int8 IR: the "
                                             "drift budget against the ONNX (default rel_l2<=0.05); exit 1 when over."),
     json_out: bool = JsonOpt,
@@ -108,7 +109,7 @@ def build(
         timing_cache=timing_cache, calib_cache=calib_cache, calib_method=calib_method,
         calib_batch_size=calib_batch_size, dla_core=dla_core, gpu_fallback=not no_gpu_fallback,
         hardware_compatible=hardware_compatible, version_compatible=version_compatible, keep_intermediate=keep_onnx,
-        tf32=tf32, strongly_typed=strongly_typed,
+        tf32=tf32, strongly_typed=strongly_typed, layer_precisions=tuple(layer_precisions or ()),
     )
     result = stages.build_engine(model, out, options, calib=calib, on_step=console.step)
     size_mb = out.stat().st_size / 1e6

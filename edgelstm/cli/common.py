@@ -41,7 +41,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 #: options naming a file or directory a command writes (a failed command removes the empty folders it made)
 OUTPUT_OPTIONS = ("out", "report", "junit", "markdown", "csv_out", "plot", "keep_onnx", "timing_cache",
-                  "calib_cache")
+                  "calib_cache", "localize_out")
 
 
 def _outputs_checked(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -64,6 +64,7 @@ def quantize(
     calib_method: Optional[CalibMethod] = typer.Option(None, "--calib-method", help="Static INT8: how activation ranges are chosen: minmax (default, as in build and the pipeline), entropy (KL) or percentile.", case_sensitive=False),
     percentile: float = typer.Option(99.999, "--percentile", metavar="P", help="For --calib-method percentile: the percentile of |x| used as the range."),
     exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="PATTERN", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
+    layer_precisions: Optional[List[str]] = typer.Option(None, "--layer-precisions", metavar="PATTERN:PRECISION", show_default=False, help="Keep chosen layers in FP32: PATTERN is a node name, glob, op type or 'recurrent' (every LSTM/GRU/RNN and loop), e.g. recurrent:fp32,/head/*:fp16. Repeatable or comma-separated."),
     per_channel: bool = typer.Option(False, "--per-channel", help="INT8: one scale per output channel of each weight (more accurate, slightly slower)."),
     target_cpu: TargetCpu = typer.Option(TargetCpu.auto, "--target-cpu", help="INT8: the CPUs the file must compute exactly on: auto = portable (7-bit weights, every x86 and arm64 class, any onnxruntime level), native (this machine's class), x86-amx, x86-vnni, arm64 (full 8-bit weights for that class), x86-avx2 (x86 without VNNI) or tensorrt (static: TensorRT's 8-bit recipe).", case_sensitive=False),
     reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--no-reduce-range", help="INT8: force 7-bit weights on/off (default: chosen for --target-cpu).", show_default=False),
@@ -128,11 +129,13 @@ def quantize(
 
     excl = tuple(exclude or ())
     if precision == Precision.fp16:
-        options: object = stages.Fp16Options(keep_io_types=not fp16_io, exclude=excl)
+        options: object = stages.Fp16Options(keep_io_types=not fp16_io, exclude=excl,
+                                             layer_precisions=tuple(layer_precisions or ()))
     else:
         options = stages.Int8Options(mode=mode, calib_method=calib_method or DEFAULT_CALIB_METHOD, exclude=excl,
                               per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
-                              percentile=percentile, target=target_cpu, weight_type=weight_type)
+                              percentile=percentile, target=target_cpu, weight_type=weight_type,
+                              layer_precisions=tuple(layer_precisions or ()))
         recipe = options.recipe()  # type: ignore[attr-defined]
         here = cpu_isa.detect_isa()
         if not recipe.safe:

@@ -11,6 +11,7 @@ import typer
 from edgelstm import console
 from edgelstm.cli.common import JsonOpt, QuietOpt, command
 from edgelstm.cli.data_options import FeaturesOpt, GroupOpt, HorizonOpt, StrideOpt, TargetOpt, WindowOpt
+from edgelstm.cli.localize_options import JumpOpt, LocalizeOpt, LocalizeOutOpt, MarkOpt
 from edgelstm.cli.model_options import (FactoryOpt, InputOpt, InputSizeOpt, StateArgOpt, TrustPickleOpt,
                                         input_options)
 
@@ -56,6 +57,8 @@ Examples:
 
   edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz --policy drift-policy.toml \\
       --baseline last-release.json --max-growth 1.10
+
+  edgelstm validate -r model.onnx -c model.int8.onnx --synthetic 64 --seq 60 --localize --localize-out where/
 """
 
 
@@ -123,6 +126,10 @@ def validate(
     trust_pickle: bool = TrustPickleOpt,
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N", show_default=False,
                                           help="Intra-op threads for both runners."),
+    localize: bool = LocalizeOpt,
+    localize_out: Optional[Path] = LocalizeOutOpt,
+    mark: str = MarkOpt,
+    jump: float = JumpOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -139,7 +146,7 @@ def validate(
         raise BadInput(f"{opt('task')} must be regression or classification, got {task!r}")
     from edgelstm.fileio import refuse_overwriting_inputs
 
-    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown},
+    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown, "localize_out": localize_out},
                               [reference, candidate, data, policy, baseline])
     gates = parse_gates(gate)
     pol = load_policy(policy) if policy else None
@@ -171,9 +178,21 @@ def validate(
                               threads=threads, progress=on_progress)
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
                           target=target, min_samples=min_samples, stride=stride, horizon=horizon, group=group)
+    localize_ref = None
+    if localize or localize_out is not None:
+        from edgelstm.cli.localize_options import check_localization
+
+        localize_ref = check_localization(reference, candidate, mark, jump)
     console.step(f"validating {candidate.name} against {reference.name}")
     with stack:
         result = validate_artifacts(reference, candidate, request, options)
+    located = None
+    if localize_ref is not None:
+        from edgelstm.cli.localize_options import run_localization
+
+        located = run_localization(localize_ref, candidate, request, mark=mark, jump=jump, batch_size=batch_size,
+                                   threads=threads, out=localize_out)
+        result.info["localization"] = located.to_dict()
 
     from edgelstm.safe_files import all_or_nothing
 
@@ -187,6 +206,10 @@ def validate(
             written.append(str(write_markdown(result, markdown)))
 
     _summary(result)
+    if located is not None:
+        from edgelstm.cli.localize_options import render
+
+        render(located)
     for w in result.info.get("warnings", []):
         console.warn(w)
     for note in result.info.get("notes", []):

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from edgelstm.errors import BadInput, opt
+from edgelstm.latency import device_bench
 from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
 from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_device, check_grid, check_lengths,
                                         data_input, file_size, isa_warnings, module_sha256, module_size,
@@ -35,7 +36,7 @@ def looks_disturbed(row: BenchRow, best_probe: float | None) -> bool:
     return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
 
 
-VARIANTS = {"torch": {"amp", "cuda-graph"}, "tensorrt": {"cuda-graph"}}
+VARIANTS = {"torch": {"amp", "cuda-graph"}, "onnxruntime": {"cuda-graph"}, "tensorrt": {"cuda-graph"}}
 
 
 def check_variant(variant: str, backend: str | None, device: str) -> None:
@@ -45,8 +46,8 @@ def check_variant(variant: str, backend: str | None, device: str) -> None:
     if unknown:
         raise BadInput(f"unknown variant(s) {sorted(unknown)}; known: amp, cuda-graph")
     if parts and (not device.startswith("cuda") or not parts <= VARIANTS.get(str(backend), set())):
-        raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph) "
-                       f"or tensorrt (cuda-graph), not {backend} on {device}")
+        raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph), "
+                       f"onnxruntime on CUDA or tensorrt (cuda-graph), not {backend} on {device}")
 
 
 def graph_facts(runner: Any, asked: bool) -> dict[str, Any]:
@@ -114,10 +115,12 @@ class Bencher:
             manifest = None
         if backend == "tensorrt":
             device = "cuda" if device == "cpu" else device
+        t = device_bench.apply_to_target(t, self.options.device_options, backend, device)
         check_variant(t.variant, backend, device)
         res = ResolvedTarget(t, "", backend, device, "fp32", None, path, None, None, None, details)
         probe = self._runner(res, None)  # fails here (exit 2/3) rather than in the middle of timing
         res.io = probe.io
+        device_bench.check(self.options.device_options, backend, device, probe.io)
         res.name = t.name or (path.name if path else getattr(probe, "label", "model"))
         res.precision = t.precision or ("fp16" if "amp" in t.variant else str(getattr(probe, "precision", "fp32")))
         if path is not None:
@@ -131,7 +134,7 @@ class Bencher:
             if module is not None:
                 res.sha256 = module_sha256(module)
                 res.size = module_size(module)
-        check_grid(res.name, res.io, self.grid.batches, self.grid.seqs, probe)
+        device_bench.grid_checked(check_grid, res, self.grid, probe, self.options.device_options)
         self.length_warnings += check_lengths(res.name, details, self.grid.seqs)
         res.stream = bool(self.options.stream if t.stream is None else t.stream)
         if res.stream:
@@ -167,15 +170,16 @@ class Bencher:
 
         rng = np.random.default_rng(self.options.seed + 7919 * batch + seq)
         feeds: dict[str, np.ndarray] = {}
+        shapes = getattr(self.options.device_options, "shapes", None) or {}   # --shapes wins
         for x in res.io.data_inputs or (data_input(res.io),):
-            dims = [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)]
+            dims = shapes.get(x.name) or [self._dim(res, x, axis, d, batch, seq) for axis, d in enumerate(x.shape)]
             check_alloc(dims, 8, what=f"{res.name}'s input {x.name!r} at batch {batch}, seq {seq}",
                         hint=f"use a smaller {opt('batch')} or {opt('seq')}")
             # floats standard normal; token ids within their value range; lengths ragged in [1, seq]
             feeds[x.name] = tensor_values(x, tuple(dims), rng, seq=seq)
         if res.io.state_inputs:
             feeds.update(zero_state(res.io, batch, res.details))
-        return feeds
+        return device_bench.shaped_state(feeds, shapes, res.io)
 
     def _dim(self, res: ResolvedTarget, x: Any, axis: int, d: Any, batch: int, seq: int) -> int:
         if d in ("batch", "seq"):  # the real axis roles: a seq-first input is [seq, batch, F]
@@ -220,13 +224,16 @@ class Bencher:
             else:
                 feeds = self.feeds(res, batch, seq)
                 timed = getattr(runner, "timed_run", None)
-                if callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
+                path = device_bench.ort_graph_path(runner, res.backend, graph, feeds)  # None: not onnxruntime's graph
+                if path is not None:
+                    timing = time_path(path, policy)
+                elif callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
                     timing = time_runner(runner, feeds, policy)
                     path = None
                 else:
                     path = fast_path(runner, feeds, amp=amp, cuda_graph=graph)
                     timing = time_path(path, policy)
-                seq_for_row = seq
+                batch, seq_for_row = device_bench.row_point(res.io, feeds, batch, seq)
             memory = dict(res.load_mb.get(threads, {}))
             if self.options.measure_memory:
                 memory.update(self._memory(res, runner, feeds, path))
@@ -245,7 +252,9 @@ class Bencher:
             parent_sha256=res.parent_sha256, model_size_bytes=res.size, memory=memory, probe_ms=probe_ms,
             extras={**dict(res.target.extras), **({"ort_opt_level": res.details["bench_ort_opt_level"]}
                                                     if "bench_ort_opt_level" in res.details else {}),
-                    **graph_facts(runner, graph)},
+                    **graph_facts(runner, graph),
+                    **(device_bench.extras(runner, res.backend, feeds, self.options.device_options, timing.iters,
+                                           policy.warmup) if mode == "window" else {})},
             clock=str(timing.clock), copies_included=bool(timing.copies_included), provider=active_provider(runner))
 
     def measure_robust(self, res: ResolvedTarget, batch: int, seq: int, threads: int | None,

@@ -83,6 +83,11 @@ class CudaBackend(abc.ABC):
     @abc.abstractmethod
     def device_info(self) -> dict[str, Any]: ...
 
+    def query(self, event: Any) -> bool:
+        """Whether the work recorded before `event` has finished, without waiting (cudaEventQuery): a spin-wait
+        (`bench --spin-wait`, trtexec's default) polls this instead of blocking in elapsed_ms."""
+        raise BackendMissing(f"the {self.name} CUDA backend cannot query events", hint=CUDA_INSTALL_HINT)
+
     @contextmanager
     def activate(self) -> Iterator[None]:
         """This backend's device is the current device inside the block (for TensorRT's calls)."""

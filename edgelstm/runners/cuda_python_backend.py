@@ -94,6 +94,13 @@ class CudaPythonBackend(CudaBackend):
     def record(self, event, stream):
         self._check(self.rt.cudaEventRecord(event, stream)[0], "cudaEventRecord")
 
+    def query(self, event):
+        err = self.rt.cudaEventQuery(event)[0]
+        if err == self.rt.cudaError_t.cudaErrorNotReady:
+            return False
+        self._check(err, "cudaEventQuery")
+        return True
+
     def elapsed_ms(self, start, end):
         self._check(self.rt.cudaEventSynchronize(end)[0], "cudaEventSynchronize")
         err, ms = self.rt.cudaEventElapsedTime(start, end)

@@ -96,6 +96,10 @@ class PycudaBackend(CudaBackend):
         with self.activate():
             event.record(self._streams[stream])
 
+    def query(self, event):
+        with self.activate():
+            return bool(event.query())
+
     def elapsed_ms(self, start, end):
         with self.activate():
             end.synchronize()

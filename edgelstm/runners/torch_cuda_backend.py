@@ -73,6 +73,9 @@ class TorchBackend(CudaBackend):
     def record(self, event, stream):
         event.record(self._streams[stream])
 
+    def query(self, event):
+        return bool(event.query())
+
     def elapsed_ms(self, start, end):
         end.synchronize()
         return float(start.elapsed_time(end))

@@ -9,6 +9,7 @@ it refuses wrongly typed arguments, unknown attributes and a skipped base __init
 enforces CUDA's stream ordering (cuda.py).
 
     pybind.py        pybind11 behaviour: strict enums, typed arguments, no stray attributes, base __init__
+    engine_math.py   what an engine computes when the fake machine computes networks (onnxruntime, FP16 emulated)
     cuda.py          the fake GPU: MEMORY, streams/events/graphs with ordering (CudaBackend's method names),
                      MACHINE facts, DEVICE (what the fake engine computes on: host memory, or a real backend)
     cuda_modules.py  recording stand-ins of cuda-python's runtime, pycuda.driver and torch.cuda on that fake GPU
@@ -42,12 +43,14 @@ DEFAULT_VERSION = "10.14.1.48"
 
 def install(monkeypatch, version: str = DEFAULT_VERSION, *, compute_capability: str = "8.9",
             gpu_name: str = "NVIDIA Fake L4", dla_cores: int = 0, unsupported_ops: tuple[str, ...] = (),
-            device_backend: Any = None, devices: int = 1, cuda_modules: tuple[str, ...] = ()) -> types.ModuleType:
+            device_backend: Any = None, devices: int = 1, cuda_modules: tuple[str, ...] = (),
+            engine_math: str | None = None) -> types.ModuleType:
     """Put a fake `tensorrt` into sys.modules and fake CUDA buffers into edgelstm (undone by monkeypatch).
     `device_backend`: a real CudaBackend (tests/test_gpu.py): edgelstm and the fake engine then use real device
     memory and streams instead of the host-memory stand-in. `cuda_modules` ("cuda-python", "pycuda", "torch"):
     edgelstm's own buffer backends run on the recording stand-ins of those libraries instead (install_cuda_modules);
-    `devices`: how many GPUs the fake machine has."""
+    `devices`: how many GPUs the fake machine has. `engine_math="onnxruntime"`: engines built from now on compute the
+    network they were built from (engine_math.py) instead of mean(x), so that drift can be measured."""
     import edgelstm.runners.cuda_buffers as cb
 
     trt = make_module(version, unsupported_ops=unsupported_ops)
@@ -57,6 +60,7 @@ def install(monkeypatch, version: str = DEFAULT_VERSION, *, compute_capability: 
     monkeypatch.setitem(MACHINE, "dla_cores", dla_cores)
     monkeypatch.setitem(MACHINE, "devices", int(devices))
     monkeypatch.setitem(MACHINE, "current_device", 0)
+    monkeypatch.setitem(MACHINE, "engine_math", engine_math)
     if cuda_modules:
         monkeypatch.setattr(_cuda, "DEVICE", HostDevice())
         install_cuda_modules(monkeypatch, cuda_modules)

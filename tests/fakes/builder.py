@@ -5,6 +5,7 @@ JSON plan the fake runtime loads."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -283,6 +284,15 @@ def _check(network, config, flags: set[str], strongly: bool, log) -> bool:
         if t.name in prof and any(d >= 0 and d != m for d, m in zip(t._shape, prof[t.name][0])):
             log("ERROR", f"Error Code 4: profile shape for {t.name} conflicts with the network")
             return False
+    inside = [t.name for t in network._outputs if t._in_loop]
+    if inside:
+        log("ERROR", f"Error Code 4: API Usage Error ({inside[0]}: a tensor computed inside a loop body cannot be a "
+                     "network output; mark the loop's outputs instead)")
+        return False
+    if strongly and any(getattr(lay, "_precision", None) is not None or lay._output_types for lay in network._layers):
+        log("ERROR", "Error Code 4: API Usage Error (layer precision and output types cannot be set in a strongly "
+                     "typed network: its types decide)")
+        return False
     dla = config.default_device_type == api.member("DeviceType", "DLA")
     if dla and any(not config.can_run_on_DLA(lay) for lay in network._layers) and "GPU_FALLBACK" not in flags:
         log("ERROR", "Error Code 2: layer cannot run on DLA and GPU fallback is disabled")
@@ -356,17 +366,45 @@ def _calibrate(network, config, calib, log) -> bool | None:
     return True
 
 
-def _layer_entry(lay, network, flags: set[str], strongly: bool, calibrated: bool) -> dict:
-    """A layer of the plan with the precision (and tactic) TensorRT would pick."""
-    if lay._kind == "Quantize" or (lay._kind == "MatrixMultiply" and (network._has_qdq or calibrated)):
+def _constraint(layers, flags: set[str]):
+    """The precision a node's layers were constrained to (10.x: ILayer.precision/set_output_type, obeyed or
+    preferred only with OBEY_/PREFER_PRECISION_CONSTRAINTS; without either flag TensorRT treats them as hints and
+    this stand-in ignores them), or None."""
+    if not flags & {"OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS"}:
+        return None
+    for lay in layers:
+        if getattr(lay, "_precision", None) is not None:
+            return lay._precision.name
+    return None
+
+
+def _layer_entry(layers, network, flags: set[str], strongly: bool, calibrated: bool) -> dict:
+    """One engine layer per ONNX node (TensorRT fuses a node's layers, a recurrence into one loop), with the
+    precision (and tactic) TensorRT would pick."""
+    lay = layers[0]
+    constrained = None if strongly else _constraint(layers, flags)
+    if constrained is not None:
+        prec = {"FLOAT": "Float", "HALF": "Half", "INT8": "Int8", "BF16": "BF16"}.get(constrained, "Float")
+    elif lay._kind == "Quantize" or (lay._kind == "MatrixMultiply" and (network._has_qdq or calibrated)):
         prec = "Int8"
-    elif strongly:
-        prec = "Half" if network._onnx_precision == "fp16" else "Float"
+    elif strongly:   # the ONNX types decide: a node whose outputs are float16 runs in Half
+        half = [t for layer in layers for t in layer._outputs if t.dtype.name == "HALF"]
+        prec = "Half" if half or (network._onnx_precision == "fp16" and not any(
+            t.dtype.name == "FLOAT" for layer in layers for t in layer._outputs)) else "Float"
     else:
         prec = "Half" if "FP16" in flags else "Float"
     tf32 = prec == "Float" and "TF32" in flags and version_tuple(MACHINE["compute_capability"]) >= (8, 0, 0)
     tactic = "sm80_xmma_gemm_tf32f32_tf32f32_f32_nn" if tf32 and lay._kind == "MatrixMultiply" else "fake_kernel"
-    return {"name": lay.name, "type": lay._kind, "precision": prec, "tactic": tactic}
+    return {"name": lay.name, "type": lay._kind, "precision": prec, "tactic": tactic, "node": lay._node,
+            "constrained": constrained is not None}
+
+
+def _by_node(network) -> list[list]:
+    """The network's layers grouped by the ONNX node they come from (in order)."""
+    groups: dict[str, list] = {}
+    for lay in network._layers:
+        groups.setdefault(lay._node, []).append(lay)
+    return list(groups.values())
 
 
 def _io(network, prof) -> tuple[list, list]:
@@ -447,9 +485,11 @@ class Builder(PybindObject):
             "flags": sorted(flags), "dla_core": config.DLA_core if dla else None,
             "verbosity": config.profiling_verbosity.name,
             "inputs": inputs, "outputs": outputs,
-            "layers": [_layer_entry(lay, network, flags, strongly, calibrated) for lay in network._layers],
+            "layers": [_layer_entry(group, network, flags, strongly, calibrated) for group in _by_node(network)],
             "workspace": config._pools.get("WORKSPACE"),
         }
+        if MACHINE.get("engine_math") == "onnxruntime":   # the engine computes the network (engine_math.py)
+            plan["onnx"] = base64.b64encode(network._onnx).decode()
         return trt.IHostMemory(MAGIC + json.dumps(plan).encode())
 
 

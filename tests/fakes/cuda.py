@@ -267,6 +267,13 @@ class FakeCuda:
         s = self.streams.get(event.stream)
         return event.t is not None and (s is None or s.done >= event.seq)
 
+    def poll(self, event: FakeEvent) -> bool:
+        """cudaEventQuery: the GPU moves on by one operation each time the host looks (a spin-wait ends)."""
+        s = self.streams.get(event.stream)
+        if s is not None and event.t is not None and s.done < event.seq:
+            self._settle(s, s.done + 1)
+        return self.event_done(event)
+
     def wait_event(self, event: FakeEvent) -> None:
         """cudaEventSynchronize: the host waits for the work recorded before `event`."""
         s = self.streams.get(event.stream)
@@ -358,6 +365,10 @@ class FakeCuda:
     def record(self, event, stream):
         self.stamp(event, stream)
         self.calls.add("record", int(stream))
+
+    def query(self, event):
+        self.calls.add("query", event.handle)
+        return self.poll(event)
 
     def elapsed_ms(self, start, end):
         if start.t is None or end.t is None:

@@ -273,6 +273,13 @@ class FakeCudart:
         CUDA.wait_event(ev)
         return self.e("cudaSuccess")
 
+    def cudaEventQuery(self, event):  # noqa: N802
+        ev = self._event(event)
+        _record("cudart", "cudaEventQuery", None if ev is None else ev.handle)
+        if ev is None:
+            return self.e("cudaErrorInvalidResourceHandle")
+        return self.e("cudaSuccess" if CUDA.poll(ev) else "cudaErrorNotReady")
+
     def cudaEventElapsedTime(self, start, end):  # noqa: N802
         a, b = self._event(start), self._event(end)
         _record("cudart", "cudaEventElapsedTime")
@@ -465,7 +472,7 @@ class Event:
         return self
 
     def query(self):
-        return CUDA.event_done(self._ev)
+        return CUDA.poll(self._ev)
 
     def time_till(self, end):
         if not (CUDA.event_done(self._ev) and CUDA.event_done(end._ev)):
@@ -627,12 +634,12 @@ class TorchEvent:
         CUDA.wait_event(self._ev)
 
     def query(self):
-        return CUDA.event_done(self._ev)
+        return CUDA.poll(self._ev)
 
     def elapsed_time(self, end_event):
         if not self.enable_timing:
             raise RuntimeError("Events must be created with enable_timing=True to measure time")
-        if not (self.query() and end_event.query()):
+        if not (CUDA.event_done(self._ev) and CUDA.event_done(end_event._ev)):
             raise RuntimeError("Both events must be completed before calculating elapsed time.")
         return float(CUDA.timed(self._ev, end_event._ev))
 

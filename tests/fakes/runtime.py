@@ -144,12 +144,62 @@ class ICudaEngine(PybindObject):
     # no num_bindings, no binding_is_input.
 
 
+class IProfiler(PybindObject):
+    """The profiler interface: a Python profiler subclasses it, calls the base __init__ and implements
+    report_layer_time(layer_name, ms), which TensorRT calls once per engine layer for each enqueue (or for the last
+    enqueue, on report_to_profiler(), when enqueue_emits_profile is False: trtexec's way, sampleInference.cpp)."""
+
+    _constructible = True
+
+    def __init__(self):
+        self._ready()
+
+    def report_layer_time(self, layer_name, ms):
+        raise RuntimeError('Tried to call pure virtual function "IProfiler::reportLayerTime"')
+
+
 class IExecutionContext(PybindObject):
     def _init(self, engine):
         self._engine = engine
         self._shapes: dict[str, tuple] = {}
         self._addresses: dict[str, int] = {}
         self._cold = True   # the first enqueue after a shape change does setup work (and cannot be captured)
+        self._profiler = None
+        self._emits = True
+        self._last_profile: list | None = None
+
+    @property
+    def profiler(self):
+        return self._profiler
+
+    @profiler.setter
+    def profiler(self, value):
+        self._profiler = checked_set(self, "profiler", value, cast_instance("IProfiler", none_ok=True))
+
+    @property
+    def enqueue_emits_profile(self):
+        return self._emits
+
+    @enqueue_emits_profile.setter
+    def enqueue_emits_profile(self, value):
+        self._emits = checked_set(self, "enqueue_emits_profile", value, cast_bool)
+
+    def report_to_profiler(self):
+        """Report the last enqueue's layer times to the profiler (enqueue_emits_profile False)."""
+        self._api.rec.add("IExecutionContext.report_to_profiler")
+        if self._profiler is None or self._last_profile is None:
+            return False
+        for name, ms in self._last_profile:
+            self._profiler.report_layer_time(name, ms)
+        return True
+
+    def _profile(self, total_ms: float) -> None:
+        """Layer times of one enqueue: the kernel time shared by the engine's layers (the recurrence weighs most)."""
+        layers = self._engine._plan["layers"]
+        weights = [4.0 if lay["type"] == "Loop" else 1.0 for lay in layers]
+        self._last_profile = [(lay["name"], total_ms * w / sum(weights)) for lay, w in zip(layers, weights)]
+        if self._profiler is not None and self._emits:
+            self.report_to_profiler()
 
     @property
     def engine(self):
@@ -189,7 +239,12 @@ class IExecutionContext(PybindObject):
                 out.append(d)
             else:
                 src, axis = d
-                out.append(self._shapes[src][axis] if src in self._shapes else -1)
+                out.append(self._shapes[src][axis] if src in self._shapes and axis >= 0 else -1)
+        if any(d < 0 for d in out) and "onnx" in self._engine._plan and all(
+                i["name"] in self._shapes or min(i["shape"]) >= 0 for i in self._engine._plan["inputs"]):
+            from .engine_math import output_shapes   # a marked tensor whose shape the plan cannot say
+
+            out = list(output_shapes(self._engine._plan, dict(self._shapes))[name])
         return self._api.trt.Dims(out)
 
     @pybind(name=cast_str, memory=cast_int)
@@ -267,6 +322,8 @@ class IExecutionContext(PybindObject):
             return False
         ms = KERNEL_MS + (COLD_MS if self._cold else 0.0)
         self._cold = False
+        if not cuda.DEVICE.is_capturing(stream_handle):
+            self._profile(KERNEL_MS)
         shapes = {t["name"]: self._shape_of(t) for t in plan["inputs"] + plan["outputs"]}
         addrs = dict(self._addresses)
         cuda.DEVICE.enqueue(stream_handle, Op(
@@ -285,6 +342,14 @@ class IExecutionContext(PybindObject):
             dt = np.dtype(NP_OF[t["dtype"]])
             n = int(np.prod(shape)) * dt.itemsize
             arrays[t["name"]] = np.frombuffer(cuda.DEVICE.read(addrs[t["name"]], n), dtype=dt).reshape(shape)
+        if "onnx" in plan:   # install(..., engine_math="onnxruntime"): the engine computes the network
+            from .engine_math import compute
+
+            results = compute(plan, arrays)
+            for t in plan["outputs"]:
+                value = np.asarray(results[t["name"]]).reshape(shapes[t["name"]])
+                cuda.DEVICE.write(addrs[t["name"]], value.astype(NP_OF[t["dtype"]]).tobytes())
+            return
         data = [a for k, a in arrays.items() if k not in ("h0", "c0")][0].astype(np.float64)
         per_b = data.reshape(data.shape[0], -1).mean(axis=1)
         if "h0" in arrays:
@@ -372,4 +437,4 @@ class Runtime(PybindObject):
         return api.trt.ICudaEngine._make(plan, self._logger, data)
 
 
-CLASSES = (EngineInspector, ICudaEngine, IExecutionContext, Runtime)
+CLASSES = (EngineInspector, ICudaEngine, IProfiler, IExecutionContext, Runtime)

@@ -75,8 +75,9 @@ ENUMS: dict[str, dict[str, int | tuple]] = {
     "CalibrationAlgoType": {"LEGACY_CALIBRATION": (0, None), "ENTROPY_CALIBRATION": (1, None),
                             "ENTROPY_CALIBRATION_2": (2, None), "MINMAX_CALIBRATION": (3, None)},
     # the layer types the stand-in's parser produces (a subset of the real enum)
-    "LayerType": {"CAST": 1, "ACTIVATION": 2, "SOFTMAX": 6, "ELEMENTWISE": 9, "SHUFFLE": 13, "MATRIX_MULTIPLY": 17,
-                  "CONSTANT": 19, "IDENTITY": 20, "RECURRENCE": 27, "QUANTIZE": 32, "DEQUANTIZE": 33},
+    "LayerType": {"CAST": 1, "ACTIVATION": 2, "SOFTMAX": 6, "ELEMENTWISE": 9, "SHUFFLE": 13, "GATHER": 16,
+                  "MATRIX_MULTIPLY": 17, "CONSTANT": 19, "IDENTITY": 20, "SHAPE": 23, "TRIP_LIMIT": 26, "RECURRENCE": 27,
+                  "ITERATOR": 28, "LOOP_OUTPUT": 29, "QUANTIZE": 32, "DEQUANTIZE": 33},
 }
 
 
@@ -257,6 +258,7 @@ def make_module(version: str = "10.14.1.48", *, unsupported_ops: tuple[str, ...]
     for cls in (*parser.CLASSES, *builder.CLASSES, *runtime.CLASSES):
         setattr(trt, cls.__name__, _bind(cls, api))
     trt.IBuilderConfig = _bind(builder.IBuilderConfig, api, *(() if api.v11 else (builder.CalibrationConfig,)))
+    trt.ILayer = _bind(parser.ILayer, api, *(() if api.v11 else (parser.LayerPrecision,)))
     if not api.v11:  # calibrators were removed in TensorRT 11
         trt.IInt8Calibrator = _bind(builder.IInt8Calibrator, api)
         for cls in builder.CALIBRATORS:
