@@ -19,7 +19,8 @@ torch model (helpers and data sizes shared with benchmarks/quantize_drift.py). S
   rewritten to u8 at load, slower u8×u8 kernel) — an extra row, not an edgelstm recipe;
 - static Q/DQ (minmax), the same file run at onnxruntime level ``all`` (Q/DQ fused into QGemm /
   MatMulIntegerToFloat) and ``basic`` (unfused: int8 rounding, float arithmetic);
-- the recipe edgelstm chooses for ``--target-cpu x86-vnni``, ``x86-avx2`` and ``arm64``, dynamic and static,
+- the recipe edgelstm chooses for ``--target-cpu portable`` (the default), ``x86-vnni``, ``x86-amx``, ``x86-avx2``,
+  ``arm64`` and ``tensorrt`` (static only), dynamic and static,
   run at the level the quantizer records in the file's manifest.
 
 Columns: rel_l2 vs the FP32 torch model, the task metric, file size, batch-1 latency (1 thread; noisy on small
@@ -55,7 +56,7 @@ DEFAULT_STEPS = 100           # quantize_drift trains 150; fewer keeps the whole
 EVAL_BATCH = 128
 LATENCY_MIN_S = 0.25
 X64_PRECISION = {"session.x64quantprecision": "1"}
-TARGETS = ("x86-vnni", "x86-avx2", "arm64")
+TARGETS = ("portable", "x86-vnni", "x86-amx", "x86-avx2", "arm64", "tensorrt")
 
 # (key, label, mode, Int8Options kwargs, file group, level (None: the manifest's), session config)
 SETTINGS: list[tuple[str, str, str, dict[str, Any], str, str | None, dict[str, str] | None]] = [
@@ -70,7 +71,7 @@ SETTINGS: list[tuple[str, str, str, dict[str, Any], str, str | None, dict[str, s
     ("static-all", "static Q/DQ minmax @ level all", "static", {"reduce_range": False}, "static", "all", None),
     ("static-basic", "static Q/DQ minmax @ level basic", "static", {"reduce_range": False}, "static", "basic", None),
     *[(f"target-{t}-dynamic", f"--target-cpu {t} (dynamic)", "dynamic", {"target": t}, f"target-{t}-dynamic", None,
-       None) for t in TARGETS],
+       None) for t in TARGETS if t != "tensorrt"],  # TensorRT runs no dynamic INT8
     *[(f"target-{t}-static", f"--target-cpu {t} (static)", "static", {"target": t}, f"target-{t}-static", None, None)
       for t in TARGETS],
 ]

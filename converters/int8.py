@@ -50,7 +50,7 @@ class Int8Options:
     exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float
     per_channel: bool = False
     reduce_range: bool | None = None         # 7-bit weights; None: chosen for the target CPU
-    target: TargetCpu = TargetCpu.auto       # the CPU class the file must not saturate on (auto: this one)
+    target: TargetCpu = TargetCpu.auto       # the CPUs the file must not saturate on (auto: portable = all)
     weight_type: str | None = None           # dynamic: "s8" (default) or "u8"
     subgraphs: bool = True                   # dynamic: quantize Loop/If bodies too
     percentile: float = 99.999               # calib_method=percentile
@@ -339,6 +339,12 @@ class Int8Quantizer:
         if d["saturation"]["can_saturate_on_target"]:
             d["target"]["saturation_safe"] = False
             d.setdefault("warning", d["saturation"]["message"])
+        from edgelstm.artifacts.int8_metadata import int8_entries, set_entries
+
+        r = self.recipe
+        d["metadata_props"] = int8_entries(str(r.target), r.ort_levels, r.weight_type, r.reduce_range,
+                                           saturating_pairs=d["saturation"]["saturating_on_x86_avx2"])
+        set_entries(model, d["metadata_props"])  # the file says what it needs, also without its manifest
         return write_quantized(model, self.src, Path(out), precision=Precision.int8, parent_model=self.parent,
                                rows=rows, details=d, probe=self.options.probe, levels=self.recipe.ort_levels,
                                target_isa=str(self.recipe.target))
@@ -348,14 +354,15 @@ def saturation_check(model, recipe: Int8Recipe) -> dict[str, Any]:
     """Read the quantized file: how many s8 weight pairs could saturate a u8×s8 kernel without VNNI, counting
     the weights the integer kernels read at the level the file will run (unfused Q/DQ at "basic" is float)."""
     from converters.int8_saturation import describe, saturating_pairs
-    from edgelstm.machine.isa import saturates_u8s8
+    from converters.int8_target import must_hold_without_vnni
 
     r = saturating_pairs(model, qdq=recipe.ort_levels[0] != "basic")
-    risky = saturates_u8s8(recipe.target) and bool(r["saturating"])
+    risky = must_hold_without_vnni(str(recipe.target)) and bool(r["saturating"])
     out = {"pairs": r["pairs"], "saturating_on_x86_avx2": r["saturating"], "summary": describe(r),
            "can_saturate_on_target": risky}
     if risky:
-        out["message"] = (f"{r['saturating']} int8 weight pair(s) of this file can saturate on {recipe.target} "
+        where = "x86-avx2" if recipe.target in ("portable", "tensorrt") else recipe.target
+        out["message"] = (f"{r['saturating']} int8 weight pair(s) of this file can saturate on {where} "
                           f"(u8×s8 without VNNI); drop --no-reduce-range / --weight-type to let edgelstm choose 7-bit "
                           "weights")
     return out

@@ -18,6 +18,15 @@ class Precision(StrEnum):
     int8 = "int8"
 
 
+class BuildPrecision(StrEnum):
+    """What `edgelstm build` makes: a TensorRT engine (fp32, fp16, int8) or an OpenVINO IR (fp32, bf16, int8)."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
 class QuantMode(StrEnum):
     dynamic = "dynamic"
     static = "static"
@@ -93,13 +102,25 @@ DEFAULT_CALIB_METHOD = CalibMethod.minmax
 class Backend(StrEnum):
     torch = "torch"
     onnxruntime = "onnxruntime"
+    openvino = "openvino"
     tensorrt = "tensorrt"
+
+
+class AmxPolicy(StrEnum):
+    """Whether a CPU benchmark may let onnxruntime run INT8 on AMX tiles (edgelstm.machine.amx/noamx): ``auto``
+    blocks AMX on an x86-amx CPU when INT8 onnxruntime artifacts are timed at small batch only (where AMX is slower)
+    and keeps it otherwise; ``block`` always refuses it; ``allow`` never interferes."""
+
+    auto = "auto"
+    allow = "allow"
+    block = "block"
 
 
 class ArtifactKind(StrEnum):
     torch = "torch"
     onnx = "onnx"
     engine = "engine"
+    openvino = "openvino"      # OpenVINO IR: model.xml + model.bin
     calib_cache = "calib-cache"
     report = "report"
     bundle = "bundle"

@@ -7,6 +7,7 @@ re-exported (lazily, so ``edgelstm --help`` imports nothing heavy) for callers t
     export(model, out, ExportOptions, on_step=) -> ExportResult            (converters.torch_to_onnx)
     quantize(src, out, PrecisionSpec, options, calib=, budget=, data=)     (converters.fp16 / int8 / quant_fallback)
     build_engine(src, out, BuildOptions, on_step=) -> BuildResult          (converters.tensorrt)
+    build_openvino(src, out, OpenVinoOptions, calib=) -> OpenVinoResult    (converters.openvino)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _EXPORTS = {
     "BuildOptions": "converters.tensorrt",
     "parse_workspace": "converters.tensorrt",
     "summary_rows": "converters.tensorrt",
+    "OpenVinoOptions": "converters.openvino",
 }
 
 
@@ -91,4 +93,12 @@ def build_engine(src: str | Path, out: str | Path, options: Any, *, on_step: Cal
     return build(src, out, options, on_step=on_step, **kwargs) if on_step else build(src, out, options, **kwargs)
 
 
-__all__ = ["export", "quantize", "build_engine", "default_options", *_EXPORTS]
+def build_openvino(src: str | Path, out: str | Path, options: Any = None, *, calib: Any = None,
+                   on_step: Callable[[str], None] | None = None):
+    """ONNX -> verified OpenVINO IR (``.xml`` + ``.bin``) at ``out`` (+ manifest); needs openvino."""
+    from converters.openvino import OpenVinoOptions, build_openvino as build
+
+    return build(src, out, options or OpenVinoOptions(), calib=calib, on_step=on_step)
+
+
+__all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", *_EXPORTS]

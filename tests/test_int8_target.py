@@ -29,6 +29,7 @@ ICELAKE = "flags\t\t: avx2 avx512f avx512bw avx512_vnni\n"
 SKYLAKE_X = "flags\t\t: avx2 avx512f avx512bw avx512dq\n"  # AVX-512 without VNNI: saturates like AVX2
 ALDERLAKE = "flags\t\t: avx2 avx_vnni\n"
 GRAVITON = "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics asimddp\n"
+SAPPHIRE_RAPIDS = "flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 avx_vnni amx_tile amx_int8\n"
 
 
 @pytest.mark.parametrize("machine,text,expected", [
@@ -36,6 +37,8 @@ GRAVITON = "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics asimd
     ("x86_64", ICELAKE, IsaClass.x86_vnni),
     ("x86_64", SKYLAKE_X, IsaClass.x86_avx2),
     ("x86_64", ALDERLAKE, IsaClass.x86_vnni),
+    ("x86_64", SAPPHIRE_RAPIDS, IsaClass.x86_amx),
+    ("x86_64", "flags\t: avx2 avx512_vnni amx_tile\n", IsaClass.x86_vnni),  # tiles without AMX-INT8
     ("x86_64", "", IsaClass.x86_avx2),  # unknown flags: the safe class
     ("aarch64", GRAVITON, IsaClass.arm64),
     ("riscv64", "", IsaClass.other),
@@ -45,12 +48,17 @@ def test_isa_class_from_machine_and_flags(machine, text, expected):
 
 
 @pytest.mark.parametrize("target,mode,rr,levels", [
+    ("portable", "dynamic", True, ("all", "extended", "basic")),
+    ("portable", "static", True, ("all", "extended", "basic")),   # 7-bit weights: fused Q/DQ exact everywhere
     ("x86-vnni", "dynamic", False, ("all", "extended", "basic")),
+    ("x86-amx", "dynamic", False, ("all", "extended", "basic")),
     ("x86-avx2", "dynamic", True, ("all", "extended", "basic")),
     ("arm64", "dynamic", False, ("all", "extended", "basic")),
     ("x86-vnni", "static", False, ("all", "extended", "basic")),
+    ("x86-amx", "static", False, ("all", "extended", "basic")),
     ("x86-avx2", "static", False, ("basic",)),  # Q/DQ stay unfused: no saturating QGemm
     ("arm64", "static", False, ("all", "extended", "basic")),
+    ("tensorrt", "static", False, ("basic",)),  # TensorRT's 8-bit recipe; unfused on a CPU: exact everywhere
 ])
 def test_recipe_per_target(target, mode, rr, levels):
     r = choose_int8_recipe(target, mode)
@@ -61,23 +69,35 @@ def test_recipe_per_target(target, mode, rr, levels):
 def test_recipe_explicit_choices_win_and_say_when_unsafe():
     r = choose_int8_recipe("x86-avx2", "dynamic", reduce_range=False)
     assert not r.reduce_range and not r.safe and "CAN saturate" in r.why
+    # a portable file the user forces to 8 bits is not portable any more, and says so
+    assert not choose_int8_recipe("portable", "dynamic", reduce_range=False).safe
     # u8 weights do not make an LSTM safe: onnxruntime's DynamicQuantizeLSTM keeps s8 weights
     assert not choose_int8_recipe("x86-avx2", "dynamic", reduce_range=False, weight_type="u8").safe
     r = choose_int8_recipe("x86-avx2", "static", reduce_range=True)
     assert r.ort_levels[0] == "all" and r.reduce_range  # 7-bit weights: fused kernels are exact
+    r = choose_int8_recipe("portable", "static", reduce_range=False)  # 8-bit Q/DQ portable only unfused
+    assert r.ort_levels == ("basic",) and r.safe
     with pytest.raises(BadInput):
         choose_int8_recipe("x86-vnni", "static", weight_type="u8")
     with pytest.raises(BadInput):
         choose_int8_recipe("x86-vnni", "dynamic", weight_type="s4")
+    with pytest.raises(BadInput, match="static"):
+        choose_int8_recipe("tensorrt", "dynamic")
 
 
-def test_auto_follows_the_detected_class(monkeypatch):
+def test_auto_is_portable_and_native_follows_the_detected_class(monkeypatch):
+    for isa in IsaClass:
+        monkeypatch.setattr(cpu_isa, "detect_isa", lambda isa=isa: isa)
+        assert str(choose_int8_recipe(TargetCpu.auto, "dynamic").target) == "portable"
+        assert choose_int8_recipe(None, "dynamic").reduce_range
     monkeypatch.setattr(cpu_isa, "detect_isa", lambda: IsaClass.x86_avx2)
-    assert choose_int8_recipe(TargetCpu.auto, "dynamic").reduce_range
+    assert choose_int8_recipe(TargetCpu.native, "dynamic").reduce_range
     monkeypatch.setattr(cpu_isa, "detect_isa", lambda: IsaClass.x86_vnni)
-    assert not choose_int8_recipe(TargetCpu.auto, "dynamic").reduce_range
+    assert not choose_int8_recipe(TargetCpu.native, "dynamic").reduce_range
+    monkeypatch.setattr(cpu_isa, "detect_isa", lambda: IsaClass.x86_amx)
+    assert choose_int8_recipe("native", "dynamic").target == "x86-amx"
     monkeypatch.setattr(cpu_isa, "detect_isa", lambda: IsaClass.other)
-    assert choose_int8_recipe(None, "dynamic").reduce_range  # unknown CPU: the safe recipe
+    assert choose_int8_recipe("native", "dynamic").reduce_range  # unknown CPU: the safe recipe
 
 
 def _int8_weights(path) -> list[np.ndarray]:

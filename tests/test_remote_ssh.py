@@ -149,7 +149,8 @@ def test_a_failing_gate_is_exit_1_and_the_report_names_device_and_artifact(loopb
     assert code == 1, err
     text = (tmp_path / "f.md").read_text()
     assert "gate failed on xavier-sim: model.int8-dynamic.onnx" in text
-    assert "| model.int8-dynamic.onnx | FAIL rel_l2:y<=0.001 (0.00381) |" in text
+    # the drift itself depends on the INT8 recipe (edgelstm quantize --target-cpu), not on the fleet code
+    assert re.search(r"\| model\.int8-dynamic\.onnx \| FAIL rel_l2:y<=0\.001 \(0\.\d+\) \|", text), text
     assert not (tmp_path / "r" / "orin-sim.json").exists()  # not selected
     assert clean(tmp_path / "device-runs") == []
 

@@ -159,7 +159,7 @@ def _intermediate_int8(src: Path, out: Path, calib, options: BuildOptions) -> Pa
         raise BadInput(f"{src.name} has no Q/DQ nodes and converters.int8 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision int8 --mode static --calib DATA` "
                             "and build that") from None
-    res = quantize_int8(src, out, Int8Options(mode="static", calib_method=str(options.calib_method),
+    res = quantize_int8(src, out, Int8Options(mode="static", calib_method=str(options.calib_method), target="tensorrt",
                                               layer_precisions=tuple(options.layer_precisions)), calib=calib)
     return Path(getattr(res, "path", None) or out)
 

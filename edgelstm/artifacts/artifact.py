@@ -25,6 +25,8 @@ def artifact_kind(path: str | Path) -> ArtifactKind:
         return ArtifactKind.onnx
     if suffix in ENGINE_SUFFIXES:
         return ArtifactKind.engine
+    if suffix == ".xml":
+        return ArtifactKind.openvino
     if suffix in TORCH_SUFFIXES or suffix in KERAS_SUFFIXES:
         return ArtifactKind.torch
     if p.exists():
@@ -33,7 +35,8 @@ def artifact_kind(path: str | Path) -> ArtifactKind:
             return ArtifactKind.torch
         if head[:1] == b"\x08":  # protobuf field 1 varint: ir_version
             return ArtifactKind.onnx
-    raise BadInput(f"cannot tell what kind of artifact {p.name} is; use .onnx, .plan/.engine or a torch file")
+    raise BadInput(f"cannot tell what kind of artifact {p.name} is; use .onnx, .plan/.engine, an OpenVINO .xml or a "
+                   "torch file")
 
 
 def io_spec_of(path: str | Path, model: Any = None, manifest: Any = None) -> IOSpec:

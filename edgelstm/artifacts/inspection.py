@@ -33,10 +33,40 @@ def inspect_onnx(path: Path, *, describe_only: bool = False) -> dict[str, Any]:
         "manifest": art.manifest.to_dict() if art.manifest else None,
         "manifest_matches": _matches(path, art.manifest) and art.io_problem is None,
         "external_data": list(f.external),
-        "external_data_outside": external_data_outside(path, f.external),
+        "external_data_outside": external_data_outside(path, f.external), **_int8_needs(path, model),
         **({"note": f"the manifest does not describe this file: {art.io_problem}; the I/O above is the file's"}
            if art.io_problem else {}),
     }
+
+
+def _int8_needs(path: Path, model: Any) -> dict[str, Any]:
+    """What an INT8 file says it needs (its metadata_props) and what a plain onnxruntime session would do."""
+    from edgelstm.artifacts.int8_metadata import plain_session_warning, read_entries
+
+    entries = read_entries(model)
+    if not entries:
+        return {}
+    note = plain_session_warning(path.name, entries)
+    return {"int8_needs": entries, **({"int8_note": note} if note else {})}
+
+
+def inspect_openvino(path: Path) -> dict[str, Any]:
+    """An OpenVINO IR: its manifest's facts (precision, inference precision, drift, layers), the .bin beside it."""
+    from edgelstm.artifacts.openvino import bin_path
+
+    manifest = read_manifest(path, verify=False)
+    weights = bin_path(path)
+    size = path.stat().st_size + (weights.stat().st_size if weights.is_file() else 0)
+    out: dict[str, Any] = {"path": str(path), "kind": "openvino", "size_bytes": size, "bin": weights.name,
+                           "bin_present": weights.is_file(), "manifest": manifest.to_dict() if manifest else None,
+                           "manifest_matches": _matches(path, manifest)}
+    if manifest is None:
+        out["note"] = "no manifest: runs in FP32; rebuild with `edgelstm build MODEL.onnx -o MODEL.xml` to record its facts"
+        return out
+    ov = manifest.details.get("openvino") or {}
+    out.update({"precision": manifest.precision, "io": manifest.io.to_dict() if manifest.io else None,
+                "inference_precision": ov.get("inference_precision"), "drift": ov.get("drift")})
+    return out
 
 
 def _matches(path: Path, manifest) -> bool | None:
@@ -98,4 +128,6 @@ def inspect_artifact(path: str | Path, *, describe_only: bool = False, **kwargs:
         return inspect_onnx(path, describe_only=describe_only)
     if kind == ArtifactKind.engine:
         return inspect_engine(path)
+    if kind == ArtifactKind.openvino:
+        return inspect_openvino(path)
     return inspect_torch(path, **kwargs)

@@ -126,10 +126,13 @@ class ArtifactPair:
     ``out``; ``tmp`` is the artifact's (for writers that need a path), the manifest is written through the
     descriptor that created its temp."""
 
-    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path, fd: int = -1, fd_manifest: int = -1):
+    def __init__(self, out: Path, tmp: Path, tmp_manifest: Path, fd: int = -1, fd_manifest: int = -1,
+                 companions: dict[Path, tuple[int, Path]] | None = None):
         self.out, self.tmp, self._tmp_manifest = out, tmp, tmp_manifest
         self._fd, self._fd_manifest = fd, fd_manifest
         self.manifest: Manifest | None = None
+        #: final path -> (descriptor, temp path) of each more file of the artifact (an OpenVINO IR's .bin)
+        self.companions: dict[Path, tuple[int, Path]] = dict(companions or {})
 
     def file(self) -> Any:
         """A binary file object on the artifact's temp (its own descriptor; closing it keeps the temp open)."""
@@ -140,6 +143,11 @@ class ArtifactPair:
     def write_bytes(self, data: bytes) -> None:
         """The artifact's bytes, through the temp's own descriptor (no file opened by name)."""
         _rewrite(self._fd, self.tmp, data)
+
+    def write_companion(self, dest: Path, data: bytes) -> None:
+        """The bytes of one of the artifact's companion files (``write_artifact(companions=...)``)."""
+        fd, tmp = self.companions[Path(dest)]
+        _rewrite(fd, tmp, data)
 
     def write_manifest(self, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
                        parent_sha256: str | None = None, io: IOSpec | None = None,
@@ -166,23 +174,25 @@ def _rewrite(fd: int, path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def write_artifact(out: str | Path) -> Iterator[ArtifactPair]:
+def write_artifact(out: str | Path, companions: tuple[str | Path, ...] = ()) -> Iterator[ArtifactPair]:
     """Write an artifact and its manifest so that they replace an earlier pair together or not at all.
 
     The block writes the file to ``pair.tmp`` (or ``pair.write_bytes``) and calls ``pair.write_manifest(...)``;
     both are temp files in the destination directory (a full disk fails here, before anything is replaced). On
     success both are renamed into place (``safe_files.commit``: the earlier pair is kept aside and put back if a
     rename fails); inside ``safe_files.all_or_nothing()`` that happens at the end of the enclosing block. On any
-    failure nothing of the new pair is left behind."""
+    failure nothing of the new pair is left behind. ``companions``: more files of the same artifact (same
+    directory), written to ``pair.companions[path]`` and committed with the pair."""
     from edgelstm.safe_files import new_files
 
     out = Path(out)
     man = manifest_path(out)
     if man.is_dir():
         raise BadInput(f"the manifest path {man} is a directory; move it away or pass another output")
-    with new_files([out, man]) as temps:
-        (fd, tmp), (fd_manifest, tmp_manifest) = temps
-        pair = ArtifactPair(out, tmp, tmp_manifest, fd, fd_manifest)
+    extra = [Path(c) for c in companions]
+    with new_files([*extra, out, man]) as temps:  # committed in this order: the .bin before the .xml names it
+        (fd, tmp), (fd_manifest, tmp_manifest) = temps[len(extra):]
+        pair = ArtifactPair(out, tmp, tmp_manifest, fd, fd_manifest, dict(zip(extra, temps)))
         yield pair
         if pair.manifest is None:
             raise RuntimeError("write_artifact: the block wrote no manifest")

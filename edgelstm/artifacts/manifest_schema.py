@@ -78,9 +78,10 @@ def _show(v: Any) -> str:
 
 
 def _isa_classes() -> list[str]:
-    from edgelstm.machine.isa import IsaClass
+    """What an INT8 file can target: an ISA class, or a target that is not one (portable, tensorrt)."""
+    from edgelstm.machine.isa import PORTABLE_TARGETS, IsaClass
 
-    return [c.value for c in IsaClass]
+    return [c.value for c in IsaClass] + list(PORTABLE_TARGETS)
 
 
 def _opt_levels() -> list[str]:
@@ -96,9 +97,9 @@ def _kinds() -> list[str]:
 
 
 def _precisions() -> list[str]:
-    from edgelstm.options import Precision
+    from edgelstm.options import BuildPrecision, Precision
 
-    return [p.value for p in Precision]
+    return list(dict.fromkeys([p.value for p in Precision] + [p.value for p in BuildPrecision]))  # bf16: OpenVINO
 
 
 def _dtypes() -> list[str]:

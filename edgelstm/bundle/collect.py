@@ -84,6 +84,18 @@ def engine_ties(m) -> dict[str, Any]:
             "version_compatible": bool(d.get("version_compatible", False))}
 
 
+def _is_openvino_ir(p: Path) -> bool:
+    """An OpenVINO IR: ``.xml`` whose root element is ``<net`` (with its ``.bin`` beside it)."""
+    if p.suffix.lower() != ".xml" or not p.with_suffix(".bin").is_file():
+        return False
+    try:
+        with open(p, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return b"<net" in head
+
+
 def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[Source], list[dict[str, str]], list[str]]:
     """The files to bundle (sorted by name), the files left out with the reason, and warnings."""
     from edgelstm.artifacts.manifest import manifest_path, read_manifest
@@ -121,6 +133,8 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
                 skipped.append({"file": rel, "reason": "TensorRT engine: tied to the GPU and TensorRT version that "
                                                        "built it; build_engine.sh rebuilds it on the device "
                                                        "(--include-engines ships it anyway)"})
+        elif _is_openvino_ir(p):  # an IR runs on any CPU OpenVINO supports: shipped like an ONNX
+            add(Source(rel, p, "openvino"))
         elif _is_timing_cache(name):
             skipped.append({"file": rel, "reason": "TensorRT timing cache: specific to the GPU that made it; the "
                                                    "recipe starts a new one on the device"})
@@ -164,7 +178,10 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
 
     # sidecar manifests, ONNX external data, engine ties
     for s in list(chosen.values()):
-        if s.role in ("onnx", "engine", "calib-cache", "extra"):
+        if s.role == "openvino":
+            weights = s.path.with_suffix(".bin")
+            add(Source(posixpath.join(posixpath.dirname(s.name), weights.name), weights, "openvino-bin"))
+        if s.role in ("onnx", "engine", "calib-cache", "extra", "openvino"):
             mpath = manifest_path(s.path)
             if mpath.is_file():
                 m = read_manifest(s.path, verify=False)
@@ -174,7 +191,7 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
                 add(Source(rel, mpath, "manifest"))
                 if s.role == "engine" and m is not None:
                     s.tied_to = engine_ties(m)
-            elif s.role in ("onnx", "engine"):
+            elif s.role in ("onnx", "engine", "openvino"):
                 warnings.append(f"{s.name} has no manifest ({mpath.name}); its provenance cannot be checked")
             if s.role == "engine" and s.tied_to is None:
                 s.tied_to = {"gpu": None, "note": "unknown GPU: no manifest"}

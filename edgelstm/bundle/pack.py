@@ -142,7 +142,7 @@ def make_bundle(src_dir: str | Path, out: str | Path, options: BundleOptions = B
                 if reader.n != size:
                     raise BadInput(f"{s.name} changed while it was being bundled; try again")
                 digest = reader.h.hexdigest()
-                if s.role in ("onnx", "engine", "calib-cache", "extra"):
+                if s.role in ("onnx", "engine", "calib-cache", "extra", "openvino"):
                     m = read_manifest(s.path, verify=False)
                     if m is not None and m.sha256 != digest:
                         raise BadInput(f"{s.name} does not match its manifest (sha256 {digest[:12]}… != "

@@ -15,7 +15,8 @@ from edgelstm.fileio import human_size
 _ROLES = {"onnx": "ONNX model", "onnx-data": "ONNX external weights",
           "manifest": "edgelstm manifest (provenance, I/O, sha256)", "calib-cache": "INT8 calibration cache",
           "pipeline": "the pipeline that made these artifacts", "report": "accuracy/latency report",
-          "engine": "TensorRT engine (see the warning below)", "extra": "extra file"}
+          "engine": "TensorRT engine (see the warning below)", "extra": "extra file",
+          "openvino": "OpenVINO IR (CPU; runs wherever OpenVINO does)", "openvino-bin": "OpenVINO IR weights"}
 
 
 def _text(value: object) -> str:

@@ -118,7 +118,7 @@ class Source:
 @dataclass
 class BundleMember:
     name: str
-    role: str                               # onnx | onnx-data | manifest | calib-cache | pipeline | report | engine | extra | readme | recipe | index
+    role: str                               # onnx | onnx-data | manifest | calib-cache | pipeline | report | engine | openvino | openvino-bin | extra | readme | recipe | index
     size: int
     sha256: str
     precision: str | None = None

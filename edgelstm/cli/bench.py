@@ -28,6 +28,11 @@ and out, host-device copies); compare rows timed the same way.
 --stream times one step of a stateful artifact (inputs h0/c0; `edgelstm convert --stateful`) with the state
 carried, beside the cost of re-running the whole window (--seq) for one new sample.
 
+--amx auto|allow|block: on Xeons with AMX-INT8 (class x86-amx) onnxruntime runs INT8 on AMX tiles, which is
+slower than its AVX512-VNNI kernel at small batch. auto (default) blocks AMX for this run (a seccomp filter on
+its permission request) when INT8 ONNX files are timed at batch < 16 only; the report records the INT8 kernel the
+process had and whether it was pinned to fewer CPUs.
+
 --baseline OLD.json --max-slowdown 1.10 compares with an earlier report from the same machine and model:
 a row that looks slower is re-measured (--repeats) and fails the run (exit 1) only when the slowdown holds.
 
@@ -112,6 +117,8 @@ def bench(
     spin_wait: bool = SpinOpt,
     streams: int = StreamsOpt,
     profile_layers: bool = ProfileOpt,
+    amx: str = typer.Option("auto", "--amx", metavar="auto|allow|block", help="AMX for INT8 on x86-amx CPUs: auto "
+                            "(block it when INT8 ONNX runs at batch < 16 only), allow, or block (seccomp filter)."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -153,7 +160,7 @@ def bench(
         grid = BenchGrid(grid.batches[:1], grid.seqs[:1], grid.threads)
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
-                           input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy,
+                           input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy, amx=amx,
                            device_options=device_options(cuda_graph, shapes, split_transfers, spin_wait, streams,
                                                          profile_layers),
                            torch_options={"factory": factory, "trust_pickle": trust_pickle,
@@ -175,6 +182,10 @@ def bench(
                                  baseline=baseline, max_slowdown=max_slowdown, repeats=repeats)
     payload = result.to_dict()
     console.info(f"[dim]device: {device_line(result.device)}[/]")
+    if result.device.get("process"):
+        from edgelstm.latency.amx_guard import describe_process
+
+        console.info(f"[dim]{describe_process(result.device['process'])}[/]")
     for w in payload.get("warnings", []):
         console.warn(w)
     _print_tables(payload)
@@ -247,6 +258,14 @@ def _print_tables(payload: dict) -> None:
                       [[s["artifact"], s["backend"], s["batch"], "default" if s["threads"] is None else s["threads"],
                         s["window"], _fmt_ms(s["step_p50_ms"]), _fmt_ms(s["window_p50_ms"]), f"{s['speedup']:.1f}x"]
                        for s in payload["stream"]])
+    fastest = [f for f in payload.get("fastest", []) if f.get("candidates", 0) > 1 and "artifact" in f]
+    if fastest:
+        console.table("fastest per shape", ["batch", "seq", "threads", "artifact", "backend", "precision", "p50",
+                                            "runner-up", "margin"],
+                      [[f["batch"], f["seq"], "default" if f["threads"] is None else f["threads"], f["artifact"],
+                        f["backend"], f["precision"], _fmt_ms(f["p50_ms"]),
+                        (f.get("runner_up") or {}).get("artifact", ""),
+                        f"{f['margin']:.2f}x" if f.get("margin") else ""] for f in fastest])
     reg = payload.get("regression")
     if reg and reg.get("rows"):  # every compared row with its ratio, passing or not
         console.table(f"against the baseline (max slowdown {reg['max_slowdown']:g}x)",

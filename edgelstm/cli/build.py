@@ -8,11 +8,12 @@ from typing import List, Optional
 import typer
 
 from edgelstm import console
-from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, parse_range
+from edgelstm.options import DEFAULT_CALIB_METHOD, BuildPrecision, CalibMethod, Precision, parse_range
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
+from edgelstm.cli.build_openvino import HELP as OPENVINO_HELP
 from edgelstm.cli.vocabulary import output_option
 
-HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version.
+HELP = """Build a TensorRT engine from an ONNX model, for this GPU and this TensorRT version; or, with -o MODEL.xml, an OpenVINO IR for CPUs (see below).
 
 How each precision is built depends on the installed TensorRT. On 10.x the builder's FP16/INT8 flags are used, with an INT8 calibrator over --calib and a reusable --calib-cache (10.12+ deprecates them; --strongly-typed builds the 11.x way instead). On 11.x, which has no other way, builds are strongly typed: FP16 comes from an FP16 ONNX (made automatically from an FP32 one), INT8 from a Q/DQ ONNX (made from --calib data when the ONNX has no Q/DQ nodes). FP32 engines compute in true FP32 (TF32 is cleared; --tf32 allows it). The LSTM core itself never runs in INT8: the summary table says which layers ran in which precision.
 
@@ -29,16 +30,19 @@ Examples:
   edgelstm build model.onnx -o model.plan --timing-cache trt.cache --workspace 2GiB
 
   edgelstm build model.onnx -o model.dla.plan --precision fp16 --dla-core 0
-"""
+
+  edgelstm build model.onnx -o model.xml --precision fp32      # OpenVINO IR (CPU)
+
+""" + OPENVINO_HELP
 
 
 def build(
     model: Path = typer.Argument(..., metavar="MODEL.onnx", help="The ONNX model (FP32, FP16, or INT8 with Q/DQ nodes).", show_default=False),
     out: Path = output_option("OUT.plan", "Engine file to write (.plan or .engine); a <file>.json manifest goes "
                                           "beside it."),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", "-p",
-                                        help="fp32, fp16 (from an FP16 ONNX, converted for you) or int8 (needs "
-                                             "--calib, a --calib-cache, or a Q/DQ ONNX)."),
+    precision: BuildPrecision = typer.Option(BuildPrecision.fp32, "--precision", "-p",
+                                             help="fp32, fp16 (from an FP16 ONNX, converted for you) or int8 (needs "
+                                                  "--calib, a --calib-cache, or a Q/DQ ONNX); bf16 for OpenVINO IRs."),
     batch: Optional[str] = typer.Option(None, metavar="1:8:64", help="Batch range min:opt:max the engine accepts (axis 0 of x, axis 1 "
                                                    "of h0/c0); a single N means N:N:N. Default 1:8:64."),
     seq: Optional[str] = typer.Option(None, metavar="1:64:512", help="Sequence-length range min:opt:max (axis 1 of x). Default 1:64:512."),
@@ -74,13 +78,31 @@ def build(
                                                        "on TensorRT 10.x, strongly typed on 11.x (the only way there)."),
     keep_onnx: Optional[Path] = typer.Option(None, metavar="FILE.onnx", help="Keep the FP16 / Q/DQ ONNX made on the way at this path."),
     layer_precisions: Optional[List[str]] = typer.Option(None, "--layer-precisions", metavar="PATTERN:PRECISION", show_default=False, help="Keep chosen layers in fp32 or fp16 (10.x: layer precision constraints, obeyed; strongly typed: left FP32 in the FP16/Q-DQ ONNX the build makes): PATTERN is a node name, glob, op type or 'recurrent' (every LSTM/GRU/RNN and loop), e.g. recurrent:fp32,/head/*:fp16. Repeatable or comma-separated."),
+    max_drift: Optional[str] = typer.Option(None, "--max-drift", metavar="METRIC<=VALUE", help="OpenVINO bf16/int8 IR: the "
+                                            "drift budget against the ONNX (default rel_l2<=0.05); exit 1 when over."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm import stages
 
+    if out.suffix.lower() == ".xml":  # OpenVINO IR (CPU): edgelstm/cli/build_openvino.py
+        from edgelstm.cli.build_openvino import build_openvino_command
+
+        return build_openvino_command(
+            model, out, precision.value, calib=calib, calib_method=calib_method, calib_batch_size=calib_batch_size,
+            max_drift=max_drift, keep_onnx=keep_onnx, json_out=json_out,
+            tensorrt_options={"batch": batch, "seq": seq, "calib_cache": calib_cache, "timing_cache": timing_cache,
+                              "workspace": workspace, "dla_core": dla_core, "no_gpu_fallback": no_gpu_fallback,
+                              "hardware_compatible": hardware_compatible, "version_compatible": version_compatible,
+                              "tf32": tf32, "strongly_typed": strongly_typed})
+    if precision == BuildPrecision.bf16 or max_drift is not None:
+        from edgelstm.errors import BadInput
+
+        raise BadInput(f"{'--precision bf16' if max_drift is None else '--max-drift'} applies to OpenVINO IRs "
+                       "(-o MODEL.xml), not to TensorRT engines")
+
     options = stages.BuildOptions(
-        precision=precision,
+        precision=Precision(precision.value),
         batch=parse_range(batch, what="--batch") if batch else None,
         seq=parse_range(seq, what="--seq") if seq else None,
         workspace_bytes=stages.parse_workspace(workspace),

@@ -19,7 +19,7 @@ you what to install.
 
 #: how doctor names the facts (a key not listed is shown with its underscores as spaces)
 LABELS = {"cpu": "CPU", "os": "OS", "python": "Python", "machine": "architecture", "isa": "INT8 ISA class",
-          "int8_flags": "INT8 instructions", "installed": "TensorRT", "gpu": "GPU", "jetson": "Jetson",
+          "int8_flags": "INT8 instructions", "int8_kernel": "onnxruntime INT8 kernel", "pinned": "process pinned", "installed": "TensorRT", "gpu": "GPU", "jetson": "Jetson",
           "dla_cores": "DLA cores", "cuda_buffer_backends": "CUDA buffers via", "install_hint": "to install",
           "error": "why not", "capabilities": "supports", "l4t": "L4T", "jetpack": "JetPack",
           "compute_capability": "compute", "source": "from", "name": "", "model": ""}

@@ -36,7 +36,7 @@ anyway, with a loud warning, and still reads nothing outside the folder.
 
 
 def inspect(
-    artifact: Path = typer.Argument(..., metavar="ARTIFACT", help="An .onnx, torch (.pt/.pt2/checkpoint) or engine (.plan) file.", show_default=False),
+    artifact: Path = typer.Argument(..., metavar="ARTIFACT", help="An .onnx, torch (.pt/.pt2/checkpoint), engine (.plan) or OpenVINO IR (.xml) file.", show_default=False),
     factory: Optional[str] = FactoryOpt,
     trust_pickle: bool = TrustPickleOpt,
     input: Optional[List[str]] = InputOpt,
@@ -80,6 +80,10 @@ def inspect(
         rows.append(["manifest", "matches the file" if info.get("manifest_matches") else "DOES NOT MATCH the file"])
         if d.get("route"):
             rows.append(["export route", d["route"]])
+    if info.get("int8_needs"):  # an INT8 file's own metadata_props (edgelstm.artifacts.int8_metadata)
+        rows.append(["INT8 needs", info["int8_needs"].get("edgelstm.int8.note", "")])
+    if info.get("inference_precision"):
+        rows.append(["OpenVINO runs it in", info["inference_precision"]])
         rows.append(["made with", ", ".join(f"{k} {v}" for k, v in man.get("versions", {}).items() if v)])
     console.table(f"{artifact.name}", ["", ""], rows)
     io = info.get("io")
@@ -110,6 +114,8 @@ def inspect(
         console.table("ops", ["op", "count"], [[k, v] for k, v in info["op_histogram"].items()])
     if info.get("note"):
         console.info(info["note"])
+    if info.get("int8_note"):  # what a plain onnxruntime session would compute instead
+        console.warn(info["int8_note"])
     finish(info, json_out)
 
 

@@ -24,7 +24,7 @@ INT8 --mode dynamic (default): int8 weights, activations quantized per call; LST
 
 INT8 --mode static (or --precision int8-static): Q/DQ (the format TensorRT builds INT8 from), calibrated on --calib DATA (minmax ranges unless --calib-method); LSTM/GRU stay float (no tool quantizes the recurrent core), the dense layers around them become int8.
 
-INT8 target: on x86 CPUs without VNNI (AVX2-only, AVX-512 without VNNI) onnxruntime's u8×s8 int8 kernel saturates; --target-cpu (default: this machine's class) picks 7-bit weights (dynamic) or the unfused onnxruntime level (static) there, records the target in the manifest, and validate/bench warn when they run on another class.
+INT8 target: on x86 CPUs without VNNI (AVX2-only, AVX-512 without VNNI) onnxruntime's u8×s8 int8 kernel saturates 8-bit weights. The default --target-cpu auto (= portable) writes 7-bit weights, which every CPU class computes exactly at every onnxruntime level: the file drifts the same everywhere. Name a class (x86-vnni, x86-amx, arm64; native = this machine) for full 8-bit weights on that class only, or tensorrt (static) for TensorRT's 8-bit recipe. The target and the onnxruntime levels the file allows go into its manifest and its ONNX metadata_props; validate/bench warn when they run it on another class.
 
 Accuracy fallback: --data DATA --max-drift "rel_l2<=0.01" keeps the most drift-sensitive nodes in float until the outputs stay within the budget of the FP32 model's, or fails with exit code 1.
 
@@ -76,7 +76,7 @@ def quantize(
     exclude: Optional[List[str]] = typer.Option(None, "--exclude", metavar="PATTERN", help="Keep these in float: node names, globs over names ('/rnn/*') or op types (GRU, MatMul). Repeatable or comma-separated; a pattern that matches nothing is an error."),
     layer_precisions: Optional[List[str]] = typer.Option(None, "--layer-precisions", metavar="PATTERN:PRECISION", show_default=False, help="Keep chosen layers in FP32: PATTERN is a node name, glob, op type or 'recurrent' (every LSTM/GRU/RNN and loop), e.g. recurrent:fp32,/head/*:fp16. Repeatable or comma-separated."),
     per_channel: bool = typer.Option(False, "--per-channel", help="INT8: one scale per output channel of each weight (more accurate, slightly slower)."),
-    target_cpu: TargetCpu = typer.Option(TargetCpu.auto, "--target-cpu", help="INT8: the CPU class the file must not saturate on: auto (this machine), x86-vnni, x86-avx2 (x86 without VNNI) or arm64. Chooses 7-bit weights (dynamic) or the unfused onnxruntime level (static) where the int8 kernel would saturate.", case_sensitive=False),
+    target_cpu: TargetCpu = typer.Option(TargetCpu.auto, "--target-cpu", help="INT8: the CPUs the file must compute exactly on: auto = portable (7-bit weights, every x86 and arm64 class, any onnxruntime level), native (this machine's class), x86-amx, x86-vnni, arm64 (full 8-bit weights for that class), x86-avx2 (x86 without VNNI) or tensorrt (static: TensorRT's 8-bit recipe).", case_sensitive=False),
     reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--no-reduce-range", help="INT8: force 7-bit weights on/off (default: chosen for --target-cpu).", show_default=False),
     weight_type: Optional[str] = typer.Option(None, "--weight-type", metavar="s8|u8", help="Dynamic INT8: s8 (default) or u8 weights (u8 runs onnxruntime's non-saturating u8×u8 kernel).", show_default=False),
     no_subgraphs: bool = typer.Option(False, "--no-subgraphs", help="Dynamic INT8: leave Loop/If bodies float."),
@@ -161,7 +161,7 @@ def quantize(
         here = cpu_isa.detect_isa()
         if not recipe.safe:
             console.warn(f"this INT8 file can saturate on {recipe.target}: {recipe.why}")
-        if str(recipe.target) != str(here):
+        if str(recipe.target) != str(here) and str(recipe.target) not in cpu_isa.PORTABLE_TARGETS:
             console.warn(f"the file targets {recipe.target} but this machine is {here}: drift measured here "
                          f"(--max-drift, validate) is not what {cpu_isa.article(recipe.target)} {recipe.target} "
                          "device will see")
@@ -183,6 +183,13 @@ def quantize(
     console.info("  " + ", ".join(f"{v} node(s) {k}" for k, v in counts.items() if k != "n/a"))
     if q.get("warning"):
         console.warn(q["warning"])
+    if q.get("metadata_props"):  # what a plain onnxruntime session (level all) would compute instead
+        from edgelstm.artifacts.int8_metadata import plain_session_warning
+
+        plain = plain_session_warning(out.name, q["metadata_props"],
+                                      saturating_pairs=(q.get("saturation") or {}).get("saturating_on_x86_avx2"))
+        if plain:
+            console.warn(plain)
     fb = q.get("fallback")
     if fb:
         kept = fb.get("kept_float") or []

@@ -332,8 +332,12 @@ class Bencher:
         resolved)` may raise to stop before the first measurement (the baseline checks do)."""
         from edgelstm.machine.device import describe_device
 
+        from edgelstm.latency.amx_guard import prepare_amx, process_facts
+
         if not targets:
             raise BadInput("nothing to benchmark: pass at least one artifact")
+        # before any runner opens: onnxruntime asks for AMX once per process, on its first integer GEMM
+        amx = prepare_amx(self.options.amx, targets, self.grid.batches, self.options.backend, self.options.device)
         resolved = [self.add(t) for t in targets]  # every check before any timing
         grid, options = self.grid, self.options
         device = device or describe_device(gpu=any(r.device.startswith("cuda") for r in resolved))
@@ -341,7 +345,7 @@ class Bencher:
             before_timing(device, resolved)
         report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
-        warnings = isa_warnings(resolved, device) + self.length_warnings
+        warnings = isa_warnings(resolved, device) + self.length_warnings + amx["warnings"]
         if warnings:
             report.extras["warnings"] = warnings
         for res in resolved:
@@ -351,6 +355,10 @@ class Bencher:
                 if on_row:
                     on_row(row)
         report.stream = stream_summary(report.results)
+        report.device["process"] = process_facts(amx)  # after timing: what the measuring process really had
+        from edgelstm.latency.winners import fastest_per_shape
+
+        report.extras["fastest"] = fastest_per_shape(r.to_dict() for r in report.results)
         return report
 
     def __enter__(self) -> "Bencher":

@@ -21,6 +21,7 @@ from edgelstm.options import Backend
 BACKEND_INSTALL = {
     "torch": ("torch", "pip install torch==2.13.0 (CPU wheel), or a CUDA build of torch on a GPU machine"),
     "onnxruntime": ("onnxruntime", "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA provider)"),
+    "openvino": ("openvino", "pip install 'edgelstm[openvino]' (or: pip install openvino)"),
     "tensorrt": ("tensorrt", "TensorRT's Python bindings: the edgelstm TensorRT docker image, `pip install tensorrt` "
                              "from NVIDIA's package index on x86, or the system python3-libnvinfer on Jetson "
                              "(venv with --system-site-packages)"),
@@ -96,9 +97,12 @@ def module_size(module: Any) -> int:
 
 
 def file_size(path: Path) -> int:
-    """Bytes of a model file and its external data file, when it has one."""
+    """Bytes of a model file and its external data file (ONNX) or weights (OpenVINO IR .bin), when it has one."""
     size = path.stat().st_size
-    for extra in (path.with_name(path.name + ".data"), path.with_suffix(".data")):
+    extras = [path.with_name(path.name + ".data"), path.with_suffix(".data")]
+    if path.suffix.lower() == ".xml":
+        extras.append(path.with_suffix(".bin"))
+    for extra in extras:
         if extra.exists() and extra != path:
             size += extra.stat().st_size
     return size
@@ -201,7 +205,8 @@ def safe_ort_level(res: ResolvedTarget) -> str:
 
 
 def isa_warnings(resolved: Sequence[ResolvedTarget], device: Mapping[str, Any]) -> list[str]:
-    """One warning per INT8 artifact timed on another CPU class than the one it was quantized for."""
+    """One warning per INT8 artifact timed on another CPU class than the one it was quantized for, or at an
+    onnxruntime level its file does not allow."""
     from edgelstm.machine.isa import mismatch_warning
 
     here = str((device.get("cpu") or {}).get("isa") or "")
@@ -211,4 +216,6 @@ def isa_warnings(resolved: Sequence[ResolvedTarget], device: Mapping[str, Any]) 
                              measured="the latency (and drift) measured here are") if here else None
         if w:
             out.append(w)
+        for runner in res.runners.values():  # a level the file does not allow (edgelstm.artifacts.int8_metadata)
+            out.extend(w for w in getattr(runner, "warnings", []) if w not in out)
     return out

@@ -58,15 +58,21 @@ class BenchOptions:
     measure_memory: bool = True
     seed: int = 0
     retry_noisy: int = 0              # re-measure a disturbed row up to this many times, keep the lowest p50
+    amx: str = "allow"                # allow | auto | block: may onnxruntime run INT8 on AMX (latency/amx_guard.py);
+                                      # auto/block install a process-wide filter: the CLI's default is auto
     device_options: Any = None        # trt_options.DeviceOptions: --cuda-graph, --shapes, --split-transfers, ...
 
     def __post_init__(self) -> None:
         if self.retry_noisy < 0:
             raise BadInput(f"{opt('retry_noisy')} must be >= 0, got {self.retry_noisy}")
+        from edgelstm.options import AmxPolicy
+
+        if self.amx not in [p.value for p in AmxPolicy]:
+            raise BadInput(f"{opt('amx')} must be one of {', '.join(p.value for p in AmxPolicy)}, got {self.amx!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "stream": self.stream, "opt_level": self.opt_level,
-                "retry_noisy": self.retry_noisy, **self.policy.to_dict(),
+                "retry_noisy": self.retry_noisy, "amx": self.amx, **self.policy.to_dict(),
                 **({"device_options": self.device_options.to_dict()} if self.device_options is not None else {})}
 
 

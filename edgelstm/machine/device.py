@@ -45,13 +45,10 @@ def cpu_block() -> dict[str, Any]:
             flags = set(value.split())
     simd = sorted(f for f in flags if f in {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
                                              "avx_vnni", "asimd", "asimddp", "sve", "neon"})
-    affinity = None
-    if hasattr(os, "sched_getaffinity"):
-        try:
-            affinity = len(os.sched_getaffinity(0))
-        except OSError:
-            affinity = None
+    from edgelstm.machine.amx import affinity as cpu_affinity
     from edgelstm.machine.isa import detect_isa
+
+    affinity = cpu_affinity()["usable_cpus"]
 
     return {"model": model or platform.processor() or platform.machine(), "arch": platform.machine(),
             "isa": str(detect_isa()),

@@ -7,8 +7,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
-PACKAGES = ["torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "tensorrt", "pycuda", "cuda-python",
-            "numpy", "matplotlib"]
+PACKAGES = ["torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "openvino", "tensorrt", "pycuda",
+            "cuda-python", "numpy", "matplotlib"]
 
 
 def package_versions() -> dict[str, str | None]:
@@ -78,20 +78,37 @@ def _tensorrt():
     return f"tensorrt {trt.__version__}"
 
 
+def _openvino():
+    from edgelstm.artifacts.openvino import openvino_facts
+
+    f = openvino_facts()
+    return (f"openvino {f['version']}, CPU: {f['cpu']}; precisions {', '.join(f['precisions'])}"
+            + ("" if f["bf16"] else " (no BF16 on this CPU)"))
+
+
 def backend_checks() -> dict[str, dict[str, Any]]:
     return {
         "torch (CPU)": _check(_torch_cpu),
         "torch (CUDA)": _check(_torch_cuda),
         "onnxruntime": _check(_ort_providers),
         "onnxruntime (CUDA)": _check(_ort_cuda),
+        "openvino (CPU)": _check(_openvino),
         "tensorrt": _check(_tensorrt),
     }
+
+
+def amx_facts() -> dict[str, Any]:
+    """The AMX line of doctor: which INT8 kernel onnxruntime can use in a process here, and pinning."""
+    from edgelstm.machine.amx import amx_state
+
+    state = amx_state()
+    return {"int8_kernel": state["int8_kernel"], "pinned": state["pinned"]}
 
 
 def doctor_report() -> dict[str, Any]:
     from edgelstm.machine.isa import isa_facts
 
-    report: dict[str, Any] = {"versions": package_versions(), "host": {**cpu_facts(), **isa_facts()},
+    report: dict[str, Any] = {"versions": package_versions(), "host": {**cpu_facts(), **isa_facts(), **amx_facts()},
                               "backends": backend_checks()}
     try:
         from edgelstm.artifacts import trt as trt_info  # written with the TensorRT support

@@ -244,6 +244,9 @@ def _bench(p: Pipeline, problems: Problems) -> None:
         if kind != "file" or not b.baseline.lower().endswith(".json"):
             problems.add(f"[bench].baseline {b.baseline!r} must be an earlier bench.json "
                          f"({'it does not exist' if kind == 'missing' else 'not a ' + kind})")
+    from edgelstm.pipeline.cpu_engines import check_cpu_engines
+
+    check_cpu_engines(p, problems)
 
 
 def _compare(p: Pipeline, problems: Problems) -> None:

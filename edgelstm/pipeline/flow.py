@@ -160,6 +160,10 @@ class _Run:
         self.quantize(calib, val, data_sha)
         if p.targets.tensorrt:
             steps.tensorrt_engines(p, res, self.stage, self.say)
+        if p.targets.openvino:
+            from edgelstm.pipeline.cpu_engines import openvino_irs
+
+            openvino_irs(p, res, self.stage, calib)
         self.validate(ref_runner, val, data_sha)
         if p.bench.enabled:
             self.bench(reference)
@@ -258,7 +262,7 @@ class _Run:
     def validate(self, ref_runner, val, data_sha: str) -> None:
         p, res = self.p, self.res
         for a in list(res.artifacts):
-            if a.path.suffix != ".onnx":
+            if a.path.suffix not in (".onnx", ".xml"):
                 continue
             gates = list(p.validate.gates) + [str(g) for g in p.validate.precision_gates.get(a.name, [])]
             report_path = self.out / "validate" / f"{a.name}.json"
@@ -288,6 +292,11 @@ class _Run:
         b = self.stage("bench", material, lambda: steps.bench(res, reference, self.out / "bench.json", p),
                        section="bench")
         res.bench = b["report"]
+        from edgelstm.pipeline.cpu_engines import pick_note
+
+        note = pick_note(p, res.bench)
+        if note:
+            res.notes.append(note)
 
     def compare(self, ref_runner, val, data_sha: str) -> None:
         """Each ONNX artifact against the file of the same name in [compare].against (OLD), in this run."""

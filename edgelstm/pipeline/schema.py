@@ -51,7 +51,7 @@ class QuantizeSection:
     precisions: tuple[str, ...] = PRECISIONS
     calib_method: str = DEFAULT_CALIB_METHOD.value
     exclude: tuple[str, ...] = ()
-    target_cpu: str = "auto"          # INT8: the CPU class the files must not saturate on (auto: this machine)
+    target_cpu: str = "auto"          # INT8: the CPUs the files must be exact on (auto = portable: all of them)
     max_drift: str | None = None      # accuracy fallback budget, e.g. "rel_l2<=0.009", measured on [data]
 
 
@@ -90,6 +90,8 @@ class BenchSection:
     stream: bool = True
     baseline: str | None = None            # an earlier bench.json from this machine and model
     max_slowdown: float = 1.10             # with baseline: the largest p50 ratio now/baseline
+    pick: str | None = None                # "32x256": name the fastest artifact within pick_max_drift there (cpu_engines.py)
+    pick_max_drift: str | None = None      # default "rel_l2<=0.01"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class CompareSection:
 class TargetsSection:
     onnxruntime: bool = True
     tensorrt: bool = False
+    openvino: tuple[str, ...] = ()    # OpenVINO IRs to build: "fp32", "bf16", "int8" (cpu_engines.py)
 
 
 @dataclass(frozen=True)

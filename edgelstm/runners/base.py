@@ -28,7 +28,8 @@ class Runner(Protocol):
 
 
 def default_backend(kind: ArtifactKind) -> Backend:
-    return {ArtifactKind.onnx: Backend.onnxruntime, ArtifactKind.engine: Backend.tensorrt}.get(kind, Backend.torch)
+    return {ArtifactKind.onnx: Backend.onnxruntime, ArtifactKind.engine: Backend.tensorrt,
+            ArtifactKind.openvino: Backend.openvino}.get(kind, Backend.torch)
 
 
 def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads: int | None = None,
@@ -70,7 +71,15 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
             raise BadInput(f"onnxruntime runs .onnx files, not {kind.value} files ({path.name})")
         from edgelstm.runners.onnxruntime_runner import OrtRunner
 
-        return OrtRunner(path, threads=threads, **{k: v for k, v in options.items() if k in ("providers", "opt_level")})
+        return OrtRunner(path, threads=threads,
+                         **{k: v for k, v in options.items() if k in ("providers", "opt_level", "amx")})
+    if chosen == Backend.openvino:
+        if kind != ArtifactKind.openvino:
+            raise BadInput(f"the openvino backend runs OpenVINO IR files (.xml + .bin), not {kind.value} files "
+                           f"({path.name}); make one with `edgelstm build MODEL.onnx -o MODEL.xml`")
+        from edgelstm.runners.openvino_runner import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads=threads, **{k: v for k, v in options.items() if k == "precision_hint"})
     if chosen == Backend.tensorrt:
         if kind != ArtifactKind.engine:
             raise BadInput(f"the tensorrt backend runs engines (.plan), not {kind.value} files; build one with "

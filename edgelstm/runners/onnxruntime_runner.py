@@ -28,7 +28,7 @@ class OrtRunner:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, opt_level: str | None = None,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, amx: str | None = None):
         import onnx
 
         from edgelstm.artifacts.manifest import read_manifest
@@ -42,8 +42,22 @@ class OrtRunner:
         self.manifest = read_manifest(self.path)
         self.io = io_spec_of(self.path, model, self.manifest)
         self.precision = self.manifest.precision if self.manifest else onnx_facts(model).precision
-        # `edgelstm quantize` records the level its crash-safe probe found safe for the file's target
-        self.opt_level = opt_level or recorded_level(self.manifest) or "all"
+        # `edgelstm quantize` records the level its crash-safe probe found safe for the file's target, in the manifest
+        # and (allowed levels) in the file's metadata_props, which a file copied without its manifest still carries
+        from edgelstm.artifacts.int8_metadata import allowed_levels, plain_session_warning, read_entries
+
+        self.metadata = read_entries(model)
+        allowed = allowed_levels(self.metadata)
+        self.opt_level = opt_level or recorded_level(self.manifest) or (allowed[0] if allowed else "all")
+        #: what this session computes differently from what edgelstm measured (a level the file does not allow)
+        self.level_warnings = [w for w in [plain_session_warning(self.path.name, self.metadata, level=self.opt_level)]
+                               if w and allowed and self.opt_level not in allowed]
+        if amx == "block":  # INT8 without AMX (edgelstm.machine.noamx): process-wide, before the first session asks
+            from edgelstm.machine.noamx import install_amx_block
+
+            block = install_amx_block()
+            if not block.effective and block.installed:
+                self.level_warnings.append(f"AMX block came too late: {block.reason}")
         self.session = make_session(self.path, threads=threads, opt_level=self.opt_level, providers=providers)
         self._in_types = {i.name: i.type for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -52,8 +66,9 @@ class OrtRunner:
 
     @property
     def warnings(self) -> list[str]:
-        """Lengths run outside the range the export was verified at (edgelstm.artifacts.lengths)."""
-        return self.length_guard.warnings
+        """Lengths run outside the range the export was verified at (edgelstm.artifacts.lengths), and an onnxruntime
+        level the INT8 file does not allow (edgelstm.artifacts.int8_metadata) or an AMX block that came too late."""
+        return self.level_warnings + self.length_guard.warnings
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.length_guard.check(self.io, feeds)  # above the stated maximum: BadInput before anything runs

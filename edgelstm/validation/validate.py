@@ -379,7 +379,7 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
         warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
                                 for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
         warnings += [pair_warning] if pair_warning else []
-        warnings += [w for r in (ref, cand) for w in getattr(r, "warnings", ())]  # lengths outside the verified range
+        warnings += [w for r in (ref, cand) for w in getattr(r, "warnings", ())]  # lengths outside the verified range, a level the file does not allow
         if warnings:
             info["warnings"] = warnings
         return ValidationResult(_label(reference, ref), _label(candidate, cand), dataset.n, passed, outputs, task,
