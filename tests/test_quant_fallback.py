@@ -130,10 +130,13 @@ def test_cli_max_drift(tmp_path, cli):
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
-def test_localisation_ranks_the_nodes_and_saves_trials(tmp_path, mode):
+def test_localisation_ranks_the_nodes_within_the_search_bound(tmp_path, mode):
     """The default strategy ranks the candidates by one localisation run of the all-quantized model and keeps them
     float in that order (one trial per step, then each kept node is tried quantized again): it meets the same
-    budget as leave-one-out in no more quantize-and-measure trials, and keeps no more nodes float."""
+    budget as leave-one-out, keeps no more nodes float, and its trials stay within the search's bound. Whether it
+    needs fewer trials than leave-one-out depends on the ranking: on this model with the portable 7-bit weights it ranks /attn_proj first and takes one
+    trial more (9 vs 8); with full 8-bit weights it takes 8 vs 8. The saving over many models and budgets is
+    measured in benchmarks/results/fallback_trials.md, not claimed per model here."""
     src = qm.exported("bilstm_attention", tmp_path)
     data = _data(src)
     options = Int8Options(mode=mode, min_calib_samples=8)
@@ -149,7 +152,11 @@ def test_localisation_ranks_the_nodes_and_saves_trials(tmp_path, mode):
         assert runs[strategy]["drift"] <= budget.limit
         assert _measure(src, tmp_path / f"{strategy}.onnx", data) == pytest.approx(runs[strategy]["drift"], rel=1e-4)
     loc, loo = runs["localize"], runs["leave-one-out"]
-    assert loc["trials"] <= loo["trials"] and not loc["localization"].get("fell_back")
+    n, k = len(loc["candidates"]), sum("kept" in step for step in loc["steps"])
+    # the search's own bound: the all-quantized run, at most one trial per pending node per step kept (and one
+    # last pass), one re-try per kept node after the budget is met
+    assert loc["trials"] <= 1 + sum(n - j for j in range(k + 1)) + max(k - 1, 0)
+    assert not loc["localization"].get("fell_back")
     assert len(loc["kept_float"]) <= len(loo["kept_float"])
     assert set(loc["localization"]["order"]) == set(loc["candidates"])
     assert loc["localization"]["ranking"][0]["isolated"] > 0 and "localisation-ranked" in loc["strategy"]

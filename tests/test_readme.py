@@ -365,7 +365,7 @@ COVERAGE: dict[str, Run | Skip] = {
     "edgelstm quantize model.onnx --precision int8-static --calib calib.npz -o model.qdq.onnx": Run(),
     "edgelstm quantize model.onnx --precision int8-static --calib-synthetic 128 -o model.noise.qdq.onnx": Run(),
     'edgelstm quantize model.onnx --precision int8 --data val.npz --max-drift "rel_l2<=0.01" -o model.int8.onnx': Run(),
-    "edgelstm quantize model.onnx --precision int8 --target-cpu x86-avx2 -o model.avx2.int8.onnx": Run(),
+    "edgelstm quantize model.onnx --precision int8 --target-cpu x86-vnni -o model.vnni.int8.onnx": Run(),
     "edgelstm quantize model.onnx --precision int8 --layer-precisions recurrent:fp32 -o model.int8-dense.onnx": Run(),
     # validate
     "edgelstm validate -r model.onnx -c model.int8.onnx --data val.npz --localize-out where/": Run(),
@@ -390,6 +390,18 @@ COVERAGE: dict[str, Run | Skip] = {
     "edgelstm bench pr/model.onnx --against main/model.onnx --max-slowdown 1.10 --batch 1,8 --seq 60 --threads 1":
         Run(codes=(0, 1), why="the verdict on a shared test machine is no test result (1 = slower or inconclusive); "
                               "tests/test_compare_latency.py judges it on a fake clock; 2 would be a failure"),
+    # OpenVINO IR (openvino is in the dev extra)
+    "pip install 'edgelstm[openvino]'": Skip("installs OpenVINO: this suite runs with the dev extra, which has it",
+                                            extras_exist),
+    "edgelstm build model.onnx -o model.xml --precision fp32": Run(),
+    "edgelstm build model.onnx -o model.bf16.xml --precision bf16":
+        Run(codes=(0, 3), why="BF16 needs a CPU with AVX512-BF16 or AMX; elsewhere the build says so with exit 3 and "
+                              "writes nothing (tests/test_openvino.py checks both outcomes)"),
+    "edgelstm build model.onnx -o model.int8.xml --precision int8 --calib calib.npz": Run(),
+    "edgelstm bench model.onnx model.int8.onnx model.xml model.bf16.xml --batch 1,32 --seq 60,256 --threads 1":
+        Run(as_run="edgelstm bench model.onnx model.int8.onnx model.xml $(ls model.bf16.xml 2>/dev/null) "
+                   "--batch 1,32 --seq 60,256 --threads 1 --iters 5",
+            why="model.bf16.xml exists only on a CPU with BF16 (see above); 5 iterations per row run the same grid"),
     # run
     "edgelstm run examples/pipelines/lstm_regressor.toml": Run(where="root", prepare=restore_example_cache),
     # TensorRT
