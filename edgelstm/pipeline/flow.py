@@ -27,6 +27,7 @@ from edgelstm.pipeline.leftovers import UndoIfNothingMade, entries, missing_dirs
 from edgelstm.pipeline.lock import OutputLock, prepare_out_dir
 from edgelstm.pipeline.schema import Pipeline, in_pipeline_words, reworded
 from edgelstm.pipeline.steps import STATEFUL
+from edgelstm.options import Precision, PrecisionSpec, QuantMode
 from edgelstm.runners.contract import RunnerPrecision, typed_precision
 
 Say = Callable[[str], None]
@@ -100,7 +101,7 @@ class PipelineResult:
     def cached_everything(self) -> bool:
         return bool(self.steps) and all(s.cached for s in self.steps)
 
-    def artifact(self, name: str, path: Path, precision: str) -> PipelineArtifact:
+    def artifact(self, name: str, path: Path, precision: RunnerPrecision | str) -> PipelineArtifact:
         return PipelineArtifact(name, path, typed_precision(precision), path.stat().st_size)
 
     def summary_rows(self) -> list[dict[str, Any]]:
@@ -238,7 +239,7 @@ class _Run:
                                **({"input": list(m.input), "state_arg": m.state_arg, "static": m.static}
                                   if m.input or m.state_arg or m.static else {})},
                    lambda: steps.export(reference, onnx_path, p, stateful=False), section="export")
-        res.artifacts.append(res.artifact("fp32", onnx_path, "fp32"))
+        res.artifacts.append(res.artifact("fp32", onnx_path, Precision.fp32))
         if p.export.stateful is False:
             return
         why_not = ("bidirectional models cannot stream" if steps.is_bidirectional(reference.module) else
@@ -259,7 +260,7 @@ class _Run:
                                                                          "to skip it without this note)"})
             self.say(f"convert --stateful: skipped, {reason}")
             return
-        res.artifacts.append(res.artifact(STATEFUL, st_path, "fp32"))
+        res.artifacts.append(res.artifact(STATEFUL, st_path, Precision.fp32))
 
     def quantize(self, calib, val, data_sha: str) -> None:
         p, res = self.p, self.res
@@ -267,11 +268,12 @@ class _Run:
         onnx_sha = sha256_file(onnx_path)
         for prec in p.quantize.precisions:
             q_path = self.out / f"model.{prec}.onnx"
-            static = prec == "int8-static"
+            spec = PrecisionSpec.parse(prec)
+            static = spec.mode == QuantMode.static
             material = {"onnx": onnx_sha, "precision": prec, "exclude": p.quantize.exclude,
                         "calib_method": p.quantize.calib_method if static else None,
                         "calib": data_sha if static else None}
-            if prec.startswith("int8"):  # "auto" resolves per machine: a cache from another CPU class is not reused
+            if spec.precision == Precision.int8:  # "auto" resolves per machine: a cache from another CPU class is not reused
                 from edgelstm.machine.isa import resolve_target
 
                 material["target_isa"] = str(resolve_target(p.quantize.target_cpu))
@@ -282,7 +284,7 @@ class _Run:
                            section="quantize")
             res.notes.extend(f"{prec}: {note}" for note in q.get("notes", []))
             res.remarks.setdefault(prec, []).extend(q.get("remarks", []))
-            res.artifacts.append(res.artifact(prec, q_path, prec.split("-")[0]))
+            res.artifacts.append(res.artifact(prec, q_path, spec.precision))
 
     def validate(self, ref_runner, val, data_sha: str) -> None:
         p, res = self.p, self.res
