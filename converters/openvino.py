@@ -48,7 +48,7 @@ class OpenVinoOptions:
         object.__setattr__(self, "calib_method", CalibMethod(self.calib_method))
 
     def budget(self):
-        from converters.quant_fallback import DriftBudget
+        from edgelstm.converters.quantize.quant_fallback import DriftBudget
 
         return DriftBudget.parse(self.max_drift or DEFAULT_BUDGET)
 
@@ -100,7 +100,7 @@ def _source_for(src: Path, options: OpenVinoOptions, calib: Any, workdir: Path, 
     if calib is None:
         raise BadInput(f"an INT8 IR needs a Q/DQ ONNX or calibration data: pass {opt('calib')} DATA, or build from "
                        "`edgelstm quantize MODEL.onnx --precision int8-static --calib DATA`")
-    from converters.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 
     say("quantizing to a static Q/DQ ONNX (portable recipe) for OpenVINO's int8 path")
     qdq = workdir / f"{src.stem}.qdq.onnx"
@@ -151,7 +151,7 @@ def verify_ir(reference: Path, compiled: Any, io: Any, options: OpenVinoOptions)
     """Run the source ONNX (onnxruntime, at its recorded level) and the compiled IR on the same seeded feeds at
     every point; per point the worst output's rel_l2 and the export check's ratio (<= 1 passes); overall the budget
     metric. Returns (points, drift)."""
-    from converters.onnx_verify import OutputTolerance
+    from edgelstm.converters.export.onnx_verify import OutputTolerance
     from edgelstm.artifacts.feeds import random_feeds
     from edgelstm.validation.metrics import DriftAccumulator
 

@@ -18,7 +18,7 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import fakes as fake  # type: ignore[no-redef]
     from tests.fakes.fixtures import calls, models, plan_of, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import (BuildOptions, build_engine, check_range, layer_precision_summary, parse_workspace,
+from edgelstm.converters.tensorrt import (BuildOptions, build_engine, check_range, layer_precision_summary, parse_workspace,
                                  plan_profile)
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BadInput, InternalError
@@ -62,7 +62,7 @@ def test_a_fixed_axis_takes_d_as_well_as_d_d_d():
 
 
 def test_fixed_axis_engine_builds_with_d(trt, tmp_path):
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
 
     mod = trt()

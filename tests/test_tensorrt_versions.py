@@ -13,7 +13,7 @@ try:
 except ImportError:  # tests/ is a package in some layouts
     from tests.fakes.fixtures import calls, models, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BackendMissing, BadInput
 
@@ -58,7 +58,7 @@ def test_trt_11_fp16_is_strongly_typed_from_an_fp16_onnx(trt, models, tmp_path):
     assert res.built_from.name == "lstm.fp16.onnx"
     assert res.layer_precision["groups"]["recurrent"] == {"FP16": res.layer_precision["groups"]["recurrent"]["FP16"]}
     m = read_manifest(tmp_path / "m.plan")
-    assert m.details["built_from"]["made_by"] == "converters.fp16.quantize_fp16"
+    assert m.details["built_from"]["made_by"] == "edgelstm.converters.quantize.fp16.quantize_fp16"
     assert m.details["built_from"]["precision"] == "fp16"
     assert not list(tmp_path.glob(".edgelstm-build-*"))  # the intermediate is gone
 
