@@ -97,8 +97,9 @@ def build_openvino(src: str | Path, out: str | Path, options: Any = None, *, cal
                    on_step: Callable[[str], None] | None = None):
     """ONNX -> verified OpenVINO IR (``.xml`` + ``.bin``) at ``out`` (+ manifest); needs openvino."""
     from edgelstm.converters.openvino import OpenVinoOptions, build_openvino as build
+    from edgelstm.validation.metrics import DriftAccumulator
 
-    return build(src, out, options or OpenVinoOptions(), calib=calib, on_step=on_step)
+    return build(src, out, options or OpenVinoOptions(), accumulator=DriftAccumulator, calib=calib, on_step=on_step)
 
 
 __all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", *_EXPORTS]

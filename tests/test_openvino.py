@@ -14,7 +14,7 @@ import quant_models as qm
 
 ov = pytest.importorskip("openvino")
 
-from edgelstm.converters.openvino import OpenVinoOptions, build_openvino  # noqa: E402
+from edgelstm.stages import OpenVinoOptions, build_openvino  # noqa: E402
 from edgelstm.artifacts.manifest import read_manifest  # noqa: E402
 from edgelstm.artifacts.openvino import compute_layers, openvino_facts  # noqa: E402
 from edgelstm.errors import BackendMissing, BadInput, GateFailed  # noqa: E402

@@ -287,11 +287,11 @@ def test_hardware_compatible_needs_ampere(trt, models, tmp_path):
 
 def test_hardware_compatible_is_refused_on_jetson(cli, monkeypatch, models, tmp_path):
     """Issue 14.10: one line, exit 2, before TensorRT is even needed."""
-    from edgelstm.artifacts import trt as trt_info
+    from edgelstm.machine import device
 
     rel = tmp_path / "nv_tegra_release"
     rel.write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: x\n")
-    monkeypatch.setattr(trt_info, "TEGRA_RELEASE", rel)
+    monkeypatch.setattr(device, "TEGRA_RELEASE", rel)
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     code, out, err = cli("build", models["lstm"], "-o", tmp_path / "m.plan", "--hardware-compatible")
     assert code == 2 and out == ""

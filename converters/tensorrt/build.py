@@ -50,6 +50,7 @@ from edgelstm.converters.tensorrt.onnx_support import check_for_tensorrt
 from edgelstm.converters.tensorrt.options import BuildOptions, BuildResult, check_range
 from edgelstm.converters.tensorrt.profile import plan_profile, profile_dict
 from edgelstm.artifacts import trt as trt_info
+from edgelstm.machine import tensorrt as host_trt
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
 from edgelstm.fileio import sha256_file, write_bytes_atomic
@@ -119,7 +120,7 @@ def _check_request(src: Path, out: Path, options: BuildOptions, calib: Any) -> P
         raise BadInput(f"DLA runs FP16 or INT8 layers only; use {opt('precision')} fp16 or int8 with {opt('dla_core')}")
     if dla is not None and options.hardware_compatible:
         raise BadInput(f"{opt('hardware_compatible')} engines cannot target the DLA; drop one of the two")
-    if options.hardware_compatible and trt_info.is_jetson():
+    if options.hardware_compatible and host_trt.is_jetson():
         raise BadInput(f"{opt('hardware_compatible')} is not available on Jetson (TensorRT's hardware compatibility "
                        "covers discrete Ampere-or-newer GPUs); build on each device from the shipped ONNX")
     for key, path in (("calib_cache", options.calib_cache), ("timing_cache", options.timing_cache)):
@@ -245,12 +246,14 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
     onnx = _read_onnx(src)
 
     say("loading TensorRT")
-    trt = trt_info.import_tensorrt("edgelstm build")
+    trt = host_trt.import_tensorrt("edgelstm build")
     version = str(trt.__version__)
     strongly = _strongly_typed(options, version)
     check_for_tensorrt(onnx.model, src.name, version, strongly_typed=strongly)  # what only TensorRT refuses
     warnings: list[str] = []
-    gpu = trt_info.gpu_info()
+    from edgelstm.runners import cuda_buffers
+
+    gpu = host_trt.gpu_info(cuda_buffers)
     route = None
     tmpdir = private_tempdir("build", folder=out.parent if out.parent.is_dir() else None)
     try:
