@@ -85,6 +85,33 @@ class QuantizePrecision(StrEnum):
         return spec.precision, (spec.mode if "-" in self.value else None)
 
 
+class IsaClass(StrEnum):
+    """A CPU's ISA class for INT8 kernels (edgelstm.machine.isa says which this machine is and why)."""
+
+    x86_amx = "x86-amx"
+    x86_vnni = "x86-vnni"
+    x86_avx2 = "x86-avx2"
+    arm64 = "arm64"
+    other = "other"
+
+
+class TargetCpu(StrEnum):
+    """What an INT8 file is quantized for. ``auto`` is ``portable``; ``native`` is this machine's class;
+    ``tensorrt`` is TensorRT's 8-bit Q/DQ recipe (static only)."""
+    auto = "auto"
+    portable = "portable"
+    native = "native"
+    x86_amx = "x86-amx"
+    x86_vnni = "x86-vnni"
+    x86_avx2 = "x86-avx2"
+    arm64 = "arm64"
+    tensorrt = "tensorrt"
+
+
+#: targets whose files compute the same integers on every CPU class (no saturating kernel can be reached)
+PORTABLE_TARGETS = ("portable", "tensorrt")
+
+
 class CalibMethod(StrEnum):
     minmax = "minmax"
     entropy = "entropy"

@@ -4,10 +4,10 @@ The CLI commands and the pipeline ask for a stage here; a precision (``fp16``, `
 ``int8-static``) is dispatched to its converter in ``quantize`` and nowhere else. Option classes are
 re-exported (lazily, so ``edgelstm --help`` imports nothing heavy) for callers that build them.
 
-    export(model, out, ExportOptions, on_step=) -> ExportResult            (converters.torch_to_onnx)
-    quantize(src, out, PrecisionSpec, options, calib=, budget=, data=)     (converters.fp16 / int8 / quant_fallback)
-    build_engine(src, out, BuildOptions, on_step=) -> BuildResult          (converters.tensorrt)
-    build_openvino(src, out, OpenVinoOptions, calib=) -> OpenVinoResult    (converters.openvino)
+    export(model, out, ExportOptions, on_step=) -> ExportResult            (edgelstm.converters.export.torch_to_onnx)
+    quantize(src, out, PrecisionSpec, options, calib=, budget=, data=)     (edgelstm.converters.quantize.fp16 / int8 / quant_fallback)
+    build_engine(src, out, BuildOptions, on_step=) -> BuildResult          (edgelstm.converters.tensorrt)
+    build_openvino(src, out, OpenVinoOptions, calib=) -> OpenVinoResult    (edgelstm.converters.openvino)
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from edgelstm.options import Precision, PrecisionSpec, QuantMode
 
 #: names re-exported from converters: option classes, parsers and report helpers the callers need
 _EXPORTS = {
-    "ExportOptions": "converters.torch_to_onnx",
-    "Fp16Options": "converters.fp16",
-    "Int8Options": "converters.int8",
-    "DriftBudget": "converters.quant_fallback",
-    "FallbackOptions": "converters.quant_fallback",
-    "FP16_CPU_NOTE": "converters.quant_fallback",
-    "TABLE_COLUMNS": "converters.quant_report",
-    "table_rows": "converters.quant_report",
-    "BuildOptions": "converters.tensorrt",
-    "parse_workspace": "converters.tensorrt",
-    "summary_rows": "converters.tensorrt",
-    "OpenVinoOptions": "converters.openvino",
+    "ExportOptions": "edgelstm.converters.export.torch_to_onnx",
+    "Fp16Options": "edgelstm.converters.quantize.fp16",
+    "Int8Options": "edgelstm.converters.quantize.int8",
+    "DriftBudget": "edgelstm.converters.quantize.quant_fallback",
+    "FallbackOptions": "edgelstm.converters.quantize.quant_fallback",
+    "FP16_CPU_NOTE": "edgelstm.converters.quantize.quant_fallback",
+    "TABLE_COLUMNS": "edgelstm.converters.quantize.quant_report",
+    "table_rows": "edgelstm.converters.quantize.quant_report",
+    "BuildOptions": "edgelstm.converters.tensorrt",
+    "parse_workspace": "edgelstm.converters.tensorrt",
+    "summary_rows": "edgelstm.converters.tensorrt",
+    "OpenVinoOptions": "edgelstm.converters.openvino",
 }
 
 
@@ -45,7 +45,7 @@ def __getattr__(name: str) -> Any:
 
 def export(model: Any, out: str | Path, options: Any = None, *, on_step: Callable[[str], None] | None = None):
     """torch model (a path, a LoadedModel or an nn.Module) -> verified ONNX at ``out``."""
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 
     return export_onnx(model, Path(out), options or ExportOptions(), on_step=on_step)
 
@@ -53,11 +53,11 @@ def export(model: Any, out: str | Path, options: Any = None, *, on_step: Callabl
 def default_options(spec: PrecisionSpec, **changes: Any) -> Any:
     """The converter's option object for a precision, with ``changes`` applied."""
     if spec.precision == Precision.fp16:
-        from converters.fp16 import Fp16Options
+        from edgelstm.converters.quantize.fp16 import Fp16Options
 
         return Fp16Options(**changes)
     if spec.precision == Precision.int8:
-        from converters.int8 import Int8Options
+        from edgelstm.converters.quantize.int8 import Int8Options
 
         return Int8Options(mode=spec.mode or QuantMode.dynamic, **changes)
     from edgelstm.errors import BadInput
@@ -73,14 +73,14 @@ def quantize(src: str | Path, out: str | Path, spec: PrecisionSpec | str, option
     spec = PrecisionSpec.parse(spec) if isinstance(spec, str) else spec
     options = options if options is not None else default_options(spec)
     if budget is not None:
-        from converters.quant_fallback import quantize_with_budget
+        from edgelstm.converters.quantize.quant_fallback import quantize_with_budget
 
         return quantize_with_budget(src, out, spec.precision, options, budget, data, calib, on_step=on_step)
     if spec.precision == Precision.fp16:
-        from converters.fp16 import quantize_fp16
+        from edgelstm.converters.quantize.fp16 import quantize_fp16
 
         return quantize_fp16(src, out, options)
-    from converters.int8 import quantize_int8
+    from edgelstm.converters.quantize.int8 import quantize_int8
 
     return quantize_int8(src, out, options, calib)
 
@@ -88,7 +88,7 @@ def quantize(src: str | Path, out: str | Path, spec: PrecisionSpec | str, option
 def build_engine(src: str | Path, out: str | Path, options: Any, *, on_step: Callable[[str], None] | None = None,
                  **kwargs: Any):
     """ONNX -> TensorRT engine at ``out`` (+ manifest); needs TensorRT."""
-    from converters.tensorrt import build_engine as build
+    from edgelstm.converters.tensorrt import build_engine as build
 
     return build(src, out, options, on_step=on_step, **kwargs) if on_step else build(src, out, options, **kwargs)
 
@@ -96,9 +96,10 @@ def build_engine(src: str | Path, out: str | Path, options: Any, *, on_step: Cal
 def build_openvino(src: str | Path, out: str | Path, options: Any = None, *, calib: Any = None,
                    on_step: Callable[[str], None] | None = None):
     """ONNX -> verified OpenVINO IR (``.xml`` + ``.bin``) at ``out`` (+ manifest); needs openvino."""
-    from converters.openvino import OpenVinoOptions, build_openvino as build
+    from edgelstm.converters.openvino import OpenVinoOptions, build_openvino as build
+    from edgelstm.validation.metrics import DriftAccumulator
 
-    return build(src, out, options or OpenVinoOptions(), calib=calib, on_step=on_step)
+    return build(src, out, options or OpenVinoOptions(), accumulator=DriftAccumulator, calib=calib, on_step=on_step)
 
 
 __all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", *_EXPORTS]

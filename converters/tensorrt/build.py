@@ -9,7 +9,7 @@ How a precision is built depends on the installed TensorRT (DESIGN.md; NVIDIA's 
 |----------|--------------------------|---------------------------------------|-----------------------------------------------|
 | 10.x     | no precision flag        | BuilderFlag.FP16                      | BuilderFlag.INT8 + Q/DQ, or + calibrator/cache |
 | 11.x     | strongly typed (the only | strongly typed from an FP16 ONNX (made | strongly typed from a Q/DQ ONNX (made by       |
-|          | mode: no flag passed)    | by converters.fp16 when given FP32)   | converters.int8 from --calib data)             |
+|          | mode: no flag passed)    | by edgelstm.converters.quantize.fp16 when given FP32)   | edgelstm.converters.quantize.int8 from --calib data)             |
 
 The calibrator API is deprecated since 10.1, the precision flags since 10.12 (11.x removed both; the real bindings'
 docstrings, tests/trt_api); NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated since 11.0, so it is passed
@@ -40,16 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from converters.tensorrt.calibrate import as_source, failure_hint, make_build_calibrator, no_int8_source
-from converters.tensorrt.config import (add_profile, configure, load_timing_cache, parser_errors, set_calibration,
+from edgelstm.converters.tensorrt.calibrate import as_source, failure_hint, make_build_calibrator, no_int8_source
+from edgelstm.converters.tensorrt.config import (add_profile, configure, load_timing_cache, parser_errors, set_calibration,
                                         set_dla, set_hardware_compatibility)
-from converters.tensorrt.layers import inspect_engine
-from converters.tensorrt.layer_constraints import constrain_layers
-from converters.tensorrt.marking import mark_outputs
-from converters.tensorrt.onnx_support import check_for_tensorrt
-from converters.tensorrt.options import BuildOptions, BuildResult, check_range
-from converters.tensorrt.profile import plan_profile, profile_dict
+from edgelstm.converters.tensorrt.layers import inspect_engine
+from edgelstm.converters.tensorrt.layer_constraints import constrain_layers
+from edgelstm.converters.tensorrt.marking import mark_outputs
+from edgelstm.converters.tensorrt.onnx_support import check_for_tensorrt
+from edgelstm.converters.tensorrt.options import BuildOptions, BuildResult, check_range
+from edgelstm.converters.tensorrt.profile import plan_profile, profile_dict
 from edgelstm.artifacts import trt as trt_info
+from edgelstm.machine import tensorrt as host_trt
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
 from edgelstm.fileio import sha256_file, write_bytes_atomic
@@ -119,7 +120,7 @@ def _check_request(src: Path, out: Path, options: BuildOptions, calib: Any) -> P
         raise BadInput(f"DLA runs FP16 or INT8 layers only; use {opt('precision')} fp16 or int8 with {opt('dla_core')}")
     if dla is not None and options.hardware_compatible:
         raise BadInput(f"{opt('hardware_compatible')} engines cannot target the DLA; drop one of the two")
-    if options.hardware_compatible and trt_info.is_jetson():
+    if options.hardware_compatible and host_trt.is_jetson():
         raise BadInput(f"{opt('hardware_compatible')} is not available on Jetson (TensorRT's hardware compatibility "
                        "covers discrete Ampere-or-newer GPUs); build on each device from the shipped ONNX")
     for key, path in (("calib_cache", options.calib_cache), ("timing_cache", options.timing_cache)):
@@ -141,22 +142,22 @@ def _strongly_typed(options: BuildOptions, version: str) -> bool:
 
 def _intermediate_fp16(src: Path, out: Path, options: BuildOptions) -> Path:
     try:
-        from converters.fp16 import Fp16Options, quantize_fp16
+        from edgelstm.converters.quantize.fp16 import Fp16Options, quantize_fp16
     except ImportError as exc:
         raise BadInput(f"{src.name} is FP32 and a strongly typed build needs an FP16 ONNX for FP16; "
-                       f"converters.fp16 is unavailable ({exc})",
+                       f"edgelstm.converters.quantize.fp16 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision fp16 -o MODEL.fp16.onnx` and build that") from None
     quantize_fp16(src, out, Fp16Options(layer_precisions=tuple(options.layer_precisions)))
     return out
 
 
 def _intermediate_int8(src: Path, out: Path, calib, options: BuildOptions) -> Path:
-    """Static Q/DQ quantization through the quantize stage (converters.int8): TensorRT's recipe
+    """Static Q/DQ quantization through the quantize stage (edgelstm.converters.quantize.int8): TensorRT's recipe
     (symmetric int8 inputs/weights of MatMul/Gemm, LSTM/GRU left float)."""
     try:
-        from converters.int8 import Int8Options, quantize_int8
+        from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
     except ImportError as exc:
-        raise BadInput(f"{src.name} has no Q/DQ nodes and converters.int8 is unavailable ({exc})",
+        raise BadInput(f"{src.name} has no Q/DQ nodes and edgelstm.converters.quantize.int8 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision int8 --mode static --calib DATA` "
                             "and build that") from None
     res = quantize_int8(src, out, Int8Options(mode="static", calib_method=str(options.calib_method), target="tensorrt",
@@ -175,7 +176,7 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
         elif facts.precision != "fp16":
             say("converting the model to FP16 (strongly typed build)")
             route.src = _read_onnx(_intermediate_fp16(src, work / f"{src.stem}.fp16.onnx", options))
-            route.made_by = "converters.fp16.quantize_fp16"
+            route.made_by = "edgelstm.converters.quantize.fp16.quantize_fp16"
     elif precision == Precision.int8 and strongly:
         if options.calib_cache is not None:
             warnings.append(f"{opt('calib_cache')} is for weakly typed INT8 (TensorRT 10.x calibrators); this strongly "
@@ -186,7 +187,7 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
             say("quantizing to a static Q/DQ ONNX (strongly typed INT8)")
             source = as_source(calib, onnx.io, options.calib_batch_size)
             route.src = _read_onnx(_intermediate_int8(src, work / f"{src.stem}.int8.onnx", source, options))
-            route.made_by = "converters.int8.quantize_int8"
+            route.made_by = "edgelstm.converters.quantize.int8.quantize_int8"
     elif precision == Precision.int8:
         route.flags.append("INT8")
         if not facts.has_qdq:
@@ -245,12 +246,14 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
     onnx = _read_onnx(src)
 
     say("loading TensorRT")
-    trt = trt_info.import_tensorrt("edgelstm build")
+    trt = host_trt.import_tensorrt("edgelstm build")
     version = str(trt.__version__)
     strongly = _strongly_typed(options, version)
     check_for_tensorrt(onnx.model, src.name, version, strongly_typed=strongly)  # what only TensorRT refuses
     warnings: list[str] = []
-    gpu = trt_info.gpu_info()
+    from edgelstm.runners import cuda_buffers
+
+    gpu = host_trt.gpu_info(cuda_buffers)
     route = None
     tmpdir = private_tempdir("build", folder=out.parent if out.parent.is_dir() else None)
     try:

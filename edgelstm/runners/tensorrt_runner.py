@@ -78,8 +78,9 @@ class TensorRTRunner(RunnerBase):
     def __init__(self, path: str | Path, *, cuda_backend: Any = None, cuda_graph: bool = False,
                  check_compat: bool = True, device: str | int | None = "cuda", **_ignored: Any):
         from edgelstm.artifacts.artifact import Artifact
-        from edgelstm.artifacts.trt import (FLOAT_DTYPES, engine_iospec, gpu_info, host_dtype, import_tensorrt,
-                                           make_logger)
+        from edgelstm.artifacts.trt import FLOAT_DTYPES, engine_iospec, host_dtype, make_logger
+        from edgelstm.machine.tensorrt import gpu_info, import_tensorrt
+        from edgelstm.runners import cuda_buffers
         from edgelstm.runners.cuda_buffers import CudaBackend, device_index, get_backend
 
         self.path = Path(path)
@@ -103,7 +104,7 @@ class TensorRTRunner(RunnerBase):
         try:
             self.gpu = self.cuda.device_info()
         except Exception:  # noqa: BLE001
-            self.gpu = gpu_info()
+            self.gpu = gpu_info(cuda_buffers)
         if check_compat and details:
             check_engine_compat(self.path.name, details, self.tensorrt_version, self.gpu)
 

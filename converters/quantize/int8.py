@@ -5,7 +5,7 @@ the rest stayed float.
   ``DynamicQuantizeLSTM``; MatMul and Gemm (rewritten to MatMul + Add) become ``MatMulInteger``; Loop/If
   bodies are quantized too unless ``subgraphs=False``. GRU has no int8 kernel in onnxruntime.
 - ``static``: Q/DQ format for TensorRT and onnxruntime, calibrated on a re-iterable source with
-  ``calibration.ranges`` (minmax / entropy / percentile; one range implementation for every backend).
+  ``edgelstm.calibration.ranges`` (minmax / entropy / percentile; one range implementation for every backend).
   Default scope is TensorRT's recipe: int8 inputs and weights of MatMul/Gemm/Conv, symmetric (zero point 0),
   outputs left float. LSTM/GRU stay float (no Q/DQ recurrent op; TensorRT cannot run them in INT8 either).
 
@@ -36,9 +36,9 @@ from edgelstm.artifacts.onnx_graph import (
     FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
     value_types, walk,
 )
-from converters.int8_report import STATIC_DEFAULT_OPS
-from converters.int8_target import Int8Recipe, choose_int8_recipe
-from converters.quant_report import OpRow, QuantResult, write_quantized
+from edgelstm.converters.quantize.int8_report import STATIC_DEFAULT_OPS
+from edgelstm.converters.quantize.int8_target import Int8Recipe, choose_int8_recipe
+from edgelstm.converters.quantize.quant_report import OpRow, QuantResult, write_quantized
 
 RANGE_SOURCES = ("edgelstm", "onnxruntime")
 
@@ -58,8 +58,8 @@ class Int8Options:
     op_types: tuple[str, ...] | None = None  # None: dynamic -> onnxruntime's set; static -> STATIC_DEFAULT_OPS
     quantize_outputs: bool = False           # static: also Q/DQ the outputs of quantized ops (onnxruntime's default)
     symmetric_activations: bool = True       # static: zero point 0 (TensorRT requires it)
-    range_source: str = "edgelstm"           # "edgelstm" (calibration.ranges) or "onnxruntime" (its calibrators)
-    layer_precisions: tuple = ()             # converters.layer_precision requests ("recurrent:fp32"): kept FP32
+    range_source: str = "edgelstm"           # "edgelstm" (edgelstm.calibration.ranges) or "onnxruntime" (its calibrators)
+    layer_precisions: tuple = ()             # edgelstm.converters.quantize.layer_precision requests ("recurrent:fp32"): kept FP32
     probe: bool = True                       # probe an onnxruntime session (child process) before writing
 
     def __post_init__(self) -> None:
@@ -185,7 +185,7 @@ class Int8Quantizer:
         topological_sort(model.graph)
         self.excluded, self.exclude_patterns = (resolve_patterns(model, o.exclude) if o.exclude else (set(), {}))
         if o.layer_precisions:
-            from converters.layer_precision import kept_fp32
+            from edgelstm.converters.quantize.layer_precision import kept_fp32
 
             self.layer_kept = kept_fp32(model, o.layer_precisions, target="int8")
             self.excluded = set(self.excluded) | set(self.layer_kept)
@@ -203,7 +203,7 @@ class Int8Quantizer:
         return io_spec_of(self.src, self.parent)
 
     def _calibrate(self) -> None:
-        from calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
+        from edgelstm.calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
 
         o = self.options
         io_spec = self._io()
@@ -305,7 +305,7 @@ class Int8Quantizer:
     # ------------------------------------------------------------------------------------------ report
 
     def rows(self, qmodel, keep: Mapping[str, str]) -> list[OpRow]:
-        from converters.int8_report import report_rows
+        from edgelstm.converters.quantize.int8_report import report_rows
 
         return report_rows(self, qmodel, keep)
 
@@ -353,8 +353,8 @@ class Int8Quantizer:
 def saturation_check(model, recipe: Int8Recipe) -> dict[str, Any]:
     """Read the quantized file: how many s8 weight pairs could saturate a u8×s8 kernel without VNNI, counting
     the weights the integer kernels read at the level the file will run (unfused Q/DQ at "basic" is float)."""
-    from converters.int8_saturation import describe, saturating_pairs
-    from converters.int8_target import must_hold_without_vnni
+    from edgelstm.converters.quantize.int8_saturation import describe, saturating_pairs
+    from edgelstm.converters.quantize.int8_target import must_hold_without_vnni
 
     r = saturating_pairs(model, qdq=recipe.ort_levels[0] != "basic")
     risky = must_hold_without_vnni(str(recipe.target)) and bool(r["saturating"])

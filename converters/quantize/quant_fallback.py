@@ -24,7 +24,7 @@ from edgelstm.errors import BadInput, GateFailed, opt
 from edgelstm.safe_files import private_tempdir
 from edgelstm.options import Precision
 
-from converters.quant_report import OpRow, QuantResult
+from edgelstm.converters.quantize.quant_report import OpRow, QuantResult
 
 FP16_CPU_NOTE = ("onnxruntime on CPU has no FP16 LSTM/GRU kernel: it runs them in FP32 (and drops the cast of their "
                  "input), so FP16 drift measured on CPU is optimistic; validate on the target GPU")
@@ -131,7 +131,7 @@ class _Fp16Job:
         name_unnamed_nodes(self.base)
         self.excluded, self.by_pattern = (resolve_patterns(self.base, options.exclude) if options.exclude
                                           else (set(), {}))
-        from converters.fp16 import layer_kept
+        from edgelstm.converters.quantize.fp16 import layer_kept
 
         self.kept = {**dict.fromkeys(self.excluded, "excluded by --exclude"), **layer_kept(self.base, options)}
         self.stats: dict[str, Any] = {}
@@ -143,7 +143,7 @@ class _Fp16Job:
         return None
 
     def quantize(self, keep_float: Mapping[str, str] = {}):  # noqa: B006 - read only
-        from converters.fp16 import check_converted, convert_model_to_fp16
+        from edgelstm.converters.quantize.fp16 import check_converted, convert_model_to_fp16
 
         model = type(self.base)()
         model.CopyFrom(self.base)
@@ -156,7 +156,7 @@ class _Fp16Job:
         return model, rows
 
     def write(self, model, rows, out: Path, extra: Mapping[str, Any] | None = None) -> QuantResult:
-        from converters.quant_report import write_quantized
+        from edgelstm.converters.quantize.quant_report import write_quantized
 
         details = {"precision": "fp16", "mode": None, "method": None, "keep_io_types": self.options.keep_io_types,
                    "excluded": sorted(self.excluded), "exclude_patterns": dict(self.by_pattern), "fp16": self.stats,
@@ -184,7 +184,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
     (exit 1) when no configuration with at least one quantized node meets the budget; nothing is written."""
     from edgelstm.artifacts.artifact import io_spec_of
 
-    from converters.int8 import Int8Quantizer, check_output_path
+    from edgelstm.converters.quantize.int8 import Int8Quantizer, check_output_path
     from edgelstm.artifacts.ort import first_safe_level
 
     say = on_step or (lambda _m: None)
@@ -231,7 +231,7 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
                                 "strategy": "greedy, leave-one-out sensitivity, re-measured each round",
                                 "measured_with": f"onnxruntime CPU (opt level {level})"}
         if fallback.strategy == "localize" and drift_all > budget.limit:
-            from converters.fallback_ranking import localized_ranking
+            from edgelstm.converters.quantize.fallback_ranking import localized_ranking
 
             order, ranked = localized_ranking(src, trial_path, batches, level, candidates)
             info.update(strategy=("localisation-ranked greedy: one instrumented run of the all-quantized model ranks "
@@ -251,14 +251,14 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
         best: tuple[float, Any, list[OpRow], dict[str, str]] | None = None
         current = drift_all
         if "localization" in info:
-            from converters.fallback_ranking import ranked_greedy
+            from edgelstm.converters.quantize.fallback_ranking import ranked_greedy
 
             search = ranked_greedy(info["localization"]["order"], measure, drift_all, budget.limit, metric=budget.metric,
                                    max_trials=fallback.max_trials, trials=lambda: trials, say=say)
             kept, steps, current, best = search.kept, search.steps, search.drift, search.best
             info["localization"]["skipped"] = search.skipped
             if current <= budget.limit:
-                from converters.fallback_ranking import prune
+                from edgelstm.converters.quantize.fallback_ranking import prune
 
                 search = prune(search, measure, budget.limit, metric=budget.metric, max_trials=fallback.max_trials,
                                trials=lambda: trials, say=say)

@@ -20,11 +20,11 @@ from edgelstm.errors import BadInput, ExportMismatch, require_torch, opt
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec, iospec_from_onnx
 from edgelstm.options import ExportRoute
 
-from converters.onnx_verify import Tolerance, VerifyReport, verify_grid
-from converters.float64 import check_against_float64, float32_form, same_inputs
-from converters.length_facts import length_facts
-from converters.stateful import check_streams, stream_against_full
-from converters.export_routes import (Attempts, Candidate as _Candidate, check_and_infer as _check_and_infer,  # noqa: F401
+from edgelstm.converters.export.onnx_verify import Tolerance, VerifyReport, verify_grid
+from edgelstm.converters.export.float64 import check_against_float64, float32_form, same_inputs
+from edgelstm.converters.export.length_facts import length_facts
+from edgelstm.converters.export.stateful import check_streams, stream_against_full
+from edgelstm.converters.export.export_routes import (Attempts, Candidate as _Candidate, check_and_infer as _check_and_infer,  # noqa: F401
                                       drop_zero_initial_states, export_bytes as _export_bytes,
                                       ort_callable as _ort_callable, plan_routes, refusal, simplify as _simplify)
 
@@ -101,7 +101,7 @@ def export_onnx(model, out: str | Path, options: ExportOptions = ExportOptions()
     verifies. Nothing is written unless the result verified. Every call of the model during the export starts
     from the state it was loaded with, and the model is left as it was found."""
     from edgelstm.models.loading import LoadedModel, from_module
-    from converters.behaviour import fresh_calls
+    from edgelstm.converters.export.behaviour import fresh_calls
 
     loaded = model if isinstance(model, LoadedModel) else from_module(model)
     with fresh_calls(loaded.module) as calls, warnings.catch_warnings():
@@ -115,9 +115,9 @@ def _export_onnx(loaded, out, options: ExportOptions, on_step, calls) -> ExportR
     from edgelstm.models.loading import infer_input_size
     from edgelstm.artifacts.manifest import write_artifact
     from edgelstm.artifacts.onnx_graph import opset_of
-    from converters import export_inputs
-    from converters.behaviour import RANDOM_MESSAGE, check_deterministic, plan_state
-    from converters.onnx_fixups import fix_interface
+    from edgelstm.converters.export import export_inputs
+    from edgelstm.converters.export.behaviour import RANDOM_MESSAGE, check_deterministic, plan_state
+    from edgelstm.converters.export.onnx_fixups import fix_interface
 
     t_start = time.perf_counter()
     say = on_step or (lambda _msg: None)

@@ -93,7 +93,7 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
 
 def _dynamic(isa: str, wt: str, risky: bool, reduce_range: bool | None) -> Int8Recipe:
     rr = risky if reduce_range is None else reduce_range
-    # the structural check after quantization (converters.int8_saturation) has the last word: u8 weights run
+    # the structural check after quantization (edgelstm.converters.quantize.int8_saturation) has the last word: u8 weights run
     # the u8×u8 kernel for MatMul/Gemm, but onnxruntime's DynamicQuantizeLSTM keeps s8 weights whatever the type
     safe = not risky or rr
     if not risky:
