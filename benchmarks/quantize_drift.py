@@ -161,7 +161,8 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
         t = time.perf_counter()
         budget_note = None
         if label.startswith("fallback"):
-            from edgelstm.converters.quantize.quant_fallback import DriftBudget, quantize_with_budget
+            from edgelstm.converters.quantize.quant_fallback import quantize_with_budget
+            from edgelstm.validation.budget import DriftBudget
             from edgelstm.errors import GateFailed
 
             try:

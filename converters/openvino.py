@@ -47,11 +47,6 @@ class OpenVinoOptions:
                            + ("; FP16 on a CPU is slower than FP32" if self.precision == "fp16" else ""))
         object.__setattr__(self, "calib_method", CalibMethod(self.calib_method))
 
-    def budget(self):
-        from edgelstm.converters.quantize.quant_fallback import DriftBudget
-
-        return DriftBudget.parse(self.max_drift or DEFAULT_BUDGET)
-
 
 @dataclass
 class OpenVinoResult:
@@ -148,16 +143,16 @@ def _ort_run(path: Path) -> Callable[[dict], dict[str, np.ndarray]]:
 
 
 def verify_ir(reference: Path, compiled: Any, io: Any, options: OpenVinoOptions,
-              accumulator: Callable[[], Any]) -> tuple[list[dict], dict]:
+              accumulator: Callable[[], Any], budget: Any) -> tuple[list[dict], dict]:
     """Run the source ONNX (onnxruntime, at its recorded level) and the compiled IR on the same seeded feeds at
     every point; per point the worst output's rel_l2 and the export check's ratio (<= 1 passes); overall the budget
     metric, accumulated per output by ``accumulator()`` (validation's DriftAccumulator, passed by the stage: a
-    converter does not import validation). Returns (points, drift)."""
+    converter does not import validation) against ``budget`` (``max_drift`` parsed by the stage: its ``metric``
+    and ``limit``). Returns (points, drift)."""
     from edgelstm.converters.export.onnx_verify import OutputTolerance
     from edgelstm.artifacts.feeds import random_feeds
 
     ref = _ort_run(reference)
-    budget = options.budget()
     accs: dict[str, Any] = {}
     points = []
     request = compiled.create_infer_request()
@@ -202,10 +197,10 @@ def _check_gate(precision: str, points: list[dict], drift: dict, src: Path) -> N
 
 
 def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions = OpenVinoOptions(), *,
-                   accumulator: Callable[[], Any], calib: Any = None,
+                   accumulator: Callable[[], Any], budget: Any, calib: Any = None,
                    on_step: Callable[[str], None] | None = None) -> OpenVinoResult:
-    """ONNX -> verified OpenVINO IR at ``out`` (``.xml``; ``.bin`` and ``.xml.json`` beside it); ``accumulator`` as
-    in verify_ir. Nothing is written when a check fails."""
+    """ONNX -> verified OpenVINO IR at ``out`` (``.xml``; ``.bin`` and ``.xml.json`` beside it); ``accumulator`` and
+    ``budget`` as in verify_ir. Nothing is written when a check fails."""
     from edgelstm.artifacts.artifact import io_spec_of
     from edgelstm.artifacts.manifest import write_artifact
     from edgelstm.artifacts.openvino import (INFERENCE_PRECISION, bin_path, compile_config, openvino_facts,
@@ -237,7 +232,7 @@ def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions = 
             raise BadInput(f"OpenVINO cannot convert {source.name}: {str(exc).splitlines()[0][:300]}") from None
         io = io_spec_of(src)
         say(f"verifying the IR against {src.name if source == src else 'the FP32 ONNX'} at several lengths")
-        points, drift = verify_ir(src, compiled, io, options, accumulator)
+        points, drift = verify_ir(src, compiled, io, options, accumulator, budget)
         _check_gate(options.precision, points, drift, src)
         layers = runtime_layer_precisions(compiled)
         details = {"openvino": {"version": facts["version"], "inference_precision": hint, "bin": bin_path(out).name,

@@ -22,7 +22,7 @@ _EXPORTS = {
     "ExportOptions": "edgelstm.converters.export.torch_to_onnx",
     "Fp16Options": "edgelstm.converters.quantize.fp16",
     "Int8Options": "edgelstm.converters.quantize.int8",
-    "DriftBudget": "edgelstm.converters.quantize.quant_fallback",
+    "DriftBudget": "edgelstm.validation.budget",   # the accuracy fallback's evaluator, built by the caller
     "FallbackOptions": "edgelstm.converters.quantize.quant_fallback",
     "FP16_CPU_NOTE": "edgelstm.converters.quantize.quant_fallback",
     "TABLE_COLUMNS": "edgelstm.converters.quantize.quant_report",
@@ -96,10 +96,13 @@ def build_engine(src: str | Path, out: str | Path, options: Any, *, on_step: Cal
 def build_openvino(src: str | Path, out: str | Path, options: Any = None, *, calib: Any = None,
                    on_step: Callable[[str], None] | None = None):
     """ONNX -> verified OpenVINO IR (``.xml`` + ``.bin``) at ``out`` (+ manifest); needs openvino."""
-    from edgelstm.converters.openvino import OpenVinoOptions, build_openvino as build
+    from edgelstm.converters.openvino import DEFAULT_BUDGET, OpenVinoOptions, build_openvino as build
+    from edgelstm.validation.budget import DriftBudget
     from edgelstm.validation.metrics import DriftAccumulator
 
-    return build(src, out, options or OpenVinoOptions(), accumulator=DriftAccumulator, calib=calib, on_step=on_step)
+    options = options or OpenVinoOptions()
+    budget = DriftBudget.parse(options.max_drift or DEFAULT_BUDGET)
+    return build(src, out, options, accumulator=DriftAccumulator, budget=budget, calib=calib, on_step=on_step)
 
 
 __all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", *_EXPORTS]

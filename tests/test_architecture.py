@@ -56,18 +56,6 @@ UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("edgelstm.validation.localize_engine", "edgelstm.stages"):
         "drift localisation builds TensorRT debug engines through the stage dispatch (to be injected by its caller)",
 }
-#: Package-level arrows upward that a helper working in parallel removes (issue 19: the accuracy fallback takes
-#: an evaluator from the stage instead of importing validation).
-UPWARD_EXCEPTIONS.update({
-    (m, d): "issue 19, the runner contract half: the accuracy fallback gets its evaluator from the stage"
-    for m, d in [
-        ("edgelstm.converters.quantize.quant_fallback", "edgelstm.validation.metrics"),
-        ("edgelstm.converters.quantize.quant_fallback", "edgelstm.validation.gates"),
-        ("edgelstm.converters.quantize.fallback_ranking", "edgelstm.validation.localize_match"),
-        ("edgelstm.converters.quantize.fallback_ranking", "edgelstm.validation.localize_errors"),
-        ("edgelstm.converters.quantize.fallback_ranking", "edgelstm.validation.localize_run"),
-        ("edgelstm.converters.quantize.fallback_ranking", "edgelstm.validation.localize_graph"),
-    ]})
 
 
 def _module_name(path: Path) -> str:
@@ -279,9 +267,7 @@ def test_no_oversized_module(pkg):
 
 
 #: functions over the limit that stay for now, each with its reason (a listed one that got short fails the test)
-_CONTRACT = "issue 19, the runner contract half: validate as plan -> run -> compare -> gate, typed results"
 LONG_FUNCTIONS: dict[str, str] = {
-    "converters/quantize/quant_fallback.py::quantize_with_budget": _CONTRACT + " (the fallback search loop)",
     **{k: "issue 19: not split yet" for k in (
         "edgelstm/bundle/collect.py::collect_sources", "edgelstm/cli/quantize.py::quantize",
         "edgelstm/models/keras/blocks.py::_define", "converters/export/torch_to_onnx.py::_export_onnx",

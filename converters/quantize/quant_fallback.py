@@ -14,9 +14,9 @@ in float is not an INT8 (or FP16) model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -34,25 +34,21 @@ _NOT_CANDIDATES = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Sl
                              "Loop", "If", "Scan", "Tile", "Pad"})
 
 
-@dataclass(frozen=True)
-class DriftBudget:
+class DriftEvaluator(Protocol):
+    """What the fallback measures with, given by the quantize stage's caller (the CLI, the pipeline:
+    ``edgelstm.validation.budget.DriftBudget``): the budget, the drift of a trial's outputs against the FP32
+    model's, and the localisation ranking of the candidates in the all-quantized model."""
+
     metric: str
     limit: float
 
-    def __post_init__(self) -> None:
-        from edgelstm.validation.gates import check_budget  # the one budget check and metric list
+    def describe(self) -> str: ...
 
-        check_budget(self.metric, self.limit, option="max_drift")
+    def drift(self, reference: Sequence[Mapping[str, np.ndarray]],
+              candidate: Sequence[Mapping[str, np.ndarray]]) -> float: ...
 
-    @classmethod
-    def parse(cls, text: str) -> "DriftBudget":
-        """``rel_l2=0.01`` (also ``rel_l2<=0.01``, ``rel_l2:0.01``): edgelstm.validation.gates.parse_budget."""
-        from edgelstm.validation.gates import parse_budget
-
-        return cls(*parse_budget(text, option="max_drift"))
-
-    def describe(self) -> str:
-        return f"{self.metric} <= {self.limit:g}"
+    def rank(self, src: Path, trial: Path, batches: list[Mapping[str, np.ndarray]], level: str,
+             candidates: list[str]) -> tuple[list[str], list[dict[str, Any]]]: ...
 
 
 @dataclass(frozen=True)
@@ -67,41 +63,6 @@ class FallbackOptions:
 
 
 STRATEGIES = ("localize", "leave-one-out")
-
-
-def drift_of(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]], metric: str) -> float:
-    """The metric over all batches, worst output (all outputs, state outputs included)."""
-    from edgelstm.validation.metrics import DriftAccumulator
-
-    accs: dict[str, DriftAccumulator] = {}
-    for r, c in zip(reference, candidate):
-        for name, ref in r.items():
-            accs.setdefault(name, DriftAccumulator()).update(ref, c[name])
-    if not accs:
-        raise BadInput(f"{opt('data')} produced no batches to measure drift on")
-    return max(float(a.result()[metric]) for a in accs.values())
-
-
-class _OrtEvaluator:
-    """Runs models over the measurement batches in onnxruntime (at the opt level the probe found safe)."""
-
-    def __init__(self, batches: list[dict[str, np.ndarray]], opt_level: str = "all"):
-        self.batches = batches
-        self.opt_level = opt_level
-
-    def outputs(self, path: Path) -> list[dict[str, np.ndarray]]:
-        from edgelstm.artifacts.ort import make_session
-
-        sess = make_session(path, opt_level=self.opt_level)
-        in_types = {i.name: i.type for i in sess.get_inputs()}
-        names = [o.name for o in sess.get_outputs()]
-        out = []
-        for b in self.batches:
-            feeds = {k: np.ascontiguousarray(v, dtype=np.float16 if "float16" in in_types[k] else
-                                             (np.float32 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype))
-                     for k, v in b.items() if k in in_types}
-            out.append({n: np.asarray(o, dtype=np.float32) for n, o in zip(names, sess.run(None, feeds))})
-        return out
 
 
 def _measurement_batches(data: Iterable[Mapping[str, np.ndarray]], io) -> list[dict[str, np.ndarray]]:
@@ -174,66 +135,75 @@ def _candidates(rows: list[OpRow], precision: Precision) -> list[str]:
     return out
 
 
+@dataclass
+class _Trials:
+    """Quantize-and-measure, counted: each trial writes the model and runs it over the batches in onnxruntime
+    (``edgelstm.artifacts.ort``, at the level found safe) for the evaluator to measure."""
+
+    job: Any
+    budget: DriftEvaluator
+    batches: list[dict[str, np.ndarray]]
+    reference: list[dict[str, np.ndarray]]
+    path: Path
+    level: str = "all"
+    count: int = 0
+
+    def measure(self, keep: Mapping[str, str]) -> tuple[float, Any, list[OpRow]]:
+        self.count += 1
+        model, rows = self.job.quantize(keep)
+        self.path.write_bytes(model.SerializeToString())
+        return self.drift(), model, rows
+
+    def drift(self) -> float:
+        """The drift of the model at ``path`` (the last one written)."""
+        from edgelstm.artifacts.ort import session_outputs
+
+        return self.budget.drift(self.reference, session_outputs(self.path, self.batches, opt_level=self.level))
+
+
+@dataclass
+class _Search:
+    """The greedy search's state: nodes kept float (with their reasons), its steps, the leave-one-out sensitivity
+    of the first round, and the best configuration measured (drift, model, rows, kept)."""
+
+    drift: float
+    kept: dict[str, str] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    sensitivity: dict[str, float] = field(default_factory=dict)
+    best: tuple[float, Any, list[OpRow], dict[str, str]] | None = None
+
+
 def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision | str, options: Any,
-                         budget: DriftBudget, data: Iterable[Mapping[str, np.ndarray]],
+                         budget: DriftEvaluator, data: Iterable[Mapping[str, np.ndarray]],
                          calib: Iterable[Mapping[str, np.ndarray]] | None = None,
                          fallback: FallbackOptions = FallbackOptions(),
                          on_step: Callable[[str], None] | None = None) -> QuantResult:
     """Quantize ``src`` (FP16 with Fp16Options or INT8 with Int8Options) keeping the most drift-sensitive
-    nodes in float until ``budget`` holds on ``data`` (outputs vs the FP32 ONNX model). Raises GateFailed
-    (exit 1) when no configuration with at least one quantized node meets the budget; nothing is written."""
+    nodes in float until ``budget`` (the evaluator the stage's caller built, edgelstm.validation.budget.DriftBudget)
+    holds on ``data`` (outputs vs the FP32 ONNX model). Raises GateFailed (exit 1) when no configuration with at
+    least one quantized node meets the budget; nothing is written."""
     from edgelstm.artifacts.artifact import io_spec_of
-
-    from edgelstm.converters.quantize.int8 import Int8Quantizer, check_output_path
-    from edgelstm.artifacts.ort import first_safe_level
+    from edgelstm.artifacts.ort import session_outputs
 
     say = on_step or (lambda _m: None)
     src, out, precision = Path(src), Path(out), Precision(precision)
-    check_output_path(src, out)
-    if precision == Precision.int8:
-        job: Any = Int8Quantizer(src, options, calib)
-    elif precision == Precision.fp16:
-        job = _Fp16Job(src, options)
-    else:
-        raise BadInput(f"{opt('max_drift')} applies to fp16 or int8, not {precision.value}")
+    job = _open_job(src, out, precision, options, calib)
     with job, private_tempdir("fallback") as tmp:
         io = io_spec_of(src, job.parent)
         batches = _measurement_batches(data, io)
-        reference = _OrtEvaluator(batches).outputs(src)
-        trial_path = Path(tmp) / "trial.onnx"
-        trials = 0
-
-        def measure(keep: Mapping[str, str]) -> tuple[float, Any, list[OpRow]]:
-            nonlocal trials
-            trials += 1
-            model, rows = job.quantize(keep)
-            trial_path.write_bytes(model.SerializeToString())
-            return drift_of(reference, evaluator.outputs(trial_path), budget.metric), model, rows
-
-        # the first trial is probed in a child process: a crashing session must not take us down
-        model, rows = job.quantize({})
-        trial_path.write_bytes(model.SerializeToString())
-        recipe = getattr(job, "recipe", None)
-        level, tried = first_safe_level(trial_path, *(() if recipe is None else (recipe.ort_levels,)))
-        if level is None:
-            from edgelstm.errors import InternalError
-
-            raise InternalError(f"the {precision.value} model does not run in onnxruntime "
-                                f"({'; '.join(f'{k}: {v}' for k, v in tried.items())})")
-        evaluator = _OrtEvaluator(batches, level)
-        drift_all = drift_of(reference, evaluator.outputs(trial_path), budget.metric)
-        trials += 1
+        trials = _Trials(job, budget, batches, session_outputs(src, batches), Path(tmp) / "trial.onnx")
+        model, rows = _first_trial(trials, precision)
+        drift_all = trials.drift()
+        trials.count += 1
         candidates = _candidates(rows, precision)
         say(f"all {len(candidates)} candidate node(s) quantized: {budget.metric} = {drift_all:.4g} "
             f"(budget {budget.limit:g})")
         info: dict[str, Any] = {"metric": budget.metric, "budget": budget.limit, "drift_all_quantized": drift_all,
                                 "candidates": candidates, "samples": int(sum(_n(b, io) for b in batches)),
                                 "strategy": "greedy, leave-one-out sensitivity, re-measured each round",
-                                "measured_with": f"onnxruntime CPU (opt level {level})"}
+                                "measured_with": f"onnxruntime CPU (opt level {trials.level})"}
         if fallback.strategy == "localize" and drift_all > budget.limit:
-            from edgelstm.converters.quantize.fallback_ranking import localized_ranking
-
-            order, ranked = localized_ranking(src, trial_path, batches, level, candidates)
+            order, ranked = budget.rank(src, trials.path, batches, trials.level, candidates)
             info.update(strategy=("localisation-ranked greedy: one instrumented run of the all-quantized model ranks "
                                   "the nodes by the drift they add, then one trial per node kept float; "
                                   "leave-one-out for what remains"),
@@ -241,77 +211,134 @@ def quantize_with_budget(src: str | Path, out: str | Path, precision: Precision 
         if precision == Precision.fp16:
             info["note"] = FP16_CPU_NOTE
         if drift_all <= budget.limit:
-            info.update({"kept_float": [], "drift": drift_all, "trials": trials, "steps": []})
+            info.update({"kept_float": [], "drift": drift_all, "trials": trials.count, "steps": []})
             return job.write(model, rows, out, {"fallback": info})
+        search = _Search(drift_all)
+        if "localization" in info and _ranked_search(trials, search, info, fallback, say):
+            return _keep_and_write(trials, search, out, info)
+        if _leave_one_out(trials, search, candidates, fallback, say):
+            return _keep_and_write(trials, search, out, info, sensitivity=True)
+        _give_up(search, drift_all, candidates, precision, budget)
 
-        kept: dict[str, str] = {}
-        steps: list[dict[str, Any]] = []
-        sensitivity: dict[str, float] = {}
-        ranking: list[str] | None = None
-        best: tuple[float, Any, list[OpRow], dict[str, str]] | None = None
-        current = drift_all
-        if "localization" in info:
-            from edgelstm.converters.quantize.fallback_ranking import ranked_greedy
 
-            search = ranked_greedy(info["localization"]["order"], measure, drift_all, budget.limit, metric=budget.metric,
-                                   max_trials=fallback.max_trials, trials=lambda: trials, say=say)
-            kept, steps, current, best = search.kept, search.steps, search.drift, search.best
-            info["localization"]["skipped"] = search.skipped
-            if current <= budget.limit:
-                from edgelstm.converters.quantize.fallback_ranking import prune
+def _open_job(src: Path, out: Path, precision: Precision, options: Any, calib: Any) -> Any:
+    """The converter in the fallback's terms: ``quantize(keep_float) -> (model, rows)``, ``write(...)``."""
+    from edgelstm.converters.quantize.int8 import Int8Quantizer, check_output_path
 
-                search = prune(search, measure, budget.limit, metric=budget.metric, max_trials=fallback.max_trials,
-                               trials=lambda: trials, say=say)
-                kept, steps, current = search.kept, search.steps, search.drift
-                model, rows = job.quantize(kept)
-                info.update({"kept_float": list(kept), "drift": current, "trials": trials, "steps": steps})
-                return job.write(model, rows, out, {"fallback": info})
-            # the ranking led to a dead end: search again from scratch, leave-one-out (never worse than before)
-            say("the localisation ranking did not reach the budget; trying every node, leave-one-out")
-            info["localization"].update(fell_back=True, ranked_steps=steps)
-            kept, steps, current = {}, [], drift_all
-        while True:
-            remaining = [c for c in candidates if c not in kept]
-            if len(remaining) <= 1 or trials >= fallback.max_trials:
-                break
-            if ranking is None or len(remaining) <= fallback.rerank_limit:
-                scored = []
-                for c in remaining:
-                    if trials >= fallback.max_trials:
-                        break
-                    d, m, r = measure({**kept, c: "kept float by the accuracy fallback"})
-                    scored.append((d, c, m, r))
-                    if not steps:
-                        sensitivity[c] = current - d
-                if not scored:
-                    break
-                scored.sort(key=lambda t: t[0])
-                if ranking is None:
-                    ranking = [c for _, c, _, _ in scored]
-                d, choice, m, r = scored[0]
-            else:
-                choice = next(c for c in ranking if c in remaining)
-                d, m, r = measure({**kept, choice: "kept float by the accuracy fallback"})
-            gain = current - d
-            kept[choice] = (f"kept float by the accuracy fallback (step {len(steps) + 1}: "
-                            f"{budget.metric} {current:.3g} -> {d:.3g})")
-            steps.append({"kept": choice, "drift": d, "gain": gain})
-            say(f"keep {choice} in float: {budget.metric} {current:.4g} -> {d:.4g}")
-            current = d
-            if best is None or d < best[0]:
-                best = (d, m, r, dict(kept))
-            if d <= budget.limit:
-                model, rows = job.quantize(kept)  # rows carry the final reasons
-                info.update({"kept_float": list(kept), "drift": d, "trials": trials, "steps": steps,
-                             "sensitivity": sensitivity})
-                return job.write(model, rows, out, {"fallback": info})
-        best_d = min([drift_all] + [s["drift"] for s in steps])
-        best_kept = list(best[3]) if best is not None and best[0] <= drift_all else []
-        raise GateFailed(
-            f"no {precision.value} model meets {budget.describe()} on the data: the best drift reached was "
-            f"{best_d:.4g} (all quantized: {drift_all:.4g}; keeping {len(best_kept)} of {len(candidates)} "
-            f"candidate node(s) in float{': ' + ', '.join(best_kept[:4]) if best_kept else ''}); nothing was written",
-            hint=f"raise the budget, try {opt('precision')} fp16, or {opt('mode')} dynamic / another {opt('calib_method')}")
+    check_output_path(src, out)
+    if precision == Precision.int8:
+        return Int8Quantizer(src, options, calib)
+    if precision == Precision.fp16:
+        return _Fp16Job(src, options)
+    raise BadInput(f"{opt('max_drift')} applies to fp16 or int8, not {precision.value}")
+
+
+def _first_trial(trials: _Trials, precision: Precision) -> tuple[Any, list[OpRow]]:
+    """Everything quantized; the first session is probed in a child process (a crashing session must not take us
+    down), at the levels the recipe allows: the level every trial then runs at."""
+    from edgelstm.artifacts.ort import first_safe_level
+
+    model, rows = trials.job.quantize({})
+    trials.path.write_bytes(model.SerializeToString())
+    recipe = getattr(trials.job, "recipe", None)  # the INT8 quantizer's (its safe levels); FP16 has none
+    level, tried = first_safe_level(trials.path, *(() if recipe is None else (recipe.ort_levels,)))
+    if level is None:
+        from edgelstm.errors import InternalError
+
+        raise InternalError(f"the {precision.value} model does not run in onnxruntime "
+                            f"({'; '.join(f'{k}: {v}' for k, v in tried.items())})")
+    trials.level = level
+    return model, rows
+
+
+def _ranked_search(trials: _Trials, search: _Search, info: dict[str, Any], fallback: FallbackOptions,
+                   say: Callable[[str], None]) -> bool:
+    """The localisation-ranked greedy pass (then pruned); True when it met the budget. Otherwise the search
+    starts over from everything quantized (the best configuration measured is kept)."""
+    from edgelstm.converters.quantize.fallback_ranking import prune, ranked_greedy
+
+    budget, start = trials.budget, search.drift
+    ranked = ranked_greedy(info["localization"]["order"], trials.measure, start, budget.limit, metric=budget.metric,
+                           max_trials=fallback.max_trials, trials=lambda: trials.count, say=say)
+    search.kept, search.steps, search.drift, search.best = ranked.kept, ranked.steps, ranked.drift, ranked.best
+    info["localization"]["skipped"] = ranked.skipped
+    if search.drift <= budget.limit:
+        ranked = prune(ranked, trials.measure, budget.limit, metric=budget.metric, max_trials=fallback.max_trials,
+                       trials=lambda: trials.count, say=say)
+        search.kept, search.steps, search.drift = ranked.kept, ranked.steps, ranked.drift
+        return True
+    # the ranking led to a dead end: search again from scratch, leave-one-out (never worse than before)
+    say("the localisation ranking did not reach the budget; trying every node, leave-one-out")
+    info["localization"].update(fell_back=True, ranked_steps=search.steps)
+    search.kept, search.steps, search.drift = {}, [], start
+    return False
+
+
+def _leave_one_out(trials: _Trials, search: _Search, candidates: list[str], fallback: FallbackOptions,
+                   say: Callable[[str], None]) -> bool:
+    """Greedy: keep in float the node whose keeping removes the most drift, re-measuring every remaining
+    candidate each round while at most ``rerank_limit`` remain (else in the first round's order); True when the
+    budget is met."""
+    budget, ranking = trials.budget, None
+    while True:
+        remaining = [c for c in candidates if c not in search.kept]
+        if len(remaining) <= 1 or trials.count >= fallback.max_trials:
+            return False
+        if ranking is None or len(remaining) <= fallback.rerank_limit:
+            scored = _score(trials, search, remaining, fallback)
+            if not scored:
+                return False
+            if ranking is None:
+                ranking = [c for _, c, _, _ in scored]
+            d, choice, m, r = scored[0]
+        else:
+            choice = next(c for c in ranking if c in remaining)
+            d, m, r = trials.measure({**search.kept, choice: "kept float by the accuracy fallback"})
+        search.kept[choice] = (f"kept float by the accuracy fallback (step {len(search.steps) + 1}: "
+                               f"{budget.metric} {search.drift:.3g} -> {d:.3g})")
+        search.steps.append({"kept": choice, "drift": d, "gain": search.drift - d})
+        say(f"keep {choice} in float: {budget.metric} {search.drift:.4g} -> {d:.4g}")
+        search.drift = d
+        if search.best is None or d < search.best[0]:
+            search.best = (d, m, r, dict(search.kept))
+        if d <= budget.limit:
+            return True
+
+
+def _score(trials: _Trials, search: _Search, remaining: list[str],
+           fallback: FallbackOptions) -> list[tuple[float, str, Any, list[OpRow]]]:
+    """Each remaining candidate kept float in turn (leave-one-out), best first; the first round records each
+    node's sensitivity."""
+    scored = []
+    for c in remaining:
+        if trials.count >= fallback.max_trials:
+            break
+        d, m, r = trials.measure({**search.kept, c: "kept float by the accuracy fallback"})
+        scored.append((d, c, m, r))
+        if not search.steps:
+            search.sensitivity[c] = search.drift - d
+    scored.sort(key=lambda t: t[0])
+    return scored
+
+
+def _keep_and_write(trials: _Trials, search: _Search, out: Path, info: dict[str, Any], *,
+                    sensitivity: bool = False) -> QuantResult:
+    model, rows = trials.job.quantize(search.kept)  # rows carry the final reasons
+    info.update({"kept_float": list(search.kept), "drift": search.drift, "trials": trials.count,
+                 "steps": search.steps, **({"sensitivity": search.sensitivity} if sensitivity else {})})
+    return trials.job.write(model, rows, out, {"fallback": info})
+
+
+def _give_up(search: _Search, drift_all: float, candidates: list[str], precision: Precision,
+             budget: DriftEvaluator) -> None:
+    best_d = min([drift_all] + [s["drift"] for s in search.steps])
+    best = search.best
+    best_kept = list(best[3]) if best is not None and best[0] <= drift_all else []
+    raise GateFailed(
+        f"no {precision.value} model meets {budget.describe()} on the data: the best drift reached was "
+        f"{best_d:.4g} (all quantized: {drift_all:.4g}; keeping {len(best_kept)} of {len(candidates)} "
+        f"candidate node(s) in float{': ' + ', '.join(best_kept[:4]) if best_kept else ''}); nothing was written",
+        hint=f"raise the budget, try {opt('precision')} fp16, or {opt('mode')} dynamic / another {opt('calib_method')}")
 
 
 def _n(batch: Mapping[str, np.ndarray], io) -> int:

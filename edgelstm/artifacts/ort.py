@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from edgelstm.errors import BackendMissing, BadInput
 
@@ -128,4 +128,23 @@ def recorded_level(manifest: Any) -> str | None:
     return level if level in OPT_LEVELS else None
 
 
-__all__ = ["OPT_LEVELS", "LEVELS", "make_session", "probe_session", "first_safe_level", "recorded_level"]
+def session_outputs(path: str | Path, batches: Iterable[Mapping[str, Any]], *,
+                    opt_level: str = "all") -> list[dict[str, Any]]:
+    """Run an ONNX file over ``batches`` in one CPU session (at ``opt_level``): each input cast to what the session
+    takes (float16 inputs as float16, other floats as float32, integers as given), every output as float32. The
+    accuracy fallback measures its trials with it."""
+    import numpy as np
+
+    sess = make_session(path, opt_level=opt_level)
+    in_types = {i.name: i.type for i in sess.get_inputs()}
+    names = [o.name for o in sess.get_outputs()]
+    out = []
+    for b in batches:
+        feeds = {k: np.ascontiguousarray(v, dtype=np.float16 if "float16" in in_types[k] else
+                                         (np.float32 if np.asarray(v).dtype.kind == "f" else np.asarray(v).dtype))
+                 for k, v in b.items() if k in in_types}
+        out.append({n: np.asarray(o, dtype=np.float32) for n, o in zip(names, sess.run(None, feeds))})
+    return out
+
+
+__all__ = ["OPT_LEVELS", "LEVELS", "make_session", "session_outputs", "probe_session", "first_safe_level", "recorded_level"]
