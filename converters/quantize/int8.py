@@ -23,7 +23,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 
@@ -45,6 +45,9 @@ RANGE_SOURCES = ("edgelstm", "onnxruntime")
 
 @dataclass(frozen=True)
 class Int8Options:
+    """The INT8 quantize config (dynamic or static by ``mode``): its type is the precision."""
+
+    precision: ClassVar[Precision] = Precision.int8
     mode: QuantMode = QuantMode.dynamic
     calib_method: CalibMethod = DEFAULT_CALIB_METHOD
     exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float

@@ -9,19 +9,11 @@ import numpy as np
 
 from edgelstm.artifacts.artifact import io_spec_of
 from edgelstm.artifacts.facts import onnx_facts
+from edgelstm.artifacts.iospec import ort_numpy_dtype as ort_feed_dtype  # the one dtype table
 from edgelstm.artifacts.lengths import LengthGuard
 from edgelstm.artifacts.onnx_graph import external_locations, refuse_outside_data
 from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
-
-
-def ort_feed_dtype(type_str: str):
-    """The numpy dtype onnxruntime wants for an input of type ``tensor(...)``: token ids and lengths stay integers."""
-    for key, dtype in (("float16", np.float16), ("int64", np.int64), ("int32", np.int32), ("bool", np.bool_),
-                       ("double", np.float64)):
-        if key in type_str:
-            return dtype
-    return np.float32
 
 
 class OrtRunner:
