@@ -287,9 +287,7 @@ LONG_FUNCTIONS: dict[str, str] = {
     "edgelstm/validation/reports/markdown.py::markdown_summary": _CONTRACT,
     "converters/quantize/quant_fallback.py::quantize_with_budget": _CONTRACT + " (the fallback search loop)",
     **{k: "issue 19: not split yet" for k in (
-        "edgelstm/bundle/collect.py::collect_sources",
-        "edgelstm/models/keras/blocks.py::_define", "converters/export/torch_to_onnx.py::_export_onnx",
-        "converters/tensorrt/build.py::build_engine")},
+        "edgelstm/bundle/collect.py::collect_sources", "edgelstm/models/keras/blocks.py::_define")},
 }
 
 

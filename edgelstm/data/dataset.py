@@ -136,13 +136,8 @@ class Dataset:
         return None
 
     def batches(self, batch_size: int = DEFAULT_BATCH_SIZE, *, drop_last: bool = False) -> BatchSource:
-        """A re-iterable source of feed dicts (labels not included; see ``label_batches``)."""
+        """A re-iterable source of feed dicts (labels not included: ``labels`` holds them)."""
         return BatchSource(self.inputs, self.axes, self.n, batch_size, drop_last=drop_last, source=self.source)
-
-    def label_batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
-        if self.labels is None:
-            return []
-        return [self.labels[i:i + batch_size] for i in range(0, self.n, batch_size)]
 
     def head(self, n: int) -> "Dataset":
         """The first ``n`` samples."""
