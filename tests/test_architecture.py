@@ -286,8 +286,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "edgelstm/validation/validate.py::validate_artifacts": _CONTRACT,
     "edgelstm/validation/reports/markdown.py::markdown_summary": _CONTRACT,
     "converters/quantize/quant_fallback.py::quantize_with_budget": _CONTRACT + " (the fallback search loop)",
-    **{k: "issue 19: not split yet" for k in (
-        "edgelstm/bundle/collect.py::collect_sources", "edgelstm/models/keras/blocks.py::_define")},
 }
 
 
