@@ -76,9 +76,9 @@ SETTINGS: list[tuple[str, str, str, dict[str, Any], str, str | None, dict[str, s
       for t in TARGETS],
 ]
 
-#: AVX2-only measurements reported from the field (DESIGN.md, "Facts learned in the field", 2026-11-27): not ours
+#: AVX2-only measurements reported from the field (ARCHITECTURE.md, "Facts the code relies on", 2026-11-27): not ours
 FIELD_REPORTS = {
-    "source": "/work/shared/DESIGN.md, 'Facts learned in the field' (2026-11-27): an AVX2-only AMD EPYC",
+    "source": "ARCHITECTURE.md, 'Facts the code relies on' (field report 2026-11-27): an AVX2-only AMD EPYC",
     "matmul_integer_full_range_wrong_outputs": "68.6% wrong outputs (direct MatMulInteger test, full-range s8); "
                                                "7-bit weights, U8U8 and S8S8 exact",
     "dynamic_rel_l2": {  # model: (default dynamic = s8 full range, with reduce_range)

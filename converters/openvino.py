@@ -6,7 +6,7 @@
   plugin offers BF16 (AVX512-BF16, AMX); otherwise the build says so (exit 3) instead of measuring FP32.
 - ``int8``: OpenVINO's own low-precision path from a Q/DQ ONNX (``edgelstm quantize --mode static``, or made here
   from ``--calib`` data with the portable recipe): FakeQuantize → int8 kernels for the dense layers; the LSTM/GRU
-  core stays float, as in every other runtime. No NNCF: its INT8 drifted 4e-2…5e-1 on these models (DESIGN.md).
+  core stays float, as in every other runtime. No NNCF: its INT8 drifted 4e-2…5e-1 on these models (ARCHITECTURE.md).
 
 Every IR is verified against its source ONNX in onnxruntime at several batches and sequence lengths, far from the
 export length: FP32 must match within the export tolerance; BF16/INT8 must keep the drift budget

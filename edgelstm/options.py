@@ -112,6 +112,20 @@ class TargetCpu(StrEnum):
 PORTABLE_TARGETS = ("portable", "tensorrt")
 
 
+class WeightType(StrEnum):
+    """INT8 weights: signed (onnxruntime's u8×s8 kernels) or unsigned (its non-saturating u8×u8 kernel)."""
+
+    s8 = "s8"
+    u8 = "u8"
+
+
+class RangeSource(StrEnum):
+    """Where static INT8 activation ranges come from: edgelstm.calibration.ranges, or onnxruntime's calibrators."""
+
+    edgelstm = "edgelstm"
+    onnxruntime = "onnxruntime"
+
+
 class CalibMethod(StrEnum):
     minmax = "minmax"
     entropy = "entropy"

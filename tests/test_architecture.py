@@ -267,12 +267,7 @@ def test_no_oversized_module(pkg):
 
 
 #: functions over the limit that stay for now, each with its reason (a listed one that got short fails the test)
-LONG_FUNCTIONS: dict[str, str] = {
-    **{k: "issue 19: not split yet" for k in (
-        "edgelstm/bundle/collect.py::collect_sources", "edgelstm/cli/quantize.py::quantize",
-        "edgelstm/models/keras/blocks.py::_define", "converters/export/torch_to_onnx.py::_export_onnx",
-        "converters/tensorrt/build.py::build_engine")},
-}
+LONG_FUNCTIONS: dict[str, str] = {}
 
 
 def _long_functions(path: Path, source: str | None = None) -> dict[str, int]:

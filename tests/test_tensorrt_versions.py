@@ -82,7 +82,7 @@ def test_fp32_is_built_without_conversion(trt, models, tmp_path, version, route)
 
 
 def test_strongly_typed_opt_in_on_10x(trt, models, tmp_path):
-    """The 11.x route on 10.x, asked for: strongly typed FP16 from an FP16 ONNX, from 10.14 on (DESIGN.md: a
+    """The 11.x route on 10.x, asked for: strongly typed FP16 from an FP16 ONNX, from 10.14 on (ARCHITECTURE.md: a
     strongly typed FP16 LSTM needs TensorRT >= 10.14; before, the build is refused up front, naming the node)."""
     mod = trt("10.13.2.6")
     with pytest.raises(BadInput, match=r"node '/rnn/LSTM' \(LSTM\): a strongly typed FP16 LSTM builds from TensorRT "

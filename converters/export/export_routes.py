@@ -2,7 +2,7 @@
 quietly, cleaning the result, and turning the routes' failures into a refusal that names the real cause in
 one line (no exporter dump).
 
-Routes (DESIGN.md facts): the TorchScript-based exporter (dynamo=False, tracing) for nn.LSTM/nn.GRU;
+Routes (ARCHITECTURE.md, "Facts the code relies on"): the TorchScript-based exporter (dynamo=False, tracing) for nn.LSTM/nn.GRU;
 hand-written cells lifted to nn.LSTM first; nn.LSTM(proj_size) decomposed into a scripted loop (no exporter
 writes LSTM projections); torch.jit.script (ONNX Loop) for Python loops; the dynamo exporter last. A tracing
 route whose graph grows with the example length unrolled a Python loop and is rejected for dynamic lengths."""

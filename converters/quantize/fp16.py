@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -43,6 +43,7 @@ _DTYPE_ATTR_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomU
 
 @dataclass(frozen=True)
 class Fp16Options:
+    precision: ClassVar[Precision] = Precision.fp16  # the config's type is its precision (stages.quantize dispatches)
     keep_io_types: bool = True            # float32 graph inputs/outputs, casts inside
     exclude: tuple[str, ...] = ()         # node names (globs) or op types to keep in float32
     layer_precisions: tuple = ()          # edgelstm.converters.quantize.layer_precision requests ("recurrent:fp32"): kept FP32

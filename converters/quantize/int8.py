@@ -23,13 +23,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 
 from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput, InternalError, opt
-from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantMode
+from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantMode, RangeSource, WeightType
 from edgelstm.safe_files import private_tempdir
 
 from edgelstm.artifacts.onnx_graph import (
@@ -40,11 +40,14 @@ from edgelstm.converters.quantize.int8_report import STATIC_DEFAULT_OPS
 from edgelstm.converters.quantize.int8_target import Int8Recipe, choose_int8_recipe
 from edgelstm.converters.quantize.quant_report import OpRow, QuantResult, write_quantized
 
-RANGE_SOURCES = ("edgelstm", "onnxruntime")
+RANGE_SOURCES = tuple(r.value for r in RangeSource)
 
 
 @dataclass(frozen=True)
 class Int8Options:
+    """The INT8 quantize config (dynamic or static by ``mode``): its type is the precision."""
+
+    precision: ClassVar[Precision] = Precision.int8
     mode: QuantMode = QuantMode.dynamic
     calib_method: CalibMethod = DEFAULT_CALIB_METHOD
     exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float
@@ -58,7 +61,7 @@ class Int8Options:
     op_types: tuple[str, ...] | None = None  # None: dynamic -> onnxruntime's set; static -> STATIC_DEFAULT_OPS
     quantize_outputs: bool = False           # static: also Q/DQ the outputs of quantized ops (onnxruntime's default)
     symmetric_activations: bool = True       # static: zero point 0 (TensorRT requires it)
-    range_source: str = "edgelstm"           # "edgelstm" (edgelstm.calibration.ranges) or "onnxruntime" (its calibrators)
+    range_source: RangeSource = RangeSource.edgelstm  # edgelstm.calibration.ranges, or onnxruntime's calibrators
     layer_precisions: tuple = ()             # edgelstm.converters.quantize.layer_precision requests ("recurrent:fp32"): kept FP32
     probe: bool = True                       # probe an onnxruntime session (child process) before writing
 
@@ -68,6 +71,7 @@ class Int8Options:
         object.__setattr__(self, "target", TargetCpu(self.target))
         if self.range_source not in RANGE_SOURCES:
             raise BadInput(f"range_source must be one of {RANGE_SOURCES}, got {self.range_source!r}")
+        object.__setattr__(self, "range_source", RangeSource(self.range_source))
         if not 0 < self.percentile <= 100:
             raise BadInput(f"{opt('percentile')} must be in (0, 100], got {self.percentile}")
 
@@ -209,7 +213,7 @@ class Int8Quantizer:
         io_spec = self._io()
         samples, batches = check_calibration(self.calib, io_spec, min_samples=o.min_calib_samples)  # type: ignore[arg-type]
         self.cache = self.workdir / "calibration.json"
-        if o.range_source == "edgelstm":
+        if o.range_source == RangeSource.edgelstm:
             from onnxruntime.quantization.calibrate import save_tensors_data
 
             ranges = collect_activation_ranges(self.pre, self.calib, io=io_spec,  # type: ignore[arg-type]
@@ -268,7 +272,7 @@ class Int8Quantizer:
                 if o.mode == QuantMode.dynamic:
                     quantize_dynamic(str(self.pre_path), str(out), op_types_to_quantize=self._op_types(),
                                      per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,
-                                     weight_type=QuantType.QUInt8 if self.recipe.weight_type == "u8"
+                                     weight_type=QuantType.QUInt8 if self.recipe.weight_type == WeightType.u8
                                      else QuantType.QInt8, nodes_to_exclude=excl,
                                      extra_options={"EnableSubgraph": o.subgraphs, "MatMulConstBOnly": True})
                 else:

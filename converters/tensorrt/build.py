@@ -3,7 +3,7 @@
 `build_engine(onnx_path, out, options, calib=None) -> BuildResult`: nothing printed, no sys.exit; the engine
 and its manifest are written atomically, and only after TensorRT built an engine that it can load again.
 
-How a precision is built depends on the installed TensorRT (DESIGN.md; NVIDIA's 10.x -> 11.x migration guide):
+How a precision is built depends on the installed TensorRT (ARCHITECTURE.md; NVIDIA's 10.x -> 11.x migration guide):
 
 | TensorRT | fp32                     | fp16                                  | int8                                          |
 |----------|--------------------------|---------------------------------------|-----------------------------------------------|
@@ -286,16 +286,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
         hw_level = set_hardware_compatibility(trt, config, options, gpu)
 
         say(f"building the {precision.value} engine ({'strongly typed' if strongly else 'builder flags'})")
-        serialized = builder.build_serialized_network(network, config)
-        feeder_error = getattr(getattr(route.calibrator, "feeder", None), "error", None)
-        if feeder_error is not None:
-            raise feeder_error if isinstance(feeder_error, EdgeLSTMError) else BadInput(
-                f"calibration failed: {type(feeder_error).__name__}: {feeder_error}")
-        if serialized is None:
-            why = trt_info.first_error(logger, "no reason given (rerun with EDGELSTM_DEBUG=1)")
-            raise BadInput(f"TensorRT {version} could not build an engine from {src.name}: {why}",
-                           hint=failure_hint(route.calib_source is not None, why))
-        plan = bytes(memoryview(serialized))
+        plan = _serialize(builder, network, config, route, logger, version, src)
         if options.timing_cache is not None:
             write_bytes_atomic(options.timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
         calib_info = None
@@ -306,25 +297,8 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
         engine_io, layers = inspect_engine(trt, plan, logger, shapes, route.src.io,
                                            version_compatible=options.version_compatible, dla_core=options.dla_core)
         layers["tf32"] = tf32
-        details = {
-            "tensorrt": {"version": version, "route": "strongly-typed" if strongly else "builder-flags",
-                         "strongly_typed": strongly, "flags": route.flags, "tf32": tf32},
-            "gpu": gpu,
-            "profiles": [profile_dict(shapes)],
-            "hardware_compatibility": hw_level,
-            "version_compatible": bool(options.version_compatible),
-            "dla": dla_info,
-            "layer_precision": {k: layers[k] for k in ("available", "totals", "groups", "num_layers", "reason", "tf32")
-                                if k in layers} | {"layers": layers.get("layers", [])[:500]},
-            "source_onnx": {"file": src.name, "sha256": sha256_file(src), "precision": onnx.facts.precision},
-            "built_from": None if route.made_by is None else {
-                "made_by": route.made_by, "sha256": sha256_file(route.src.path), "precision": route.src.facts.precision},
-            "calibration": calib_info,
-            "timing_cache": tc_info,
-            "workspace_bytes": options.workspace_bytes,
-            "warnings": warnings + [f"TensorRT: {w[:300]}" for w in logger.warnings()[-5:]],
-            "rebuild": rebuild_command(src.name, out.name, precision.value, shapes, options),
-        }
+        details = _engine_details(version, strongly, route, tf32, gpu, shapes, hw_level, options, dla_info, layers,
+                                  src, onnx, calib_info, tc_info, warnings, logger, out, precision)
         if debug_outputs is not None:
             details["debug_outputs"] = debug_outputs
         if constraints is not None:
@@ -337,6 +311,44 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
             except Exception:  # noqa: BLE001
                 pass
         tmpdir.cleanup()
+
+
+def _serialize(builder, network, config, route, logger, version: str, src: Path) -> bytes:
+    """The serialized engine; a calibration failure or a refused build is BadInput with TensorRT's reason."""
+    serialized = builder.build_serialized_network(network, config)
+    feeder_error = getattr(getattr(route.calibrator, "feeder", None), "error", None)
+    if feeder_error is not None:
+        raise feeder_error if isinstance(feeder_error, EdgeLSTMError) else BadInput(
+            f"calibration failed: {type(feeder_error).__name__}: {feeder_error}")
+    if serialized is None:
+        why = trt_info.first_error(logger, "no reason given (rerun with EDGELSTM_DEBUG=1)")
+        raise BadInput(f"TensorRT {version} could not build an engine from {src.name}: {why}",
+                       hint=failure_hint(route.calib_source is not None, why))
+    return bytes(memoryview(serialized))
+
+
+def _engine_details(version, strongly, route, tf32, gpu, shapes, hw_level, options, dla_info, layers, src, onnx,
+                    calib_info, tc_info, warnings, logger, out, precision) -> dict[str, Any]:
+    """The manifest's details of an engine: how it was built, on what, from what."""
+    return {
+        "tensorrt": {"version": version, "route": "strongly-typed" if strongly else "builder-flags",
+                     "strongly_typed": strongly, "flags": route.flags, "tf32": tf32},
+        "gpu": gpu,
+        "profiles": [profile_dict(shapes)],
+        "hardware_compatibility": hw_level,
+        "version_compatible": bool(options.version_compatible),
+        "dla": dla_info,
+        "layer_precision": {k: layers[k] for k in ("available", "totals", "groups", "num_layers", "reason", "tf32")
+                            if k in layers} | {"layers": layers.get("layers", [])[:500]},
+        "source_onnx": {"file": src.name, "sha256": sha256_file(src), "precision": onnx.facts.precision},
+        "built_from": None if route.made_by is None else {
+            "made_by": route.made_by, "sha256": sha256_file(route.src.path), "precision": route.src.facts.precision},
+        "calibration": calib_info,
+        "timing_cache": tc_info,
+        "workspace_bytes": options.workspace_bytes,
+        "warnings": warnings + [f"TensorRT: {w[:300]}" for w in logger.warnings()[-5:]],
+        "rebuild": rebuild_command(src.name, out.name, precision.value, shapes, options),
+    }
 
 
 def _write(out: Path, plan: bytes, src: Path, route: _Route, options: BuildOptions, precision: Precision,

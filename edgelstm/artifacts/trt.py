@@ -3,7 +3,7 @@ that both the build stage and the runner need (the capturing logger, TensorRT dt
 so that the runner never imports the build stage. This host's TensorRT, GPU and Jetson (``import_tensorrt``,
 ``gpu_info``, ``tensorrt_facts`` for doctor) are in ``edgelstm.machine.tensorrt``.
 
-Version facts (DESIGN.md; NVIDIA's 10.x -> 11.x migration guide and the 11.4 support matrix):
+Version facts (ARCHITECTURE.md, "Facts the code relies on"; NVIDIA's 10.x -> 11.x migration guide and the 11.4 support matrix):
 - Every TensorRT 10.x has the weakly typed precision flags (BuilderFlag.FP16/INT8), IBuilderConfig.int8_calibrator
   and the INT8 calibrators; 11.x removed them (FP16 then comes from an FP16 ONNX built strongly typed, INT8 from
   Q/DQ nodes). edgelstm builds weakly typed on 10.x, strongly typed on 11.x. Deprecated, by the real bindings'

@@ -79,10 +79,6 @@ class BenchOptions:
                 **({"device_options": self.device_options.to_dict()} if self.device_options is not None else {})}
 
 
-def with_policy(options: BenchOptions, **changes: Any) -> BenchOptions:
-    return replace(options, policy=replace(options.policy, **changes))
-
-
 @dataclass(frozen=True)
 class BenchTarget:
     """One thing to time: a path (torch file, ONNX, engine) or an in-memory model, with how to run it."""

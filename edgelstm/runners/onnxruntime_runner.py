@@ -8,19 +8,11 @@ from typing import Mapping
 import numpy as np
 
 from edgelstm.artifacts.artifact import Artifact
+from edgelstm.artifacts.iospec import ort_numpy_dtype as ort_feed_dtype  # the one dtype table
 from edgelstm.artifacts.lengths import LengthGuard
 from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
 from edgelstm.runners.contract import RunnerBase, typed_precision
-
-
-def ort_feed_dtype(type_str: str):
-    """The numpy dtype onnxruntime wants for an input of type ``tensor(...)``: token ids and lengths stay integers."""
-    for key, dtype in (("float16", np.float16), ("int64", np.int64), ("int32", np.int32), ("bool", np.bool_),
-                       ("double", np.float64)):
-        if key in type_str:
-            return dtype
-    return np.float32
 
 
 class OrtRunner(RunnerBase):

@@ -107,7 +107,7 @@ class ValidationResult:
         return self.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        """The `--report` JSON (DESIGN.md's schema plus extras)."""
+        """The `--report` JSON (ARCHITECTURE.md's schema plus extras)."""
         d: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "reference": self.reference, "candidate": self.candidate, "samples": self.samples,
