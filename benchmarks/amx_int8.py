@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, result_stem, trained_zoo_model  # noqa: E402
 
-#: field report 2026-12-06 (DESIGN.md), Xeon with AMX-INT8, onnxruntime 1.32, batch 1: one 1×64×256 u8×s8 GEMM
+#: field report 2026-12-06 (ARCHITECTURE.md, "Facts the code relies on"), Xeon with AMX-INT8, onnxruntime 1.32, batch 1: one 1×64×256 u8×s8 GEMM
 FIELD_STEP_US = {"amx": 1.1, "avx512-vnni": 0.6, "fp32": 0.77}
 FIELD_LSTM_REGRESSOR_US = {"int8 amx": 74, "int8 no-amx": 43, "fp32": 55, "int8 pinned": 44}
 

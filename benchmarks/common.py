@@ -34,7 +34,7 @@ class TrainedModel:
     loss: float
     train_s: float
     onnx_path: Path
-    export: Any             # converters.torch_to_onnx.ExportResult
+    export: Any             # edgelstm.converters.export.torch_to_onnx.ExportResult
     x: Any                  # held-out inputs
     labels: Any
     y_torch: Any            # the torch model's outputs on x

@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
     from edgelstm.machine.environment import cpu_facts, package_versions
 

@@ -137,7 +137,7 @@ def _keras3_entry(name, what, make, folder: Path, keras) -> dict[str, Any]:
 
 
 def _options(**kw):
-    from converters.torch_to_onnx import ExportOptions
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions
 
     return ExportOptions(**kw)
 

@@ -49,8 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _fallback(src: Path, out: Path, mode: str, budget: float, data, calib, strategy: str) -> dict:
-    from converters.int8 import Int8Options
-    from converters.quant_fallback import DriftBudget, FallbackOptions, quantize_with_budget
+    from edgelstm.converters.quantize.int8 import Int8Options
+    from edgelstm.converters.quantize.quant_fallback import FallbackOptions, quantize_with_budget
+    from edgelstm.validation.budget import DriftBudget
     from edgelstm.errors import GateFailed
 
     t0 = time.perf_counter()

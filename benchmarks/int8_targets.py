@@ -8,7 +8,7 @@ Why: onnxruntime's x86 int8 GEMM multiplies u8 activations by s8 weights. Withou
 without VNNI) it adds two adjacent u8×s8 products (adjacent along the reduction axis K) into a saturating int16
 (VPMADDUBSW): full-range s8 weights can saturate, 7-bit weights (reduce_range) and u8 weights (u8×u8 kernel)
 cannot. With VNNI/AMX and on arm64 products accumulate in 32 bits: exact. So the same file drifts differently
-on different CPUs; see edgelstm.machine.isa and converters.int8_target.
+on different CPUs; see edgelstm.machine.isa and edgelstm.converters.quantize.int8_target.
 
 Each zoo model is trained briefly on its own synthetic task (--steps), exported with the verified exporter,
 quantized in every setting below, run in onnxruntime (CPU) on held-out sequences and compared with the FP32
@@ -25,7 +25,7 @@ torch model (helpers and data sizes shared with benchmarks/quantize_drift.py). S
 
 Columns: rel_l2 vs the FP32 torch model, the task metric, file size, batch-1 latency (1 thread; noisy on small
 machines), the onnxruntime level it ran at, and two CPU-independent structural counts from
-``converters.int8_saturation.saturating_pairs``: the s8 weight pairs of the *file* that can saturate on
+``edgelstm.converters.quantize.int8_saturation.saturating_pairs``: the s8 weight pairs of the *file* that can saturate on
 x86-avx2, and those that reach an integer kernel in the graph onnxruntime runs at that level (saved with
 ``optimized_model_filepath``). Where the second is 0 the row's number is the same on an AVX2-only machine.
 """
@@ -76,9 +76,9 @@ SETTINGS: list[tuple[str, str, str, dict[str, Any], str, str | None, dict[str, s
       for t in TARGETS],
 ]
 
-#: AVX2-only measurements reported from the field (DESIGN.md, "Facts learned in the field", 2026-11-27): not ours
+#: AVX2-only measurements reported from the field (ARCHITECTURE.md, "Facts the code relies on", 2026-11-27): not ours
 FIELD_REPORTS = {
-    "source": "/work/shared/DESIGN.md, 'Facts learned in the field' (2026-11-27): an AVX2-only AMD EPYC",
+    "source": "ARCHITECTURE.md, 'Facts the code relies on' (field report 2026-11-27): an AVX2-only AMD EPYC",
     "matmul_integer_full_range_wrong_outputs": "68.6% wrong outputs (direct MatMulInteger test, full-range s8); "
                                                "7-bit weights, U8U8 and S8S8 exact",
     "dynamic_rel_l2": {  # model: (default dynamic = s8 full range, with reduce_range)
@@ -133,7 +133,7 @@ def _latency_ms(sess, x1: np.ndarray) -> float:
 def _run_graph_saturation(path: Path, level: str, config: dict[str, str] | None, work: Path) -> dict[str, Any]:
     """Saturating pairs in the integer kernels of the graph onnxruntime runs at ``level`` (CPU-independent on
     x86 as far as onnxruntime's graph rewrites go: they depend on the build, not on VNNI)."""
-    from converters.int8_saturation import saturating_pairs
+    from edgelstm.converters.quantize.int8_saturation import saturating_pairs
 
     opt = work / f"{path.stem}.{level}{'.x64qp' if config else ''}.optimized.onnx"
     _session(path, level, config, threads=1, optimized=opt)
@@ -162,8 +162,8 @@ def _short(sat: dict[str, Any], *, weights: bool = True) -> dict[str, Any]:
 
 def measure_model(name: str, steps: int, n_held_out: int, work: Path, log) -> list[dict[str, Any]]:
     from benchmarks.common import trained_zoo_model
-    from converters.int8 import Int8Options, quantize_int8
-    from converters.int8_saturation import saturating_pairs
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8_saturation import saturating_pairs
     from edgelstm.artifacts.manifest import read_manifest
     from edgelstm.fileio import sha256_file
 
@@ -225,7 +225,7 @@ def measure_model(name: str, steps: int, n_held_out: int, work: Path, log) -> li
 # ------------------------------------------------------------------------------------------------ reporting
 
 def _sat_cell(sat: dict[str, Any], *, run: bool = False) -> str:
-    from converters.int8_saturation import describe
+    from edgelstm.converters.quantize.int8_saturation import describe
 
     if run and sat["status"] == "no int8 weights":
         return "none (no int8 weight reaches an integer kernel)"
@@ -336,7 +336,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     else:
         lines += [f"This machine is **{isa['isa']}**: rows whose last column says *yes* include u8×s8 saturation.", ""]
     lines += [
-        "Saturation columns (CPU-independent, `converters.int8_saturation.saturating_pairs`): s8 weight pairs "
+        "Saturation columns (CPU-independent, `edgelstm.converters.quantize.int8_saturation.saturating_pairs`): s8 weight pairs "
         "(k, k+1 along the reduction axis K, k even, as MLAS packs them for VPMADDUBSW) with the same sign and "
         "|w_k|+|w_k+1| > 128, i.e. 255·(|w_k|+|w_k+1|) outside int16, / all s8 pairs. *file*: every int8 weight of "
         "the file (Q/DQ weights counted as the fused op would read them). *run*: only weights that reach an "

@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def catalogue() -> dict[str, dict[str, Any]]:
     """name -> {build, options(**extra) -> ExportOptions, what, source}."""
-    from converters.torch_to_onnx import ExportOptions
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions
 
     out: dict[str, dict[str, Any]] = {}
     from wild_models_inputs import WILD_INPUT_MODELS, export_options
@@ -238,7 +238,7 @@ def _interleaved_ms(fns: list[Callable[[], Any]], iters: int) -> list[float]:
 
 
 def cover(name: str, entry: dict[str, Any], workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from converters.torch_to_onnx import export_onnx
+    from edgelstm.converters.export.torch_to_onnx import export_onnx
     from edgelstm.errors import EdgeLSTMError
 
     row: dict[str, Any] = {"model": name, "what": entry["what"], "source": entry["source"]}

@@ -59,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _variants():
-    from converters.fp16 import Fp16Options
-    from converters.int8 import Int8Options
+    from edgelstm.converters.quantize.fp16 import Fp16Options
+    from edgelstm.converters.quantize.int8 import Int8Options
     from edgelstm.options import CalibMethod, QuantMode
 
     return [
@@ -111,8 +111,8 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
     import torch
 
     from benchmarks.common import trained_zoo_model
-    from converters.fp16 import quantize_fp16
-    from converters.int8 import quantize_int8
+    from edgelstm.converters.quantize.fp16 import quantize_fp16
+    from edgelstm.converters.quantize.int8 import quantize_int8
 
     t = trained_zoo_model(name, TRAIN_STEPS, N_HELD_OUT, workdir)
     model, loss, train_s, onnx_path, exp = t.model, t.loss, t.train_s, t.onnx_path, t.export
@@ -161,7 +161,8 @@ def measure_model(name: str, workdir: Path) -> list[dict]:
         t = time.perf_counter()
         budget_note = None
         if label.startswith("fallback"):
-            from converters.quant_fallback import DriftBudget, quantize_with_budget
+            from edgelstm.converters.quantize.quant_fallback import quantize_with_budget
+            from edgelstm.validation.budget import DriftBudget
             from edgelstm.errors import GateFailed
 
             try:

@@ -118,7 +118,7 @@ def make_artifacts(name: str, loaded: Any, work: Path, skipped: list[dict[str, A
             log(f"    made {kind} ({art.path.stat().st_size / 1024:.0f} KiB, {time.perf_counter() - t0:.1f}s)")
 
     def export(stateful: bool) -> Artifact:
-        from converters.torch_to_onnx import ExportOptions, export_onnx
+        from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 
         path = work / ("model.stateful.onnx" if stateful else "model.onnx")
         res = export_onnx(loaded, path, ExportOptions(seq_len=STREAM_WINDOW, stateful=stateful))
@@ -132,14 +132,14 @@ def make_artifacts(name: str, loaded: Any, work: Path, skipped: list[dict[str, A
     attempt("onnx-stateful-fp32", lambda: export(True))
 
     def fp16() -> Artifact:
-        from converters.fp16 import Fp16Options, quantize_fp16
+        from edgelstm.converters.quantize.fp16 import Fp16Options, quantize_fp16
 
         r = quantize_fp16(fp32, work / "model.fp16.onnx", Fp16Options())
         return Artifact("onnx-fp16", r.path, note=f"ort level {r.ort_opt_level}")
 
     def int8(mode: str, kind: str, src: Path, out: str, **extra: Any) -> Callable[[], Artifact]:
         def make() -> Artifact:
-            from converters.int8 import Int8Options, quantize_int8
+            from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
             from edgelstm.options import QuantMode
 
             calib = None
@@ -174,7 +174,7 @@ def make_engines(name: str, onnx_path: Path, work: Path, arts: list[Artifact], s
         skipped.append({"what": f"{name}:tensorrt", "reason": "tensorrt is not installed"})
         return
     try:
-        from converters.tensorrt.build import BuildOptions, build_engine
+        from edgelstm.converters.tensorrt.build import BuildOptions, build_engine
     except ImportError as exc:
         skipped.append({"what": f"{name}:tensorrt", "reason": f"converter not available ({first_line(exc)})"})
         return

@@ -6,7 +6,7 @@
 - ``check_calibration``: one pass over a source that counts samples and rejects empty or too-small sets,
   NaN/inf and wrong shapes with a one-line BadInput;
 - ``collect_activation_ranges``: runs the model in onnxruntime with every float tensor of the main graph
-  exposed as an output and feeds ``calibration.ranges`` (min/max, percentile, entropy).
+  exposed as an output and feeds ``edgelstm.calibration.ranges`` (min/max, percentile, entropy).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from edgelstm.errors import BadInput
 from edgelstm.artifacts.iospec import IOSpec, check_feeds
 from edgelstm.options import CalibMethod
 
-from calibration.ranges import DEFAULT_BINS, DEFAULT_PERCENTILE, RangeCollector, TensorRange
+from edgelstm.calibration.ranges import DEFAULT_BINS, DEFAULT_PERCENTILE, RangeCollector, TensorRange
 
 Batch = Mapping[str, np.ndarray]
 

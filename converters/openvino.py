@@ -6,7 +6,7 @@
   plugin offers BF16 (AVX512-BF16, AMX); otherwise the build says so (exit 3) instead of measuring FP32.
 - ``int8``: OpenVINO's own low-precision path from a Q/DQ ONNX (``edgelstm quantize --mode static``, or made here
   from ``--calib`` data with the portable recipe): FakeQuantize → int8 kernels for the dense layers; the LSTM/GRU
-  core stays float, as in every other runtime. No NNCF: its INT8 drifted 4e-2…5e-1 on these models (DESIGN.md).
+  core stays float, as in every other runtime. No NNCF: its INT8 drifted 4e-2…5e-1 on these models (ARCHITECTURE.md).
 
 Every IR is verified against its source ONNX in onnxruntime at several batches and sequence lengths, far from the
 export length: FP32 must match within the export tolerance; BF16/INT8 must keep the drift budget
@@ -46,11 +46,6 @@ class OpenVinoOptions:
             raise BadInput(f"OpenVINO IR precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
                            + ("; FP16 on a CPU is slower than FP32" if self.precision == "fp16" else ""))
         object.__setattr__(self, "calib_method", CalibMethod(self.calib_method))
-
-    def budget(self):
-        from converters.quant_fallback import DriftBudget
-
-        return DriftBudget.parse(self.max_drift or DEFAULT_BUDGET)
 
 
 @dataclass
@@ -100,7 +95,7 @@ def _source_for(src: Path, options: OpenVinoOptions, calib: Any, workdir: Path, 
     if calib is None:
         raise BadInput(f"an INT8 IR needs a Q/DQ ONNX or calibration data: pass {opt('calib')} DATA, or build from "
                        "`edgelstm quantize MODEL.onnx --precision int8-static --calib DATA`")
-    from converters.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 
     say("quantizing to a static Q/DQ ONNX (portable recipe) for OpenVINO's int8 path")
     qdq = workdir / f"{src.stem}.qdq.onnx"
@@ -147,17 +142,18 @@ def _ort_run(path: Path) -> Callable[[dict], dict[str, np.ndarray]]:
     return run
 
 
-def verify_ir(reference: Path, compiled: Any, io: Any, options: OpenVinoOptions) -> tuple[list[dict], dict]:
+def verify_ir(reference: Path, compiled: Any, io: Any, options: OpenVinoOptions,
+              accumulator: Callable[[], Any], budget: Any) -> tuple[list[dict], dict]:
     """Run the source ONNX (onnxruntime, at its recorded level) and the compiled IR on the same seeded feeds at
     every point; per point the worst output's rel_l2 and the export check's ratio (<= 1 passes); overall the budget
-    metric. Returns (points, drift)."""
-    from converters.onnx_verify import OutputTolerance
+    metric, accumulated per output by ``accumulator()`` (validation's DriftAccumulator, passed by the stage: a
+    converter does not import validation) against ``budget`` (``max_drift`` parsed by the stage: its ``metric``
+    and ``limit``). Returns (points, drift)."""
+    from edgelstm.converters.export.onnx_verify import OutputTolerance
     from edgelstm.artifacts.feeds import random_feeds
-    from edgelstm.validation.metrics import DriftAccumulator
 
     ref = _ort_run(reference)
-    budget = options.budget()
-    accs: dict[str, DriftAccumulator] = {}
+    accs: dict[str, Any] = {}
     points = []
     request = compiled.create_infer_request()
     names = [o.get_any_name() for o in compiled.outputs]
@@ -175,7 +171,7 @@ def verify_ir(reference: Path, compiled: Any, io: Any, options: OpenVinoOptions)
             m = OutputTolerance().measure(r, got[name])
             worst["rel_l2"] = max(worst["rel_l2"], m["rel_l2"])
             worst["ratio"] = max(worst["ratio"], m["ratio"])
-            accs.setdefault(name, DriftAccumulator()).update(r, got[name])
+            accs.setdefault(name, accumulator()).update(r, got[name])
         points.append(worst)
     value = max(float(a.result()[budget.metric]) for a in accs.values())
     return points, {"metric": budget.metric, "value": value, "limit": budget.limit,
@@ -201,9 +197,10 @@ def _check_gate(precision: str, points: list[dict], drift: dict, src: Path) -> N
 
 
 def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions = OpenVinoOptions(), *,
-                   calib: Any = None, on_step: Callable[[str], None] | None = None) -> OpenVinoResult:
-    """ONNX -> verified OpenVINO IR at ``out`` (``.xml``; ``.bin`` and ``.xml.json`` beside it). Nothing is
-    written when a check fails."""
+                   accumulator: Callable[[], Any], budget: Any, calib: Any = None,
+                   on_step: Callable[[str], None] | None = None) -> OpenVinoResult:
+    """ONNX -> verified OpenVINO IR at ``out`` (``.xml``; ``.bin`` and ``.xml.json`` beside it); ``accumulator`` and
+    ``budget`` as in verify_ir. Nothing is written when a check fails."""
     from edgelstm.artifacts.artifact import io_spec_of
     from edgelstm.artifacts.manifest import write_artifact
     from edgelstm.artifacts.openvino import (INFERENCE_PRECISION, bin_path, compile_config, openvino_facts,
@@ -235,7 +232,7 @@ def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions = 
             raise BadInput(f"OpenVINO cannot convert {source.name}: {str(exc).splitlines()[0][:300]}") from None
         io = io_spec_of(src)
         say(f"verifying the IR against {src.name if source == src else 'the FP32 ONNX'} at several lengths")
-        points, drift = verify_ir(src, compiled, io, options)
+        points, drift = verify_ir(src, compiled, io, options, accumulator, budget)
         _check_gate(options.precision, points, drift, src)
         layers = runtime_layer_precisions(compiled)
         details = {"openvino": {"version": facts["version"], "inference_precision": hint, "bin": bin_path(out).name,

@@ -241,7 +241,7 @@ def result(payload: dict[str, Any]) -> None:
     _state["result"] = payload
 
 
-#: the ``kind`` of a failed command in its JSON result, by exit code (DESIGN.md's exit codes; 130/143: a signal)
+#: the ``kind`` of a failed command in its JSON result, by exit code (the exit codes of ARCHITECTURE.md; 130/143: a signal)
 ERROR_KINDS = {1: "gate_failed", 2: "bad_input", 3: "backend_missing", 4: "internal", 130: "interrupted",
                143: "interrupted"}
 

@@ -1,6 +1,6 @@
 """Errors with exit codes. Only the CLI catches and renders them (one line, no traceback).
 
-Exit codes (DESIGN.md): 0 success, 1 a gate failed, 2 bad usage or input, 3 backend missing, 4 internal.
+Exit codes (ARCHITECTURE.md, "Facts the code relies on"): 0 success, 1 a gate failed, 2 bad usage or input, 3 backend missing, 4 internal.
 """
 
 from __future__ import annotations

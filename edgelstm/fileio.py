@@ -46,10 +46,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def toml_module():
     """tomllib (3.11+) or tomli (Python 3.10, Jetson): the one place that knows which."""
     try:

@@ -85,6 +85,47 @@ class QuantizePrecision(StrEnum):
         return spec.precision, (spec.mode if "-" in self.value else None)
 
 
+class IsaClass(StrEnum):
+    """A CPU's ISA class for INT8 kernels (edgelstm.machine.isa says which this machine is and why)."""
+
+    x86_amx = "x86-amx"
+    x86_vnni = "x86-vnni"
+    x86_avx2 = "x86-avx2"
+    arm64 = "arm64"
+    other = "other"
+
+
+class TargetCpu(StrEnum):
+    """What an INT8 file is quantized for. ``auto`` is ``portable``; ``native`` is this machine's class;
+    ``tensorrt`` is TensorRT's 8-bit Q/DQ recipe (static only)."""
+    auto = "auto"
+    portable = "portable"
+    native = "native"
+    x86_amx = "x86-amx"
+    x86_vnni = "x86-vnni"
+    x86_avx2 = "x86-avx2"
+    arm64 = "arm64"
+    tensorrt = "tensorrt"
+
+
+#: targets whose files compute the same integers on every CPU class (no saturating kernel can be reached)
+PORTABLE_TARGETS = ("portable", "tensorrt")
+
+
+class WeightType(StrEnum):
+    """INT8 weights: signed (onnxruntime's u8×s8 kernels) or unsigned (its non-saturating u8×u8 kernel)."""
+
+    s8 = "s8"
+    u8 = "u8"
+
+
+class RangeSource(StrEnum):
+    """Where static INT8 activation ranges come from: edgelstm.calibration.ranges, or onnxruntime's calibrators."""
+
+    edgelstm = "edgelstm"
+    onnxruntime = "onnxruntime"
+
+
 class CalibMethod(StrEnum):
     minmax = "minmax"
     entropy = "entropy"

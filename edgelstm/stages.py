@@ -1,13 +1,15 @@
-"""The stage dispatch: the one place in ``edgelstm`` that calls the model transformations in ``converters``.
+"""The stage dispatch: the one place in ``edgelstm`` that calls the model transformations in ``edgelstm.converters``.
 
-The CLI commands and the pipeline ask for a stage here; a precision (``fp16``, ``int8-dynamic``,
-``int8-static``) is dispatched to its converter in ``quantize`` and nowhere else. Option classes are
-re-exported (lazily, so ``edgelstm --help`` imports nothing heavy) for callers that build them.
+The CLI commands and the pipeline ask for a stage here. Quantization is dispatched on its config's type, which is
+the precision (``Fp16Options`` or ``Int8Options``, the INT8 mode inside), and nowhere else. The converter names are
+imported statically: the converter modules import only numpy and edgelstm at load time (torch, onnx, onnxruntime,
+tensorrt, openvino inside their functions), and nothing imports this module before a command runs.
 
-    export(model, out, ExportOptions, on_step=) -> ExportResult            (converters.torch_to_onnx)
-    quantize(src, out, PrecisionSpec, options, calib=, budget=, data=)     (converters.fp16 / int8 / quant_fallback)
-    build_engine(src, out, BuildOptions, on_step=) -> BuildResult          (converters.tensorrt)
-    build_openvino(src, out, OpenVinoOptions, calib=) -> OpenVinoResult    (converters.openvino)
+    export(model, out, ExportOptions, on_step=) -> ExportResult              (converters.export.torch_to_onnx)
+    quantize(src, out, config | spec[, options], calib=, budget=, data=)     (converters.quantize: fp16, int8,
+                                                                                quant_fallback)
+    build_engine(src, out, BuildOptions, on_step=) -> BuildResult            (converters.tensorrt)
+    build_openvino(src, out, OpenVinoOptions, calib=) -> OpenVinoResult      (converters.openvino)
 """
 
 from __future__ import annotations
@@ -15,90 +17,63 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from edgelstm.options import Precision, PrecisionSpec, QuantMode
-
-#: names re-exported from converters: option classes, parsers and report helpers the callers need
-_EXPORTS = {
-    "ExportOptions": "converters.torch_to_onnx",
-    "Fp16Options": "converters.fp16",
-    "Int8Options": "converters.int8",
-    "DriftBudget": "converters.quant_fallback",
-    "FallbackOptions": "converters.quant_fallback",
-    "FP16_CPU_NOTE": "converters.quant_fallback",
-    "TABLE_COLUMNS": "converters.quant_report",
-    "table_rows": "converters.quant_report",
-    "BuildOptions": "converters.tensorrt",
-    "parse_workspace": "converters.tensorrt",
-    "summary_rows": "converters.tensorrt",
-    "OpenVinoOptions": "converters.openvino",
-}
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.openvino import OpenVinoOptions, build_openvino as _build_openvino
+from edgelstm.converters.quantize.config import (QuantizeConfig, config_for, default_config as default_options,
+                                                 quantize_config)
+from edgelstm.converters.quantize.fp16 import Fp16Options, quantize_fp16
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.quant_fallback import FP16_CPU_NOTE, FallbackOptions, quantize_with_budget
+from edgelstm.converters.quantize.quant_report import TABLE_COLUMNS, table_rows
+from edgelstm.converters.tensorrt import BuildOptions, build_engine as _build_engine, parse_workspace, summary_rows
+from edgelstm.options import PrecisionSpec
+from edgelstm.validation.budget import DriftBudget  # the accuracy fallback's evaluator, built by the caller
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgelstm.stages' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def export(model: Any, out: str | Path, options: Any = None, *, on_step: Callable[[str], None] | None = None):
+def export(model: Any, out: str | Path, options: ExportOptions | None = None, *,
+           on_step: Callable[[str], None] | None = None):
     """torch model (a path, a LoadedModel or an nn.Module) -> verified ONNX at ``out``."""
-    from converters.torch_to_onnx import ExportOptions, export_onnx
-
     return export_onnx(model, Path(out), options or ExportOptions(), on_step=on_step)
 
 
-def default_options(spec: PrecisionSpec, **changes: Any) -> Any:
-    """The converter's option object for a precision, with ``changes`` applied."""
-    if spec.precision == Precision.fp16:
-        from converters.fp16 import Fp16Options
-
-        return Fp16Options(**changes)
-    if spec.precision == Precision.int8:
-        from converters.int8 import Int8Options
-
-        return Int8Options(mode=spec.mode or QuantMode.dynamic, **changes)
-    from edgelstm.errors import BadInput
-
-    raise BadInput("fp32 is what the input already is; quantize to fp16, int8-dynamic or int8-static")
-
-
-def quantize(src: str | Path, out: str | Path, spec: PrecisionSpec | str, options: Any = None, *,
-             calib: Iterable[Mapping[str, Any]] | None = None, budget: Any = None,
-             data: Iterable[Mapping[str, Any]] | None = None, on_step: Callable[[str], None] | None = None):
-    """FP32 ONNX -> ``spec`` ONNX at ``out`` (+ manifest). With a drift ``budget`` (DriftBudget) and ``data``
-    the accuracy fallback keeps the most sensitive nodes float until the budget holds."""
-    spec = PrecisionSpec.parse(spec) if isinstance(spec, str) else spec
-    options = options if options is not None else default_options(spec)
+def quantize(src: str | Path, out: str | Path, config: QuantizeConfig | PrecisionSpec | str,
+             options: QuantizeConfig | None = None, *, calib: Iterable[Mapping[str, Any]] | None = None,
+             budget: DriftBudget | None = None, data: Iterable[Mapping[str, Any]] | None = None,
+             on_step: Callable[[str], None] | None = None):
+    """FP32 ONNX -> quantized ONNX at ``out`` (+ manifest), by ``config`` (Fp16Options / Int8Options), or by a
+    precision name and optional config (``config_for``: the name decides precision and INT8 mode). With a drift
+    ``budget`` and ``data`` the accuracy fallback keeps the most sensitive nodes float until the budget holds."""
+    if not isinstance(config, (Fp16Options, Int8Options)):
+        config = config_for(config, options)
     if budget is not None:
-        from converters.quant_fallback import quantize_with_budget
-
-        return quantize_with_budget(src, out, spec.precision, options, budget, data, calib, on_step=on_step)
-    if spec.precision == Precision.fp16:
-        from converters.fp16 import quantize_fp16
-
-        return quantize_fp16(src, out, options)
-    from converters.int8 import quantize_int8
-
-    return quantize_int8(src, out, options, calib)
+        return quantize_with_budget(src, out, config.precision, config, budget, data, calib, on_step=on_step)
+    if isinstance(config, Fp16Options):
+        return quantize_fp16(src, out, config)
+    return quantize_int8(src, out, config, calib)
 
 
-def build_engine(src: str | Path, out: str | Path, options: Any, *, on_step: Callable[[str], None] | None = None,
-                 **kwargs: Any):
+def build_engine(src: str | Path, out: str | Path, options: BuildOptions, *,
+                 on_step: Callable[[str], None] | None = None, **kwargs: Any):
     """ONNX -> TensorRT engine at ``out`` (+ manifest); needs TensorRT."""
-    from converters.tensorrt import build_engine as build
+    if on_step:
+        return _build_engine(src, out, options, on_step=on_step, **kwargs)
+    return _build_engine(src, out, options, **kwargs)
 
-    return build(src, out, options, on_step=on_step, **kwargs) if on_step else build(src, out, options, **kwargs)
 
-
-def build_openvino(src: str | Path, out: str | Path, options: Any = None, *, calib: Any = None,
+def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions | None = None, *, calib: Any = None,
                    on_step: Callable[[str], None] | None = None):
-    """ONNX -> verified OpenVINO IR (``.xml`` + ``.bin``) at ``out`` (+ manifest); needs openvino."""
-    from converters.openvino import OpenVinoOptions, build_openvino as build
+    """ONNX -> verified OpenVINO IR (``.xml`` + ``.bin``) at ``out`` (+ manifest); needs openvino. The drift of the
+    IR is accumulated by validation's DriftAccumulator against its ``max_drift`` budget, parsed here (a converter
+    does not import validation)."""
+    from edgelstm.converters.openvino import DEFAULT_BUDGET
+    from edgelstm.validation.metrics import DriftAccumulator
 
-    return build(src, out, options or OpenVinoOptions(), calib=calib, on_step=on_step)
+    options = options or OpenVinoOptions()
+    return _build_openvino(src, out, options, accumulator=DriftAccumulator,
+                           budget=DriftBudget.parse(options.max_drift or DEFAULT_BUDGET), calib=calib, on_step=on_step)
 
 
-__all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", *_EXPORTS]
+__all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", "quantize_config", "config_for",
+           "QuantizeConfig", "ExportOptions", "Fp16Options", "Int8Options", "DriftBudget", "FallbackOptions",
+           "FP16_CPU_NOTE", "TABLE_COLUMNS", "table_rows", "BuildOptions", "parse_workspace", "summary_rows",
+           "OpenVinoOptions"]

@@ -99,7 +99,7 @@ def tiny_lstm(tmp_path_factory):
     import shutil
     from types import SimpleNamespace
 
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
 
     from edgelstm.models.loading import from_module

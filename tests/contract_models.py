@@ -70,7 +70,7 @@ def shared() -> Path:
 
     import torch
 
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models.loading import load_model
 
     d = Path(tempfile.mkdtemp(prefix="edgelstm-contracts-"))

@@ -20,7 +20,7 @@ atexit.register(shutil.rmtree, _DIR, True)
 
 @functools.lru_cache(maxsize=None)
 def _exported(name: str) -> Path:
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
 
     out = _DIR / f"{name}.onnx"

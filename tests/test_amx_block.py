@@ -103,7 +103,7 @@ print(amx.amx_state()["blocked"])
 
 @x86_linux
 def test_onnxruntime_gives_identical_int8_outputs_under_the_filter(tmp_path):
-    from converters.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 
     src = qm.exported("lstm_regressor", tmp_path)
     model = tmp_path / "m.int8.onnx"
@@ -150,7 +150,7 @@ print(json.dumps(rep["device"]["process"]))
 
 @x86_linux
 def test_bench_records_the_process_and_blocks_only_when_asked(tmp_path):
-    from converters.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 
     src = qm.exported("lstm_regressor", tmp_path)
     model = tmp_path / "m.int8.onnx"

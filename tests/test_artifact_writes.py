@@ -99,7 +99,7 @@ def test_cli_quantize_on_a_full_disk_exits_2_and_keeps_the_earlier_artifact(tmp_
 
 
 def test_quantizer_scratch_files_stay_out_of_the_working_directory(tmp_path, monkeypatch):
-    from converters.int8 import quantize_int8
+    from edgelstm.converters.quantize.int8 import quantize_int8
 
     src = qm.exported("lstm_regressor", tmp_path)
     cwd = tmp_path / "work"

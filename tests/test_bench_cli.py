@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.models import zoo
 from edgelstm.models.loading import from_module
 
@@ -180,7 +180,7 @@ def test_engine_rows_through_the_tensorrt_stand_in(cli, arts, monkeypatch, tmp_p
         import fakes as fake
     except ImportError:
         from tests import fakes as fake  # type: ignore[no-redef]
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
 
     fake.install(monkeypatch, "10.14.1.48")
     plan = build_engine(arts / "m.onnx", tmp_path / "m.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 16))).path

@@ -16,7 +16,7 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import fakes as fake  # type: ignore[no-redef]
     from tests.fakes.fixtures import calls, models, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.errors import BadInput
 from edgelstm.latency import trt_timing
 from edgelstm.latency.trt_options import DeviceOptions, check_device_options, parse_shapes

@@ -303,7 +303,7 @@ def test_report_writers(arts, tmp_path):
     assert isinstance(report, BenchReport)
     data = json.loads(write_json(report, tmp_path / "r.json").read_text())
     assert data["schema"] == "edgelstm-bench/1" and {"cpu", "os", "memory_gb"} <= set(data["device"])
-    for row in data["results"]:  # DESIGN.md bench schema, exactly these keys at least
+    for row in data["results"]:  # ARCHITECTURE.md's bench schema, exactly these keys at least
         assert {"artifact", "backend", "precision", "batch", "seq", "threads", "iters", "latency_ms",
                 "throughput_seq_per_s"} <= set(row)
         assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean", "min"}

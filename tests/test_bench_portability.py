@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.artifacts import ort as ort_mod
 from edgelstm.artifacts.iospec import IOSpec, TensorSpec
 from edgelstm.errors import BackendMissing, BadInput

@@ -13,7 +13,7 @@ import copy
 import onnx
 import pytest
 
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.models import zoo
 from edgelstm.latency import (BenchGrid, BenchOptions, Bencher, TimingPolicy, bench_artifacts,
                                    compare_reports, harness, regression)

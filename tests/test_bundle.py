@@ -32,7 +32,7 @@ EXAMPLES = ROOT / "examples"
 def artifact_dir(tmp_path_factory) -> Path:
     """A pipeline-like output dir: a tiny exported ONNX (+ streaming variant), manifests, report, an engine
     and a timing cache that must stay out."""
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 
     d = tmp_path_factory.mktemp("art")
     model = zoo.build("lstm_regressor", {"hidden_size": 8})

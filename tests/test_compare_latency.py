@@ -244,7 +244,7 @@ def test_engines_are_timed_by_their_own_device_timer(tiny_lstm, monkeypatch, tmp
         import fakes as fake
     except ImportError:
         from tests import fakes as fake  # type: ignore[no-redef]
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
 
     fake.install(monkeypatch, "10.14.1.48")
     plans = [build_engine(tiny_lstm.onnx, tmp_path / f"{name}.plan", BuildOptions(batch=(1, 1, 2), seq=(1, 8, 16))).path

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.errors import BadInput, ExportMismatch
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.options import ExportRoute

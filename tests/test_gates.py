@@ -106,7 +106,7 @@ def test_policy_and_baseline_files_that_are_not_text_are_one_line(tmp_path):
 
 def test_one_drift_budget_parser_for_max_drift():
     """--max-drift (the quantize fallback's DriftBudget) is parsed and checked here, against one metric list."""
-    from converters.quant_fallback import DriftBudget
+    from edgelstm.validation.budget import DriftBudget
     from edgelstm.validation.gates import ALL_METRICS, BUDGET_METRICS, parse_budget
 
     assert parse_budget("RMSE:1e-3") == ("rmse", 1e-3) and parse_budget("rel_l2 <= 0.01") == ("rel_l2", 0.01)

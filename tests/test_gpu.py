@@ -375,7 +375,7 @@ def test_tensorrt_runner_over_the_stand_in_with_real_device_memory(backends, nam
     "engine" computes y[b] = mean(x[b]) (+ mean(h0[:, b])) from what is really in device memory)."""
     if name not in backends:
         pytest.skip(f"{name} is not installed or does not start")
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
     cuda = backends[name]
@@ -400,7 +400,7 @@ def test_tensorrt_runner_over_the_stand_in_with_real_device_memory(backends, nam
 @pytest.mark.gpu
 def test_int8_calibration_batches_in_real_device_memory(backends, monkeypatch, tmp_path):
     """The calibrator's feeder uploads each batch to the real GPU; the stand-in builder reads them back."""
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
     from edgelstm.data import BatchSource
 
     name, cuda = next(iter(backends.items()))

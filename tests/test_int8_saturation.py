@@ -1,4 +1,4 @@
-"""The structural saturation counter (converters.int8_saturation): exact counts on hand-made ONNX graphs whose
+"""The structural saturation counter (edgelstm.converters.quantize.int8_saturation): exact counts on hand-made ONNX graphs whose
 int8 weights are chosen here. It reads files only: nothing depends on this machine's CPU."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from converters.int8_saturation import count_pairs, describe, saturating_pairs
+from edgelstm.converters.quantize.int8_saturation import count_pairs, describe, saturating_pairs
 
 
 def _model(nodes, inits, inputs, outputs, domain_ms: bool = False):

@@ -14,9 +14,9 @@ from onnx import numpy_helper
 
 import quant_models as qm
 from edgelstm.data import as_calibration_source, dataset_from_arrays
-from converters.int8_target import choose_int8_recipe
+from edgelstm.converters.quantize.int8_target import choose_int8_recipe
 from edgelstm.artifacts.onnx_graph import walk
-from converters.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 from edgelstm.machine import isa as cpu_isa
 from edgelstm.machine.isa import IsaClass, TargetCpu, classify, cpu_flags
 from edgelstm.errors import BadInput

@@ -7,9 +7,9 @@ import onnx
 import pytest
 
 import quant_models as qm
-from converters.fp16 import Fp16Options, quantize_fp16
-from converters.int8 import Int8Options, quantize_int8
-from converters.layer_precision import LayerPrecision, parse_layer_precisions, resolve_layer_precisions
+from edgelstm.converters.quantize.fp16 import Fp16Options, quantize_fp16
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.layer_precision import LayerPrecision, parse_layer_precisions, resolve_layer_precisions
 from edgelstm.errors import BadInput
 
 

@@ -25,7 +25,7 @@ class Tagger(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 
     root = tmp_path_factory.mktemp("lengths")
     torch.manual_seed(0)

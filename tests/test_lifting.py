@@ -10,8 +10,8 @@ import onnx
 import pytest
 import torch
 
-from converters.cell_lifting import LiftError, lift_cells
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.cell_lifting import LiftError, lift_cells
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.options import ExportRoute
 
 

@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import quant_models as qm
-from converters.fp16 import quantize_fp16
-from converters.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.fp16 import quantize_fp16
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 from edgelstm.errors import BadInput
 from edgelstm.validation.localize import LocalizeOptions, fp32_ancestor, localize_drift
 from edgelstm.validation.localize_errors import TensorError, analyse

@@ -16,7 +16,7 @@ try:
 except ImportError:  # tests/ is a package in some layouts
     from tests.fakes.fixtures import calls, models, plan_of, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BadInput
 from edgelstm.validation.localize import LocalizeOptions, localize_drift

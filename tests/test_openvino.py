@@ -14,7 +14,7 @@ import quant_models as qm
 
 ov = pytest.importorskip("openvino")
 
-from converters.openvino import OpenVinoOptions, build_openvino  # noqa: E402
+from edgelstm.stages import OpenVinoOptions, build_openvino  # noqa: E402
 from edgelstm.artifacts.manifest import read_manifest  # noqa: E402
 from edgelstm.artifacts.openvino import compute_layers, openvino_facts  # noqa: E402
 from edgelstm.errors import BackendMissing, BadInput, GateFailed  # noqa: E402
@@ -90,7 +90,7 @@ def test_int8_ir_from_calibration_data_runs_int8_layers(tmp_path):
     assert any(k.endswith(" i8") or k.endswith(" u8") for k in layers) or res.warnings
     # a Q/DQ ONNX builds directly; a dynamic INT8 one is refused with the way out
     build_openvino(tmp_path / "q.qdq.onnx", tmp_path / "q2.xml", OpenVinoOptions(precision="int8"))
-    from converters.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 
     quantize_int8(src, tmp_path / "d.onnx", Int8Options())
     with pytest.raises(BadInput, match="Q/DQ"):
@@ -246,7 +246,7 @@ def test_fastest_per_shape_keeps_to_the_budget():
 
 
 def test_inspect_names_the_ir_and_an_int8_files_needs(ir, tmp_path, cli):
-    from converters.int8 import Int8Options, quantize_int8
+    from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 
     src, xml, _ = ir
     code, stdout, stderr = cli("inspect", xml, "--json")

@@ -384,7 +384,7 @@ def test_quantize_refuses_static_int8_without_data_unless_asked(cli, tiny_lstm, 
 
 
 def test_calibration_samples_are_sequences_for_a_seq_first_input():
-    from calibration.ort_reader import check_calibration
+    from edgelstm.calibration.ort_reader import check_calibration
     from edgelstm.artifacts.iospec import IOSpec, TensorSpec
 
     io = IOSpec((TensorSpec("x", "float32", ("seq", "batch", 3)),))

@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import quant_models as qm
-from converters.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 from edgelstm.artifacts.int8_metadata import KEY_LEVELS, KEY_TARGET, read_entries
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.artifacts.onnx_graph import walk
@@ -143,7 +143,7 @@ def test_portable_static_qdq_fuses_without_saturating(tmp_path):
     same in float up to rounding."""
     import onnxruntime as ort
 
-    from converters.int8_saturation import saturating_pairs
+    from edgelstm.converters.quantize.int8_saturation import saturating_pairs
     from edgelstm.artifacts.iospec import iospec_from_onnx
     from edgelstm.data import as_calibration_source, dataset_from_arrays
 

@@ -11,9 +11,10 @@ import pytest
 
 import quant_models as qm
 from edgelstm.data import dataset_from_arrays
-from converters.fp16 import Fp16Options
-from converters.int8 import Int8Options, quantize_int8
-from converters.quant_fallback import DriftBudget, FallbackOptions, drift_of, quantize_with_budget
+from edgelstm.converters.quantize.fp16 import Fp16Options
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.quant_fallback import FallbackOptions, quantize_with_budget
+from edgelstm.validation.budget import DriftBudget, drift_of
 from edgelstm.errors import BadInput, GateFailed
 from edgelstm.artifacts.iospec import iospec_from_onnx
 from edgelstm.artifacts.manifest import read_manifest

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import quant_models as qm
 from edgelstm.artifacts.onnx_graph import is_sorted, subgraphs, topological_sort, walk
-from converters.fp16 import Fp16Options, convert_model_to_fp16, quantize_fp16
+from edgelstm.converters.quantize.fp16 import Fp16Options, convert_model_to_fp16, quantize_fp16
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file
 from edgelstm.artifacts.manifest import read_manifest

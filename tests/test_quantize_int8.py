@@ -13,7 +13,7 @@ import pytest
 import quant_models as qm
 from edgelstm.data import as_calibration_source, dataset_from_arrays
 from edgelstm.artifacts.onnx_graph import walk
-from converters.int8 import Int8Options, quantize_int8
+from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file
 from edgelstm.artifacts.iospec import iospec_from_onnx
@@ -292,7 +292,7 @@ def test_cli_missing_or_corrupt_model(tmp_path, cli, case):
 
 
 def test_shape_ops_are_reported_as_having_no_float_math(tmp_path):
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
 
     src = export_onnx(zoo.build("lstm_regressor", {"hidden_size": 8}), tmp_path / "raw.onnx",

@@ -7,8 +7,8 @@ import onnx
 import pytest
 
 import quant_models as qm
-from calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
-from calibration.ranges import (
+from edgelstm.calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
+from edgelstm.calibration.ranges import (
     RangeCollector, abs_histogram, collect_ranges, entropy_threshold, minmax, percentile_threshold,
 )
 from edgelstm.errors import BadInput

@@ -18,7 +18,7 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import fakes as fake  # type: ignore[no-redef]
     from tests.fakes.fixtures import calls, models, plan_of, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import (BuildOptions, build_engine, check_range, layer_precision_summary, parse_workspace,
+from edgelstm.converters.tensorrt import (BuildOptions, build_engine, check_range, layer_precision_summary, parse_workspace,
                                  plan_profile)
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BadInput, InternalError
@@ -62,7 +62,7 @@ def test_a_fixed_axis_takes_d_as_well_as_d_d_d():
 
 
 def test_fixed_axis_engine_builds_with_d(trt, tmp_path):
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.models import zoo
 
     mod = trt()
@@ -287,11 +287,11 @@ def test_hardware_compatible_needs_ampere(trt, models, tmp_path):
 
 def test_hardware_compatible_is_refused_on_jetson(cli, monkeypatch, models, tmp_path):
     """Issue 14.10: one line, exit 2, before TensorRT is even needed."""
-    from edgelstm.artifacts import trt as trt_info
+    from edgelstm.machine import device
 
     rel = tmp_path / "nv_tegra_release"
     rel.write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: x\n")
-    monkeypatch.setattr(trt_info, "TEGRA_RELEASE", rel)
+    monkeypatch.setattr(device, "TEGRA_RELEASE", rel)
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     code, out, err = cli("build", models["lstm"], "-o", tmp_path / "m.plan", "--hardware-compatible")
     assert code == 2 and out == ""

@@ -13,7 +13,7 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import fakes as fake  # type: ignore[no-redef]
     from tests.fakes.fixtures import calib_data, calls, models, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.errors import BadInput
 
 
@@ -80,7 +80,7 @@ def test_calib_cache_is_honoured_on_every_10x(trt, models, tmp_path, version):
 
 
 def test_calibrator_feeds_the_same_batches_on_every_pass(monkeypatch):
-    from calibration.trt_calibrator import CalibrationFeeder
+    from edgelstm.calibration.trt_calibrator import CalibrationFeeder
 
     feeder = CalibrationFeeder(calib_data(n=20), cuda=fake.CUDA)
     passes = []
@@ -95,7 +95,7 @@ def test_calibrator_feeds_the_same_batches_on_every_pass(monkeypatch):
 
 
 def test_feeder_close_frees_buffers_and_destroys_its_stream():
-    from calibration.trt_calibrator import CalibrationFeeder
+    from edgelstm.calibration.trt_calibrator import CalibrationFeeder
 
     feeder = CalibrationFeeder(calib_data(n=16), cuda=fake.CUDA)
     ptrs = feeder.next_pointers(["x"])
@@ -162,8 +162,8 @@ def test_int8_calibration_refuses_fractional_data_for_an_integer_input(trt, tmp_
 def test_a_failed_calibration_is_blamed_on_the_calibration_data(trt, tmp_path, monkeypatch):
     """When TensorRT cannot read a calibration batch, the message points at --calib, not at the profile ranges and
     --workspace (which were fine). The old float32-for-every-input feeder is replayed here to make it fail."""
-    from calibration.trt_calibrator import CalibrationFeeder
-    from converters.tensorrt.calibrate import failure_hint
+    from edgelstm.calibration.trt_calibrator import CalibrationFeeder
+    from edgelstm.converters.tensorrt.calibrate import failure_hint
     from fakes.fixtures import multi_input_data, multi_input_model
 
     trt("10.3.0")

@@ -16,8 +16,8 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import trt_models  # type: ignore[no-redef]
     from tests.fakes.fixtures import calls, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
-from converters.tensorrt.onnx_support import DOC, refusals
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt.onnx_support import DOC, refusals
 from edgelstm.errors import BadInput
 
 H, IN = 4, 3

@@ -69,7 +69,7 @@ class Counting:
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("name", MODELS)
 def test_engine_matches_onnxruntime(device, onnx_models, tmp_path, name, precision):
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
     from edgelstm.artifacts.manifest import read_manifest
     from edgelstm.data import BatchSource
     from edgelstm.runners.onnxruntime_runner import OrtRunner
@@ -105,7 +105,7 @@ def test_engine_matches_onnxruntime(device, onnx_models, tmp_path, name, precisi
 
 @pytest.mark.trt
 def test_stateful_engine_streams_like_the_full_sequence(device, onnx_models, tmp_path):
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
     build_engine(onnx_models["lstm_stateful"], tmp_path / "s.plan", BuildOptions(batch=(1, 2, 4), seq=(1, SEQ, SEQ)))
@@ -123,7 +123,7 @@ def test_stateful_engine_streams_like_the_full_sequence(device, onnx_models, tmp
 def test_timing_cache_and_cuda_graph_on_real_tensorrt(device, onnx_models, tmp_path):
     """The timing cache is reused, and with cuda_graph=True a graph is really captured and replayed: a runner that
     silently fell back to plain enqueues (graph_error set, no launch) fails here."""
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
     from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
     cache = tmp_path / "trt.cache"
@@ -164,7 +164,7 @@ sys.path[:0] = [{str(tests)!r}, {str(tests.parent)!r}]
 import numpy as np, onnxruntime as ort
 import trt_models
 from fakes import fixtures                       # the stand-in's fixtures module
-import converters.tensorrt, calibration.trt_calibrator, edgelstm.runners.tensorrt_runner, edgelstm.data
+import edgelstm.converters.tensorrt, edgelstm.calibration.trt_calibrator, edgelstm.runners.tensorrt_runner, edgelstm.data
 paths = trt_models.write_all({str(tmp_path)!r})
 for name, path in paths.items():
     s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -16,7 +16,7 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import fakes as fake  # type: ignore[no-redef]
     from tests.fakes.fixtures import models, onnx_model, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.errors import BackendMissing, BadInput
 from edgelstm.runners.tensorrt_runner import TensorRTRunner
 

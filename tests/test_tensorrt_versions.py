@@ -13,7 +13,7 @@ try:
 except ImportError:  # tests/ is a package in some layouts
     from tests.fakes.fixtures import calls, models, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BackendMissing, BadInput
 
@@ -58,7 +58,7 @@ def test_trt_11_fp16_is_strongly_typed_from_an_fp16_onnx(trt, models, tmp_path):
     assert res.built_from.name == "lstm.fp16.onnx"
     assert res.layer_precision["groups"]["recurrent"] == {"FP16": res.layer_precision["groups"]["recurrent"]["FP16"]}
     m = read_manifest(tmp_path / "m.plan")
-    assert m.details["built_from"]["made_by"] == "converters.fp16.quantize_fp16"
+    assert m.details["built_from"]["made_by"] == "edgelstm.converters.quantize.fp16.quantize_fp16"
     assert m.details["built_from"]["precision"] == "fp16"
     assert not list(tmp_path.glob(".edgelstm-build-*"))  # the intermediate is gone
 
@@ -82,7 +82,7 @@ def test_fp32_is_built_without_conversion(trt, models, tmp_path, version, route)
 
 
 def test_strongly_typed_opt_in_on_10x(trt, models, tmp_path):
-    """The 11.x route on 10.x, asked for: strongly typed FP16 from an FP16 ONNX, from 10.14 on (DESIGN.md: a
+    """The 11.x route on 10.x, asked for: strongly typed FP16 from an FP16 ONNX, from 10.14 on (ARCHITECTURE.md: a
     strongly typed FP16 LSTM needs TensorRT >= 10.14; before, the build is refused up front, naming the node)."""
     mod = trt("10.13.2.6")
     with pytest.raises(BadInput, match=r"node '/rnn/LSTM' \(LSTM\): a strongly typed FP16 LSTM builds from TensorRT "
@@ -131,17 +131,18 @@ def test_version_compatible_engines_cross_the_supported_majors():
 
 
 def test_tensorrt_facts_with_the_stand_in(trt):
-    from edgelstm.artifacts import trt as trt_info
+    from edgelstm.machine import tensorrt as trt_info
+    from edgelstm.runners import cuda_buffers
 
     trt("10.3.0.26", dla_cores=2)
-    facts = trt_info.tensorrt_facts()
+    facts = trt_info.tensorrt_facts(cuda_buffers)
     assert facts["installed"] and facts["version"] == "10.3.0.26" and facts["dla_cores"] == 2
     assert facts["capabilities"]["int8_calibrators"] and facts["capabilities"]["weak_typing_flags"]
     assert facts["gpu"]["compute_capability"] == "8.9"
 
 
 def test_tensorrt_facts_without_tensorrt(monkeypatch):
-    from edgelstm.artifacts import trt as trt_info
+    from edgelstm.machine import tensorrt as trt_info
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     facts = trt_info.tensorrt_facts()
@@ -149,7 +150,8 @@ def test_tensorrt_facts_without_tensorrt(monkeypatch):
 
 
 def test_jetson_facts(tmp_path, monkeypatch):
-    from edgelstm.artifacts import trt as trt_info
+    from edgelstm.artifacts.trt import parse_version
+    from edgelstm.machine import tensorrt as trt_info
 
     rel = tmp_path / "nv_tegra_release"
     rel.write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: x\n")
@@ -162,7 +164,7 @@ def test_jetson_facts(tmp_path, monkeypatch):
     assert trt_info.jetson_info(tmp_path / "absent") is None
     assert trt_info.power_mode("NVPM WARN: x\nNV Power Mode: MAXN\n0\n") == {"name": "MAXN", "id": 0}
     assert trt_info.power_mode("") is None
-    assert trt_info.parse_version("10.14.1.48") == (10, 14, 1)
+    assert parse_version("10.14.1.48") == (10, 14, 1)
 
 
 # ------------------------------------------------------------------------------------ without TensorRT
@@ -178,11 +180,12 @@ def test_missing_tensorrt_is_exit_3_with_install_hint(monkeypatch, cli, models, 
 
 
 def test_jetson_install_hint(monkeypatch, tmp_path):
-    from edgelstm.artifacts import trt as trt_info
+    from edgelstm.machine import device
+    from edgelstm.machine import tensorrt as trt_info
 
     rel = tmp_path / "nv_tegra_release"
     rel.write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: x\n")
-    monkeypatch.setattr(trt_info, "TEGRA_RELEASE", rel)
+    monkeypatch.setattr(device, "TEGRA_RELEASE", rel)
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(BackendMissing) as err:
         trt_info.import_tensorrt()

@@ -2,7 +2,7 @@
 
 The files are extracted from the real binding wheels by scripts/trt_api_surface.py (see
 tests/trt_api/README.md). A regenerated file that contradicts a fact below fails here, so the facts
-in DESIGN.md and the TensorRT stand-in are checked against the real API, not against memory.
+in ARCHITECTURE.md and the TensorRT stand-in are checked against the real API, not against memory.
 """
 
 from __future__ import annotations

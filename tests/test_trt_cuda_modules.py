@@ -216,7 +216,7 @@ def test_the_stand_ins_refuse_what_the_libraries_refuse(two_gpus):
 
 @pytest.fixture
 def engine_on_two_gpus(trt, models, tmp_path):
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
 
     trt(devices=2, cuda_modules=BACKENDS)
     return build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 16))).path
@@ -284,7 +284,7 @@ def test_an_engine_on_one_gpu_with_buffers_on_another_fails(engine_on_two_gpus):
 @pytest.fixture
 def engine_cuda_python(trt, models, tmp_path):
     """The engine on a two-GPU stand-in with cuda-python only (bench reads the real torch's thread count)."""
-    from converters.tensorrt import BuildOptions, build_engine
+    from edgelstm.converters.tensorrt import BuildOptions, build_engine
 
     trt(devices=2, cuda_modules=("cuda-python",))
     return build_engine(models["lstm"], tmp_path / "m.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 16))).path

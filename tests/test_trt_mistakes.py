@@ -26,7 +26,7 @@ except ImportError:  # tests/ is a package in some layouts
     from tests import fakes as fake  # type: ignore[no-redef]
     from tests.fakes.fixtures import calib_data, models, onnx_model, trt  # type: ignore[no-redef] # noqa: F401
 
-from converters.tensorrt import BuildOptions, build_engine
+from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.runners.tensorrt_runner import TensorRTRunner
 
 X = np.arange(24, dtype=np.float32).reshape(2, 12, 1) / 10
@@ -173,7 +173,7 @@ def test_4b_calibrator_without_the_base_init(trt):
 
     with pytest.raises(TypeError, match=r"IInt8EntropyCalibrator2\.__init__\(\) must be called"):
         Forgetful(None)
-    from calibration.trt_calibrator import make_calibrator
+    from edgelstm.calibration.trt_calibrator import make_calibrator
 
     calib = make_calibrator(mod, calib_data(), method="entropy")
     mod.Builder(mod.Logger()).create_builder_config().int8_calibrator = calib   # a real calibrator is accepted

@@ -1,5 +1,6 @@
 """Every injected mistake of the table (tests/trt_mutants.py) is caught: each patch is applied to a copy of the
-repository (edgelstm/, converters/, calibration/, tests/), the checks named for it run there in a fresh Python,
+repository (edgelstm/, converters/, calibration/, tests/; the last two copied to where they install:
+edgelstm/converters/, edgelstm/calibration/), the checks named for it run there in a fresh Python,
 and at least one must fail. The unmutated copy passes all of them, and every patch still matches the product
 code (its old text occurs exactly once), so a mutant can neither die of a broken copy nor silently stop applying.
 """
@@ -21,6 +22,14 @@ except ImportError:  # tests/ is a package in some layouts
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("edgelstm", "converters", "calibration", "tests", "pyproject.toml")
+#: folders installed under another name (pyproject.toml's package-dir): in the copy they sit where they install, so
+#: that ``edgelstm.converters`` imports the copy on PYTHONPATH and not the editable checkout
+INSTALLED_AT = {"converters": "edgelstm/converters", "calibration": "edgelstm/calibration"}
+
+
+def _in_tree(file: str) -> str:
+    top, _, rest = file.partition("/")
+    return f"{INSTALLED_AT[top]}/{rest}" if top in INSTALLED_AT else file
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
 
 
@@ -42,7 +51,7 @@ def tree(tmp_path_factory) -> Path:
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, root / name, ignore=IGNORE)
+            shutil.copytree(src, root / INSTALLED_AT.get(name, name), ignore=IGNORE)
         else:
             shutil.copy2(src, root / name)
     return root
@@ -60,8 +69,8 @@ def test_the_table_applies_to_the_product_code():
 
 def test_the_unmutated_copy_passes_every_check_with_its_own_code(tree):
     checks = sorted({c for m in MUTANTS for c in m.checks})
-    probe = subprocess.run([sys.executable, "-c", "import edgelstm, converters, calibration as c; "
-                            "print(edgelstm.__file__, converters.__file__, c.__file__)"],
+    probe = subprocess.run([sys.executable, "-c", "import edgelstm, edgelstm.converters, edgelstm.calibration as c; "
+                            "print(edgelstm.__file__, edgelstm.converters.__file__, c.__file__)"],
                            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
     assert all(p.startswith(str(tree)) for p in probe.stdout.split()), probe.stdout + probe.stderr
     run = _pytest(tree, checks)
@@ -73,7 +82,7 @@ def test_the_mutant_is_caught(tree, mutant):
     originals = {}
     try:
         for file, old, new in mutant.edits:
-            path = tree / file
+            path = tree / _in_tree(file)
             originals.setdefault(path, path.read_text())
             path.write_text(_mutate(path.read_text(), old, new, f"{mutant.id} {file}"))
         run = _pytest(tree, list(mutant.checks))

@@ -12,7 +12,7 @@ import torch
 from onnx import numpy_helper
 
 from edgelstm.data import synthetic_dataset
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.models import zoo
 from edgelstm.errors import BadInput
 from edgelstm.validation.gates import parse_gate, parse_gates

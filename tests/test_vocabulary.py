@@ -90,8 +90,8 @@ def test_budgets_and_tolerances_share_a_syntax():
 
 
 def test_one_calibration_default_everywhere():
-    from converters.int8 import Int8Options
-    from converters.tensorrt.options import BuildOptions
+    from edgelstm.converters.quantize.int8 import Int8Options
+    from edgelstm.converters.tensorrt.options import BuildOptions
     from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod
     from edgelstm.pipeline.schema import QuantizeSection
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import wild_models as W
-from converters.onnx_verify import OutputTolerance, Tolerance, compare
-from converters.torch_to_onnx import ExportOptions, export_onnx
+from edgelstm.converters.export.onnx_verify import OutputTolerance, Tolerance, compare
+from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BadInput, ExportMismatch
 from edgelstm.options import ExportRoute
@@ -173,7 +173,7 @@ def test_input_size_inference_looks_at_the_first_layer_that_consumes_the_input()
 
 @pytest.mark.parametrize("batch_first,bidirectional,layers", [(True, False, 2), (False, True, 2), (True, True, 1)])
 def test_proj_size_decomposition_is_the_same_arithmetic(batch_first, bidirectional, layers):
-    from converters.proj_lstm import decompose_projections
+    from edgelstm.converters.export.proj_lstm import decompose_projections
 
     torch.manual_seed(3)
     lstm = torch.nn.LSTM(3, 8, num_layers=layers, proj_size=4, batch_first=batch_first,

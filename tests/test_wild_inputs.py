@@ -95,7 +95,7 @@ def test_synthetic_data_uses_axis_roles_and_token_ranges():
 
 
 def test_tensorrt_profile_follows_symbolic_axes_of_a_seq_first_input():
-    from converters.tensorrt.profile import plan_profile
+    from edgelstm.converters.tensorrt.profile import plan_profile
 
     spec = IOSpec((TensorSpec("x", "float32", ("seq", "batch", 5)),))
     shapes = plan_profile([("x", (-1, -1, 5))], spec, "1:2:4", "8:16:32")
@@ -182,7 +182,7 @@ def _independent_check(model, path, io, rng, batches=(1, 3), seqs=(1, 9, 40)):
 @pytest.mark.parametrize("name", ["word_lm", "crnn_head", "bilstm_tagger", "attn_decoder", "packed_classifier",
                                   "packed_tagger", "seqfirst_autoencoder"])
 def test_wild_input_models_convert_and_reproduce_torch(tmp_path, name):
-    from converters.torch_to_onnx import export_onnx
+    from edgelstm.converters.export.torch_to_onnx import export_onnx
     from edgelstm.artifacts.manifest import read_manifest
     from wild_models_inputs import export_options
 
@@ -202,7 +202,7 @@ def test_packed_model_maps_lengths_to_sequence_lens_and_matches_ragged_batches(t
     import onnx
     import torch
 
-    from converters.torch_to_onnx import export_onnx
+    from edgelstm.converters.export.torch_to_onnx import export_onnx
 
     model = _wild("packed_classifier").build()
     out = tmp_path / "p.onnx"
@@ -220,7 +220,7 @@ def test_packed_model_maps_lengths_to_sequence_lens_and_matches_ragged_batches(t
 def test_fixed_shape_model_exports_static_and_is_a_validate_and_bench_reference(tmp_path, cli):
     import torch
 
-    from converters.torch_to_onnx import export_onnx
+    from edgelstm.converters.export.torch_to_onnx import export_onnx
     from wild_models_inputs import export_options
 
     wm = _wild("fixed_autoencoder")
@@ -239,7 +239,7 @@ def test_fixed_shape_model_exports_static_and_is_a_validate_and_bench_reference(
 
 
 def test_seq_first_axes_in_manifest_inspect_validate_and_bench(tmp_path, cli):
-    from converters.torch_to_onnx import ExportOptions, export_onnx
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions, export_onnx
     from edgelstm.latency.bencher import Bencher
     from edgelstm.latency.schema import BenchGrid
     from edgelstm.validation.validate import DataRequest, validate_artifacts
@@ -318,7 +318,7 @@ def test_language_model_with_hidden_argument_streams_end_to_end(cli, token_model
 
 
 def test_tensorrt_profile_sizes_other_named_axes_like_seq():
-    from converters.tensorrt.profile import plan_profile
+    from edgelstm.converters.tensorrt.profile import plan_profile
 
     spec = IOSpec((TensorSpec("token", "int64", ("batch",), value_range=(0, 20)),
                    TensorSpec("encoder_outputs", "float32", ("batch", "src", 16)),

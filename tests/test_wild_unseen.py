@@ -19,7 +19,7 @@ import torch
 
 import wild_models_unseen as U
 from onnx_checks import assert_close as _close, session as _sess
-from converters.torch_to_onnx import export_onnx
+from edgelstm.converters.export.torch_to_onnx import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQS, BATCHES = (1, 8, 25), (1, 3)

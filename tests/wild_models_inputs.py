@@ -189,7 +189,7 @@ WILD_INPUT_MODELS: dict[str, WildModel] = {m.name: m for m in (
 
 def export_options(model: WildModel, **extra: Any):
     """The ExportOptions a wild model converts with."""
-    from converters.torch_to_onnx import ExportOptions
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions
 
     kw = dict(model.convert)
     if kw.get("inputs") == "dec":

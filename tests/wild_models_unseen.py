@@ -349,7 +349,7 @@ UNSEEN_MODELS: dict[str, WildModel] = {m.name: m for m in (
 
 
 def unseen_export_options(model: WildModel, **extra):
-    from converters.torch_to_onnx import ExportOptions
+    from edgelstm.converters.export.torch_to_onnx import ExportOptions
 
     kw = dict(model.convert)
     if "inputs" in kw:

@@ -3,13 +3,13 @@
 `build_engine(onnx_path, out, options, calib=None) -> BuildResult`: nothing printed, no sys.exit; the engine
 and its manifest are written atomically, and only after TensorRT built an engine that it can load again.
 
-How a precision is built depends on the installed TensorRT (DESIGN.md; NVIDIA's 10.x -> 11.x migration guide):
+How a precision is built depends on the installed TensorRT (ARCHITECTURE.md; NVIDIA's 10.x -> 11.x migration guide):
 
 | TensorRT | fp32                     | fp16                                  | int8                                          |
 |----------|--------------------------|---------------------------------------|-----------------------------------------------|
 | 10.x     | no precision flag        | BuilderFlag.FP16                      | BuilderFlag.INT8 + Q/DQ, or + calibrator/cache |
 | 11.x     | strongly typed (the only | strongly typed from an FP16 ONNX (made | strongly typed from a Q/DQ ONNX (made by       |
-|          | mode: no flag passed)    | by converters.fp16 when given FP32)   | converters.int8 from --calib data)             |
+|          | mode: no flag passed)    | by edgelstm.converters.quantize.fp16 when given FP32)   | edgelstm.converters.quantize.int8 from --calib data)             |
 
 The calibrator API is deprecated since 10.1, the precision flags since 10.12 (11.x removed both; the real bindings'
 docstrings, tests/trt_api); NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated since 11.0, so it is passed
@@ -40,16 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from converters.tensorrt.calibrate import as_source, failure_hint, make_build_calibrator, no_int8_source
-from converters.tensorrt.config import (add_profile, configure, load_timing_cache, parser_errors, set_calibration,
+from edgelstm.converters.tensorrt.calibrate import as_source, failure_hint, make_build_calibrator, no_int8_source
+from edgelstm.converters.tensorrt.config import (add_profile, configure, load_timing_cache, parser_errors, set_calibration,
                                         set_dla, set_hardware_compatibility)
-from converters.tensorrt.layers import inspect_engine
-from converters.tensorrt.layer_constraints import constrain_layers
-from converters.tensorrt.marking import mark_outputs
-from converters.tensorrt.onnx_support import check_for_tensorrt
-from converters.tensorrt.options import BuildOptions, BuildResult, check_range
-from converters.tensorrt.profile import plan_profile, profile_dict
+from edgelstm.converters.tensorrt.layers import inspect_engine
+from edgelstm.converters.tensorrt.layer_constraints import constrain_layers
+from edgelstm.converters.tensorrt.marking import mark_outputs
+from edgelstm.converters.tensorrt.onnx_support import check_for_tensorrt
+from edgelstm.converters.tensorrt.options import BuildOptions, BuildResult, check_range
+from edgelstm.converters.tensorrt.profile import plan_profile, profile_dict
 from edgelstm.artifacts import trt as trt_info
+from edgelstm.machine import tensorrt as host_trt
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, EdgeLSTMError, opt
 from edgelstm.fileio import sha256_file, write_bytes_atomic
@@ -119,7 +120,7 @@ def _check_request(src: Path, out: Path, options: BuildOptions, calib: Any) -> P
         raise BadInput(f"DLA runs FP16 or INT8 layers only; use {opt('precision')} fp16 or int8 with {opt('dla_core')}")
     if dla is not None and options.hardware_compatible:
         raise BadInput(f"{opt('hardware_compatible')} engines cannot target the DLA; drop one of the two")
-    if options.hardware_compatible and trt_info.is_jetson():
+    if options.hardware_compatible and host_trt.is_jetson():
         raise BadInput(f"{opt('hardware_compatible')} is not available on Jetson (TensorRT's hardware compatibility "
                        "covers discrete Ampere-or-newer GPUs); build on each device from the shipped ONNX")
     for key, path in (("calib_cache", options.calib_cache), ("timing_cache", options.timing_cache)):
@@ -141,22 +142,22 @@ def _strongly_typed(options: BuildOptions, version: str) -> bool:
 
 def _intermediate_fp16(src: Path, out: Path, options: BuildOptions) -> Path:
     try:
-        from converters.fp16 import Fp16Options, quantize_fp16
+        from edgelstm.converters.quantize.fp16 import Fp16Options, quantize_fp16
     except ImportError as exc:
         raise BadInput(f"{src.name} is FP32 and a strongly typed build needs an FP16 ONNX for FP16; "
-                       f"converters.fp16 is unavailable ({exc})",
+                       f"edgelstm.converters.quantize.fp16 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision fp16 -o MODEL.fp16.onnx` and build that") from None
     quantize_fp16(src, out, Fp16Options(layer_precisions=tuple(options.layer_precisions)))
     return out
 
 
 def _intermediate_int8(src: Path, out: Path, calib, options: BuildOptions) -> Path:
-    """Static Q/DQ quantization through the quantize stage (converters.int8): TensorRT's recipe
+    """Static Q/DQ quantization through the quantize stage (edgelstm.converters.quantize.int8): TensorRT's recipe
     (symmetric int8 inputs/weights of MatMul/Gemm, LSTM/GRU left float)."""
     try:
-        from converters.int8 import Int8Options, quantize_int8
+        from edgelstm.converters.quantize.int8 import Int8Options, quantize_int8
     except ImportError as exc:
-        raise BadInput(f"{src.name} has no Q/DQ nodes and converters.int8 is unavailable ({exc})",
+        raise BadInput(f"{src.name} has no Q/DQ nodes and edgelstm.converters.quantize.int8 is unavailable ({exc})",
                        hint="run `edgelstm quantize MODEL.onnx --precision int8 --mode static --calib DATA` "
                             "and build that") from None
     res = quantize_int8(src, out, Int8Options(mode="static", calib_method=str(options.calib_method), target="tensorrt",
@@ -175,7 +176,7 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
         elif facts.precision != "fp16":
             say("converting the model to FP16 (strongly typed build)")
             route.src = _read_onnx(_intermediate_fp16(src, work / f"{src.stem}.fp16.onnx", options))
-            route.made_by = "converters.fp16.quantize_fp16"
+            route.made_by = "edgelstm.converters.quantize.fp16.quantize_fp16"
     elif precision == Precision.int8 and strongly:
         if options.calib_cache is not None:
             warnings.append(f"{opt('calib_cache')} is for weakly typed INT8 (TensorRT 10.x calibrators); this strongly "
@@ -186,7 +187,7 @@ def _route(trt, precision: Precision, onnx: _Onnx, work: Path, options: BuildOpt
             say("quantizing to a static Q/DQ ONNX (strongly typed INT8)")
             source = as_source(calib, onnx.io, options.calib_batch_size)
             route.src = _read_onnx(_intermediate_int8(src, work / f"{src.stem}.int8.onnx", source, options))
-            route.made_by = "converters.int8.quantize_int8"
+            route.made_by = "edgelstm.converters.quantize.int8.quantize_int8"
     elif precision == Precision.int8:
         route.flags.append("INT8")
         if not facts.has_qdq:
@@ -245,12 +246,14 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
     onnx = _read_onnx(src)
 
     say("loading TensorRT")
-    trt = trt_info.import_tensorrt("edgelstm build")
+    trt = host_trt.import_tensorrt("edgelstm build")
     version = str(trt.__version__)
     strongly = _strongly_typed(options, version)
     check_for_tensorrt(onnx.model, src.name, version, strongly_typed=strongly)  # what only TensorRT refuses
     warnings: list[str] = []
-    gpu = trt_info.gpu_info()
+    from edgelstm.runners import cuda_buffers
+
+    gpu = host_trt.gpu_info(cuda_buffers)
     route = None
     tmpdir = private_tempdir("build", folder=out.parent if out.parent.is_dir() else None)
     try:
@@ -283,16 +286,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
         hw_level = set_hardware_compatibility(trt, config, options, gpu)
 
         say(f"building the {precision.value} engine ({'strongly typed' if strongly else 'builder flags'})")
-        serialized = builder.build_serialized_network(network, config)
-        feeder_error = getattr(getattr(route.calibrator, "feeder", None), "error", None)
-        if feeder_error is not None:
-            raise feeder_error if isinstance(feeder_error, EdgeLSTMError) else BadInput(
-                f"calibration failed: {type(feeder_error).__name__}: {feeder_error}")
-        if serialized is None:
-            why = trt_info.first_error(logger, "no reason given (rerun with EDGELSTM_DEBUG=1)")
-            raise BadInput(f"TensorRT {version} could not build an engine from {src.name}: {why}",
-                           hint=failure_hint(route.calib_source is not None, why))
-        plan = bytes(memoryview(serialized))
+        plan = _serialize(builder, network, config, route, logger, version, src)
         if options.timing_cache is not None:
             write_bytes_atomic(options.timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
         calib_info = None
@@ -303,25 +297,8 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
         engine_io, layers = inspect_engine(trt, plan, logger, shapes, route.src.io,
                                            version_compatible=options.version_compatible, dla_core=options.dla_core)
         layers["tf32"] = tf32
-        details = {
-            "tensorrt": {"version": version, "route": "strongly-typed" if strongly else "builder-flags",
-                         "strongly_typed": strongly, "flags": route.flags, "tf32": tf32},
-            "gpu": gpu,
-            "profiles": [profile_dict(shapes)],
-            "hardware_compatibility": hw_level,
-            "version_compatible": bool(options.version_compatible),
-            "dla": dla_info,
-            "layer_precision": {k: layers[k] for k in ("available", "totals", "groups", "num_layers", "reason", "tf32")
-                                if k in layers} | {"layers": layers.get("layers", [])[:500]},
-            "source_onnx": {"file": src.name, "sha256": sha256_file(src), "precision": onnx.facts.precision},
-            "built_from": None if route.made_by is None else {
-                "made_by": route.made_by, "sha256": sha256_file(route.src.path), "precision": route.src.facts.precision},
-            "calibration": calib_info,
-            "timing_cache": tc_info,
-            "workspace_bytes": options.workspace_bytes,
-            "warnings": warnings + [f"TensorRT: {w[:300]}" for w in logger.warnings()[-5:]],
-            "rebuild": rebuild_command(src.name, out.name, precision.value, shapes, options),
-        }
+        details = _engine_details(version, strongly, route, tf32, gpu, shapes, hw_level, options, dla_info, layers,
+                                  src, onnx, calib_info, tc_info, warnings, logger, out, precision)
         if debug_outputs is not None:
             details["debug_outputs"] = debug_outputs
         if constraints is not None:
@@ -334,6 +311,44 @@ def build_engine(onnx_path: str | Path, out: str | Path, options: BuildOptions =
             except Exception:  # noqa: BLE001
                 pass
         tmpdir.cleanup()
+
+
+def _serialize(builder, network, config, route, logger, version: str, src: Path) -> bytes:
+    """The serialized engine; a calibration failure or a refused build is BadInput with TensorRT's reason."""
+    serialized = builder.build_serialized_network(network, config)
+    feeder_error = getattr(getattr(route.calibrator, "feeder", None), "error", None)
+    if feeder_error is not None:
+        raise feeder_error if isinstance(feeder_error, EdgeLSTMError) else BadInput(
+            f"calibration failed: {type(feeder_error).__name__}: {feeder_error}")
+    if serialized is None:
+        why = trt_info.first_error(logger, "no reason given (rerun with EDGELSTM_DEBUG=1)")
+        raise BadInput(f"TensorRT {version} could not build an engine from {src.name}: {why}",
+                       hint=failure_hint(route.calib_source is not None, why))
+    return bytes(memoryview(serialized))
+
+
+def _engine_details(version, strongly, route, tf32, gpu, shapes, hw_level, options, dla_info, layers, src, onnx,
+                    calib_info, tc_info, warnings, logger, out, precision) -> dict[str, Any]:
+    """The manifest's details of an engine: how it was built, on what, from what."""
+    return {
+        "tensorrt": {"version": version, "route": "strongly-typed" if strongly else "builder-flags",
+                     "strongly_typed": strongly, "flags": route.flags, "tf32": tf32},
+        "gpu": gpu,
+        "profiles": [profile_dict(shapes)],
+        "hardware_compatibility": hw_level,
+        "version_compatible": bool(options.version_compatible),
+        "dla": dla_info,
+        "layer_precision": {k: layers[k] for k in ("available", "totals", "groups", "num_layers", "reason", "tf32")
+                            if k in layers} | {"layers": layers.get("layers", [])[:500]},
+        "source_onnx": {"file": src.name, "sha256": sha256_file(src), "precision": onnx.facts.precision},
+        "built_from": None if route.made_by is None else {
+            "made_by": route.made_by, "sha256": sha256_file(route.src.path), "precision": route.src.facts.precision},
+        "calibration": calib_info,
+        "timing_cache": tc_info,
+        "workspace_bytes": options.workspace_bytes,
+        "warnings": warnings + [f"TensorRT: {w[:300]}" for w in logger.warnings()[-5:]],
+        "rebuild": rebuild_command(src.name, out.name, precision.value, shapes, options),
+    }
 
 
 def _write(out: Path, plan: bytes, src: Path, route: _Route, options: BuildOptions, precision: Precision,

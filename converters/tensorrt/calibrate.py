@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from converters.tensorrt.options import BuildOptions
+from edgelstm.converters.tensorrt.options import BuildOptions
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, opt
 
@@ -39,7 +39,7 @@ def network_host_dtypes(trt, network) -> dict[str, Any]:
 
 def make_build_calibrator(trt, network, source, options: BuildOptions):
     """The TensorRT 10.x calibrator of a build, fed with each input's network dtype."""
-    from calibration.trt_calibrator import make_calibrator
+    from edgelstm.calibration.trt_calibrator import make_calibrator
 
     return make_calibrator(trt, source, cache_file=options.calib_cache, method=str(options.calib_method),
                            input_dtypes=network_host_dtypes(trt, network))

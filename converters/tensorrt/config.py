@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from converters.tensorrt.options import BuildOptions
-from converters.tensorrt.profile import Shapes, calibration_shapes
+from edgelstm.converters.tensorrt.options import BuildOptions
+from edgelstm.converters.tensorrt.profile import Shapes, calibration_shapes
 from edgelstm.artifacts import trt as trt_info
 from edgelstm.errors import BadInput, InternalError, opt
 from edgelstm.options import Precision

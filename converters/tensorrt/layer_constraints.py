@@ -1,4 +1,4 @@
-"""``--layer-precisions`` in a TensorRT build (converters/layer_precision.py says what a request is).
+"""``--layer-precisions`` in a TensorRT build (converters/quantize/layer_precision.py says what a request is).
 
 TensorRT 10.x, weakly typed: every layer the ONNX parser made from a matched node (onnx-tensorrt writes
 ``[ONNX Layer: <node>]`` into ``ILayer.metadata``; a second layer of a node is named ``<node>_<n>``) gets
@@ -12,7 +12,7 @@ removed them.
 
 Strongly typed (11.x, or ``--strongly-typed`` on 10.x): there are no constraints; each layer's precision is its
 ONNX types'. The FP16 or Q/DQ ONNX the build makes from an FP32 one leaves the requested nodes in FP32
-(build.py passes the requests to converters.fp16 / converters.int8); an ONNX that is already FP16 or Q/DQ is
+(build.py passes the requests to edgelstm.converters.quantize.fp16 / edgelstm.converters.quantize.int8); an ONNX that is already FP16 or Q/DQ is
 refused, since nothing in the build can change its types.
 """
 
@@ -56,7 +56,7 @@ def constrain_layers(trt, network, model, requests: tuple, flags: list[str], *, 
     (and FP16 when a layer asks for it). Returns the manifest's ``layer_precisions`` record, None without requests."""
     if not requests:
         return None
-    from converters.layer_precision import parse_layer_precisions, resolve_layer_precisions
+    from edgelstm.converters.quantize.layer_precision import parse_layer_precisions, resolve_layer_precisions
     from edgelstm.artifacts import trt as trt_info
 
     texts = [str(r) for r in parse_layer_precisions(requests)]

@@ -7,7 +7,7 @@ read the input as [seq, batch, ...] ("The input is in SBE format") whatever `lay
 scales, Scan's opset-8 `sequence_lens`; RNNHelpers.cpp: `sequence_lens` is compared with an INT32 loop counter).
 The 10.3, 10.13 and 11.x versions of the document were not in this project's reference store (it holds
 onnx-tensorrt up to release/10.1-GA); these rules are applied to every TensorRT 10.x/11.x and are to be checked
-against those tags when they can be read. One rule is the project's own measurement (DESIGN.md): a strongly typed
+against those tags when they can be read. One rule is the project's own measurement (ARCHITECTURE.md): a strongly typed
 FP16 LSTM/GRU builds from TensorRT 10.14 on.
 
 The table is small on purpose: the operators the document marks unsupported, the data types it lists for the
@@ -137,7 +137,7 @@ def _rnn(node, types: dict[str, str], version: tuple[int, ...], strongly: bool) 
         yield (f"sequence_lens {seq_lens!r} is {types[seq_lens]}; ONNX and TensorRT need INT32 (TensorRT compares it "
                "with an INT32 loop counter, onnx-tensorrt RNNHelpers.cpp): cast it first")
     if strongly and version < STRONGLY_TYPED_FP16_RNN_FROM and types.get(node.input[0]) == "FLOAT16":
-        yield (f"a strongly typed FP16 {node.op_type} builds from TensorRT 10.14 on (DESIGN.md); build this model "
+        yield (f"a strongly typed FP16 {node.op_type} builds from TensorRT 10.14 on (measured by edgelstm); build this model "
                "weakly typed (the 10.x default) or the FP32 ONNX with --precision fp16")
 
 

@@ -36,7 +36,7 @@ class BuildOptions:
     tf32: bool = False                      # fp32 builds: allow TF32 math (TensorRT's default; edgelstm clears it)
     strongly_typed: bool | None = None      # None: by version (10.x weakly typed, 11.x strongly typed)
     mark_outputs: tuple[str, ...] = ()      # debug build: ONNX tensor names to mark as outputs too ("*": every one)
-    layer_precisions: tuple[Any, ...] = ()  # converters.layer_precision.LayerPrecision: layers kept FP32/FP16
+    layer_precisions: tuple[Any, ...] = ()  # edgelstm.converters.quantize.layer_precision.LayerPrecision: layers kept FP32/FP16
 
 
 @dataclass

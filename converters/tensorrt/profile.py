@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from converters.tensorrt.options import DEFAULT_BATCH, DEFAULT_SEQ, Range, check_range
+from edgelstm.converters.tensorrt.options import DEFAULT_BATCH, DEFAULT_SEQ, Range, check_range
 from edgelstm.artifacts.iospec import STATE_INPUTS, IOSpec, TensorSpec
 from edgelstm.errors import BadInput, opt
 

@@ -3,7 +3,7 @@ first, else read from the file), precision, manifest and, for ONNX, its facts.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,8 @@ def io_spec_of(path: str | Path, model: Any = None, manifest: Any = None) -> IOS
         model = load_onnx(path)
     elif model is None:  # the graph only (no weights): enough to check what the manifest says
         model = _graph_of(path)
-    actual = iospec_from_onnx(model)
-    if m is not None and m.io is not None:
-        return checked_io(m.io, actual, Path(path).name)
-    return actual
+    io, _ = manifest_first_io(m.io if m is not None else None, iospec_from_onnx(model), Path(path).name)
+    return io
 
 
 def _graph_of(path: str | Path) -> Any:
@@ -68,6 +66,21 @@ def _graph_of(path: str | Path) -> Any:
         return onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
         raise BadInput(f"{p.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200] if str(exc) else exc}") from None
+
+
+def manifest_first_io(claimed: IOSpec | None, actual: IOSpec, name: str, *,
+                      strict: bool = True) -> tuple[IOSpec, str | None]:
+    """The one rule for an ONNX file's I/O spec: its manifest's (``claimed``: state roles, symbolic dims) once the
+    file agrees with it, else what the file says (``actual``). Strict: a disagreement is BadInput; otherwise the
+    file's spec comes back with the disagreement (``inspect`` describes what the file really is)."""
+    if claimed is None:
+        return actual, None
+    if not strict:
+        from edgelstm.artifacts.manifest_schema import io_mismatch
+
+        problem = io_mismatch(claimed, actual)
+        return (actual if problem else claimed), problem
+    return checked_io(claimed, actual, name), None
 
 
 def checked_io(claimed: IOSpec, actual: IOSpec, name: str) -> IOSpec:
@@ -90,6 +103,7 @@ class Artifact:
     precision: str | None = None
     facts: Any = None           # edgelstm.artifacts.facts.OnnxFacts for ONNX files
     io_problem: str | None = None  # opened without verify: how the manifest's I/O disagrees with the file
+    graph: Any = field(default=None, repr=False, compare=False)  # ONNX: the ModelProto without its weights
 
     @classmethod
     def open(cls, path: str | Path, *, verify: bool = True, outside_data: bool = False) -> "Artifact":
@@ -105,30 +119,21 @@ class Artifact:
         manifest = read_manifest(p, verify=verify) if kind != ArtifactKind.torch else None
         art = cls(p, kind, manifest, manifest.io if manifest else None, manifest.precision if manifest else None)
         if kind == ArtifactKind.onnx:
-            import onnx
-
             from edgelstm.artifacts.facts import onnx_facts
             from edgelstm.artifacts.iospec import iospec_from_onnx
 
-            try:
-                model = onnx.load(str(p), load_external_data=False)
-            except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on garbage
-                raise BadInput(f"{p.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200] if str(exc) else exc}") from None
+            model = _graph_of(p)
             if not model.ir_version or not model.graph.node:  # protobuf parses many a short file as an empty model
                 raise BadInput(f"{p.name} is not a valid ONNX model: "
                                f"{'no IR version' if not model.ir_version else 'its graph has no nodes'}")
+            art.graph = model
             art.facts = onnx_facts(model)
             if art.facts.external and not outside_data:
                 from edgelstm.artifacts.onnx_graph import refuse_outside_data
 
                 refuse_outside_data(p, art.facts.external)
-            actual = iospec_from_onnx(model)
-            if art.io is not None and not verify:  # describe what the file really is, and say what disagrees
-                from edgelstm.artifacts.manifest_schema import io_mismatch
-
-                art.io_problem = io_mismatch(art.io, actual)
-                art.io = actual if art.io_problem else art.io
-            art.io = checked_io(art.io, actual, p.name) if art.io is not None else actual
+            # opened without verify: describe what the file really is, and say what disagrees
+            art.io, art.io_problem = manifest_first_io(art.io, iospec_from_onnx(model), p.name, strict=verify)
             art.precision = art.precision or art.facts.precision
         return art
 
@@ -138,4 +143,4 @@ class Artifact:
         return (self.manifest.details.get("target_isa") if self.manifest is not None else None)
 
 
-__all__ = ["Artifact", "artifact_kind", "io_spec_of", "ENGINE_SUFFIXES", "KERAS_SUFFIXES", "TORCH_SUFFIXES"]
+__all__ = ["Artifact", "artifact_kind", "io_spec_of", "manifest_first_io", "checked_io", "ENGINE_SUFFIXES", "KERAS_SUFFIXES", "TORCH_SUFFIXES"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgelstm.artifacts.onnx_graph import FLOAT, FLOAT16, QUANTIZED_OPS, walk
+from edgelstm.options import Precision
 
 #: ONNX recurrent ops (what TensorRT's parser runs as loops; what static Q/DQ leaves float)
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
@@ -29,7 +30,7 @@ _DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
 class OnnxFacts:
     ops: Counter
     domains: frozenset[str]
-    precision: str                                # fp32 | fp16 | int8
+    precision: Precision                          # fp32 | fp16 | int8 (a str: compares and prints as one)
     recurrent_layers: tuple[dict[str, Any], ...]  # LSTM/GRU/RNN (and DynamicQuantizeLSTM) with their attributes
     parameters: int
     fixed: dict[str, int | None] = field(default_factory=dict)  # fixed batch / seq of the first data input
@@ -55,15 +56,15 @@ class OnnxFacts:
         return int(self.ops.get("Loop", 0))
 
 
-def guess_precision(ops, initializer_types: set[int], input_types: set[int] = frozenset()) -> str:
+def guess_precision(ops, initializer_types: set[int], input_types: set[int] = frozenset()) -> Precision:
     """The precision of a model without a manifest: int8 when it has quantized ops, fp16 when its weights or
     inputs are float16 and no weight is float32, else fp32."""
     if set(ops) & QUANTIZED_OPS:
-        return "int8"
+        return Precision.int8
     fp16_weights = FLOAT16 in initializer_types and (FLOAT not in initializer_types or "Cast" in set(ops))
     if fp16_weights or FLOAT16 in input_types:
-        return "fp16"
-    return "fp32"
+        return Precision.fp16
+    return Precision.fp32
 
 
 def _attrs(node) -> dict[str, Any]:

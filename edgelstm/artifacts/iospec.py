@@ -30,9 +30,21 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "
 LENGTHS = "lengths"
 
 
+#: onnxruntime's type strings of the same dtypes (``NodeArg.type``)
+ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+             "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(int8)": "int8",
+             "tensor(uint8)": "uint8"}
+
+
 def numpy_dtype(name: str):
     """The numpy type of a spec dtype name (float32 for anything unknown)."""
     return DTYPES.get(name, np.float32)
+
+
+def ort_numpy_dtype(type_str: str):
+    """The numpy type onnxruntime wants for an input of type ``tensor(...)`` (float32 for anything unknown): token
+    ids and lengths stay integers."""
+    return numpy_dtype(ORT_TYPES.get(type_str, "float32"))
 
 
 @dataclass(frozen=True)

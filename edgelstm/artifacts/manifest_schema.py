@@ -79,7 +79,7 @@ def _show(v: Any) -> str:
 
 def _isa_classes() -> list[str]:
     """What an INT8 file can target: an ISA class, or a target that is not one (portable, tensorrt)."""
-    from edgelstm.machine.isa import PORTABLE_TARGETS, IsaClass
+    from edgelstm.options import PORTABLE_TARGETS, IsaClass
 
     return [c.value for c in IsaClass] + list(PORTABLE_TARGETS)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from edgelstm.errors import BackendMissing, BadInput
 
@@ -73,7 +73,7 @@ def make_session(path: str | Path, *, threads: int | None = None, opt_level: str
 _PROBE = r"""
 import json, sys
 import numpy as np, onnxruntime as ort
-path, level = sys.argv[1], sys.argv[2]
+path, level, types = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])  # types: iospec.ORT_TYPES
 so = ort.SessionOptions(); so.log_severity_level = 4; so.intra_op_num_threads = 1
 so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
@@ -84,9 +84,7 @@ for i in s.get_inputs():
              else (2 if n == 0 else 3) for n, d in enumerate(i.shape)]
     if i.name in ("h0", "c0") and len(shape) == 3 and not (isinstance(i.shape[1], int) and i.shape[1] > 0):
         shape[1] = 2  # a state fixed at batch 1 (a one-token encoder) keeps it
-    dt = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-          "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
-    feeds[i.name] = np.zeros(shape, dt)
+    feeds[i.name] = np.zeros(shape, np.dtype(types.get(i.type, "float32")))
 s.run(None, feeds)
 print(json.dumps({"ok": True}))
 """
@@ -95,8 +93,12 @@ print(json.dumps({"ok": True}))
 def probe_session(path: str | Path, *, opt_level: str = "all", timeout: float = 120.0) -> tuple[bool, str]:
     """Create a session and run it once in a child process: a crashing session cannot take us down.
     Returns (ok, reason)."""
+    import json
+
+    from edgelstm.artifacts.iospec import ORT_TYPES
+
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), OPT_LEVELS[opt_level]],
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), OPT_LEVELS[opt_level], json.dumps(ORT_TYPES)],
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, f"onnxruntime session probe timed out after {timeout:.0f}s"
@@ -128,4 +130,23 @@ def recorded_level(manifest: Any) -> str | None:
     return level if level in OPT_LEVELS else None
 
 
-__all__ = ["OPT_LEVELS", "LEVELS", "make_session", "probe_session", "first_safe_level", "recorded_level"]
+def session_outputs(path: str | Path, batches: Iterable[Mapping[str, Any]], *,
+                    opt_level: str = "all") -> list[dict[str, Any]]:
+    """Run an ONNX file over ``batches`` in one CPU session (at ``opt_level``): each input cast to the type the
+    session takes (the one dtype table, ``iospec.ort_numpy_dtype``), every output as float32. The accuracy fallback
+    measures its trials with it."""
+    import numpy as np
+
+    from edgelstm.artifacts.iospec import ort_numpy_dtype
+
+    sess = make_session(path, opt_level=opt_level)
+    in_types = {i.name: i.type for i in sess.get_inputs()}
+    names = [o.name for o in sess.get_outputs()]
+    out = []
+    for b in batches:
+        feeds = {k: np.ascontiguousarray(v, dtype=ort_numpy_dtype(in_types[k])) for k, v in b.items() if k in in_types}
+        out.append({n: np.asarray(o, dtype=np.float32) for n, o in zip(names, sess.run(None, feeds))})
+    return out
+
+
+__all__ = ["OPT_LEVELS", "LEVELS", "make_session", "session_outputs", "probe_session", "first_safe_level", "recorded_level"]

@@ -96,31 +96,53 @@ def _is_openvino_ir(p: Path) -> bool:
     return b"<net" in head
 
 
-def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[Source], list[dict[str, str]], list[str]]:
-    """The files to bundle (sorted by name), the files left out with the reason, and warnings."""
-    from edgelstm.artifacts.manifest import manifest_path, read_manifest
+class _Picked:
+    """What collect_sources has chosen so far, what it left out (with the reason) and its warnings."""
 
-    skipped: list[dict[str, str]] = []
-    warnings: list[str] = []
-    chosen: dict[str, Source] = {}
-    out_resolved = out.resolve()
+    def __init__(self, src: Path, out: Path):
+        self.src, self.out_resolved = src, out.resolve()
+        self.chosen: dict[str, Source] = {}
+        self.skipped: list[dict[str, str]] = []
+        self.warnings: list[str] = []
+        self.outside: list[str] = []  # links to files outside src: never bundled, but said so
 
-    def add(s: Source) -> None:
+    def add(self, s: Source) -> None:
         check_member_name(s.name)
         if s.name in GENERATED or s.name == BOOTSTRAP or s.name.split("/", 1)[0] in RESERVED_DIRS:
-            raise BadInput(f"{s.name} in {src} clashes with the file the bundle generates; rename it or leave it out")
-        chosen.setdefault(s.name, s)
+            raise BadInput(f"{s.name} in {self.src} clashes with the file the bundle generates; rename it or leave "
+                           "it out")
+        self.chosen.setdefault(s.name, s)
 
-    outside: list[str] = []  # links to files outside src: never bundled, but said so
-
-    def eligible(p: Path) -> str | None:
-        rel = _rel(p, src)
+    def eligible(self, p: Path) -> str | None:
+        rel = _rel(p, self.src)
         if rel is None and p.is_symlink():
-            outside.append(p.relative_to(src).as_posix() if p.is_relative_to(src) else str(p))
-        return None if rel is None or _hidden(rel) or p.resolve() == out_resolved else rel
+            self.outside.append(p.relative_to(self.src).as_posix() if p.is_relative_to(self.src) else str(p))
+        return None if rel is None or _hidden(rel) or p.resolve() == self.out_resolved else rel
 
-    for p in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel = eligible(p)
+
+def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[Source], list[dict[str, str]], list[str]]:
+    """The files to bundle (sorted by name), the files left out with the reason, and warnings."""
+    picked = _Picked(src, out)
+    _scan(picked, options)
+    _add_includes(picked, options)
+    if options.pipeline is not None:
+        pipe = Path(options.pipeline)
+        parse_toml(read_text_file(pipe, what=f"{opt('pipeline')} file"), name=f"{opt('pipeline')} {pipe.name}")
+        picked.chosen.pop(PIPELINE_NAME, None)
+        picked.add(Source(PIPELINE_NAME, pipe, "pipeline"))
+    for rel in picked.outside:
+        picked.skipped.append({"file": rel, "reason": f"a symbolic link to a file outside {src}: bundles hold only "
+                                                      "the folder's own files (copy the file in)"})
+    _require_onnx(picked)
+    _add_sidecars(picked)  # sidecar manifests, ONNX external data, engine ties
+    return sorted(picked.chosen.values(), key=lambda s: s.name), picked.skipped, picked.warnings
+
+
+def _scan(picked: _Picked, options: BundleOptions) -> None:
+    """The folder's own files, each by its kind."""
+    add, skipped = picked.add, picked.skipped
+    for p in sorted(p for p in picked.src.rglob("*") if p.is_file()):
+        rel = picked.eligible(p)
         if rel is None:
             continue
         name = p.name
@@ -145,10 +167,14 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
         elif rel == PIPELINE_NAME and options.pipeline is None:
             add(Source(rel, p, "pipeline"))
 
+
+def _add_includes(picked: _Picked, options: BundleOptions) -> None:
+    """--include globs: each must match a file of the folder; an engine only with --include-engines."""
+    src = picked.src
     for pattern in options.include:
         if Path(pattern).is_absolute():
             raise BadInput(f"{opt('include')} {pattern!r} must be a glob relative to {src}")
-        matches = [(p, rel) for p in sorted(src.glob(pattern)) if p.is_file() and (rel := eligible(p)) is not None]
+        matches = [(p, rel) for p in sorted(src.glob(pattern)) if p.is_file() and (rel := picked.eligible(p)) is not None]
         if not matches:
             raise BadInput(f"{opt('include')} {pattern!r} matched no file in {src}")
         for p, rel in matches:
@@ -156,28 +182,28 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
                 raise BadInput(f"{opt('include')} {pattern!r} matches the TensorRT engine {rel}; engines are tied to "
                                f"the GPU that built them: pass {opt('include_engines')} to ship them anyway")
             role = "onnx" if p.name.endswith(".onnx") else "engine" if is_engine(p.name) else "extra"
-            add(Source(rel, p, role))
+            picked.add(Source(rel, p, role))
 
-    if options.pipeline is not None:
-        pipe = Path(options.pipeline)
-        parse_toml(read_text_file(pipe, what=f"{opt('pipeline')} file"), name=f"{opt('pipeline')} {pipe.name}")
-        chosen.pop(PIPELINE_NAME, None)
-        add(Source(PIPELINE_NAME, pipe, "pipeline"))
 
-    for rel in outside:
-        skipped.append({"file": rel, "reason": f"a symbolic link to a file outside {src}: bundles hold only "
-                                               "the folder's own files (copy the file in)"})
-    if not any(s.role == "onnx" for s in chosen.values()):
-        links = [r for r in outside if r.endswith(".onnx")]
-        if links:
-            raise BadInput(f"no .onnx model inside {src}: {', '.join(links)} "
-                           f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'} to a file outside "
-                           "it, and a bundle holds only the folder's own files; copy the model in")
-        raise BadInput(f"no .onnx model in {src}: nothing to bundle (run `edgelstm run PIPELINE.toml` or "
-                       "`edgelstm convert` first)")
+def _require_onnx(picked: _Picked) -> None:
+    if any(s.role == "onnx" for s in picked.chosen.values()):
+        return
+    src = picked.src
+    links = [r for r in picked.outside if r.endswith(".onnx")]
+    if links:
+        raise BadInput(f"no .onnx model inside {src}: {', '.join(links)} "
+                       f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'} to a file outside "
+                       "it, and a bundle holds only the folder's own files; copy the model in")
+    raise BadInput(f"no .onnx model in {src}: nothing to bundle (run `edgelstm run PIPELINE.toml` or "
+                   "`edgelstm convert` first)")
 
-    # sidecar manifests, ONNX external data, engine ties
-    for s in list(chosen.values()):
+
+def _add_sidecars(picked: _Picked) -> None:
+    """Each chosen file's manifest, an IR's .bin, an ONNX's external data; an engine's GPU ties."""
+    from edgelstm.artifacts.manifest import manifest_path, read_manifest
+
+    add, src = picked.add, picked.src
+    for s in list(picked.chosen.values()):
         if s.role == "openvino":
             weights = s.path.with_suffix(".bin")
             add(Source(posixpath.join(posixpath.dirname(s.name), weights.name), weights, "openvino-bin"))
@@ -187,12 +213,12 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
                 m = read_manifest(s.path, verify=False)
                 s.precision = m.precision if m else None
                 rel = posixpath.join(posixpath.dirname(s.name), mpath.name)
-                chosen.pop(rel, None)
+                picked.chosen.pop(rel, None)
                 add(Source(rel, mpath, "manifest"))
                 if s.role == "engine" and m is not None:
                     s.tied_to = engine_ties(m)
             elif s.role in ("onnx", "engine", "openvino"):
-                warnings.append(f"{s.name} has no manifest ({mpath.name}); its provenance cannot be checked")
+                picked.warnings.append(f"{s.name} has no manifest ({mpath.name}); its provenance cannot be checked")
             if s.role == "engine" and s.tied_to is None:
                 s.tied_to = {"gpu": None, "note": "unknown GPU: no manifest"}
         if s.role == "onnx":
@@ -202,4 +228,3 @@ def collect_sources(src: Path, out: Path, options: BundleOptions) -> tuple[list[
                 if rel is None or not data.is_file():
                     raise BadInput(f"{s.name} keeps its weights in {loc}, which is not a file inside {src}")
                 add(Source(rel, data, "onnx-data"))
-    return sorted(chosen.values(), key=lambda s: s.name), skipped, warnings

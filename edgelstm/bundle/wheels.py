@@ -1,8 +1,9 @@
 """edgelstm and its pure-Python dependencies as wheels, built from what is installed here, so that the device
 needs no package index (`pip install edgelstm` fails wherever edgelstm is not published).
 
-A wheel of edgelstm is written from the imported packages themselves (edgelstm, converters, calibration: the code
-that made the bundle). A pure-Python dependency is repacked from its installed files (its RECORD). Compiled
+A wheel of edgelstm is written from the imported packages themselves (edgelstm, edgelstm.converters,
+edgelstm.calibration: the code that made the bundle; the last two live at the top of a checkout, under edgelstm/ in
+the wheel). A pure-Python dependency is repacked from its installed files (its RECORD). Compiled
 dependencies (numpy, onnx, onnxruntime) cannot travel: they are listed as what the device must provide, and the
 starter script (device_check.py) checks them before it runs anything. Zip entries carry a fixed date, so the
 same installed versions give the same bytes.
@@ -25,7 +26,7 @@ from edgelstm.errors import BadInput
 from edgelstm.fileio import human_size
 
 SELF = "edgelstm"
-SELF_PACKAGES = ("edgelstm", "converters", "calibration")
+SELF_PACKAGES = ("edgelstm", "edgelstm.converters", "edgelstm.calibration")
 _DATE = (1980, 1, 1, 0, 0, 0)
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*?)\s*(?:;\s*(.*))?$")
 _SKIP_META = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "direct_url", "RECORD.jws", "RECORD.p7s"}
@@ -86,7 +87,7 @@ def _self_wheel() -> tuple[str, bytes]:
         root = Path(importlib.import_module(pkg).__file__).parent  # type: ignore[arg-type]
         for p in sorted(root.rglob("*")):
             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"):
-                files[f"{pkg}/{p.relative_to(root).as_posix()}"] = p.read_bytes()
+                files[f"{pkg.replace('.', '/')}/{p.relative_to(root).as_posix()}"] = p.read_bytes()
     info = f"{_wheel_stem(SELF)}-{version}.dist-info"
     files[f"{info}/METADATA"] = (dist.read_text("METADATA") or f"Metadata-Version: 2.1\nName: {SELF}\n"
                                  f"Version: {version}\n").encode()
@@ -95,7 +96,7 @@ def _self_wheel() -> tuple[str, bytes]:
     entry = dist.read_text("entry_points.txt")
     if entry:
         files[f"{info}/entry_points.txt"] = entry.encode()
-    files[f"{info}/top_level.txt"] = ("\n".join(SELF_PACKAGES) + "\n").encode()
+    files[f"{info}/top_level.txt"] = f"{SELF}\n".encode()
     return f"{_wheel_stem(SELF)}-{version}-py3-none-any.whl", _zip(files, info)
 
 

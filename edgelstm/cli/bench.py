@@ -122,42 +122,14 @@ def bench(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.cli.bench_device import device_options, print_tables
-    from edgelstm.latency import (BenchGrid, BenchOptions, TimingPolicy, bench_artifacts, planned_rows,
-                                plot_report, write_csv, write_json)
-    from edgelstm.latency.report import device_line
-    from edgelstm.errors import BadInput, opt
-    from edgelstm.options import parse_int_list
-    from edgelstm.artifacts.ort import OPT_LEVELS
+    from edgelstm.cli.bench_device import device_options
+    from edgelstm.latency import BenchOptions, TimingPolicy
 
-    if iters is not None and min_time is not None:
-        raise BadInput(f"pass either {opt('iters')} or {opt('min_time')}, not both")
-    if opt_level is not None and opt_level not in OPT_LEVELS:
-        raise BadInput(f"{opt('opt_level')} must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
-    from edgelstm.fileio import refuse_overwriting_inputs
-
-    refuse_overwriting_inputs({"report": report, "csv": csv_out, "plot": plot}, [*artifacts, baseline, against])
-    if against is not None:
-        from edgelstm.cli.against import check_bench_against
-
-        check_bench_against(list(artifacts), against, baseline=baseline, stream=stream, iters=iters,
-                            min_time=min_time, csv_out=csv_out, plot=plot,
-                            gpu={"cuda_graph": cuda_graph, "shapes": shapes, "split_transfers": split_transfers,
-                                 "spin_wait": spin_wait, "streams": streams != 1, "profile_layers": profile_layers})
-    for out, suffix, key in ((report, ".json", "report"), (csv_out, ".csv", "csv"), (plot, ".png", "plot")):
-        if out is not None and out.suffix.lower() != suffix:
-            raise BadInput(f"{opt(key)} must end in {suffix}, got {out.name}")
-    if plot is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            from edgelstm.errors import BackendMissing
-
-            raise BackendMissing(f"{opt('plot')} needs matplotlib", hint="pip install matplotlib")
-    grid = BenchGrid(tuple(parse_int_list(batch, what=opt("batch"))), tuple(parse_int_list(seq, what=opt("seq"))),
-                     tuple(parse_int_list(threads, what=opt("threads"))) if threads else (None,))
-    if shapes:  # the shapes decide batch and seq: one grid point per thread count
-        grid = BenchGrid(grid.batches[:1], grid.seqs[:1], grid.threads)
+    gpu = {"cuda_graph": cuda_graph, "shapes": shapes, "split_transfers": split_transfers, "spin_wait": spin_wait,
+           "streams": streams != 1, "profile_layers": profile_layers}
+    _check_options(artifacts, iters=iters, min_time=min_time, opt_level=opt_level, report=report, csv_out=csv_out,
+                   plot=plot, baseline=baseline, against=against, stream=stream, gpu=gpu)
+    grid = _grid(batch, seq, threads, shapes)
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
                            input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy, amx=amx,
@@ -174,13 +146,73 @@ def bench(
         compare = CompareOptions(max_slowdown=max_slowdown, confidence=confidence, min_pairs=min_pairs,
                                  max_pairs=max_pairs, max_time=max_time, warmup=warmup, on_inconclusive=on_inconclusive)
         return bench_against(artifacts[0], against, grid, options, compare, report=report, json_out=json_out)
+    result = _time_grid(list(artifacts), grid, options, stream=stream, baseline=baseline,
+                        max_slowdown=max_slowdown, repeats=repeats)
+    payload = result.to_dict()
+    _show(result, payload)
+    _write_reports(payload, report, csv_out, plot)
+    finish(payload, json_out, _regression_verdict(payload, baseline, max_slowdown))
+
+
+def _check_options(artifacts: List[Path], *, iters: Optional[int], min_time: Optional[float],
+                   opt_level: Optional[str], report: Optional[Path], csv_out: Optional[Path], plot: Optional[Path],
+                   baseline: Optional[Path], against: Optional[Path], stream: bool, gpu: dict) -> None:
+    """Everything that can be refused before a model is opened: exclusive options, report suffixes, matplotlib."""
+    from edgelstm.artifacts.ort import OPT_LEVELS
+    from edgelstm.errors import BadInput, opt
+    from edgelstm.fileio import refuse_overwriting_inputs
+
+    if iters is not None and min_time is not None:
+        raise BadInput(f"pass either {opt('iters')} or {opt('min_time')}, not both")
+    if opt_level is not None and opt_level not in OPT_LEVELS:
+        raise BadInput(f"{opt('opt_level')} must be one of {', '.join(OPT_LEVELS)}, got {opt_level!r}")
+    refuse_overwriting_inputs({"report": report, "csv": csv_out, "plot": plot}, [*artifacts, baseline, against])
+    if against is not None:
+        from edgelstm.cli.against import check_bench_against
+
+        check_bench_against(list(artifacts), against, baseline=baseline, stream=stream, iters=iters,
+                            min_time=min_time, csv_out=csv_out, plot=plot, gpu=gpu)
+    for out, suffix, key in ((report, ".json", "report"), (csv_out, ".csv", "csv"), (plot, ".png", "plot")):
+        if out is not None and out.suffix.lower() != suffix:
+            raise BadInput(f"{opt(key)} must end in {suffix}, got {out.name}")
+    if plot is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            from edgelstm.errors import BackendMissing
+
+            raise BackendMissing(f"{opt('plot')} needs matplotlib", hint="pip install matplotlib")
+
+
+def _grid(batch: str, seq: str, threads: Optional[str], shapes: Optional[str]):
+    from edgelstm.errors import opt
+    from edgelstm.latency import BenchGrid
+    from edgelstm.options import parse_int_list
+
+    grid = BenchGrid(tuple(parse_int_list(batch, what=opt("batch"))), tuple(parse_int_list(seq, what=opt("seq"))),
+                     tuple(parse_int_list(threads, what=opt("threads"))) if threads else (None,))
+    if shapes:  # the shapes decide batch and seq: one grid point per thread count
+        grid = BenchGrid(grid.batches[:1], grid.seqs[:1], grid.threads)
+    return grid
+
+
+def _time_grid(artifacts: list, grid, options, *, stream: bool, baseline: Optional[Path], max_slowdown: float,
+               repeats: int):
+    """Every artifact at every grid point, with a progress bar; the regression check when a baseline is given."""
+    from edgelstm.latency import bench_artifacts, planned_rows
+
     total = planned_rows(len(artifacts), grid, stream)
     console.step(f"timing {len(artifacts)} artifact(s) x {len(grid.points())} grid point(s)"
                  + (" + streaming steps" if stream else "") + f" ({options.policy.describe()} each)")
     with console.progress("benchmarking", total=total) as advance:
-        result = bench_artifacts(list(artifacts), grid, options, on_row=lambda _row: advance(),
-                                 baseline=baseline, max_slowdown=max_slowdown, repeats=repeats)
-    payload = result.to_dict()
+        return bench_artifacts(artifacts, grid, options, on_row=lambda _row: advance(),
+                               baseline=baseline, max_slowdown=max_slowdown, repeats=repeats)
+
+
+def _show(result, payload: dict) -> None:
+    from edgelstm.cli.bench_device import print_tables
+    from edgelstm.latency.report import device_line
+
     console.info(f"[dim]device: {device_line(result.device)}[/]")
     if result.device.get("process"):
         from edgelstm.latency.amx_guard import describe_process
@@ -190,6 +222,10 @@ def bench(
         console.warn(w)
     _print_tables(payload)
     print_tables(payload)
+
+
+def _write_reports(payload: dict, report: Optional[Path], csv_out: Optional[Path], plot: Optional[Path]) -> None:
+    from edgelstm.latency import plot_report, write_csv, write_json
     from edgelstm.safe_files import all_or_nothing
 
     with all_or_nothing():  # the reports of one command commit together, or none does
@@ -199,20 +235,23 @@ def bench(
     for path in (report, csv_out, plot):
         if path is not None:
             console.success(f"wrote {path}")
-    exit_code = 0
+
+
+def _regression_verdict(payload: dict, baseline: Optional[Path], max_slowdown: float) -> int:
+    """1 when rows regressed against the baseline (said), else 0."""
     reg = payload.get("regression")
-    if reg is not None:
-        if reg["passed"]:
-            cleared = len(reg["noise_cleared"])
-            console.success(f"no latency regression against {baseline.name}: {reg['compared']} row(s) within "
-                            f"{max_slowdown:g}x{_ratio_range(reg['rows'])}"
-                            + (f" ({cleared} suspect(s) cleared as noise on re-measurement)" if cleared else ""))
-        else:
-            worst = ", ".join(f"{r['row']} {r['confirmed_ratio'] or r['ratio']:.2f}x" for r in reg["regressed"])
-            console.error(f"latency regression: {len(reg['regressed'])} row(s) slower than {max_slowdown:g}x "
-                          f"the baseline: {worst}")
-            exit_code = 1
-    finish(payload, json_out, exit_code)
+    if reg is None:
+        return 0
+    if reg["passed"]:
+        cleared = len(reg["noise_cleared"])
+        console.success(f"no latency regression against {baseline.name}: {reg['compared']} row(s) within "
+                        f"{max_slowdown:g}x{_ratio_range(reg['rows'])}"
+                        + (f" ({cleared} suspect(s) cleared as noise on re-measurement)" if cleared else ""))
+        return 0
+    worst = ", ".join(f"{r['row']} {r['confirmed_ratio'] or r['ratio']:.2f}x" for r in reg["regressed"])
+    console.error(f"latency regression: {len(reg['regressed'])} row(s) slower than {max_slowdown:g}x "
+                  f"the baseline: {worst}")
+    return 1
 
 
 def _ratio_range(rows: list[dict]) -> str:

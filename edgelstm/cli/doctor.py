@@ -62,8 +62,9 @@ def tensorrt_rows(facts: dict) -> list[list[str]]:
 
 def doctor(json_out: bool = JsonOpt, quiet: bool = QuietOpt) -> None:
     from edgelstm.machine.environment import doctor_report
+    from edgelstm.runners import cuda_buffers
 
-    report = doctor_report()
+    report = doctor_report(cuda_buffers)
     console.table("host", ["", ""], host_rows(report["host"]))
     console.table("packages", ["package", "version"],
                   [[k, v or "[dim]not installed[/]"] for k, v in report["versions"].items()])

@@ -56,7 +56,7 @@ def inspect(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.artifacts.inspection import inspect_artifact
+    from edgelstm.inspection import inspect_artifact
 
     extra = {"keras_reference": keras_reference} if keras_reference else {}
     info = inspect_artifact(artifact, describe_only=describe_only, factory=factory,  # torch files only use these

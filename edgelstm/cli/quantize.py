@@ -9,9 +9,9 @@ import typer
 
 from edgelstm import console
 from edgelstm.machine import isa as cpu_isa
-from edgelstm.machine.isa import TargetCpu
+from edgelstm.options import TargetCpu
 from edgelstm.errors import BadInput
-from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantizePrecision, QuantMode
+from edgelstm.options import CalibMethod, Precision, QuantizePrecision, QuantMode
 from edgelstm.cli.common import JsonOpt, QuietOpt, command, finish
 from edgelstm.cli.data_options import FeaturesOpt, GroupOpt, StrideOpt, WindowOpt
 from edgelstm.cli.vocabulary import output_option
@@ -92,33 +92,15 @@ def quantize(
     quiet: bool = QuietOpt,
 ) -> None:
     from edgelstm import stages
-    from edgelstm.options import PrecisionSpec
 
     # usage checks first, before anything is loaded
     precision, named_mode = _split_precision(precision, mode)
     mode = mode or named_mode
-    if precision == Precision.fp16:
-        used = [f for f, v in (("--mode", mode), ("--calib", calib), ("--calib-synthetic", calib_synthetic),
-                               ("--calib-method", calib_method),
-                               ("--per-channel", per_channel), ("--reduce-range", reduce_range is not None),
-                               ("--weight-type", weight_type), ("--target-cpu", target_cpu != TargetCpu.auto),
-                               ("--no-subgraphs", no_subgraphs)) if v]
-        if used:
-            raise BadInput(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to --precision int8, not fp16")
-    else:
-        if fp16_io:
-            raise BadInput("--fp16-io applies to --precision fp16")
-        mode = mode or QuantMode.dynamic
-        if calib is not None and calib_synthetic is not None:
-            raise BadInput("pass either --calib DATA or --calib-synthetic N, not both")
-        if calib_synthetic is not None and calib_synthetic < 1:
-            raise BadInput(f"--calib-synthetic must be >= 1, got {calib_synthetic}")
-        if mode == QuantMode.static and calib is None and calib_synthetic is None:
-            raise BadInput("--mode static needs calibration data: pass --calib DATA (.npz/.npy/.csv), or "
-                           "--calib-synthetic N to calibrate on N(0,1) noise knowingly")
-        if mode == QuantMode.dynamic and (calib is not None or calib_synthetic is not None or calib_method is not None):
-            raise BadInput("--calib/--calib-synthetic/--calib-method apply to --mode static; dynamic INT8 needs no "
-                           "calibration")
+    config = stages.quantize_config(
+        precision, mode, calib=calib is not None, calib_synthetic=calib_synthetic, calib_method=calib_method,
+        exclude=tuple(exclude or ()), layer_precisions=tuple(layer_precisions or ()), per_channel=per_channel,
+        reduce_range=reduce_range, weight_type=weight_type, target=target_cpu, subgraphs=not no_subgraphs,
+        percentile=percentile, fp16_io=fp16_io)
     if max_drift is not None and data is None:
         raise BadInput("--max-drift needs --data DATA to measure the drift on")
     if data is not None and max_drift is None:
@@ -131,47 +113,53 @@ def quantize(
 
     io = _model_io(model)
     csv = {"window": window, "features": features, "stride": stride, "group": group}
-    calib_src = None
-    if calib is not None:
-        from edgelstm.data import as_calibration_source
-
-        ds = _load(calib, io, csv)
-        calib_src = as_calibration_source(ds, batch_size, spec=io)
-        console.step(f"calibration data: {ds.describe()}")
-    elif calib_synthetic is not None:
-        calib_src = _synthetic_calibration(io, calib_synthetic, batch_size)
-        console.warn(f"calibrating on {calib_synthetic} synthetic N(0,1) sequences, not on real inputs: activation "
-                     "ranges may not fit your data (the manifest records it)")
+    calib_src = _calibration_source(io, calib, calib_synthetic, csv, batch_size)
     data_src = None
     if data is not None:
         ds = _load(data, io, csv)
         data_src = ds.batches(batch_size)
         console.step(f"drift measured on: {ds.describe()}")
-
-    excl = tuple(exclude or ())
-    if precision == Precision.fp16:
-        options: object = stages.Fp16Options(keep_io_types=not fp16_io, exclude=excl,
-                                             layer_precisions=tuple(layer_precisions or ()))
-    else:
-        options = stages.Int8Options(mode=mode, calib_method=calib_method or DEFAULT_CALIB_METHOD, exclude=excl,
-                              per_channel=per_channel, reduce_range=reduce_range, subgraphs=not no_subgraphs,
-                              percentile=percentile, target=target_cpu, weight_type=weight_type,
-                              layer_precisions=tuple(layer_precisions or ()))
-        recipe = options.recipe()  # type: ignore[attr-defined]
-        here = cpu_isa.detect_isa()
-        if not recipe.safe:
-            console.warn(f"this INT8 file can saturate on {recipe.target}: {recipe.why}")
-        if str(recipe.target) != str(here) and str(recipe.target) not in cpu_isa.PORTABLE_TARGETS:
-            console.warn(f"the file targets {recipe.target} but this machine is {here}: drift measured here "
-                         f"(--max-drift, validate) is not what {cpu_isa.article(recipe.target)} {recipe.target} "
-                         "device will see")
-    what = precision.value + (f" {mode.value}" if precision == Precision.int8 and mode else "")
+    if isinstance(config, stages.Int8Options):
+        _warn_target(config)
+    what = config.precision.value + (f" {config.mode.value}" if isinstance(config, stages.Int8Options) else "")
     console.step(f"quantizing {model.name} to {what}")
-    if budget is not None and precision == Precision.fp16:
+    if budget is not None and isinstance(config, stages.Fp16Options):
         console.warn(stages.FP16_CPU_NOTE)
-    result = stages.quantize(model, out, PrecisionSpec(precision, mode if precision == Precision.int8 else None),
-                             options, calib=calib_src, budget=budget, data=data_src, on_step=console.step)
+    result = stages.quantize(model, out, config, calib=calib_src, budget=budget, data=data_src, on_step=console.step)
+    _show(result, model, out, what, stages)
+    finish({**result.to_dict(), "input": str(model)}, json_out)
 
+
+def _calibration_source(io, calib: Optional[Path], calib_synthetic: Optional[int], csv: dict, batch_size: int):
+    """The calibration batches: from --calib DATA, from --calib-synthetic N, or None."""
+    if calib is not None:
+        from edgelstm.data import as_calibration_source
+
+        ds = _load(calib, io, csv)
+        console.step(f"calibration data: {ds.describe()}")
+        return as_calibration_source(ds, batch_size, spec=io)
+    if calib_synthetic is not None:
+        source = _synthetic_calibration(io, calib_synthetic, batch_size)
+        console.warn(f"calibrating on {calib_synthetic} synthetic N(0,1) sequences, not on real inputs: activation "
+                     "ranges may not fit your data (the manifest records it)")
+        return source
+    return None
+
+
+def _warn_target(options) -> None:
+    """Warn when the INT8 recipe can saturate on its target, or targets another CPU class than this one."""
+    recipe = options.recipe()
+    here = cpu_isa.detect_isa()
+    if not recipe.safe:
+        console.warn(f"this INT8 file can saturate on {recipe.target}: {recipe.why}")
+    if str(recipe.target) != str(here) and str(recipe.target) not in cpu_isa.PORTABLE_TARGETS:
+        console.warn(f"the file targets {recipe.target} but this machine is {here}: drift measured here "
+                     f"(--max-drift, validate) is not what {cpu_isa.article(recipe.target)} {recipe.target} "
+                     "device will see")
+
+
+def _show(result, model: Path, out: Path, what: str, stages) -> None:
+    """The op-by-op table and what a reader must know about the file written."""
     q = result.details
     t = q.get("target")
     if t:
@@ -196,6 +184,14 @@ def quantize(
         console.info(f"  accuracy fallback: {fb['metric']} {fb['drift']:.4g} <= {fb['budget']:g} "
                      f"(all quantized: {fb['drift_all_quantized']:.4g}); kept in float: "
                      f"{', '.join(kept) if kept else 'nothing'}")
+    _show_level(result)
+    ratio = (f"{result.times_smaller:.2f}x smaller than" if result.size_bytes <= result.parent_size_bytes
+             else f"{1 / result.times_smaller:.2f}x larger than")
+    console.success(f"wrote {out} ({result.size_bytes:,} bytes, {ratio} {model.name}'s {result.parent_size_bytes:,})")
+
+
+def _show_level(result) -> None:
+    """The onnxruntime level the manifest records, when it is not 'all'."""
     limited = (result.manifest.details.get("quantization", {}).get("target", {}) if result.manifest else {})
     if limited and result.ort_opt_level != "all" and "all" not in limited.get("ort_levels", ["all"]):
         console.info(f"  onnxruntime level '{result.ort_opt_level}' recorded for {limited.get('isa')}: the level "
@@ -204,10 +200,6 @@ def quantize(
         why = (result.manifest.details.get("ort_probe", {}).get("all") if result.manifest else None) or "failed"
         console.warn(f"an onnxruntime session at ORT_ENABLE_ALL fails on this model ({why}); the manifest "
                      f"records opt level '{result.ort_opt_level}', which edgelstm's onnxruntime runner uses")
-    ratio = (f"{result.times_smaller:.2f}x smaller than" if result.size_bytes <= result.parent_size_bytes
-             else f"{1 / result.times_smaller:.2f}x larger than")
-    console.success(f"wrote {out} ({result.size_bytes:,} bytes, {ratio} {model.name}'s {result.parent_size_bytes:,})")
-    finish({**result.to_dict(), "input": str(model)}, json_out)
 
 
 def _split_precision(precision: QuantizePrecision, mode: Optional[QuantMode]) -> tuple[Precision, Optional[QuantMode]]:

@@ -141,51 +141,20 @@ def validate(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    from edgelstm.errors import BadInput, GateFailed, opt
-    from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline,
-                                           load_policy, parse_gates)
-    from edgelstm.validation.reports import write_junit, write_markdown, write_validate_report
-    from edgelstm.validation.validate import DataRequest, ValidateOptions, validate_artifacts
+    from edgelstm.validation.validate import DataRequest, ValidateOptions
 
     # everything that can be checked without running a model, first
-    if (data is None) == (synthetic is None):
-        raise BadInput(f"give exactly one of {opt('data')} FILE or {opt('synthetic')} N")
-    if task is not None and task not in ("regression", "classification"):
-        raise BadInput(f"{opt('task')} must be regression or classification, got {task!r}")
-    from edgelstm.fileio import refuse_overwriting_inputs
-
-    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown, "localize_out": localize_out},
-                              [reference, candidate, data, policy, baseline, against])
-    if against is not None and not against.exists():
-        raise BadInput(f"{opt('against')} {against} does not exist")
-    gates = parse_gates(gate)
-    pol = load_policy(policy) if policy else None
-    base = load_baseline(baseline) if baseline else None
-    for note in pol.deprecated if pol else ():
-        console.deprecated(note)
-    tol = max_growth - 1.0 if max_growth is not None else (
-        pol.baseline_tolerance if pol and pol.baseline_tolerance is not None else DEFAULT_BASELINE_TOLERANCE)
-    floor = baseline_floor if baseline_floor is not None else (
-        pol.baseline_floor if pol and pol.baseline_floor is not None else DEFAULT_BASELINE_FLOOR)
-    if tol < 0 or floor < 0:
-        raise BadInput(f"{opt('max_growth')} must be >= 1 and {opt('baseline_floor')} >= 0")
-    all_gates = tuple(pol.gates if pol else ()) + tuple(gates)
-
+    _check_options(reference, candidate, data=data, synthetic=synthetic, task=task, report=report, junit=junit,
+                   markdown=markdown, localize_out=localize_out, policy=policy, baseline=baseline, against=against)
+    gates, base, tol, floor = _gates(gate, policy, baseline, max_growth, baseline_floor)
     stack = contextlib.ExitStack()
-    bar: dict[str, object] = {}
-
-    def on_progress(done: int, total: int) -> None:
-        if "advance" not in bar:
-            bar["advance"] = stack.enter_context(console.progress("validating", total))
-        bar["advance"](1)  # type: ignore[operator]
-
-    options = ValidateOptions(gates=all_gates, baseline=base, baseline_tolerance=tol, baseline_floor=floor,
+    options = ValidateOptions(gates=gates, baseline=base, baseline_tolerance=tol, baseline_floor=floor,
                               batch_size=batch_size, streaming=not no_streaming, chunk_sizes=_parse_chunks(chunks),
                               task=task, input_size=input_size, factory=factory, trust_pickle=trust_pickle,
                               model_inputs=input_options(input, input_size, state_arg,
                                                          (batch_size, seq) if static else None,
                                                          fallback_points=((batch_size, seq),)),
-                              threads=threads, progress=on_progress)
+                              threads=threads, progress=_progress_bar(stack))
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
                           target=target, min_samples=min_samples, stride=stride, horizon=horizon, group=group)
     localize_ref = None
@@ -199,6 +168,8 @@ def validate(
 
             result = validate_against(reference, candidate, against, request, options, tol, floor, stack)
         else:
+            from edgelstm.validation.validate import validate_artifacts
+
             console.step(f"validating {candidate.name} against {reference.name}")
             result = validate_artifacts(reference, candidate, request, options)
     located = None
@@ -208,8 +179,64 @@ def validate(
         located = run_localization(localize_ref, candidate, request, mark=mark, jump=jump, batch_size=batch_size,
                                    threads=threads, out=localize_out)
         result.info["localization"] = located.to_dict()
+    written = _write_reports(result, report, junit, markdown)
+    _show(result, located, written)
+    _verdict(result, json_out)
 
+
+def _check_options(reference: Path, candidate: Path, *, data: Optional[Path], synthetic: Optional[int],
+                   task: Optional[str], report: Optional[Path], junit: Optional[Path], markdown: Optional[Path],
+                   localize_out: Optional[Path], policy: Optional[Path], baseline: Optional[Path],
+                   against: Optional[Path]) -> None:
+    from edgelstm.errors import BadInput, opt
+    from edgelstm.fileio import refuse_overwriting_inputs
+
+    if (data is None) == (synthetic is None):
+        raise BadInput(f"give exactly one of {opt('data')} FILE or {opt('synthetic')} N")
+    if task is not None and task not in ("regression", "classification"):
+        raise BadInput(f"{opt('task')} must be regression or classification, got {task!r}")
+    refuse_overwriting_inputs({"report": report, "junit": junit, "markdown": markdown, "localize_out": localize_out},
+                              [reference, candidate, data, policy, baseline, against])
+    if against is not None and not against.exists():
+        raise BadInput(f"{opt('against')} {against} does not exist")
+
+
+def _gates(gate: Optional[List[str]], policy: Optional[Path], baseline: Optional[Path], max_growth: Optional[float],
+           baseline_floor: Optional[float]) -> tuple:
+    """(the policy's gates and --gate's, the baseline report, its tolerance and floor)."""
+    from edgelstm.errors import BadInput, opt
+    from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, load_baseline,
+                                           load_policy, parse_gates)
+
+    gates = parse_gates(gate)
+    pol = load_policy(policy) if policy else None
+    base = load_baseline(baseline) if baseline else None
+    for note in pol.deprecated if pol else ():
+        console.deprecated(note)
+    tol = max_growth - 1.0 if max_growth is not None else (
+        pol.baseline_tolerance if pol and pol.baseline_tolerance is not None else DEFAULT_BASELINE_TOLERANCE)
+    floor = baseline_floor if baseline_floor is not None else (
+        pol.baseline_floor if pol and pol.baseline_floor is not None else DEFAULT_BASELINE_FLOOR)
+    if tol < 0 or floor < 0:
+        raise BadInput(f"{opt('max_growth')} must be >= 1 and {opt('baseline_floor')} >= 0")
+    return tuple(pol.gates if pol else ()) + tuple(gates), base, tol, floor
+
+
+def _progress_bar(stack: contextlib.ExitStack):
+    """A progress callback whose bar opens (inside ``stack``) at the first report of work done."""
+    bar: dict[str, object] = {}
+
+    def on_progress(done: int, total: int) -> None:
+        if "advance" not in bar:
+            bar["advance"] = stack.enter_context(console.progress("validating", total))
+        bar["advance"](1)  # type: ignore[operator]
+
+    return on_progress
+
+
+def _write_reports(result, report: Optional[Path], junit: Optional[Path], markdown: Optional[Path]) -> list[str]:
     from edgelstm.safe_files import all_or_nothing
+    from edgelstm.validation.reports import write_junit, write_markdown, write_validate_report
 
     written = []
     with all_or_nothing():  # the reports of one command commit together, or none does
@@ -219,7 +246,10 @@ def validate(
             written.append(str(write_junit(result, junit)))
         if markdown:
             written.append(str(write_markdown(result, markdown)))
+    return written
 
+
+def _show(result, located, written: list[str]) -> None:
     _summary(result)
     if located is not None:
         from edgelstm.cli.localize_options import render
@@ -231,7 +261,13 @@ def validate(
         console.info(f"  [dim]{note}[/]")
     for w in written:
         console.info(f"  wrote {w}")
-    if json_out:  # printed when the command ends, with its outcome (a failed gate included)
+
+
+def _verdict(result, json_out: bool) -> None:
+    """--json's result (printed with the outcome, a failed gate included), then exit 1 on a failed gate."""
+    from edgelstm.errors import GateFailed
+
+    if json_out:
         from edgelstm.validation.reports.validate_json import report_dict
 
         console.result(report_dict(result.to_dict()))

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from edgelstm.artifacts.iospec import STATE_INPUTS, IOSpec, TensorSpec, check_feeds, is_state
+from edgelstm.artifacts.iospec import STATE_INPUTS, IOSpec, TensorSpec, check_feeds, is_state, numpy_dtype
 from edgelstm.errors import BadInput
 
 #: The contract: iterate as often as you like, get the same feed dicts each time.
@@ -39,10 +39,6 @@ def sample_axis(spec_or_name: TensorSpec | str) -> int:
         return spec_or_name.batch_axis
     return 1 if spec_or_name in STATE_INPUTS else 0
 
-
-def numpy_dtype(name: str):
-    """The numpy dtype of an I/O spec's dtype name (float32 for anything unknown)."""
-    return {"float16": np.float16, "float64": np.float64, "int64": np.int64, "int32": np.int32}.get(name, np.float32)
 
 def with_default_state(spec: IOSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Add zero state inputs (h0/c0) that ``feeds`` lacks, sized from the batch of the data input.
@@ -140,13 +136,8 @@ class Dataset:
         return None
 
     def batches(self, batch_size: int = DEFAULT_BATCH_SIZE, *, drop_last: bool = False) -> BatchSource:
-        """A re-iterable source of feed dicts (labels not included; see ``label_batches``)."""
+        """A re-iterable source of feed dicts (labels not included: ``labels`` holds them)."""
         return BatchSource(self.inputs, self.axes, self.n, batch_size, drop_last=drop_last, source=self.source)
-
-    def label_batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
-        if self.labels is None:
-            return []
-        return [self.labels[i:i + batch_size] for i in range(0, self.n, batch_size)]
 
     def head(self, n: int) -> "Dataset":
         """The first ``n`` samples."""

@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgelstm.errors import BackendMissing, BadInput, opt
+from edgelstm.options import Backend
+from edgelstm.runners.contract import as_runner
 from edgelstm.runners.onnxruntime_runner import ort_feed_dtype  # noqa: F401 - one mapping for every path
 
 
@@ -29,17 +31,18 @@ class FastPath:
 
 def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False,
               cuda_graph: bool = False) -> FastPath:
-    bind = getattr(runner, "bind", None)
-    if callable(bind):
-        sync = getattr(runner, "sync", None)
-        return FastPath("bind", bind(feeds), sync if callable(sync) else None,
-                        copies_included=bool(getattr(runner, "copies_included", False)))
-    backend = getattr(runner, "backend", "")
-    if backend == "onnxruntime" and getattr(runner, "session", None) is not None:
+    """The fastest way to call a runner (edgelstm.runners.base): its own binding, the onnxruntime session with
+    IO binding, the torch module on staged tensors, else ``run``."""
+    runner = as_runner(runner)
+    if callable(runner.bind):
+        sync = runner.sync
+        return FastPath("bind", runner.bind(feeds), sync if callable(sync) else None,
+                        copies_included=bool(runner.copies_included))
+    if runner.backend == Backend.onnxruntime and runner.session is not None:
         return ort_path(runner.session, feeds)
-    if backend == "torch" and getattr(runner, "module", None) is not None:
-        return torch_path(runner.module, feeds, device=str(getattr(runner, "device", "cpu")), amp=amp,
-                          cuda_graph=cuda_graph, names=getattr(runner, "input_order", None))
+    if runner.backend == Backend.torch and runner.module is not None:
+        return torch_path(runner.module, feeds, device=str(runner.device), amp=amp,
+                          cuda_graph=cuda_graph, names=runner.input_order)
     if amp or cuda_graph:
         raise BadInput("autocast / CUDA graphs apply to the torch backend on CUDA only")
     return FastPath("run", lambda: runner.run(feeds), copies_included=True)

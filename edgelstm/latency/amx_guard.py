@@ -24,7 +24,9 @@ def _is_int8_onnx(target: Any, backend: str | None) -> bool:
         art = Artifact.open(artifact, verify=False)
     except Exception:  # noqa: BLE001 - the bencher reports a broken file properly
         return False
-    return str(art.precision) == "int8"
+    from edgelstm.options import Precision
+
+    return art.precision == Precision.int8
 
 
 def prepare_amx(policy: AmxPolicy | str, targets: Sequence[Any], batches: Sequence[int],

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BadInput, opt
 from edgelstm.latency import device_bench
 from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_path, time_runner
@@ -24,7 +25,11 @@ from edgelstm.latency.preflight import (ResolvedTarget, check_backend, check_dev
 from edgelstm.latency.schema import (ROW_KEY_FIELDS, BenchGrid, BenchOptions, BenchReport, BenchRow, BenchTarget,
                                      describe_key, row_key, work_list)
 from edgelstm.latency.summary import stream_summary
+from edgelstm.latency.targets import (VARIANTS, active_provider, artifact_path, check_variant,  # noqa: F401
+                                      graph_facts, target_backend)
 from edgelstm.latency.threads import set_torch_threads, torch_threads as torch_threads_now
+from edgelstm.options import Backend, Precision
+from edgelstm.runners.contract import RunnerBase, as_runner, typed_precision
 
 NOISY_SPREAD = 1.5   # p50 / min above this: the run was preempted (deterministic inference is ~1.0-1.1)
 NOISY_PROBE = 1.15   # machine probe this much slower than the best seen in the run: the machine was busy
@@ -36,41 +41,6 @@ def looks_disturbed(row: BenchRow, best_probe: float | None) -> bool:
     if lat["min"] > 0 and lat["p50"] > NOISY_SPREAD * lat["min"]:
         return True
     return bool(best_probe and row.probe_ms and row.probe_ms > NOISY_PROBE * best_probe)
-
-
-VARIANTS = {"torch": {"amp", "cuda-graph"}, "onnxruntime": {"cuda-graph"}, "tensorrt": {"cuda-graph"}}
-
-
-def check_variant(variant: str, backend: str | None, device: str) -> None:
-    """A variant needs CUDA and a backend that has it: torch (autocast, CUDA graphs), TensorRT (CUDA graphs)."""
-    parts = set(filter(None, variant.split("+")))
-    unknown = parts - {"amp", "cuda-graph"}
-    if unknown:
-        raise BadInput(f"unknown variant(s) {sorted(unknown)}; known: amp, cuda-graph")
-    if parts and (not device.startswith("cuda") or not parts <= VARIANTS.get(str(backend), set())):
-        raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph), "
-                       f"onnxruntime on CUDA or tensorrt (cuda-graph), not {backend} on {device}")
-
-
-def graph_facts(runner: Any, asked: bool) -> dict[str, Any]:
-    """Whether a TensorRT row asked for CUDA graphs really replayed one (a failed capture falls back to plain
-    enqueues and says why): a row must not claim a graph it did not time."""
-    if not asked or getattr(runner, "backend", "") != "tensorrt":
-        return {}
-    return {"cuda_graph_used": bool(getattr(runner, "use_graph", False)),
-            **({"cuda_graph_error": runner.graph_error} if getattr(runner, "graph_error", None) else {})}
-
-
-def active_provider(runner: Any) -> str | None:
-    """The onnxruntime execution provider that really runs a runner's session (None for other runners)."""
-    session = getattr(runner, "session", None)
-    if getattr(runner, "backend", "") != "onnxruntime" or session is None:
-        return None
-    try:
-        providers = session.get_providers()
-    except Exception:  # noqa: BLE001 - a side fact; never fail a row over it
-        return None
-    return str(providers[0]) if providers else None
 
 
 class Bencher:
@@ -88,64 +58,52 @@ class Bencher:
 
     # -- resolution (before any timing) ------------------------------------------------------------
     def add(self, target: Any) -> ResolvedTarget:
-        from edgelstm.artifacts.manifest import read_manifest
-        from edgelstm.runners.base import artifact_kind, default_backend
-
+        """Resolve one target: where it is, which backend and device run it, every check; one runner opened."""
         t = target if isinstance(target, BenchTarget) else BenchTarget(target)
-        backend = check_backend(t.backend or self.options.backend)
+        path = artifact_path(t.artifact)
+        backend = target_backend(t.backend or self.options.backend, path)
         device = check_device(t.device or self.options.device)
-        path = None
-        details: dict[str, Any] = {}
-        if isinstance(t.artifact, (str, Path)):
-            path = Path(t.artifact)
-            if not path.exists():
-                from edgelstm.fileio import not_found
-
-                raise BadInput(not_found("artifact", path))
-            if path.is_dir():
-                raise BadInput(f"{path} is a directory, not an artifact")
-            kind = artifact_kind(path)
-            backend = backend or check_backend(default_backend(kind).value)
-            manifest = read_manifest(path, verify=False)
-            if manifest is not None:
-                details = dict(manifest.details)
-        else:
-            backend = backend or "torch"
-            if backend != "torch":
-                raise BadInput(f"an in-memory model runs on the torch backend, not {backend}")
-            check_backend("torch")
-            manifest = None
-        if backend == "tensorrt":
+        if backend == Backend.tensorrt:  # TensorRT always runs on a GPU: "cpu" (the default) means the first one
             device = "cuda" if device == "cpu" else device
+        # read once, before the runner opens: the onnxruntime level is chosen from it (see safe_ort_level)
+        manifest = read_manifest(path, verify=False) if path is not None else None
         t = device_bench.apply_to_target(t, self.options.device_options, backend, device)
         check_variant(t.variant, backend, device)
-        res = ResolvedTarget(t, "", backend, device, "fp32", None, path, None, None, None, details)
+        res = ResolvedTarget(t, "", backend, device, Precision.fp32, None, path, None, None, None,
+                             dict(manifest.details) if manifest is not None else {})
         probe = self._runner(res, None)  # fails here (exit 2/3) rather than in the middle of timing
+        self._describe(res, probe, manifest)
+        self._check_shapes(res, probe)
+        self._resolved.append(res)
+        return res
+
+    def _describe(self, res: ResolvedTarget, probe: RunnerBase, manifest: Any) -> None:
+        """What a row says of its target: I/O, name, precision, file hash and size (the module's, in memory)."""
+        t = res.target
         res.io = probe.io
-        device_bench.check(self.options.device_options, backend, device, probe.io)
-        res.name = t.name or (path.name if path else getattr(probe, "label", "model"))
-        res.precision = t.precision or ("fp16" if "amp" in t.variant else str(getattr(probe, "precision", "fp32")))
-        if path is not None:
+        device_bench.check(self.options.device_options, res.backend, res.device, probe.io)
+        res.name = t.name or (res.path.name if res.path else probe.label)
+        res.precision = typed_precision(t.precision or (Precision.fp16 if "amp" in t.variant else probe.precision))
+        if res.path is not None:
             from edgelstm.fileio import sha256_file
 
-            res.sha256 = manifest.sha256 if manifest is not None else sha256_file(path)
+            res.sha256 = manifest.sha256 if manifest is not None else sha256_file(res.path)
             res.parent_sha256 = manifest.parent_sha256 if manifest is not None else None
-            res.size = file_size(path)
-        else:
-            module = getattr(probe, "module", None)
-            if module is not None:
-                res.sha256 = module_sha256(module)
-                res.size = module_size(module)
+            res.size = file_size(res.path)
+        elif probe.module is not None:
+            res.sha256 = module_sha256(probe.module)
+            res.size = module_size(probe.module)
+
+    def _check_shapes(self, res: ResolvedTarget, probe: RunnerBase) -> None:
+        """The grid against the target's fixed shapes and profiles, its verified lengths, and streaming."""
         device_bench.grid_checked(check_grid, res, self.grid, probe, self.options.device_options)
-        self.length_warnings += check_lengths(res.name, details, self.grid.seqs)
-        res.stream = bool(self.options.stream if t.stream is None else t.stream)
+        self.length_warnings += check_lengths(res.name, res.details, self.grid.seqs)
+        res.stream = bool(self.options.stream if res.target.stream is None else res.target.stream)
         if res.stream:
             from edgelstm.latency.stream import check_streamable
 
             check_streamable(res.io, res.name)
             check_grid(res.name, res.io, self.grid.batches, [1], probe)
-        self._resolved.append(res)
-        return res
 
     def _open(self, res: ResolvedTarget, threads: int | None):
         from edgelstm.runners.base import open_runner
@@ -225,11 +183,10 @@ class Bencher:
                 seq_for_row = 1
             else:
                 feeds = self.feeds(res, batch, seq)
-                timed = getattr(runner, "timed_run", None)
                 path = device_bench.ort_graph_path(runner, res.backend, graph, feeds)  # None: not onnxruntime's graph
                 if path is not None:
                     timing = time_path(path, policy)
-                elif callable(timed) or (not amp and not graph and hasattr(runner, "bind")):
+                elif callable(runner.timed_run) or (not amp and not graph and runner.bind is not None):
                     timing = time_runner(runner, feeds, policy)
                     path = None
                 else:
@@ -276,7 +233,7 @@ class Bencher:
             row.extras["attempts_p50_ms"] = p50s
         return row
 
-    def _memory(self, res: ResolvedTarget, runner: Any, feeds: Mapping[str, np.ndarray], path: Any) -> dict[str, Any]:
+    def _memory(self, res: ResolvedTarget, runner: RunnerBase, feeds: Mapping[str, np.ndarray], path: Any) -> dict[str, Any]:
         from edgelstm.latency.memory import cuda_peak_during, peak_during
 
         call = path.call if path is not None else (lambda: runner.run(feeds))
@@ -286,10 +243,9 @@ class Bencher:
                 out.update(cuda_peak_during(call))
             else:
                 out.update(peak_during(call))
-            stats = getattr(runner, "memory_stats", None)
-            if callable(stats):
-                out.update(stats())
-            engine = getattr(runner, "engine", None) if res.backend == "tensorrt" else None
+            if callable(runner.memory_stats):
+                out.update(runner.memory_stats())
+            engine = runner.engine
             if engine is not None:  # what the engine's execution context needs on the GPU
                 size = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", None)
                 if isinstance(size, int):
@@ -380,14 +336,14 @@ class Bencher:
     def resolved(self) -> list[ResolvedTarget]:
         return list(self._resolved)
 
-    def _runner(self, res: ResolvedTarget, threads: int | None):
+    def _runner(self, res: ResolvedTarget, threads: int | None) -> RunnerBase:
         if threads not in res.runners:
             from edgelstm.latency.memory import rss_bytes
 
             before = rss_bytes()
             torch_threads = torch_threads_now()
             try:
-                res.runners[threads] = self._open(res, threads)
+                res.runners[threads] = as_runner(self._open(res, threads))
             finally:  # TorchRunner(threads=n) sets torch's global thread count; measure() sets it per row
                 if torch_threads is not None:
                     import torch

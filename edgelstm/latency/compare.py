@@ -350,16 +350,15 @@ def block_timer(bencher: Any, res: Any, batch: int, seq: int, threads: int | Non
     from edgelstm.latency.harness import TimingPolicy, clock_of, time_callable, time_timed_run
 
     runner, feeds = bencher.staged(res, batch, seq, threads, fresh=fresh)
-    timed = getattr(runner, "timed_run", None)
+    timed = runner.timed_run
     if not callable(timed):
         variant = res.target.variant
         path = fast_path(runner, feeds, amp="amp" in variant, cuda_graph="cuda-graph" in variant)
         timed, feeds, name, timer = path.timed_run, None, path.name, path.timer
     else:  # as harness.time_runner names it: TensorRT's timer is CUDA events unless the runner says otherwise
-        default = "cuda-event" if res.backend == "tensorrt" else "runner"
-        path, name, timer = None, "timed_run", str(getattr(runner, "timer", default))
+        path, name, timer = None, "timed_run", runner.timed_with
     if side is not None:
-        side.update({"timing_path": name, "clock": str(getattr(runner, "clock", None) or clock_of(timer))})
+        side.update({"timing_path": name, "clock": str(runner.clock or clock_of(timer))})
     if timed is not None:
         return lambda warmup, iters: time_timed_run(timed, feeds, TimingPolicy(warmup=warmup, iters=iters)).samples_ms
     return lambda warmup, iters: time_callable(path.call, TimingPolicy(warmup=warmup, iters=iters), sync=path.sync,

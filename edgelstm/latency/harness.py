@@ -188,13 +188,13 @@ def time_runner(runner: Any, feeds: Mapping[str, np.ndarray], policy: TimingPoli
                 on_iter: Callable[[], None] | None = None) -> Timing:
     """Time one runner on fixed feeds through the best path it offers (see the module docstring)."""
     from edgelstm.latency.adapters import fast_path
+    from edgelstm.runners.contract import as_runner
 
-    timed = getattr(runner, "timed_run", None)
-    if callable(timed):
-        default = "cuda-event" if getattr(runner, "backend", "") == "tensorrt" else "runner"
-        timing = time_timed_run(timed, feeds, policy, timer=str(getattr(runner, "timer", default)))
-        timing.clock = str(getattr(runner, "clock", None) or timing.clock)
-        timing.copies_included = bool(getattr(runner, "copies_included", False))
+    runner = as_runner(runner)
+    if callable(runner.timed_run):
+        timing = time_timed_run(runner.timed_run, feeds, policy, timer=runner.timed_with)
+        timing.clock = str(runner.clock or timing.clock)
+        timing.copies_included = bool(runner.copies_included)
         return timing
     path = fast_path(runner, feeds)
     return time_path(path, policy, on_iter=on_iter)

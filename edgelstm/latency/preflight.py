@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from edgelstm.errors import BackendMissing, BadInput, opt
 from edgelstm.latency.schema import BenchTarget
 from edgelstm.options import Backend
+from edgelstm.runners.contract import RunnerPrecision
 
 BACKEND_INSTALL = {
     "torch": ("torch", "pip install torch==2.13.0 (CPU wheel), or a CUDA build of torch on a GPU machine"),
@@ -34,7 +35,7 @@ class ResolvedTarget:
     name: str
     backend: str
     device: str
-    precision: str
+    precision: RunnerPrecision       # the runner's (edgelstm.runners.contract), or the target's override
     io: Any
     path: Path | None
     sha256: str | None
@@ -131,8 +132,11 @@ def shape_limits(io: Any, runner: Any = None) -> dict[str, tuple[int, int, str]]
             if isinstance(d, int) and d > 0:
                 limits[label] = (d, d, "a fixed shape (static export)")
     ranges = None
-    if runner is not None:  # `shape_ranges` (protocol) or the TensorRT runner's `profiles`
-        ranges = getattr(runner, "shape_ranges", None) or getattr(runner, "profiles", None)
+    if runner is not None:  # `shape_ranges` (the runner contract) or the TensorRT runner's `profiles`
+        from edgelstm.runners.contract import as_runner
+
+        runner = as_runner(runner)
+        ranges = runner.shape_ranges or runner.profiles
     if callable(ranges):
         ranges = ranges()
     if isinstance(ranges, Mapping) and x.name in ranges:
@@ -217,5 +221,5 @@ def isa_warnings(resolved: Sequence[ResolvedTarget], device: Mapping[str, Any]) 
         if w:
             out.append(w)
         for runner in res.runners.values():  # a level the file does not allow (edgelstm.artifacts.int8_metadata)
-            out.extend(w for w in getattr(runner, "warnings", []) if w not in out)
+            out.extend(w for w in runner.warnings if w not in out)
     return out

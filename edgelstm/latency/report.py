@@ -1,4 +1,4 @@
-"""Writers for bench reports: JSON (the DESIGN.md schema plus extras), CSV (one line per row) and a
+"""Writers for bench reports: JSON (ARCHITECTURE.md's schema plus extras), CSV (one line per row) and a
 Markdown table. All writes are atomic. Every row says how it was timed: its clock (wall / cuda-events) and
 whether H2D/D2H copies (and numpy conversions) were inside the timed region."""
 

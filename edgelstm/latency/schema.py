@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from edgelstm.errors import BadInput, opt
 from edgelstm.latency.harness import TimingPolicy
+
+if TYPE_CHECKING:
+    from edgelstm.runners.contract import RunnerPrecision
 
 SCHEMA = "edgelstm-bench/1"
 MODES = ("window", "step")
@@ -76,10 +79,6 @@ class BenchOptions:
                 **({"device_options": self.device_options.to_dict()} if self.device_options is not None else {})}
 
 
-def with_policy(options: BenchOptions, **changes: Any) -> BenchOptions:
-    return replace(options, policy=replace(options.policy, **changes))
-
-
 @dataclass(frozen=True)
 class BenchTarget:
     """One thing to time: a path (torch file, ONNX, engine) or an in-memory model, with how to run it."""
@@ -97,9 +96,11 @@ class BenchTarget:
 
 @dataclass
 class BenchRow:
+    """One timed row of `bench` (``to_json``: the report's `results` entry)."""
+
     artifact: str
     backend: str
-    precision: str
+    precision: RunnerPrecision                 # a Precision (bf16 for an OpenVINO IR), serialized as its string
     batch: int
     seq: int
     threads: int | None
@@ -130,6 +131,9 @@ class BenchRow:
 
     def key(self) -> tuple:
         return row_key(self.to_dict())
+
+    def to_json(self) -> dict[str, Any]:
+        return self.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,6 +187,9 @@ class BenchReport:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     regression: dict[str, Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         out = {"schema": SCHEMA, "created": self.created, "device": self.device, "options": self.options,

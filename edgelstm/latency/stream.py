@@ -65,12 +65,15 @@ def zero_state(io: IOSpec, batch: int, details: Mapping[str, Any] | None = None)
 
 def step_path(runner: Any, x_step: np.ndarray, state0: Mapping[str, np.ndarray]) -> FastPath:
     """A callable that runs one step and carries the state into the next call."""
+    from edgelstm.options import Backend
+    from edgelstm.runners.contract import as_runner
+
+    runner = as_runner(runner)
     io: IOSpec = runner.io
     pairs = state_pairs(io)
     x_name = io.data_inputs[0].name
-    session = getattr(runner, "session", None)
-    if getattr(runner, "backend", "") == "onnxruntime" and session is not None and not hasattr(runner, "bind"):
-        return _ort_pingpong(session, x_name, x_step, state0, pairs)
+    if runner.backend == Backend.onnxruntime and runner.session is not None and runner.bind is None:
+        return _ort_pingpong(runner.session, x_name, x_step, state0, pairs)
     state = {k: np.array(v) for k, v in state0.items()}
 
     def call():

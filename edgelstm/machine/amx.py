@@ -1,7 +1,7 @@
 """AMX in this process: whether the CPU has AMX-INT8, whether the kernel offers it, whether this process holds the
 permission to use it, whether edgelstm's filter blocks it, and whether the process is pinned to fewer CPUs.
 
-Why it matters (field report 2026-12-06, DESIGN.md): on a Xeon with AMX-INT8, onnxruntime's MLAS asks the kernel for
+Why it matters (field report 2026-12-06; ARCHITECTURE.md, "Facts the code relies on"): on a Xeon with AMX-INT8, onnxruntime's MLAS asks the kernel for
 AMX once per process (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``) and, when granted, runs every u8×s8
 GEMM inside ``DynamicQuantizeLSTM``/``MatMulInteger`` on AMX tiles; at batch 1 that is slower than its AVX512-VNNI
 kernel. onnxruntime 1.32 also skips AMX when the process starts pinned to one CPU. So a latency figure is only

@@ -105,15 +105,14 @@ def amx_facts() -> dict[str, Any]:
     return {"int8_kernel": state["int8_kernel"], "pinned": state["pinned"]}
 
 
-def doctor_report() -> dict[str, Any]:
+def doctor_report(cuda_buffers: Any = None) -> dict[str, Any]:
+    """What doctor shows; ``cuda_buffers`` (the module edgelstm.runners.cuda_buffers, passed by the CLI above this
+    layer) lets the TensorRT section name the CUDA buffer backends and ask the GPU through one."""
     from edgelstm.machine.isa import isa_facts
 
     report: dict[str, Any] = {"versions": package_versions(), "host": {**cpu_facts(), **isa_facts(), **amx_facts()},
                               "backends": backend_checks()}
-    try:
-        from edgelstm.artifacts import trt as trt_info  # written with the TensorRT support
-    except ImportError:
-        trt_info = None
-    if trt_info is not None and hasattr(trt_info, "tensorrt_facts"):
-        report["tensorrt"] = _check(trt_info.tensorrt_facts)
+    from edgelstm.machine.tensorrt import tensorrt_facts
+
+    report["tensorrt"] = _check(lambda: tensorrt_facts(cuda_buffers))
     return report

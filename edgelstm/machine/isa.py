@@ -28,38 +28,13 @@ import platform
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgelstm.options import StrEnum
+from edgelstm.options import PORTABLE_TARGETS, IsaClass, TargetCpu  # noqa: F401 - the choices live in options
 
 CPUINFO = Path("/proc/cpuinfo")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 AMX_FLAGS = frozenset({"amx_int8", "amx_tile"})
 #: the flags that say something about int8 kernels, shown beside the class
 RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
-
-
-class IsaClass(StrEnum):
-    x86_amx = "x86-amx"
-    x86_vnni = "x86-vnni"
-    x86_avx2 = "x86-avx2"
-    arm64 = "arm64"
-    other = "other"
-
-
-class TargetCpu(StrEnum):
-    """What an INT8 file is quantized for. ``auto`` is ``portable``; ``native`` is this machine's class;
-    ``tensorrt`` is TensorRT's 8-bit Q/DQ recipe (static only)."""
-    auto = "auto"
-    portable = "portable"
-    native = "native"
-    x86_amx = "x86-amx"
-    x86_vnni = "x86-vnni"
-    x86_avx2 = "x86-avx2"
-    arm64 = "arm64"
-    tensorrt = "tensorrt"
-
-
-#: targets whose files compute the same integers on every CPU class (no saturating kernel can be reached)
-PORTABLE_TARGETS = ("portable", "tensorrt")
 
 
 def cpu_flags(text: str | None = None) -> frozenset[str]:

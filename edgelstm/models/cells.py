@@ -1,6 +1,6 @@
 """Recurrent cells in a torch module, found by their structure (inspection only; matching a cell's step to an
-LSTM/GRU and lifting its loop to a native op is a model transformation and lives in ``converters.cell_matching`` and
-``converters.cell_lifting``).
+LSTM/GRU and lifting its loop to a native op is a model transformation and lives in ``edgelstm.converters.export.cell_matching`` and
+``edgelstm.converters.export.cell_lifting``).
 
 Recognised (any gate order; the matching step finds it):
 - torch's own cells: ``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell`` (layout ``native``);

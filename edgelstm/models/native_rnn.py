@@ -267,7 +267,7 @@ def onnx_recurrent_class():
     class OnnxRecurrent(torch.nn.Module):
         """A recurrent layer in the ONNX op's layout, called like ``nn.LSTM(batch_first=True)``; see the module doc."""
 
-        _edgelstm_rnn_like = True  # converters.stateful and the route planner treat it like nn.LSTM/nn.GRU
+        _edgelstm_rnn_like = True  # edgelstm.converters.export.stateful and the route planner treat it like nn.LSTM/nn.GRU
 
         def __init__(self, weights: RecurrentWeights):
             super().__init__()

@@ -1,6 +1,7 @@
-"""Content-hash cache for pipeline stages: a stage whose inputs and options are unchanged and whose outputs
-are intact on disk is not run again. The record is written only after a stage finished, so an interrupted
-run resumes from the last finished stage."""
+"""Content-hash cache for pipeline steps: a step whose inputs and options are unchanged and whose outputs
+are intact on disk is not run again. The record is written only after a step finished, so an interrupted
+run resumes from the last finished step. (A *stage* is a pure function of ``edgelstm.stages``; a pipeline *step*
+calls one, through this cache. `run --json` and the report still list the steps under "stages".)"""
 
 from __future__ import annotations
 
@@ -23,14 +24,14 @@ def cache_key(material: Any) -> str:
 
 
 @dataclass
-class StageCache:
+class StepCache:
     root: Path
     records: dict[str, Any] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, root: Path) -> "StageCache":
+    def open(cls, root: Path) -> "StepCache":
         path = root / CACHE_FILE
         records = {}
         if path.exists():
@@ -47,18 +48,18 @@ class StageCache:
                 return False
         return True
 
-    def run(self, stage: str, material: Any, fn: Callable[[], tuple[list[Path], dict[str, Any]]]) -> dict[str, Any]:
+    def run(self, step: str, material: Any, fn: Callable[[], tuple[list[Path], dict[str, Any]]]) -> dict[str, Any]:
         """Run fn unless a record with the same key has intact outputs; fn returns (output paths, result)."""
         key = cache_key(material)
-        rec = self.records.get(stage)
+        rec = self.records.get(step)
         if rec and rec.get("key") == key and self._intact(rec):
-            self.hits.append(stage)
+            self.hits.append(step)
             return {**rec["result"], "cached": True}
         outputs, result = fn()
-        self.records[stage] = {
+        self.records[step] = {
             "key": key, "result": result,
             "outputs": {str(Path(p).resolve().relative_to(self.root.resolve())): sha256_file(p) for p in outputs},
         }
         write_text_atomic(self.root / CACHE_FILE, json.dumps(self.records, indent=1, default=str))
-        self.runs.append(stage)
+        self.runs.append(step)
         return {**result, "cached": False}

@@ -15,7 +15,7 @@ OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_PICK_BUDGET = "rel_l2<=0.01"
 
 
-def openvino_irs(p: Any, res: Any, stage: Callable[..., Any], calib: Any) -> None:
+def openvino_irs(p: Any, res: Any, step: Callable[..., Any], calib: Any) -> None:
     """One IR per precision in ``[targets].openvino``; a missing OpenVINO, or BF16 on a CPU without it, is skipped
     and said so (like TensorRT where it is not installed)."""
     from edgelstm.data import as_calibration_source
@@ -32,7 +32,7 @@ def openvino_irs(p: Any, res: Any, stage: Callable[..., Any], calib: Any) -> Non
                     {"precision": prec, "drift": r.drift, "inference_precision": r.inference_precision})
 
         try:
-            stage(f"build openvino {prec}", material, build, section="targets")
+            step(f"build openvino {prec}", material, build, section="targets")
         except BackendMissing as exc:
             res.skipped.append({"stage": f"build openvino {prec}", "reason": str(exc)})
             continue

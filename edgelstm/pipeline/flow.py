@@ -22,22 +22,42 @@ from typing import Any, Callable, ContextManager
 from edgelstm.errors import BadInput
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.pipeline import steps
-from edgelstm.pipeline.cache import StageCache
+from edgelstm.pipeline.cache import StepCache
 from edgelstm.pipeline.leftovers import UndoIfNothingMade, entries, missing_dirs, remove_made_dirs
 from edgelstm.pipeline.lock import OutputLock, prepare_out_dir
 from edgelstm.pipeline.schema import Pipeline, in_pipeline_words, reworded
 from edgelstm.pipeline.steps import STATEFUL
+from edgelstm.options import Precision, PrecisionSpec, QuantMode
+from edgelstm.runners.contract import RunnerPrecision, typed_precision
 
 Say = Callable[[str], None]
 OnStage = Callable[[str], ContextManager[Any]]
 
 
 @dataclass
-class Artifact:
+class PipelineArtifact:
+    """One file a pipeline run made, under the name its reports use (the file itself, with its manifest, is an
+    ``edgelstm.artifacts.artifact.Artifact``)."""
+
     name: str          # fp32, fp32-stateful, fp16, int8-dynamic, int8-static, engine-fp16 ...
     path: Path
-    precision: str
+    precision: RunnerPrecision
     size_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "precision": self.precision, "size_bytes": self.size_bytes}
+
+
+@dataclass
+class StepRecord:
+    """One step of a run (a pipeline step is served by the step cache or runs): ``run --json``'s `stages` entry."""
+
+    step: str          # train, convert, quantize fp16, validate fp16, bench, report, devices ...
+    cached: bool
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.step, "cached": self.cached, "seconds": self.seconds}
 
 
 @dataclass
@@ -46,8 +66,8 @@ class PipelineResult:
     out_dir: Path
     model_path: Path | None = None
     model_sha256: str | None = None
-    artifacts: list[Artifact] = field(default_factory=list)
-    stages: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[PipelineArtifact] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     validations: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift_by_length: dict[str, dict[str, Any]] = field(default_factory=dict)
     bench: dict[str, Any] | None = None
@@ -73,11 +93,16 @@ class PipelineResult:
         return all(g["passed"] for g in self.gates)
 
     @property
-    def cached_everything(self) -> bool:
-        return bool(self.stages) and all(s["cached"] for s in self.stages)
+    def stages(self) -> list[dict[str, Any]]:
+        """The steps as ``run --json`` writes them ({"stage", "cached", "seconds"} each)."""
+        return [s.to_json() for s in self.steps]
 
-    def artifact(self, name: str, path: Path, precision: str) -> Artifact:
-        return Artifact(name, path, precision, path.stat().st_size)
+    @property
+    def cached_everything(self) -> bool:
+        return bool(self.steps) and all(s.cached for s in self.steps)
+
+    def artifact(self, name: str, path: Path, precision: RunnerPrecision | str) -> PipelineArtifact:
+        return PipelineArtifact(name, path, typed_precision(precision), path.stat().st_size)
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """One row per artifact: size, drift, gates, p50 at the grid's first point and speed-up over torch eager."""
@@ -135,15 +160,16 @@ class _Run:
     def __init__(self, p: Pipeline, out: Path, say: Say, on_stage: OnStage | None):
         self.p, self.out, self.say = p, out, say
         self.on_stage = on_stage or (lambda _name: contextlib.nullcontext())
-        self.cache = StageCache.open(out)
+        self.cache = StepCache.open(out)
         self.res = PipelineResult(p, out)
 
-    def stage(self, name: str, material: Any, fn: Callable[[], Any], *, section: str) -> dict[str, Any]:
+    def step(self, name: str, material: Any, fn: Callable[[], Any], *, section: str) -> dict[str, Any]:
+        """One step through the step cache (run, or served from it), timed and said."""
         started = time.perf_counter()
         with self.on_stage(name), reworded(section, prefix=f"{name}: "):
             r = self.cache.run(name, material, fn)
         seconds = time.perf_counter() - started
-        self.res.stages.append({"stage": name, "cached": r["cached"], "seconds": round(seconds, 3)})
+        self.res.steps.append(StepRecord(name, bool(r["cached"]), round(seconds, 3)))
         self.say(f"{name}: {'cached' if r['cached'] else f'done in {seconds:.1f}s'}")
         return r
 
@@ -159,11 +185,11 @@ class _Run:
         self.export(reference)
         self.quantize(calib, val, data_sha)
         if p.targets.tensorrt:
-            steps.tensorrt_engines(p, res, self.stage, self.say)
+            steps.tensorrt_engines(p, res, self.step, self.say)
         if p.targets.openvino:
             from edgelstm.pipeline.cpu_engines import openvino_irs
 
-            openvino_irs(p, res, self.stage, calib)
+            openvino_irs(p, res, self.step, calib)
         self.validate(ref_runner, val, data_sha)
         if p.bench.enabled:
             self.bench(reference)
@@ -185,7 +211,7 @@ class _Run:
             res.model_path = p.resolve(m.source)
         else:
             res.model_path = self.out / "model.pt"
-            self.stage("train", {"zoo": m.zoo, "config": dict(m.config), "steps": m.train_steps, "seed": m.seed,
+            self.step("train", {"zoo": m.zoo, "config": dict(m.config), "steps": m.train_steps, "seed": m.seed,
                                  "seq": p.export.seq_len}, lambda: steps.train_model(p, res.model_path, self.say),
                        section="model")
         res.model_sha256 = sha256_file(res.model_path)
@@ -209,11 +235,11 @@ class _Run:
     def export(self, reference) -> None:
         p, m, res = self.p, self.p.model, self.res
         onnx_path = self.out / "model.onnx"
-        self.stage("convert", {"model": res.model_sha256, "export": p.export.__dict__, "input_size": m.input_size,
+        self.step("convert", {"model": res.model_sha256, "export": p.export.__dict__, "input_size": m.input_size,
                                **({"input": list(m.input), "state_arg": m.state_arg, "static": m.static}
                                   if m.input or m.state_arg or m.static else {})},
                    lambda: steps.export(reference, onnx_path, p, stateful=False), section="export")
-        res.artifacts.append(res.artifact("fp32", onnx_path, "fp32"))
+        res.artifacts.append(res.artifact("fp32", onnx_path, Precision.fp32))
         if p.export.stateful is False:
             return
         why_not = ("bidirectional models cannot stream" if steps.is_bidirectional(reference.module) else
@@ -223,7 +249,7 @@ class _Run:
             return
         st_path = self.out / "model.stateful.onnx"
         try:
-            self.stage("convert --stateful", {"model": res.model_sha256, "export": p.export.__dict__},
+            self.step("convert --stateful", {"model": res.model_sha256, "export": p.export.__dict__},
                        lambda: steps.export(reference, st_path, p, stateful=True), section="export")
         except BadInput as exc:
             if p.export.stateful is not None or "[export].stateful" not in str(exc):
@@ -234,7 +260,7 @@ class _Run:
                                                                          "to skip it without this note)"})
             self.say(f"convert --stateful: skipped, {reason}")
             return
-        res.artifacts.append(res.artifact(STATEFUL, st_path, "fp32"))
+        res.artifacts.append(res.artifact(STATEFUL, st_path, Precision.fp32))
 
     def quantize(self, calib, val, data_sha: str) -> None:
         p, res = self.p, self.res
@@ -242,22 +268,23 @@ class _Run:
         onnx_sha = sha256_file(onnx_path)
         for prec in p.quantize.precisions:
             q_path = self.out / f"model.{prec}.onnx"
-            static = prec == "int8-static"
+            spec = PrecisionSpec.parse(prec)
+            static = spec.mode == QuantMode.static
             material = {"onnx": onnx_sha, "precision": prec, "exclude": p.quantize.exclude,
                         "calib_method": p.quantize.calib_method if static else None,
                         "calib": data_sha if static else None}
-            if prec.startswith("int8"):  # "auto" resolves per machine: a cache from another CPU class is not reused
+            if spec.precision == Precision.int8:  # "auto" resolves per machine: a cache from another CPU class is not reused
                 from edgelstm.machine.isa import resolve_target
 
                 material["target_isa"] = str(resolve_target(p.quantize.target_cpu))
             if p.quantize.max_drift:
                 material.update({"max_drift": p.quantize.max_drift, "data": data_sha})
-            q = self.stage(f"quantize {prec}", material,
+            q = self.step(f"quantize {prec}", material,
                            lambda prec=prec, q_path=q_path: _quantize(onnx_path, q_path, prec, p, calib, val),
                            section="quantize")
             res.notes.extend(f"{prec}: {note}" for note in q.get("notes", []))
             res.remarks.setdefault(prec, []).extend(q.get("remarks", []))
-            res.artifacts.append(res.artifact(prec, q_path, prec.split("-")[0]))
+            res.artifacts.append(res.artifact(prec, q_path, spec.precision))
 
     def validate(self, ref_runner, val, data_sha: str) -> None:
         p, res = self.p, self.res
@@ -270,7 +297,7 @@ class _Run:
             material = {"model": res.model_sha256, "candidate": sha256_file(a.path), "data": data_sha,
                         "gates": gates, **({"baseline": sha256_file(base_path),
                                             "max_growth": p.validate.max_growth} if base_path else {})}
-            v = self.stage(f"validate {a.name}", material,
+            v = self.step(f"validate {a.name}", material,
                            lambda a=a, gates=gates, report_path=report_path: steps.validate(
                                ref_runner, a, val, gates, report_path, p), section="validate")
             res.validations[a.name] = v["report"]
@@ -289,7 +316,7 @@ class _Run:
                     "bench": p.bench.__dict__}
         if p.bench.baseline:
             material["baseline"] = sha256_file(p.resolve(p.bench.baseline))
-        b = self.stage("bench", material, lambda: steps.bench(res, reference, self.out / "bench.json", p),
+        b = self.step("bench", material, lambda: steps.bench(res, reference, self.out / "bench.json", p),
                        section="bench")
         res.bench = b["report"]
         from edgelstm.pipeline.cpu_engines import pick_note
@@ -312,7 +339,7 @@ class _Run:
             material = {"new": sha256_file(a.path), "old": sha256_file(old), "data": data_sha,
                         "model": res.model_sha256, "compare": p.compare.__dict__,
                         "grid": [p.bench.batch, p.bench.seq, p.bench.threads]}
-            r = self.stage(f"compare {a.name}", material,
+            r = self.step(f"compare {a.name}", material,
                            lambda a=a, old=old: compare_artifact(ref_runner, a, old, val, p,
                                                                  self.out / "compare" / f"{a.name}.json"),
                            section="compare")
@@ -331,7 +358,7 @@ class _Run:
                     "artifacts": [(a.name, a.size_bytes) for a in res.artifacts], "pipeline": self.p.source_text,
                     "notes": res.notes, "skipped": res.skipped, "model": res.model_sha256,
                     "commit": res.provenance.get("git"), "edgelstm": res.provenance.get("edgelstm")}
-        rep = self.stage("report", material, lambda: write_reports(res), section="output")
+        rep = self.step("report", material, lambda: write_reports(res), section="output")
         res.reports = {k: Path(v) for k, v in rep["paths"].items()}
 
 
@@ -343,7 +370,7 @@ class _Run:
         with self.on_stage("devices"):
             self.res.devices = check_devices(self.p, self.out, self.say)
         seconds = time.perf_counter() - started
-        self.res.stages.append({"stage": "devices", "cached": False, "seconds": round(seconds, 3)})
+        self.res.steps.append(StepRecord("devices", False, round(seconds, 3)))
         self.say(f"devices: done in {seconds:.1f}s")
 
 
@@ -352,4 +379,4 @@ def _quantize(src: Path, out: Path, prec: str, p: Pipeline, calib, val):
     return steps.quantize(src, out, prec, p, calib, val)
 
 
-__all__ = ["Artifact", "PipelineResult", "run_pipeline"]
+__all__ = ["PipelineArtifact", "PipelineResult", "StepRecord", "run_pipeline"]

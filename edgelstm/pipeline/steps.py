@@ -1,6 +1,6 @@
-"""The pipeline's stages: each takes the pipeline and what earlier stages made, asks the library for one
-step (model transformations through ``edgelstm.stages``), and returns ``(output paths, result)`` for the
-stage cache. The order, the cache and the error wording are ``flow``'s."""
+"""The pipeline's steps: each takes the pipeline and what earlier steps made, asks the library for one
+stage (model transformations through ``edgelstm.stages``), and returns ``(output paths, result)`` for the
+step cache. The order, the cache and the error wording are ``flow``'s."""
 
 from __future__ import annotations
 
@@ -269,7 +269,7 @@ def bench(res, reference, path: Path, p: Pipeline):
     return [path], {"report": data}
 
 
-def tensorrt_engines(p: Pipeline, res, stage, say: Say) -> None:
+def tensorrt_engines(p: Pipeline, res, step, say: Say) -> None:
     """FP32 and FP16 engines of the FP32 ONNX where TensorRT is installed (skipped, and said so, elsewhere)."""
     try:
         import tensorrt  # noqa: F401 - installed?
@@ -289,7 +289,7 @@ def tensorrt_engines(p: Pipeline, res, stage, say: Say) -> None:
             return [eng], {"precision": prec, "size_bytes": eng.stat().st_size, "path": str(r.path)}
 
         try:
-            stage(f"build {prec}", material, build, section="targets")
+            step(f"build {prec}", material, build, section="targets")
         except BackendMissing as exc:
             res.skipped.append({"stage": f"build {prec}", "reason": str(exc)})
             return

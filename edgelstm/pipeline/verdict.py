@@ -6,6 +6,7 @@ comes after the reports (the check runs on the finished output): `run --json` an
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,35 @@ def headline_point(bench: dict[str, Any] | None) -> tuple[int, int, int | None] 
     return (rows[0]["batch"], rows[0]["seq"], rows[0].get("threads")) if rows else None
 
 
+@dataclass
+class SummaryRow:
+    """One row of the run's summary (the report's table, ``run --json``'s `summary`)."""
+
+    artifact: str
+    precision: str                 # the artifact's pipeline name: fp32, fp16, int8-dynamic ... (torch: fp32)
+    size_bytes: int
+    rel_l2: float | None
+    task: str | None
+    gates: str                     # reference | pass | FAIL | -
+    p50_ms: float | None
+    speedup: float | None
+    shape: str | None
+    remarks: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "precision": self.precision, "size_bytes": self.size_bytes,
+                "rel_l2": self.rel_l2, "task": self.task, "gates": self.gates, "p50_ms": self.p50_ms,
+                "speedup": self.speedup, "shape": self.shape, "remarks": self.remarks}
+
+
 def summary_rows(res) -> list[dict[str, Any]]:
     """One row per artifact (and one for torch eager, and one per streaming step): size, drift, gates, and p50
-    with the speed-up over torch eager at the headline grid point (``shape`` says which)."""
+    with the speed-up over torch eager at the headline grid point (``shape`` says which); as JSON."""
+    return [row.to_json() for row in summary(res)]
+
+
+def summary(res) -> list[SummaryRow]:
+    """The rows of ``summary_rows``, typed."""
     from edgelstm.latency import summarize
 
     point = headline_point(res.bench)
@@ -111,25 +138,24 @@ def summary_rows(res) -> list[dict[str, Any]]:
     rows = []
     torch_p50 = next((r["p50_ms"] for r in bench_rows if r["backend"] == "torch" and r["mode"] == "window"), None)
     if torch_p50 is not None and res.model_path is not None:
-        rows.append({"artifact": "torch (eager)", "precision": "fp32", "size_bytes": res.model_path.stat().st_size,
-                     "rel_l2": 0.0, "task": None, "gates": "reference", "p50_ms": torch_p50, "speedup": 1.0,
-                     "shape": shape, "remarks": []})
+        rows.append(SummaryRow("torch (eager)", "fp32", res.model_path.stat().st_size, 0.0, None, "reference",
+                               torch_p50, 1.0, shape, []))
     for a in res.artifacts:
         v = res.validations.get(a.name, {})
         outputs = v.get("outputs", {})
         rel = max((o.get("rel_l2", 0.0) for o in outputs.values()), default=None)
         b = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "window"), None)
-        row = {"artifact": a.path.name, "precision": a.name, "size_bytes": a.size_bytes, "rel_l2": rel,
-               "task": _task_value(v.get("task") or {}),
-               "gates": ("pass" if v.get("passed") else "FAIL") if v else "-",
-               "p50_ms": b["p50_ms"] if b else None, "speedup": b["speedup"] if b else None,
-               "shape": shape if b else None, "remarks": list(res.remarks.get(a.name, []))}
+        row = SummaryRow(a.path.name, a.name, a.size_bytes, rel, _task_value(v.get("task") or {}),
+                         ("pass" if v.get("passed") else "FAIL") if v else "-",
+                         b["p50_ms"] if b else None, b["speedup"] if b else None, shape if b else None,
+                         list(res.remarks.get(a.name, [])))
         rows.append(row)
         step = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "step"), None)
         if step is not None:  # streaming: one new sample costs one step, not a re-run of the window
-            rows.append({**row, "artifact": f"{a.path.name} (1 step, state carried)", "p50_ms": step["p50_ms"],
-                         "shape": shape_words(step["batch"], None, step["threads"]),
-                         "speedup": (torch_p50 / step["p50_ms"]) if torch_p50 and step["p50_ms"] else None})
+            rows.append(replace(row, artifact=f"{a.path.name} (1 step, state carried)", p50_ms=step["p50_ms"],
+                                shape=shape_words(step["batch"], None, step["threads"]),
+                                speedup=(torch_p50 / step["p50_ms"]) if torch_p50 and step["p50_ms"] else None,
+                                remarks=list(row.remarks)))
     return rows
 
 

@@ -1,30 +1,15 @@
-"""The runner interface shared by validate, bench and convert's verification."""
+"""Opening a runner for an artifact (``open_runner``); the runner contract itself is ``edgelstm.runners.contract``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol
-
-import numpy as np
+from typing import Any
 
 from edgelstm.artifacts.artifact import ENGINE_SUFFIXES, TORCH_SUFFIXES, artifact_kind  # noqa: F401
 from edgelstm.errors import BadInput
-from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.options import ArtifactKind, Backend
-
-
-
-class Runner(Protocol):
-    """Runs one artifact. `run` takes float32 numpy feeds named like `io.inputs`, returns outputs by name."""
-
-    io: IOSpec
-    backend: str
-    precision: str
-    label: str
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-    def close(self) -> None: ...
+from edgelstm.runners.contract import (Runner, RunnerBase, RunnerPrecision, as_runner, is_runner,  # noqa: F401
+                                       typed_precision)
 
 
 def default_backend(kind: ArtifactKind) -> Backend:
@@ -33,7 +18,7 @@ def default_backend(kind: ArtifactKind) -> Backend:
 
 
 def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads: int | None = None,
-                input_size: int | None = None, device: str = "cpu", **options: Any) -> Runner:
+                input_size: int | None = None, device: str = "cpu", **options: Any) -> RunnerBase:
     """Open a runner for a path (torch file, ONNX, engine) or an in-memory LoadedModel/nn.Module.
 
     Torch models take the loading options every command shares: ``factory``, ``trust_pickle`` and ``inputs`` (an

@@ -7,41 +7,26 @@ from typing import Mapping
 
 import numpy as np
 
-from edgelstm.artifacts.artifact import io_spec_of
-from edgelstm.artifacts.facts import onnx_facts
+from edgelstm.artifacts.artifact import Artifact
+from edgelstm.artifacts.iospec import ort_numpy_dtype as ort_feed_dtype  # the one dtype table
 from edgelstm.artifacts.lengths import LengthGuard
-from edgelstm.artifacts.onnx_graph import external_locations, refuse_outside_data
 from edgelstm.artifacts.ort import make_session, recorded_level
 from edgelstm.errors import BadInput
+from edgelstm.runners.contract import RunnerBase, typed_precision
 
 
-def ort_feed_dtype(type_str: str):
-    """The numpy dtype onnxruntime wants for an input of type ``tensor(...)``: token ids and lengths stay integers."""
-    for key, dtype in (("float16", np.float16), ("int64", np.int64), ("int32", np.int32), ("bool", np.bool_),
-                       ("double", np.float64)):
-        if key in type_str:
-            return dtype
-    return np.float32
-
-
-class OrtRunner:
+class OrtRunner(RunnerBase):
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, opt_level: str | None = None,
                  providers: list[str] | None = None, amx: str | None = None):
-        import onnx
-
-        from edgelstm.artifacts.manifest import read_manifest
-
-        self.path = Path(path)
-        try:
-            model = onnx.load(str(self.path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001
-            raise BadInput(f"{self.path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
-        refuse_outside_data(self.path, external_locations(model))
-        self.manifest = read_manifest(self.path)
-        self.io = io_spec_of(self.path, model, self.manifest)
-        self.precision = self.manifest.precision if self.manifest else onnx_facts(model).precision
+        # manifest (sha256 checked), graph, external data kept inside the folder, I/O manifest-first, precision
+        artifact = Artifact.open(path)
+        self.path = artifact.path
+        model = artifact.graph
+        self.manifest = artifact.manifest
+        self.io = artifact.io
+        self.precision = typed_precision(artifact.precision)
         # `edgelstm quantize` records the level its crash-safe probe found safe for the file's target, in the manifest
         # and (allowed levels) in the file's metadata_props, which a file copied without its manifest still carries
         from edgelstm.artifacts.int8_metadata import allowed_levels, plain_session_warning, read_entries

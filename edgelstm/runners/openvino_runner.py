@@ -11,6 +11,8 @@ import numpy as np
 from edgelstm.artifacts.openvino import (check_ir_pair, compile_config, inference_precision, require_openvino,
                                          runtime_layer_precisions)
 from edgelstm.errors import BadInput
+from edgelstm.options import Precision
+from edgelstm.runners.contract import RunnerBase, typed_precision
 
 
 def _io_from_model(model: Any):
@@ -28,14 +30,14 @@ def _io_from_model(model: Any):
                   tuple(spec(p, STATE_OUTPUTS) for p in model.outputs))
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(RunnerBase):
     backend = "openvino"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, precision_hint: str | None = None):
-        from edgelstm.artifacts.manifest import read_manifest
+        from edgelstm.artifacts.artifact import Artifact
 
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
+        self.manifest = Artifact.open(self.path).manifest
         check_ir_pair(self.path, self.manifest)
         ov = require_openvino()
         self.core = ov.Core()
@@ -44,7 +46,7 @@ class OpenVinoRunner:
         except Exception as exc:  # noqa: BLE001
             raise BadInput(f"OpenVINO cannot read {self.path.name}: {str(exc).splitlines()[0][:240]}") from None
         self.io = self.manifest.io if self.manifest is not None and self.manifest.io else _io_from_model(model)
-        self.precision = self.manifest.precision if self.manifest is not None else "fp32"
+        self.precision = typed_precision(self.manifest.precision if self.manifest is not None else Precision.fp32)
         self.precision_hint = precision_hint or inference_precision(self.manifest)
         try:
             self.compiled = self.core.compile_model(model, "CPU", compile_config(self.precision_hint, threads))

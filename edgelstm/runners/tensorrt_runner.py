@@ -19,6 +19,7 @@ import numpy as np
 
 from edgelstm.artifacts.iospec import STATE_INPUTS, STATE_PAIRS, IOSpec
 from edgelstm.errors import BadInput, InternalError, opt
+from edgelstm.runners.contract import RunnerBase, typed_precision
 
 
 def _cc_tuple(cc: Any) -> tuple[int, int] | None:
@@ -62,7 +63,7 @@ def check_engine_compat(name: str, details: Mapping[str, Any], trt_version: str,
                        + f"; engines are tied to both: rebuild it here from the shipped ONNX: {rebuild}")
 
 
-class TensorRTRunner:
+class TensorRTRunner(RunnerBase):
     """Runner interface: .io, .backend, .precision, .label, .run(feeds) -> outputs, .close().
 
     Extras for bench: `timed_run(feeds, iters, warmup)` (CUDA-event milliseconds per enqueue),
@@ -76,9 +77,10 @@ class TensorRTRunner:
 
     def __init__(self, path: str | Path, *, cuda_backend: Any = None, cuda_graph: bool = False,
                  check_compat: bool = True, device: str | int | None = "cuda", **_ignored: Any):
-        from edgelstm.artifacts.manifest import read_manifest
-        from edgelstm.artifacts.trt import (FLOAT_DTYPES, engine_iospec, gpu_info, host_dtype, import_tensorrt,
-                                           make_logger)
+        from edgelstm.artifacts.artifact import Artifact
+        from edgelstm.artifacts.trt import FLOAT_DTYPES, engine_iospec, host_dtype, make_logger
+        from edgelstm.machine.tensorrt import gpu_info, import_tensorrt
+        from edgelstm.runners import cuda_buffers
         from edgelstm.runners.cuda_buffers import CudaBackend, device_index, get_backend
 
         self.path = Path(path)
@@ -90,7 +92,7 @@ class TensorRTRunner:
                            "rebuild it with `edgelstm build`")
         trt = import_tensorrt("running a TensorRT engine")
         self.trt = trt
-        self.manifest = read_manifest(self.path)  # a sha256 mismatch (truncated/changed file) is BadInput here
+        self.manifest = Artifact.open(self.path).manifest  # a sha256 mismatch (truncated/changed file) is BadInput here
         details = self.manifest.details if self.manifest else {}
         self.tensorrt_version = str(trt.__version__)
         index = device_index("cuda" if device in (None, "cpu") else device)  # TensorRT runs on a GPU only
@@ -102,7 +104,7 @@ class TensorRTRunner:
         try:
             self.gpu = self.cuda.device_info()
         except Exception:  # noqa: BLE001
-            self.gpu = gpu_info()
+            self.gpu = gpu_info(cuda_buffers)
         if check_compat and details:
             check_engine_compat(self.path.name, details, self.tensorrt_version, self.gpu)
 
@@ -113,7 +115,7 @@ class TensorRTRunner:
         # host dtype of every I/O tensor (bfloat16/fp8 through ml_dtypes; a type numpy cannot hold is refused here)
         self._dtypes = {t.name: host_dtype(t.dtype, t.name) for t in (*self.io.inputs, *self.io.outputs)}
         self._float_outputs = {t.name for t in self.io.outputs if t.dtype in FLOAT_DTYPES}  # returned as float32
-        self.precision = self.manifest.precision if self.manifest else _guess_precision(self.io)
+        self.precision = typed_precision(self.manifest.precision if self.manifest else _guess_precision(self.io))
         self.label = self.path.name
         self.details = details
         from edgelstm.artifacts.lengths import LengthGuard

@@ -11,6 +11,8 @@ from edgelstm.errors import BackendMissing, opt, require_torch
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.models.calling import flatten_outputs, module_device, output_names_for  # noqa: F401 - re-exported
 from edgelstm.models.inputs import InputOptions
+from edgelstm.options import Precision
+from edgelstm.runners.contract import RunnerBase
 
 
 def probe_torch_io(module, input_size: int | None = None, fixed: tuple[int, int] | None = None, *,
@@ -23,9 +25,9 @@ def probe_torch_io(module, input_size: int | None = None, fixed: tuple[int, int]
     return resolve_call(module, options).io
 
 
-class TorchRunner:
+class TorchRunner(RunnerBase):
     backend = "torch"
-    precision = "fp32"
+    precision = Precision.fp32
 
     def __init__(self, model: Any, *, input_size: int | None = None, threads: int | None = None, device: str = "cpu",
                  inputs: InputOptions | None = None):

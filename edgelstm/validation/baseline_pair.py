@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgelstm.errors import BadInput, opt
+from edgelstm.runners.contract import as_runner
 
 _KIND = ("backend", "precision")
 
@@ -32,7 +33,8 @@ def check_baseline_pair(baseline: Mapping[str, Any], reference: str, ref_runner:
     for role, label, runner in (("reference", reference, ref_runner), ("candidate", candidate, cand_runner)):
         old_info = baseline.get(f"{role}_info")
         old_kind = old_info if isinstance(old_info, Mapping) else {}
-        new_kind = {k: getattr(runner, k, None) for k in _KIND}
+        described = as_runner(runner)
+        new_kind = {"backend": described.backend or None, "precision": described.precision or None}
         kinds_differ |= any(old_kind.get(k) and new_kind[k] and str(old_kind[k]) != str(new_kind[k]) for k in _KIND)
         then.append(_describe(Path(str(baseline.get(role) or "?")).name, old_kind))
         now.append(_describe(Path(str(label)).name, new_kind))

@@ -69,7 +69,9 @@ class AccuracyComparison:
 
 
 def _label(x: Any) -> str:
-    return str(x) if isinstance(x, (str, Path)) else getattr(x, "label", type(x).__name__)
+    from edgelstm.runners.contract import as_runner
+
+    return str(x) if isinstance(x, (str, Path)) else as_runner(x).label
 
 
 def compare_accuracy(reference: Any, new: Any, old: Any, data: Any, options: ValidateOptions = ValidateOptions(),

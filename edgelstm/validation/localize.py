@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgelstm.errors import BadInput, opt
-from edgelstm.options import check_float, check_int
+from edgelstm.options import Precision, check_float, check_int
 
 SCHEMA = "edgelstm.localize/1"
 
@@ -226,7 +226,7 @@ def fp32_ancestor(candidate: str | Path, *, near: tuple[str | Path, ...] = ()) -
         if parent is None or parent not in known:
             return None
         path, m = known[parent]
-        if m.kind == "onnx" and m.precision == "fp32":
+        if m.kind == "onnx" and m.precision == Precision.fp32:
             return path
         parent = m.parent_sha256
     return None

@@ -97,7 +97,7 @@ def engine_candidate(reference: Path, ref_model, engine: Path, sites, folder: Pa
     notes = [f"TensorRT: a debug engine was built from {source.name} with {len(marks) if marks != ('*',) else 'every'}"
              " tensor marked as an output (the engine under test cannot be changed)"]
     calib = None
-    if details.get("calibration") or ((details.get("built_from") or {}).get("made_by") == "converters.int8.quantize_int8"):
+    if details.get("calibration") or ((details.get("built_from") or {}).get("made_by") == "edgelstm.converters.quantize.int8.quantize_int8"):
         calib = options.engine_calib or dataset.batches(min(32, dataset.n))
         notes.append("the engine was calibrated when it was built; its debug twin was calibrated again on "
                      + ("the given calibration data" if options.engine_calib is not None else "the localisation data")

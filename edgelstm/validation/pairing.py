@@ -128,7 +128,7 @@ def refuse_unused_torch_options(reference: Any, candidate: Any, inputs: Any, inp
 
     from edgelstm.artifacts.artifact import artifact_kind
     from edgelstm.errors import opt
-    from edgelstm.options import ArtifactKind
+    from edgelstm.options import ArtifactKind, Backend
 
     def is_torch(a: Any) -> bool:
         if isinstance(a, (str, Path)):
@@ -136,7 +136,10 @@ def refuse_unused_torch_options(reference: Any, candidate: Any, inputs: Any, inp
                 return artifact_kind(a) == ArtifactKind.torch
             except BadInput:
                 return True  # an unknown file: reported when it is opened
-        return getattr(a, "backend", "torch") == "torch"
+        from edgelstm.runners.contract import as_runner, is_runner
+
+        # an nn.Module is a torch model; a runner that does not say its backend is taken for one
+        return not is_runner(a) or (as_runner(a).backend or Backend.torch) == Backend.torch
 
     given = [name for name, value in (("input", getattr(inputs, "inputs", ())),
                                       ("state_arg", getattr(inputs, "state_arg", None)),

@@ -14,24 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 
-from edgelstm.artifacts.iospec import STATE_OUTPUTS, IOSpec, check_feeds, is_state
+from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.errors import BadInput, opt
 from edgelstm.options import check_float, check_int
-from edgelstm.validation.gates import (DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult,
-                                       baseline_gates, evaluate_gates, resolve_gates)
+from edgelstm.runners.contract import RunnerBase, RunnerPrecision, as_runner, is_runner
+from edgelstm.validation.gates import DEFAULT_BASELINE_FLOOR, DEFAULT_BASELINE_TOLERANCE, Gate, GateResult
 from edgelstm.validation.baseline_pair import check_baseline_pair
-from edgelstm.validation.metrics import DriftAccumulator, infer_task, per_step_summary, task_metrics
-from edgelstm.validation.pairing import (candidate_feeds, check_labels_fit, feature_size, fixed_batch, fixed_seq,
-                                         map_inputs, map_outputs, refuse_unused_torch_options, time_axis)
-from edgelstm.validation.streaming import chunk_plan, plan_streaming, stream_candidate
+from edgelstm.validation.pairing import (feature_size, fixed_batch, fixed_seq, map_outputs,  # noqa: F401
+                                         refuse_unused_torch_options)
 
 REPORT_SCHEMA = "edgelstm.validate/1"
 
 ProgressFn = Callable[[int, int], None]  # (done, total) work units (batches, streamed chunks included)
 
-__all__ = ["DataRequest", "ValidateOptions", "ValidationResult", "validate_artifacts", "map_outputs",
+__all__ = ["DataRequest", "ValidateOptions", "ValidationResult", "RunnerInfo", "validate_artifacts", "map_outputs",
            "artifact_target_isa", "isa_warning", "REPORT_SCHEMA"]
 
 
@@ -105,8 +102,12 @@ class ValidationResult:
     def failed_gates(self) -> list[GateResult]:
         return [g for g in self.gates if not g.passed]
 
+    def to_json(self) -> dict[str, Any]:
+        """The `--report` JSON (the report schema plus extras)."""
+        return self.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
-        """The `--report` JSON (DESIGN.md's schema plus extras)."""
+        """The `--report` JSON (ARCHITECTURE.md's schema plus extras)."""
         d: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "reference": self.reference, "candidate": self.candidate, "samples": self.samples,
@@ -125,27 +126,38 @@ class ValidationResult:
 
 def artifact_target_isa(runner: Any) -> str | None:
     """The CPU class an INT8 artifact was quantized for (its manifest), or None."""
-    manifest = getattr(runner, "manifest", None)
-    details = getattr(manifest, "details", None) or {}
-    return details.get("target_isa")
+    return as_runner(runner).target_isa
 
 
 def isa_warning(runner: Any, who: str, measured_on: str, *, what: str = "validated") -> str | None:
     """A warning when an INT8 artifact is measured on another CPU class than it targets."""
     from edgelstm.machine.isa import mismatch_warning
 
-    target = artifact_target_isa(runner)
-    name = Path(str(getattr(runner, "label", None) or who)).name
-    details = getattr(getattr(runner, "manifest", None), "details", None)
-    return mismatch_warning(name, target, measured_on, what=what, details=details)
+    runner = as_runner(runner)
+    name = Path(str(runner.label or who)).name
+    return mismatch_warning(name, runner.target_isa, measured_on, what=what,
+                            details=runner.manifest.details if runner.manifest is not None else None)
 
 
-def _is_runner(obj: Any) -> bool:
-    return hasattr(obj, "run") and hasattr(obj, "io") and not isinstance(obj, (str, Path))
+def _label(obj: Any, runner: RunnerBase) -> str:
+    return str(obj) if isinstance(obj, (str, Path)) else runner.label
 
 
-def _label(obj: Any, runner: Any) -> str:
-    return str(obj) if isinstance(obj, (str, Path)) else getattr(runner, "label", type(obj).__name__)
+@dataclass(frozen=True)
+class RunnerInfo:
+    """One side of a validation as the report describes it (`reference_info`, `candidate_info`)."""
+
+    backend: str
+    precision: RunnerPrecision
+    label: str
+    io: IOSpec
+
+    @classmethod
+    def of(cls, runner: RunnerBase) -> "RunnerInfo":
+        return cls(runner.backend, runner.precision, runner.label, runner.io)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backend": self.backend, "precision": self.precision, "label": self.label, "io": self.io.to_dict()}
 
 
 def _with_fixed_shape_of(inputs: Any, other: Any) -> Any:
@@ -171,8 +183,8 @@ def _open(artifact: Any, *, backend: str | None, input_size: int | None, options
           shape_from: Any = None):
     from edgelstm.runners.base import open_runner
 
-    if _is_runner(artifact):
-        return artifact, False
+    if is_runner(artifact):
+        return as_runner(artifact), False
     try:
         inputs = options.model_inputs
         if shape_from is not None and inputs is not None:
@@ -208,182 +220,32 @@ def _resolve_data(data: Any, ref_io: IOSpec, options: ValidateOptions):
 
 def validate_artifacts(reference: Any, candidate: Any, data: Any, options: ValidateOptions = ValidateOptions()) -> ValidationResult:
     """Run `reference` and `candidate` (paths to torch/ONNX/engine artifacts, nn.Modules or open runners)
-    on `data` (an edgelstm.data.Dataset or a DataRequest) and compare them.
+    on `data` (an edgelstm.data.Dataset or a DataRequest) and compare them: plan -> run -> compare -> gate.
 
     Raises BadInput (before any inference) for data that does not fit the reference or the candidate,
     outputs that do not match, and gates that name unknown outputs or need labels/streaming this run
     lacks. Returns a ValidationResult whose `passed` is False when a gate failed."""
     from edgelstm.data import require_min_samples
+    from edgelstm.validation.validate_plan import plan_validation
+    from edgelstm.validation.validate_run import compare, gate, run_pass
 
     t0 = time.perf_counter()
     refuse_unused_torch_options(reference, candidate, options.model_inputs, options.input_size, options.factory)
-    opened: list[Any] = []
+    opened: list[RunnerBase] = []
     try:
-        ref, own = _open(reference, backend=options.reference_backend, input_size=options.input_size,
-                         options=options, role="reference", shape_from=candidate)
-        if own:
-            opened.append(ref)
-        cand_size = options.input_size or feature_size(ref.io)
-        cand, own = _open(candidate, backend=options.candidate_backend, input_size=cand_size, options=options,
-                          role="candidate")
-        if own:
-            opened.append(cand)
+        ref, cand = _open_pair(reference, candidate, options, opened)
         pair_warning = None if options.baseline is None else check_baseline_pair(
             options.baseline, _label(reference, ref), ref, _label(candidate, cand), cand)
         dataset = _resolve_data(data, ref.io, options)
-        require_min_samples(dataset, max(1, getattr(data, "min_samples", 1)), what="validation data set")
-        dataset = dataset.for_spec(ref.io)
-
-        positional = getattr(ref, "backend", "") == "torch"
-        out_map = map_outputs(ref.io, cand.io, positional_fallback=positional)
-        in_map = map_inputs(ref.io, cand.io)
-        notes: list[str] = []
-        if any(r != c for r, c in out_map.items()):
-            notes.append("outputs mapped by position (the torch reference has no output names): "
-                         + ", ".join(f"{r}->{c}" for r, c in out_map.items()))
-
-        # batch size: a static model fixes it
-        fixed = {b for b in (fixed_batch(ref.io), fixed_batch(cand.io)) if b}
-        if len(fixed) > 1:
-            raise BadInput(f"the reference and the candidate have different fixed batch sizes {sorted(fixed)}")
-        batch_size = fixed.pop() if fixed else int(options.batch_size)
-        if batch_size < 1:
-            raise BadInput(f"{opt('batch_size')} must be >= 1, got {batch_size}")
-        drop_last = fixed_batch(ref.io) is not None or fixed_batch(cand.io) is not None
-        if drop_last:
-            require_min_samples(dataset, batch_size, what="validation data set (a static model's fixed batch)")
-            used = dataset.n // batch_size * batch_size
-            if used != dataset.n:
-                notes.append(f"a static model takes batches of exactly {batch_size}: "
-                             f"validated {used} of {dataset.n} samples")
-                dataset = dataset.head(used)
-        batches = dataset.batches(batch_size)
-
-        # check the data against both specs before anything runs
-        first = next(iter(batches))
-        check_feeds(ref.io, first, what=f"data for the reference ({dataset.source})")
-        check_feeds(cand.io, candidate_feeds(first, in_map, cand.io), what=f"data for the candidate ({dataset.source})")
-
-        ref_out_specs = {t.name: t for t in ref.io.outputs}
-        compared = list(out_map)
-        task_output = next((n for n in compared if not is_state(ref_out_specs[n], STATE_OUTPUTS)), compared[0])
-        task_kind = options.task or infer_task(dataset.labels, ref_out_specs[task_output].shape)
-        if task_kind == "regression" and dataset.labels is None:
-            task_kind = None  # regression metrics need labels; classification still gives agreement
-        if task_kind and dataset.labels is not None:
-            check_labels_fit(dataset.labels, dataset.n, ref_out_specs[task_output], task_kind)
-
-        # streaming plan
-        seq = dataset.seq
-        stream_outputs, stream_note = plan_streaming(cand.io, compared, ref_out_specs, seq, enabled=options.streaming)
-        if stream_note:
-            notes.append(stream_note)
-
-        gates = resolve_gates(options.gates, compared, task_kind=task_kind, task_output=task_output,
-                              streaming_outputs=stream_outputs)
-
-        chunk_sizes: list[int] = []
-        stream_n = 0
-        if stream_outputs:
-            chunk_sizes = chunk_plan(options.chunk_sizes, seq)
-            stream_n = dataset.n if options.streaming_samples is None else min(dataset.n, options.streaming_samples)
-        stream_batches = -(-stream_n // batch_size) if stream_n else 0
-        total = len(batches) + stream_batches * len(chunk_sizes)
-        done = 0
-
-        def tick() -> None:
-            nonlocal done
-            done += 1
-            if options.progress:
-                options.progress(done, total)
-
-        # main pass
-        accs = {r: DriftAccumulator(time_axis(ref_out_specs[r])) for r in compared}
-        ref_keep: list[dict[str, np.ndarray]] = []   # reference outputs of the streamed samples
-        task_ref, task_cand = [], []
-        seen = 0
-        for batch in batches:
-            r_out = ref.run(batch)
-            c_out = cand.run(candidate_feeds(batch, in_map, cand.io))
-            for r, c in out_map.items():
-                if r not in r_out:
-                    raise BadInput(f"the reference did not return output {r!r} (it returned {sorted(r_out)})")
-                if c not in c_out:
-                    raise BadInput(f"the candidate did not return output {c!r} (it returned {sorted(c_out)})")
-                a, b = np.asarray(r_out[r]), np.asarray(c_out[c])
-                if a.shape != b.shape:
-                    raise BadInput(f"output {c!r}: the candidate returned shape {list(b.shape)}, the reference "
-                                   f"{list(a.shape)}")
-                accs[r].update(a, b)
-            if task_kind:
-                task_ref.append(np.asarray(r_out[task_output]))
-                task_cand.append(np.asarray(c_out[out_map[task_output]]))
-            if seen < stream_n:
-                keep = stream_n - seen
-                ref_keep.append({r: np.asarray(r_out[r])[:keep] for r in stream_outputs})
-            seen += _batch_len(batch, dataset)
-            tick()
-
-        outputs = {}
-        for r, acc in accs.items():
-            m = acc.result()
-            m["time_axis"] = acc.time_axis
-            if acc.time_axis is not None:
-                m["per_step_summary"] = per_step_summary(m["per_step_rmse"])
-            outputs[r] = m
-
-        task: dict[str, Any] = {}
-        if task_kind:
-            try:
-                task = task_metrics(np.concatenate(task_ref), np.concatenate(task_cand), dataset.labels,
-                                    task=task_kind)
-            except ValueError as exc:
-                raise BadInput(f"labels 'y' do not fit output {task_output!r}: {exc}") from None
-            if task:
-                task = {"output": task_output, **task}
-
-        streaming = None
-        if stream_outputs:
-            streaming = stream_candidate(cand, dataset, in_map, out_map, stream_outputs, ref_keep, chunk_sizes, batch_size,
-                                stream_n, ref_out_specs, tick)
-
-        result_dict = {"outputs": outputs, "task": task, "streaming": streaming}
-        gate_results = evaluate_gates(gates, result_dict)
-        baseline_info = None
-        if options.baseline is not None:
-            b = baseline_gates(options.baseline, result_dict, tolerance=options.baseline_tolerance,
-                               floor=options.baseline_floor)
-            gate_results += b
-            baseline_info = {"reference": options.baseline.get("reference"),
-                             "candidate": options.baseline.get("candidate"),
-                             "tolerance": options.baseline_tolerance, "floor": options.baseline_floor,
-                             "compared": len(b)}
-        passed = all(g.passed for g in gate_results)
-        from edgelstm.machine.isa import isa_facts
-        from edgelstm.artifacts.manifest import tool_versions
-
-        info: dict[str, Any] = {
-            "data": {"source": dataset.source, "samples": dataset.n, "seq": dataset.seq,
-                     "labels": dataset.labels is not None, "batch_size": batch_size},
-            "reference_info": {"backend": getattr(ref, "backend", None), "precision": getattr(ref, "precision", None),
-                               "label": getattr(ref, "label", None), "io": ref.io.to_dict()},
-            "candidate_info": {"backend": getattr(cand, "backend", None),
-                               "precision": getattr(cand, "precision", None),
-                               "label": getattr(cand, "label", None), "io": cand.io.to_dict()},
-            "output_map": out_map, "notes": notes, "seconds": round(time.perf_counter() - t0, 3),
-            "versions": tool_versions(),
-        }
-        if baseline_info:
-            info["baseline"] = baseline_info
-        info["machine"] = isa_facts()
-        warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
-                                for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
-        warnings += [pair_warning] if pair_warning else []
-        warnings += [w for r in (ref, cand) for w in getattr(r, "warnings", ())]  # lengths outside the verified range, a level the file does not allow
-        if warnings:
-            info["warnings"] = warnings
-        return ValidationResult(_label(reference, ref), _label(candidate, cand), dataset.n, passed, outputs, task,
-                                gate_results, streaming, info)
+        require_min_samples(dataset, max(1, data.min_samples if isinstance(data, DataRequest) else 1),
+                            what="validation data set")
+        plan = plan_validation(ref, cand, dataset.for_spec(ref.io), options)
+        tick = _ticker(plan.work_units, options.progress)
+        measured = compare(plan, run_pass(plan, tick), tick)
+        gated = gate(plan, measured, options)
+        info = _info(plan, gated, time.perf_counter() - t0, pair_warning)
+        return ValidationResult(_label(reference, ref), _label(candidate, cand), plan.dataset.n, gated.passed,
+                                measured.outputs, measured.task, gated.results, measured.streaming, info)
     finally:
         for r in opened:
             try:
@@ -392,8 +254,52 @@ def validate_artifacts(reference: Any, candidate: Any, data: Any, options: Valid
                 pass
 
 
-def _batch_len(batch: Mapping[str, np.ndarray], dataset) -> int:
-    for name, a in batch.items():
-        return int(np.shape(a)[dataset.axes.get(name, 0)])
-    return 0
+def _open_pair(reference: Any, candidate: Any, options: ValidateOptions,
+               opened: list[RunnerBase]) -> tuple[RunnerBase, RunnerBase]:
+    """Both sides as runners (the candidate's torch input size taken from the reference); the ones opened here
+    are added to ``opened`` as they open, for the caller to close."""
+    ref, own = _open(reference, backend=options.reference_backend, input_size=options.input_size,
+                     options=options, role="reference", shape_from=candidate)
+    if own:
+        opened.append(ref)
+    cand, own = _open(candidate, backend=options.candidate_backend,
+                      input_size=options.input_size or feature_size(ref.io), options=options, role="candidate")
+    if own:
+        opened.append(cand)
+    return ref, cand
 
+
+def _ticker(total: int, progress: ProgressFn | None) -> Callable[[], None]:
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    return tick
+
+
+def _info(plan: Any, gated: Any, seconds: float, pair_warning: str | None) -> dict[str, Any]:
+    """The report's extras: data, both sides, output map, notes, time, versions, baseline, machine, warnings."""
+    from edgelstm.artifacts.manifest import tool_versions
+    from edgelstm.machine.isa import isa_facts
+
+    dataset, ref, cand = plan.dataset, plan.ref, plan.cand
+    info: dict[str, Any] = {
+        "data": {"source": dataset.source, "samples": dataset.n, "seq": dataset.seq,
+                 "labels": dataset.labels is not None, "batch_size": plan.batch_size},
+        "reference_info": RunnerInfo.of(ref).to_json(), "candidate_info": RunnerInfo.of(cand).to_json(),
+        "output_map": plan.out_map, "notes": plan.notes, "seconds": round(seconds, 3), "versions": tool_versions(),
+    }
+    if gated.baseline:
+        info["baseline"] = gated.baseline
+    info["machine"] = isa_facts()
+    warnings = [w for w in (isa_warning(r, label, str(info["machine"]["isa"]))
+                            for r, label in ((ref, "the reference"), (cand, "the candidate"))) if w]
+    warnings += [pair_warning] if pair_warning else []
+    warnings += [w for r in (ref, cand) for w in r.warnings]  # lengths outside the verified range, a level the file does not allow
+    if warnings:
+        info["warnings"] = warnings
+    return info

@@ -4,7 +4,7 @@ exported LSTM of ``tests/conftest.py``, a few bytes of data), and the one check 
 A case runs the CLI in-process inside its own empty working directory ``w`` that holds an earlier good
 artifact (``good.onnx`` + manifest, ``good.json``, ``good.tar.gz`` ...) and asserts:
 
-- the exit code (DESIGN.md: 0 ok, 1 gate failed, 2 bad usage or input, 3 backend missing, 4 internal);
+- the exit code (ARCHITECTURE.md: 0 ok, 1 gate failed, 2 bad usage or input, 3 backend missing, 4 internal);
 - stderr holds exactly one ``error:`` line, no traceback and no "internal error";
 - ``w`` is exactly as it was: no stray file, no empty parent directory, every earlier file byte-identical;
 - the shared inputs in ``ws`` are untouched (checked once at the end of the session).

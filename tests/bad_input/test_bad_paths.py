@@ -526,9 +526,9 @@ ALLOWED_BY_NAME = {
     "edgelstm/bundle/unpack.py": "members are created O_EXCL|O_NOFOLLOW inside its own mkdtemp folder",
     "edgelstm/pipeline/lock.py": "the lock: O_NOFOLLOW relative to the folder's descriptor, never truncated on open",
     "edgelstm/latency/memory.py": "/proc/self/clear_refs",
-    "converters/int8.py": "scratch files inside its private_tempdir",
-    "converters/quant_fallback.py": "trial models inside its private_tempdir",
-    "converters/quiet.py": "an anonymous tempfile.TemporaryFile",
+    "converters/quantize/int8.py": "scratch files inside its private_tempdir",
+    "converters/quantize/quant_fallback.py": "trial models inside its private_tempdir",
+    "converters/export/quiet.py": "an anonymous tempfile.TemporaryFile",
     "edgelstm/fleet/remote.py": "the starter script staged inside its private_tempdir before scp",
     "edgelstm/bundle/device_bootstrap.py": "the stdlib-only starter runs on the device before edgelstm is installed "
                                            "(no safe_files there); its mkdtemp folder is private (0700)",

@@ -302,7 +302,7 @@ class OnnxParser(PybindObject):
             if node.op_type in api.unsupported_ops or (node.domain in ("", "ai.onnx") and not defs.has(node.op_type)):
                 self._errors.append(api.trt.ParserError._make(i, node.name, node.op_type,
                                                               f"No importer registered for op: {node.op_type}"))
-        from converters.tensorrt.onnx_support import refusals
+        from edgelstm.converters.tensorrt.onnx_support import refusals
 
         strongly = api.v11 or net.get_flag(api.member("NetworkDefinitionCreationFlag", "STRONGLY_TYPED"))
         for r in refusals(proto, api.version, strongly_typed=strongly):

@@ -3,7 +3,7 @@
 for a bad manifest, else 3 here without TensorRT), bundle and run.
 
 Each example writes a manifest beside a good model (the tiny exported LSTM) and runs one command in-process with
-``--json``. The property: the command ends with a code DESIGN.md allows for a user's file (0 ok, 1 a gate, 2 bad
+``--json``. The property: the command ends with a code ARCHITECTURE.md allows for a user's file (0 ok, 1 a gate, 2 bad
 input, 3 backend missing; never 4), at most one ``error:`` line on stderr and exactly one when it failed, no
 traceback, and exactly one JSON object on stdout saying how it ended. ``run`` re-creates an artifact whose
 manifest changed (the cache keeps both), so after it the manifest is edgelstm's own again.

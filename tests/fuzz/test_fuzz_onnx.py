@@ -18,7 +18,7 @@ def seed() -> bytes:
 
 def _read_every_way(path):
     from edgelstm.artifacts.artifact import Artifact, io_spec_of
-    from edgelstm.artifacts.inspection import inspect_artifact
+    from edgelstm.inspection import inspect_artifact
     from edgelstm.artifacts.onnx_graph import load_onnx
     from edgelstm.data import synthetic_dataset
 

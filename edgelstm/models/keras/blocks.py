@@ -22,8 +22,12 @@ def blocks() -> SimpleNamespace:
 
 def _define() -> SimpleNamespace:
     torch = require_torch()
+    return SimpleNamespace(**_define_chain(torch), **_define_layers(torch))
+
+
+def _define_chain(torch) -> dict[str, type]:
+    """The model (a chain of blocks) and its recurrent block."""
     nn = torch.nn
-    F = nn.functional
 
     class KerasModel(nn.Module):
         """The chain of blocks; ``_edgelstm_inputs`` declares the input Keras saved (edgelstm.models.inputs)."""
@@ -78,6 +82,14 @@ def _define() -> SimpleNamespace:
                 opts.append(f"merge_mode={self.merge_mode}")
             return ", ".join(opts)
 
+    return {"KerasModel": KerasModel, "KerasRecurrent": KerasRecurrent}
+
+
+def _define_layers(torch) -> dict[str, type]:
+    """The other layers' blocks."""
+    nn = torch.nn
+    F = nn.functional
+
     class ChannelAffine(nn.Module):
         """BatchNormalization at inference: ``x * scale + shift`` over the last axis."""
 
@@ -124,9 +136,8 @@ def _define() -> SimpleNamespace:
         def forward(self, x):
             return torch.flatten(x, 1)
 
-    return SimpleNamespace(KerasModel=KerasModel, KerasRecurrent=KerasRecurrent, ChannelAffine=ChannelAffine,
-                           KerasConv1D=KerasConv1D, RepeatVector=RepeatVector, GlobalPool1D=GlobalPool1D,
-                           Flatten=Flatten)
+    return {"ChannelAffine": ChannelAffine, "KerasConv1D": KerasConv1D, "RepeatVector": RepeatVector,
+            "GlobalPool1D": GlobalPool1D, "Flatten": Flatten}
 
 
 __all__ = ["blocks"]

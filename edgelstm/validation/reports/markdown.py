@@ -55,6 +55,8 @@ def _provenance(rep: dict[str, Any]) -> list[str]:
 
 
 def markdown_summary(result) -> str:
+    """The validate report as Markdown (a PR comment, a job summary): verdict, provenance, drift, task, gates,
+    NEW vs OLD, per-step drift, streaming, notes."""
     from edgelstm.validation.compare import against_markdown
 
     rep = report_dict(result)
@@ -63,6 +65,27 @@ def markdown_summary(result) -> str:
     verdict = "✅ passed" if rep.get("passed") else "❌ failed"
     counts = f"{len(gates) - len(failed)}/{len(gates)} gates passed" if gates else "no gates given"
     lines = [f"### edgelstm validate: {verdict} ({counts})", ""]
+    lines += _provenance(rep)
+    lines += _pair_line(rep)
+    outputs = rep.get("outputs") or {}
+    if outputs:
+        lines += ["#### Drift per output", ""]
+        lines += _table(["output", *METRIC_COLUMNS],
+                        [[name, *(_n(m.get(k), k) for k in METRIC_COLUMNS)] for name, m in outputs.items()])
+        lines.append("")
+    lines += _task_section(rep.get("task") or {})
+    lines += _gates_section(gates)
+    lines += against_markdown(rep, _n)
+    lines += _per_step_section(outputs)
+    lines += _streaming_section(rep.get("streaming"))
+    notes = rep.get("notes") or []
+    if notes:
+        lines += ["#### Notes", "", *(f"- {_cell(n)}" for n in notes), ""]
+    return "\n".join(lines)
+
+
+def _pair_line(rep: dict) -> list[str]:
+    """Who was compared with whom (backend, precision), on what data and machine; then the warnings."""
     ri, ci = rep.get("reference_info") or {}, rep.get("candidate_info") or {}
     data = rep.get("data") or {}
 
@@ -70,39 +93,33 @@ def markdown_summary(result) -> str:
         extra = ", ".join(str(x) for x in (info.get("backend"), info.get("precision")) if x)
         return f"`{_cell(Path(str(path)).name)}`" + (f" ({extra})" if extra else "")
 
-    lines += _provenance(rep)
-    lines.append(f"**reference** {who(rep.get('reference'), ri)} → **candidate** {who(rep.get('candidate'), ci)} · "
-                 f"{rep.get('samples')} samples" + (f" from `{_cell(data['source'])}`" if data.get("source") else "")
-                 + (f" · seq {data['seq']}" if data.get("seq") else "")
-                 + (f" · measured on {(rep.get('machine') or {}).get('isa')}" if rep.get("machine") else ""))
-    lines.append("")
+    lines = [f"**reference** {who(rep.get('reference'), ri)} → **candidate** {who(rep.get('candidate'), ci)} · "
+             f"{rep.get('samples')} samples" + (f" from `{_cell(data['source'])}`" if data.get("source") else "")
+             + (f" · seq {data['seq']}" if data.get("seq") else "")
+             + (f" · measured on {(rep.get('machine') or {}).get('isa')}" if rep.get("machine") else ""), ""]
     for w in rep.get("warnings") or []:
         lines += [f"> ⚠️ {_cell(w)}", ""]
+    return lines
 
-    outputs = rep.get("outputs") or {}
-    if outputs:
-        lines += ["#### Drift per output", ""]
-        lines += _table(["output", *METRIC_COLUMNS],
-                        [[name, *(_n(m.get(k), k) for k in METRIC_COLUMNS)] for name, m in outputs.items()])
-        lines.append("")
 
-    task = rep.get("task") or {}
-    if task:
-        lines += [f"#### Task ({task.get('kind')}, output `{task.get('output')}`)", ""]
-        if task.get("kind") == "regression":
-            rows = [[k, _n(task.get(k)), _n(task.get(f"reference_{k}")), _n(task.get(f"{k}_delta"))]
-                    for k in ("mse", "mae") if k in task]
-            lines += _table(["metric", "candidate", "reference", "delta"], rows)
-        else:
-            rows = []
-            if "accuracy" in task:
-                rows.append(["accuracy", _n(task["accuracy"]), _n(task.get("reference_accuracy")),
-                             _n(task.get("accuracy_delta"))])
-            rows.append(["agreement (argmax)", _n(task.get("agreement")), "", ""])
-            lines += _table(["metric", "candidate", "reference", "delta"], rows)
-        lines.append("")
+def _task_section(task: dict) -> list[str]:
+    if not task:
+        return []
+    lines = [f"#### Task ({task.get('kind')}, output `{task.get('output')}`)", ""]
+    if task.get("kind") == "regression":
+        rows = [[k, _n(task.get(k)), _n(task.get(f"reference_{k}")), _n(task.get(f"{k}_delta"))]
+                for k in ("mse", "mae") if k in task]
+    else:
+        rows = []
+        if "accuracy" in task:
+            rows.append(["accuracy", _n(task["accuracy"]), _n(task.get("reference_accuracy")),
+                         _n(task.get("accuracy_delta"))])
+        rows.append(["agreement (argmax)", _n(task.get("agreement")), "", ""])
+    return [*lines, *_table(["metric", "candidate", "reference", "delta"], rows), ""]
 
-    lines += ["#### Gates", ""]
+
+def _gates_section(gates: list) -> list[str]:
+    lines = ["#### Gates", ""]
     budgets = [g for g in gates if g.get("source") != "against"]  # the change gates: in "NEW vs OLD" below
     if budgets:
         rows = []
@@ -118,11 +135,12 @@ def markdown_summary(result) -> str:
         lines.append("No budgets were given: the candidate is gated on its change against OLD (below).")
     else:
         lines.append("No gates were given: drift is reported, not enforced (use `--gate` or `--policy`).")
-    lines.append("")
-    lines += against_markdown(rep, _n)
+    return [*lines, ""]
 
+
+def _per_step_section(outputs: dict) -> list[str]:
     stepped = {n: m for n, m in outputs.items() if m.get("time_axis") is not None}
-    lines += ["#### Per-step drift", ""]
+    lines = ["#### Per-step drift", ""]
     if stepped:
         rows = []
         for name, m in stepped.items():
@@ -132,22 +150,19 @@ def markdown_summary(result) -> str:
         lines += _table(["output", "steps", "first rmse", "last rmse", "max rmse", "last/first"], rows)
     else:
         lines.append("No output has a time axis: drift is measured on the final output only.")
-    lines.append("")
+    return [*lines, ""]
 
-    streaming = rep.get("streaming")
-    if streaming:
-        cs = ", ".join(str(c) for c in streaming.get("chunk_sizes", []))
-        lines += [f"#### Streaming (chunks of {cs} steps, state carried; {streaming.get('samples')} samples)", ""]
-        rows = []
-        for chunk, outs in (streaming.get("by_chunk") or {}).items():
-            for name, m in outs.items():
-                rows.append([name, chunk, *(_n(m.get(k), k) for k in METRIC_COLUMNS)])
-        lines += _table(["output", "chunk", *METRIC_COLUMNS], rows)
-        lines.append("")
-    notes = rep.get("notes") or []
-    if notes:
-        lines += ["#### Notes", "", *(f"- {_cell(n)}" for n in notes), ""]
-    return "\n".join(lines)
+
+def _streaming_section(streaming: dict | None) -> list[str]:
+    if not streaming:
+        return []
+    cs = ", ".join(str(c) for c in streaming.get("chunk_sizes", []))
+    lines = [f"#### Streaming (chunks of {cs} steps, state carried; {streaming.get('samples')} samples)", ""]
+    rows = []
+    for chunk, outs in (streaming.get("by_chunk") or {}).items():
+        for name, m in outs.items():
+            rows.append([name, chunk, *(_n(m.get(k), k) for k in METRIC_COLUMNS)])
+    return [*lines, *_table(["output", "chunk", *METRIC_COLUMNS], rows), ""]
 
 
 def write_markdown(result, path: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""`edgelstm validate --report OUT.json`: DESIGN.md's schema (reference, candidate, samples, passed,
+"""`edgelstm validate --report OUT.json`: ARCHITECTURE.md's schema (reference, candidate, samples, passed,
 outputs, task, gates) plus extras (schema, failed_gates, streaming, data, reference_info,
 candidate_info, output_map, notes, seconds, versions, baseline)."""
 

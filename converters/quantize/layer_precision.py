@@ -8,9 +8,9 @@ recurrence); PRECISION is ``fp32`` or ``fp16``. A later request overrides an ear
 pattern that matches nothing is bad input.
 
 Where each is honoured:
-- ONNX INT8 (converters.int8): the matched nodes stay FP32 (not quantized); fp16 inside an INT8 ONNX is refused
+- ONNX INT8 (edgelstm.converters.quantize.int8): the matched nodes stay FP32 (not quantized); fp16 inside an INT8 ONNX is refused
   (onnxruntime has no FP16 kernels on CPU; a TensorRT build takes it).
-- ONNX FP16 (converters.fp16): fp32 nodes stay FP32 (Casts at their borders).
+- ONNX FP16 (edgelstm.converters.quantize.fp16): fp32 nodes stay FP32 (Casts at their borders).
 - TensorRT 10.x weakly typed builds (converters/tensorrt/layer_constraints.py): ``ILayer.precision`` and
   ``set_output_type`` on every layer made from the node, with BuilderFlag.OBEY_PRECISION_CONSTRAINTS.
 - TensorRT strongly typed builds (11.x, or ``--strongly-typed``): precision comes from the ONNX types, so the

@@ -1,7 +1,7 @@
 """Lift Python loops over recurrent cells to native recurrent ops.
 
 Cells (``edgelstm.models.cells``: nn.LSTMCell/nn.GRUCell/nn.RNNCell, hand-written LSTM and GRU cells) whose step
-matches an ONNX LSTM/GRU/RNN exactly (``converters.cell_matching``) are grouped into stacks: the elements of a
+matches an ONNX LSTM/GRU/RNN exactly (``edgelstm.converters.export.cell_matching``) are grouped into stacks: the elements of a
 ModuleList/Sequential, or consecutive cells owned by the model whose sizes chain (``lstm1``, ``lstm2``); layer-major
 and step-major loops over a stack compute the same. A stack becomes one ``nn.LSTM``/``nn.GRU`` (``num_layers`` = its
 depth; ONNX ``GRU(linear_before_reset=0)`` for a textbook GRU) followed by the model's remaining layers as its head,
@@ -19,7 +19,7 @@ from edgelstm.errors import require_torch
 from edgelstm.models.cells import CellCandidate, cell_candidates
 from edgelstm.models.native_rnn import to_torch_layer, to_torch_layers
 
-from converters.cell_matching import CellMatch, match_cell
+from edgelstm.converters.export.cell_matching import CellMatch, match_cell
 
 READOUTS = ("last", "all", "all-seq-first", "all-flat", "all-flat-seq-first")
 

@@ -1,7 +1,7 @@
-"""The accuracy fallback's ranking from drift localisation: instead of re-quantizing once per candidate to learn
-which node to keep in float (leave-one-out), read every intermediate tensor of the all-quantized model and of the
-FP32 model once on the measurement data (edgelstm.validation.localize_*) and rank the candidates by the drift each
-adds (a node's outputs', and that of the Q/DQ or Cast copies it reads). The greedy step then keeps the next node in
+"""The accuracy fallback's ranked search: instead of re-quantizing once per candidate to learn which node to keep
+in float (leave-one-out), the evaluator the stage's caller gives (edgelstm.validation.budget.DriftBudget.rank: drift
+localisation, every intermediate tensor of the all-quantized and the FP32 model read once) ranks the candidates by
+the drift each adds (a node's outputs', and that of the Q/DQ or Cast copies it reads). The greedy step then keeps the next node in
 that order in float and measures the model outputs once: one trial per step instead of one per remaining
 candidate. A step whose node closes too little of the gap to the budget is undone (the localisation was wrong about
 it, or it would use up a candidate for nothing); when the ranking is used up without meeting the budget the
@@ -11,12 +11,9 @@ leave-one-out search starts over (quant_fallback), so the result is never worse 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 
-RANK_BY = "isolated"   # or "added"
 #: a node is kept float only if that closes at least this fraction of the gap between the drift and the budget
 #: (a node that helps a little uses up a candidate the budget may need: the greedy would end in a dead end)
 MIN_GAIN = 0.1
@@ -31,37 +28,6 @@ class RankedSearch:
     skipped: list[str] = field(default_factory=list)
     drift: float = float("inf")
     best: Any = None                     # (drift, model, rows, kept) of the best configuration measured
-
-
-def localized_ranking(src: Path, trial: Path, batches: list[Mapping[str, np.ndarray]], level: str,
-                      candidates: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Candidates ordered by the drift they add in the all-quantized ``trial`` model (most first; candidates the
-    localisation could not see follow in their own order), and the ranking rows."""
-    import onnx
-
-    from edgelstm.artifacts.onnx_graph import load_onnx
-    from edgelstm.safe_files import private_tempdir
-    from edgelstm.validation.localize_errors import analyse
-    from edgelstm.validation.localize_graph import graph_sites, prepared, with_outputs
-    from edgelstm.validation.localize_match import decoupled, match_sites
-    from edgelstm.validation.localize_run import OnnxTensors, close_all, collect_errors
-
-    ref_model = prepared(load_onnx(src))
-    sites = graph_sites(ref_model)
-    cand_model = prepared(onnx.load(str(trial)))
-    matching = match_sites(sites, ref_model, cand_model)
-    with private_tempdir("fallback-localize") as tmp:
-        folder = Path(tmp)
-        ref = OnnxTensors(with_outputs(ref_model, [s.tensor for s in sites]), folder, "reference.onnx")
-        names = [p.candidate for p in matching.pairs]
-        cand = OnnxTensors(with_outputs(cand_model, names), folder, "trial.onnx", opt_level=level)
-        alone_model, feeds = decoupled(cand_model, matching)
-        alone = OnnxTensors(with_outputs(alone_model, names), folder, "isolated.onnx", opt_level=level)
-        errors, _, isolated = collect_errors(ref, cand, batches, matching, isolated=alone, exact_feeds=feeds)
-        close_all((ref, cand, alone))
-    ranking = analyse(matching, errors, isolated=isolated if RANK_BY == "isolated" else None)["ranking"]
-    ranked = [r["node"] for r in ranking if r["node"] in candidates]
-    return ranked + [c for c in candidates if c not in ranked], ranking
 
 
 def ranked_greedy(order: list[str], measure: Callable[[Mapping[str, str]], tuple[float, Any, list]], start: float,

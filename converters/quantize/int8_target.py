@@ -23,16 +23,16 @@ from dataclasses import dataclass
 
 from edgelstm.machine import isa as cpu_isa
 from edgelstm.machine.isa import TargetCpu, resolve_target, saturates_u8s8
-from edgelstm.options import QuantMode
+from edgelstm.options import QuantMode, WeightType
 
 ALL_LEVELS = ("all", "extended", "basic")
-WEIGHT_TYPES = ("s8", "u8")
+WEIGHT_TYPES = tuple(w.value for w in WeightType)
 
 
 @dataclass(frozen=True)
 class Int8Recipe:
     target: str                 # an ISA class (x86-vnni, ...), "portable" or "tensorrt"
-    weight_type: str            # "s8" | "u8"
+    weight_type: WeightType     # s8 | u8 (a str: serialized as before)
     reduce_range: bool          # 7-bit weights
     ort_levels: tuple[str, ...]  # onnxruntime optimization levels allowed to run the file, best first
     why: str
@@ -66,6 +66,7 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
         from edgelstm.errors import opt
 
         raise _bad(f"{opt('weight_type')} must be one of {', '.join(WEIGHT_TYPES)}, got {weight_type!r}")
+    wt = WeightType(wt)
     risky = must_hold_without_vnni(isa)
     if mode == QuantMode.dynamic:
         if isa == "tensorrt":
@@ -93,7 +94,7 @@ def choose_int8_recipe(target: TargetCpu | str | None, mode: QuantMode | str, *,
 
 def _dynamic(isa: str, wt: str, risky: bool, reduce_range: bool | None) -> Int8Recipe:
     rr = risky if reduce_range is None else reduce_range
-    # the structural check after quantization (converters.int8_saturation) has the last word: u8 weights run
+    # the structural check after quantization (edgelstm.converters.quantize.int8_saturation) has the last word: u8 weights run
     # the u8×u8 kernel for MatMul/Gemm, but onnxruntime's DynamicQuantizeLSTM keeps s8 weights whatever the type
     safe = not risky or rr
     if not risky:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -33,8 +33,8 @@ from edgelstm.artifacts.onnx_graph import (
     CONTROL_FLOW_OPS, FLOAT, FLOAT16, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns,
     subgraphs, topological_sort, value_types, walk,
 )
-from converters.fp16_policy import TRANSPARENT_OPS, TYPE_AGNOSTIC_OPS, fp16_policy
-from converters.quant_report import NA, OpRow, QuantResult, write_quantized
+from edgelstm.converters.quantize.fp16_policy import TRANSPARENT_OPS, TYPE_AGNOSTIC_OPS, fp16_policy
+from edgelstm.converters.quantize.quant_report import NA, OpRow, QuantResult, write_quantized
 
 FP16_MAX = 65504.0
 
@@ -43,9 +43,10 @@ _DTYPE_ATTR_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomU
 
 @dataclass(frozen=True)
 class Fp16Options:
+    precision: ClassVar[Precision] = Precision.fp16  # the config's type is its precision (stages.quantize dispatches)
     keep_io_types: bool = True            # float32 graph inputs/outputs, casts inside
     exclude: tuple[str, ...] = ()         # node names (globs) or op types to keep in float32
-    layer_precisions: tuple = ()          # converters.layer_precision requests ("recurrent:fp32"): kept FP32
+    layer_precisions: tuple = ()          # edgelstm.converters.quantize.layer_precision requests ("recurrent:fp32"): kept FP32
     probe: bool = True                    # probe an onnxruntime session (child process) before writing
 
 
@@ -365,10 +366,10 @@ def check_converted(model) -> None:
 
 
 def layer_kept(model, options: Fp16Options) -> dict[str, str]:
-    """Nodes ``--layer-precisions`` keeps in FP32 (converters.layer_precision), with the report's reason."""
+    """Nodes ``--layer-precisions`` keeps in FP32 (edgelstm.converters.quantize.layer_precision), with the report's reason."""
     if not options.layer_precisions:
         return {}
-    from converters.layer_precision import kept_fp32
+    from edgelstm.converters.quantize.layer_precision import kept_fp32
 
     return kept_fp32(model, options.layer_precisions, target="fp16")
 

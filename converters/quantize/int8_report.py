@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from converters.quant_report import NA, OpRow
+from edgelstm.converters.quantize.quant_report import NA, OpRow
 from edgelstm.artifacts.facts import RECURRENT_OPS
 from edgelstm.artifacts.onnx_graph import CONTROL_FLOW_OPS, FLOAT, walk
 from edgelstm.options import QuantMode

@@ -5,7 +5,7 @@ the rest stayed float.
   ``DynamicQuantizeLSTM``; MatMul and Gemm (rewritten to MatMul + Add) become ``MatMulInteger``; Loop/If
   bodies are quantized too unless ``subgraphs=False``. GRU has no int8 kernel in onnxruntime.
 - ``static``: Q/DQ format for TensorRT and onnxruntime, calibrated on a re-iterable source with
-  ``calibration.ranges`` (minmax / entropy / percentile; one range implementation for every backend).
+  ``edgelstm.calibration.ranges`` (minmax / entropy / percentile; one range implementation for every backend).
   Default scope is TensorRT's recipe: int8 inputs and weights of MatMul/Gemm/Conv, symmetric (zero point 0),
   outputs left float. LSTM/GRU stay float (no Q/DQ recurrent op; TensorRT cannot run them in INT8 either).
 
@@ -23,28 +23,31 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 
 from edgelstm.machine.isa import TargetCpu
 from edgelstm.errors import BadInput, InternalError, opt
-from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantMode
+from edgelstm.options import DEFAULT_CALIB_METHOD, CalibMethod, Precision, QuantMode, RangeSource, WeightType
 from edgelstm.safe_files import private_tempdir
 
 from edgelstm.artifacts.onnx_graph import (
     FLOAT, load_onnx, name_unnamed_nodes, reject_quantized, resolve_patterns, topological_sort,
     value_types, walk,
 )
-from converters.int8_report import STATIC_DEFAULT_OPS
-from converters.int8_target import Int8Recipe, choose_int8_recipe
-from converters.quant_report import OpRow, QuantResult, write_quantized
+from edgelstm.converters.quantize.int8_report import STATIC_DEFAULT_OPS
+from edgelstm.converters.quantize.int8_target import Int8Recipe, choose_int8_recipe
+from edgelstm.converters.quantize.quant_report import OpRow, QuantResult, write_quantized
 
-RANGE_SOURCES = ("edgelstm", "onnxruntime")
+RANGE_SOURCES = tuple(r.value for r in RangeSource)
 
 
 @dataclass(frozen=True)
 class Int8Options:
+    """The INT8 quantize config (dynamic or static by ``mode``): its type is the precision."""
+
+    precision: ClassVar[Precision] = Precision.int8
     mode: QuantMode = QuantMode.dynamic
     calib_method: CalibMethod = DEFAULT_CALIB_METHOD
     exclude: tuple[str, ...] = ()            # node names (globs) or op types kept in float
@@ -58,8 +61,8 @@ class Int8Options:
     op_types: tuple[str, ...] | None = None  # None: dynamic -> onnxruntime's set; static -> STATIC_DEFAULT_OPS
     quantize_outputs: bool = False           # static: also Q/DQ the outputs of quantized ops (onnxruntime's default)
     symmetric_activations: bool = True       # static: zero point 0 (TensorRT requires it)
-    range_source: str = "edgelstm"           # "edgelstm" (calibration.ranges) or "onnxruntime" (its calibrators)
-    layer_precisions: tuple = ()             # converters.layer_precision requests ("recurrent:fp32"): kept FP32
+    range_source: RangeSource = RangeSource.edgelstm  # edgelstm.calibration.ranges, or onnxruntime's calibrators
+    layer_precisions: tuple = ()             # edgelstm.converters.quantize.layer_precision requests ("recurrent:fp32"): kept FP32
     probe: bool = True                       # probe an onnxruntime session (child process) before writing
 
     def __post_init__(self) -> None:
@@ -68,6 +71,7 @@ class Int8Options:
         object.__setattr__(self, "target", TargetCpu(self.target))
         if self.range_source not in RANGE_SOURCES:
             raise BadInput(f"range_source must be one of {RANGE_SOURCES}, got {self.range_source!r}")
+        object.__setattr__(self, "range_source", RangeSource(self.range_source))
         if not 0 < self.percentile <= 100:
             raise BadInput(f"{opt('percentile')} must be in (0, 100], got {self.percentile}")
 
@@ -185,7 +189,7 @@ class Int8Quantizer:
         topological_sort(model.graph)
         self.excluded, self.exclude_patterns = (resolve_patterns(model, o.exclude) if o.exclude else (set(), {}))
         if o.layer_precisions:
-            from converters.layer_precision import kept_fp32
+            from edgelstm.converters.quantize.layer_precision import kept_fp32
 
             self.layer_kept = kept_fp32(model, o.layer_precisions, target="int8")
             self.excluded = set(self.excluded) | set(self.layer_kept)
@@ -203,13 +207,13 @@ class Int8Quantizer:
         return io_spec_of(self.src, self.parent)
 
     def _calibrate(self) -> None:
-        from calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
+        from edgelstm.calibration.ort_reader import OrtCalibrationReader, check_calibration, collect_activation_ranges
 
         o = self.options
         io_spec = self._io()
         samples, batches = check_calibration(self.calib, io_spec, min_samples=o.min_calib_samples)  # type: ignore[arg-type]
         self.cache = self.workdir / "calibration.json"
-        if o.range_source == "edgelstm":
+        if o.range_source == RangeSource.edgelstm:
             from onnxruntime.quantization.calibrate import save_tensors_data
 
             ranges = collect_activation_ranges(self.pre, self.calib, io=io_spec,  # type: ignore[arg-type]
@@ -268,7 +272,7 @@ class Int8Quantizer:
                 if o.mode == QuantMode.dynamic:
                     quantize_dynamic(str(self.pre_path), str(out), op_types_to_quantize=self._op_types(),
                                      per_channel=o.per_channel, reduce_range=self.recipe.reduce_range,
-                                     weight_type=QuantType.QUInt8 if self.recipe.weight_type == "u8"
+                                     weight_type=QuantType.QUInt8 if self.recipe.weight_type == WeightType.u8
                                      else QuantType.QInt8, nodes_to_exclude=excl,
                                      extra_options={"EnableSubgraph": o.subgraphs, "MatMulConstBOnly": True})
                 else:
@@ -305,7 +309,7 @@ class Int8Quantizer:
     # ------------------------------------------------------------------------------------------ report
 
     def rows(self, qmodel, keep: Mapping[str, str]) -> list[OpRow]:
-        from converters.int8_report import report_rows
+        from edgelstm.converters.quantize.int8_report import report_rows
 
         return report_rows(self, qmodel, keep)
 
@@ -353,8 +357,8 @@ class Int8Quantizer:
 def saturation_check(model, recipe: Int8Recipe) -> dict[str, Any]:
     """Read the quantized file: how many s8 weight pairs could saturate a u8×s8 kernel without VNNI, counting
     the weights the integer kernels read at the level the file will run (unfused Q/DQ at "basic" is float)."""
-    from converters.int8_saturation import describe, saturating_pairs
-    from converters.int8_target import must_hold_without_vnni
+    from edgelstm.converters.quantize.int8_saturation import describe, saturating_pairs
+    from edgelstm.converters.quantize.int8_target import must_hold_without_vnni
 
     r = saturating_pairs(model, qdq=recipe.ort_levels[0] != "basic")
     risky = must_hold_without_vnni(str(recipe.target)) and bool(r["saturating"])

@@ -2,7 +2,7 @@
 quietly, cleaning the result, and turning the routes' failures into a refusal that names the real cause in
 one line (no exporter dump).
 
-Routes (DESIGN.md facts): the TorchScript-based exporter (dynamo=False, tracing) for nn.LSTM/nn.GRU;
+Routes (ARCHITECTURE.md, "Facts the code relies on"): the TorchScript-based exporter (dynamo=False, tracing) for nn.LSTM/nn.GRU;
 hand-written cells lifted to nn.LSTM first; nn.LSTM(proj_size) decomposed into a scripted loop (no exporter
 writes LSTM projections); torch.jit.script (ONNX Loop) for Python loops; the dynamo exporter last. A tracing
 route whose graph grows with the example length unrolled a Python loop and is rejected for dynamic lengths."""
@@ -21,7 +21,7 @@ import numpy as np
 from edgelstm.errors import BadInput, ExportMismatch, opt, require_torch
 from edgelstm.options import ExportRoute
 
-from converters.quiet import silenced
+from edgelstm.converters.export.quiet import silenced
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Attempts(list):
 
     def unrolling(self, cand: Candidate, onnx_model, export_at: Callable[[int], Any], seq_len: int) -> bool:
         """Whether the route's graph grows with the example length (a traced Python loop): rejected if so."""
-        from converters.unrolling import check_unrolling
+        from edgelstm.converters.export.unrolling import check_unrolling
 
         if not cand.traces:
             return False
@@ -89,8 +89,8 @@ def plan_routes(module, input_size: int, forced: ExportRoute | None, stateful: b
     """Candidate routes in order of preference, and the routes already ruled out (with reasons). ``call``: the
     model's input contract (a cell loop is lifted only for a model called with one input, as it is laid out)."""
     torch = require_torch()
-    from converters.cell_lifting import LiftError, lift_cells
-    from converters.proj_lstm import decompose_projections
+    from edgelstm.converters.export.cell_lifting import LiftError, lift_cells
+    from edgelstm.converters.export.proj_lstm import decompose_projections
     from edgelstm.models.cells import cell_candidates
     from edgelstm.models.native_rnn import is_rnn_like
 
@@ -157,7 +157,7 @@ def export_bytes(route: ExportRoute, module, args: tuple, input_names, output_na
 
 @contextlib.contextmanager
 def _without_edgelstm_hooks(module):
-    """edgelstm's own forward pre-hooks (``converters.behaviour.fresh_calls``) are not the model's: script without
+    """edgelstm's own forward pre-hooks (``edgelstm.converters.export.behaviour.fresh_calls``) are not the model's: script without
     (also on the model inside a contract wrapper)."""
     removed = []
     for m in (module.modules() if hasattr(module, "modules") else [module]):

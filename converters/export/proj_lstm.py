@@ -48,7 +48,7 @@ def _decomposed_class():
     class DecomposedProjectedLSTM(nn.Module):
         """Drop-in for nn.LSTM(proj_size=P): same call convention, same outputs (seq, (h_n, c_n))."""
 
-        _edgelstm_lstm_like = True  # converters.stateful streams it like an nn.LSTM
+        _edgelstm_lstm_like = True  # edgelstm.converters.export.stateful streams it like an nn.LSTM
 
         def __init__(self, lstm):
             super().__init__()

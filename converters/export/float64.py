@@ -33,8 +33,8 @@ def check_against_float64(original, options, ort_fn: Callable[[dict], list[np.nd
                           out_names: Sequence[str], batches, seqs, tol, kept_axes=()) -> tuple[Any, dict[str, Any]]:
     """(VerifyReport, manifest details) of the exported file against the float64 model, called through the same
     input contract (float inputs given to it as float64)."""
-    from converters.export_inputs import resolve_export_call
-    from converters.onnx_verify import verify_grid
+    from edgelstm.converters.export.export_inputs import resolve_export_call
+    from edgelstm.converters.export.onnx_verify import verify_grid
 
     call = resolve_export_call(original, options)
 
@@ -53,7 +53,7 @@ def check_against_float64(original, options, ort_fn: Callable[[dict], list[np.nd
 
 def same_inputs(io_names: Sequence[str], original, options) -> bool:
     """Whether the export takes the model's own inputs (a --stateful wrapper adds h0/c0 the model does not take)."""
-    from converters.export_inputs import resolve_export_call
+    from edgelstm.converters.export.export_inputs import resolve_export_call
 
     return list(io_names) == list(resolve_export_call(original, options).io.input_names)
 

@@ -117,7 +117,7 @@ def _stream_inputs(ex, make_feeds, seq_len: int):
 def stream_against_full(torch_fn, ort_fn, ex, make_feeds, seq_len: int, tol, chunks=None) -> list:
     """The --stateful export fed in chunks (state carried) against torch on the whole sequence: streaming must
     reproduce the full-sequence outputs (outputs with a time axis concatenated, the others from the last chunk)."""
-    from converters.onnx_verify import verify_streaming
+    from edgelstm.converters.export.onnx_verify import verify_streaming
 
     name, x, zero, axis = _stream_inputs(ex, make_feeds, seq_len)
     if ex.static or "seq" not in next(t for t in ex.io.inputs if t.name == name).shape:

@@ -119,7 +119,7 @@ class ExportInputs:
                          tol) -> list:
         """onnxruntime fed in chunks (state carried) against torch on the whole sequence; a model without a time
         axis (one step per call) is run step by step in both, each carrying its own state."""
-        from converters.onnx_verify import CheckResult, compare
+        from edgelstm.converters.export.onnx_verify import CheckResult, compare
 
         if self.state is None or self.has_lengths:
             return []
@@ -159,7 +159,7 @@ def verify_chunked(torch_fn: Callable[[dict], list[np.ndarray]], ort_fn: Callabl
     """torch and onnxruntime each fed ``full`` chunk by chunk (``seq_inputs``: the inputs cut along their seq
     axis), each carrying its own state (``pairs``: state input <- output); every chunk's outputs are compared as
     they are. No output is assumed to have a time axis (``decoded.view(-1, vocab)`` folds time into batch)."""
-    from converters.onnx_verify import CheckResult, compare
+    from edgelstm.converters.export.onnx_verify import CheckResult, compare
 
     total = max(np.shape(full[n])[a] for n, a in seq_inputs.items())
     name = f"stream chunk={chunk} seq={total}"
@@ -194,7 +194,7 @@ def prepare(call: ModelCall, candidate_module, *, stateful: bool, static: bool) 
     if len(call.io.inputs) != 1:
         raise BadInput(f"{opt('stateful')} applies to a model that takes one input; this one takes "
                        f"{call.io.input_names}", hint=f"name its state argument with {opt('state_arg')}")
-    from converters.stateful import make_stateful, state_names
+    from edgelstm.converters.export.stateful import make_stateful, state_names
 
     wrapper, rnn = make_stateful(candidate_module)
     st_in, st_out = state_names(rnn)

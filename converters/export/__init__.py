@@ -1,0 +1,1 @@
+"""torch -> ONNX, verified: the export routes, the verification grid, stateful and float64 forms."""
