@@ -141,19 +141,16 @@ def collect_activation_ranges(model_or_path, source: Iterable[Batch], *, io: IOS
     """Ranges of every float tensor of the main graph (or just ``names``) over ``source`` (run in
     onnxruntime without graph optimizations, so every tensor exists as in the file)."""
     import onnx
-    import onnxruntime as ort
+
+    from edgelstm.artifacts.ort import make_session
 
     model = onnx.load(str(model_or_path)) if isinstance(model_or_path, (str, Path)) else model_or_path
     aug = augmented_model(model, names)
-    so = ort.SessionOptions()
-    so.log_severity_level = 4  # onnxruntime logs nothing on stderr; its errors come back as exceptions
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if threads:
-        so.intra_op_num_threads = threads
     try:
-        sess = ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001
-        raise BadInput(f"onnxruntime cannot run the model for calibration: {str(exc).splitlines()[0][:300]}") from None
+        sess = make_session(aug.SerializeToString(), threads=threads, opt_level="disable")
+    except BadInput as exc:
+        raise BadInput(f"onnxruntime cannot run the model for calibration: "
+                       f"{str(exc).removeprefix('onnxruntime cannot load the model: ')}") from None
     out_names = [o.name for o in sess.get_outputs()]
     if names is not None:
         wanted = set(names)

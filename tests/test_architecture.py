@@ -297,3 +297,11 @@ def test_the_length_check_measures_the_body_not_the_signature():
     long = "def f():\n" + "    x = 1\n" * (MAX_FUNCTION_LINES + 1)
     assert _long_functions(Path("t.py"), short) == {}
     assert _long_functions(Path("t.py"), long) == {"t.py::f": MAX_FUNCTION_LINES + 1}
+
+
+def test_onnxruntime_sessions_are_built_in_one_place():
+    """Every onnxruntime session comes from artifacts/ort.py (levels, providers, quiet logs, refusing a silent
+    provider fallback): no other product module constructs ``InferenceSession``."""
+    builders = sorted(str(path.relative_to(ROOT)) for path in _modules().values()
+                      if "InferenceSession(" in path.read_text() and path != ROOT / "edgelstm/artifacts/ort.py")
+    assert not builders, f"build the session with edgelstm.artifacts.ort.make_session instead: {builders}"

@@ -394,3 +394,24 @@ def test_cli_build_help_mentions_the_options(cli):
     for opt in ("--precision", "--batch", "--seq", "--calib", "--calib-cache", "--timing-cache", "--workspace",
                 "--dla-core", "--hardware-compatible", "--version-compatible", "--tf32", "--strongly-typed", "--json"):
         assert opt in out
+
+
+def test_the_build_takes_the_onnx_manifests_io_spec(trt, models, tmp_path):
+    """Issue 19: the build reads the I/O spec manifest first (as every runner does), so what only the manifest knows
+    (an input's value range, symbolic names) reaches the engine's manifest; before, the file's spec was used and the
+    manifest only checked against it."""
+    import dataclasses
+    import shutil
+
+    from edgelstm.artifacts.artifact import io_spec_of
+    from edgelstm.artifacts.manifest import write_manifest
+
+    trt()
+    src = tmp_path / "ranged.onnx"
+    shutil.copy(models["lstm"], src)
+    io = io_spec_of(src)
+    x = dataclasses.replace(io.inputs[0], value_range=(-3, 3))
+    write_manifest(src, kind="onnx", io=dataclasses.replace(io, inputs=(x, *io.inputs[1:])))
+    build_engine(src, tmp_path / "r.plan", BuildOptions(batch=(1, 2, 4), seq=(1, 8, 32)))
+    engine_x = read_manifest(tmp_path / "r.plan").io.inputs[0]
+    assert engine_x.name == "x" and engine_x.value_range == (-3, 3)

@@ -230,11 +230,10 @@ def ort_callable(model) -> Callable[[dict], list[np.ndarray]]:
     """An onnxruntime session (CPU, one thread) as a function of feeds; its own log lines are silenced."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    so.intra_op_num_threads = 1
+    from edgelstm.artifacts.ort import make_session
+
     with silenced():
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        sess = make_session(model.SerializeToString(), threads=1)
     names = [i.name for i in sess.get_inputs()]
     run_options = ort.RunOptions()
     run_options.log_severity_level = 4

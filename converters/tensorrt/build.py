@@ -92,13 +92,13 @@ def _read_onnx(path: Path) -> _Onnx:
         raise BadInput(f"{path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
     if not model.graph.node:
         raise BadInput(f"{path.name} is not a valid ONNX model: its graph has no nodes")
-    from edgelstm.artifacts.artifact import checked_io
+    from edgelstm.artifacts.artifact import manifest_first_io
     from edgelstm.artifacts.manifest import read_manifest
 
-    io = iospec_from_onnx(model)
-    manifest = read_manifest(path)  # a manifest edited by hand or left from another file: refused before TensorRT
-    if manifest is not None and manifest.io is not None:
-        checked_io(manifest.io, io, path.name)
+    # the manifest's spec (state roles, input ranges, symbolic dims) once the file agrees with it; a manifest edited
+    # by hand or left from another file is refused before TensorRT
+    manifest = read_manifest(path)
+    io, _ = manifest_first_io(manifest.io if manifest is not None else None, iospec_from_onnx(model), path.name)
     return _Onnx(path, onnx_facts(model), io, model)
 
 

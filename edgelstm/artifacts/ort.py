@@ -33,9 +33,10 @@ def _provider_name(p: Any) -> str:
     return str(p[0] if isinstance(p, (tuple, list)) else p)
 
 
-def make_session(path: str | Path, *, threads: int | None = None, opt_level: str = "all",
+def make_session(path: str | Path | bytes, *, threads: int | None = None, opt_level: str = "all",
                  providers: list[Any] | None = None):
-    """An onnxruntime session on `providers` (names or (name, options) pairs; default CPU only).
+    """An onnxruntime session on `providers` (names or (name, options) pairs; default CPU only). ``path`` may be
+    a serialized model (bytes) that was never written, e.g. an export candidate or an augmented calibration graph.
 
     onnxruntime falls back to the next provider *silently* when the first one cannot start (onnxruntime-gpu
     without the CUDA/cuDNN libraries it was built for, no GPU): a session asked for a GPU provider that
@@ -55,14 +56,16 @@ def make_session(path: str | Path, *, threads: int | None = None, opt_level: str
         if missing:
             raise BackendMissing(f"onnxruntime provider(s) {missing} not available (have {available})",
                                  hint="pip install onnxruntime-gpu for CUDAExecutionProvider")
+    name = "the model" if isinstance(path, bytes) else Path(path).name
     try:
-        session = ort.InferenceSession(str(path), so, providers=providers or [CPU_PROVIDER])
+        session = ort.InferenceSession(path if isinstance(path, bytes) else str(path), so,
+                                       providers=providers or [CPU_PROVIDER])
     except Exception as exc:  # noqa: BLE001
-        raise BadInput(f"onnxruntime cannot load {Path(path).name}: {str(exc).splitlines()[0][:300]}") from None
+        raise BadInput(f"onnxruntime cannot load {name}: {str(exc).splitlines()[0][:300]}") from None
     wanted = _provider_name(providers[0]) if providers else CPU_PROVIDER
     active = list(session.get_providers() or [])
     if wanted != CPU_PROVIDER and (not active or active[0] != wanted):
-        raise BackendMissing(f"onnxruntime could not start {wanted} for {Path(path).name} and fell back to "
+        raise BackendMissing(f"onnxruntime could not start {wanted} for {name} and fell back to "
                              f"{active[0] if active else 'no provider'} (active: {active})",
                              hint="install the CUDA and cuDNN libraries that this onnxruntime-gpu was built for "
                                   "(see onnxruntime's CUDA requirements) and check that the GPU is visible, "

@@ -12,13 +12,16 @@ import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgelstm.bundle.types import (CHECK_DATA, CHECK_INDEX, CHECK_REFERENCE, CHECK_SCHEMA, CheckOptions, Source)
 from edgelstm.errors import BadInput, opt
 from edgelstm.fileio import human_size, npz_bytes, parse_toml, read_text_file, sha256_file
+
+if TYPE_CHECKING:
+    from edgelstm.runners.contract import RunnerBase
 
 DEFAULT_GATE = "rel_l2<=0.01"
 DEFAULT_SYNTHETIC = 64
@@ -140,9 +143,9 @@ def _outputs_of(runner: Any, dataset: Any) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v, axis=axes.get(k, 0)) for k, v in outs.items()}
 
 
-def _onnx_names(ref: Any, fp32_onnx: Path | None) -> dict[str, str]:
+def _onnx_names(ref: RunnerBase, fp32_onnx: Path | None) -> dict[str, str]:
     """Reference output name -> the ONNX artifacts' name (a torch model's output names are edgelstm's own)."""
-    if fp32_onnx is None or getattr(ref, "backend", "") != "torch":
+    if fp32_onnx is None or ref.backend != "torch":
         return {n: n for n in ref.io.output_names}
     from edgelstm.artifacts.artifact import io_spec_of
     from edgelstm.validation.validate import map_outputs
@@ -213,7 +216,7 @@ def prepare_check(src: Path, sources: list[Source], steps: list[Any], options: C
     engines = [{**st.to_dict(), "kind": "engine",
                 "gates": plan["gates"] + plan["precision_gates"].get(st.precision, [])} for st in steps]
     check = {"schema": CHECK_SCHEMA, "reference": {"model": ref_path.name, "sha256": sha256_file(ref_path),
-                                                   "backend": getattr(ref, "backend", None), "io": ref_io,
+                                                   "backend": str(ref.backend), "io": ref_io,
                                                    "member": CHECK_REFERENCE,
                                                    "member_sha256": hashlib.sha256(ref_bytes).hexdigest()},
              "data": statement, "bench": plan["bench"], "artifacts": artifacts, "engines": engines}
