@@ -160,8 +160,9 @@ def quantize_notes(q: dict[str, Any]) -> list[str]:
                      f"{cal.get('method', 'minmax')} ranges")
     t = q.get("target")
     if t:
+        why = str(t["why"]).removeprefix(f"{t['isa']}: ")  # the recipe's reason, without repeating the class
         notes.append(f"made for {t['isa']} CPUs: {'7-bit' if t['reduce_range'] else '8-bit'} {t['weight_type']} "
-                     f"weights, onnxruntime level {t['ort_levels'][0]} ({t['why']})")
+                     f"weights, onnxruntime level {t['ort_levels'][0]}; {why}")
     fb = q.get("fallback")
     if fb:
         metric, budget = fb["metric"], _share(fb["metric"], fb["budget"])
