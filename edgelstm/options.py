@@ -19,7 +19,8 @@ class Precision(StrEnum):
 
 
 class BuildPrecision(StrEnum):
-    """What `edgelstm build` makes: a TensorRT engine (fp32, fp16, int8) or an OpenVINO IR (fp32, bf16, int8)."""
+    """What `edgelstm build` makes: a TensorRT engine (fp32, fp16, int8) or an OpenVINO IR (fp32, bf16, int8); also
+    the precision an artifact's manifest records (every kind of artifact: a superset of ``Precision``)."""
 
     fp32 = "fp32"
     fp16 = "fp16"

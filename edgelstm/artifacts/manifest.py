@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgelstm.errors import BadInput
+from edgelstm.options import BuildPrecision
 from edgelstm.fileio import sha256_file, write_text_atomic
 from edgelstm.artifacts.iospec import IOSpec
 from edgelstm.artifacts.manifest_schema import manifest_problem
@@ -46,17 +47,20 @@ class Manifest:
     kind: str
     file: str
     sha256: str
-    precision: str = "fp32"
+    precision: BuildPrecision = BuildPrecision.fp32   # typed; written as the same string ("fp32", "bf16", ...)
     parent_sha256: str | None = None
     io: IOSpec | None = None
     versions: dict[str, Any] = field(default_factory=tool_versions)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     details: dict[str, Any] = field(default_factory=dict)  # route, arch/config, quant report, engine facts
 
+    def __post_init__(self) -> None:
+        self.precision = BuildPrecision(str(self.precision))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "manifest_version": MANIFEST_VERSION, "kind": self.kind, "file": self.file, "sha256": self.sha256,
-            "parent_sha256": self.parent_sha256, "precision": self.precision,
+            "parent_sha256": self.parent_sha256, "precision": self.precision.value,
             "io": self.io.to_dict() if self.io else None, "versions": self.versions, "created": self.created,
             "details": self.details,
         }
@@ -68,8 +72,8 @@ class Manifest:
                    versions=d.get("versions", {}), created=d.get("created", ""), details=d.get("details", {}))
 
 
-def write_manifest(artifact: str | Path, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
-                   parent_sha256: str | None = None, io: IOSpec | None = None,
+def write_manifest(artifact: str | Path, *, kind: str, precision: BuildPrecision | str = BuildPrecision.fp32,
+                   parent: str | Path | None = None, parent_sha256: str | None = None, io: IOSpec | None = None,
                    details: dict[str, Any] | None = None) -> Manifest:
     artifact = Path(artifact)
     if parent is not None and parent_sha256 is None and Path(parent).exists():
@@ -149,8 +153,8 @@ class ArtifactPair:
         fd, tmp = self.companions[Path(dest)]
         _rewrite(fd, tmp, data)
 
-    def write_manifest(self, *, kind: str, precision: str = "fp32", parent: str | Path | None = None,
-                       parent_sha256: str | None = None, io: IOSpec | None = None,
+    def write_manifest(self, *, kind: str, precision: BuildPrecision | str = BuildPrecision.fp32,
+                       parent: str | Path | None = None, parent_sha256: str | None = None, io: IOSpec | None = None,
                        details: dict[str, Any] | None = None) -> Manifest:
         """The manifest of the artifact written to ``self.tmp`` (it names the final file)."""
         if parent is not None and parent_sha256 is None and Path(parent).exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelstm.errors import BadInput, opt
-from edgelstm.options import Precision
+from edgelstm.options import BuildPrecision, Precision
 
 BUNDLE_FORMAT = "edgelstm-bundle/1"
 CHECKSUMS = "CHECKSUMS.sha256"
@@ -109,7 +109,7 @@ class Source:
     name: str
     path: Path
     role: str
-    precision: str | None = None
+    precision: BuildPrecision | None = None  # the manifest's
     tied_to: dict[str, Any] | None = None
     note: str | None = None
     facts: dict[str, Any] | None = None     # ONNX models: collect.onnx_facts, read once
