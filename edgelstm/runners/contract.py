@@ -9,6 +9,7 @@ that looks at what it has. Runners open their file through ``edgelstm.artifacts.
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
@@ -49,7 +50,7 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-class RunnerBase:
+class RunnerBase(abc.ABC):
     """What every runner has (``io``, ``backend``, ``precision``, ``label``, ``run``, ``close``) and the optional
     capabilities, each with its absent value."""
 
@@ -99,8 +100,9 @@ class RunnerBase:
         """The CPU class an INT8 artifact was quantized for (its manifest), or None."""
         return self.manifest_details.get("target_isa")
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs for one batch of named inputs (every runner implements it)."""
 
     def close(self) -> None:
         pass
