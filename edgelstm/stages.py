@@ -10,10 +10,13 @@ tensorrt, openvino inside their functions), and nothing imports this module befo
                                                                                 quant_fallback)
     build_engine(src, out, BuildOptions, on_step=) -> BuildResult            (converters.tensorrt)
     build_openvino(src, out, OpenVinoOptions, calib=) -> OpenVinoResult      (converters.openvino)
+    localize_drift(reference, candidate, data, LocalizeOptions) -> Localization (validation.localize, with the
+                                                                                TensorRT build for debug engines)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -73,7 +76,20 @@ def build_openvino(src: str | Path, out: str | Path, options: OpenVinoOptions | 
                            budget=DriftBudget.parse(options.max_drift or DEFAULT_BUDGET), calib=calib, on_step=on_step)
 
 
-__all__ = ["export", "quantize", "build_engine", "build_openvino", "default_options", "quantize_config", "config_for",
-           "QuantizeConfig", "ExportOptions", "Fp16Options", "Int8Options", "DriftBudget", "FallbackOptions",
-           "FP16_CPU_NOTE", "TABLE_COLUMNS", "table_rows", "BuildOptions", "parse_workspace", "summary_rows",
-           "OpenVinoOptions"]
+def localize_drift(reference: str | Path, candidate: str | Path, data: Any, options: Any = None):
+    """Where the drift of ``candidate`` (ONNX or TensorRT engine) enters, against the FP32 ``reference``
+    (validation.localize); an engine is localised through a debug engine that this module's build stage makes."""
+    from edgelstm.validation.localize import LocalizeOptions, localize_drift as _localize_drift
+
+    options = dataclasses.replace(options or LocalizeOptions(), engine_builder=_build_debug_engine)
+    return _localize_drift(reference, candidate, data, options)
+
+
+def _build_debug_engine(source: Path, out: Path, settings: dict[str, Any], calib: Any):
+    return _build_engine(source, out, BuildOptions(**settings), calib=calib)
+
+
+__all__ = ["export", "quantize", "build_engine", "build_openvino", "localize_drift", "default_options",
+           "quantize_config", "config_for", "QuantizeConfig", "ExportOptions", "Fp16Options", "Int8Options",
+           "DriftBudget", "FallbackOptions", "FP16_CPU_NOTE", "TABLE_COLUMNS", "table_rows", "BuildOptions",
+           "parse_workspace", "summary_rows", "OpenVinoOptions"]

@@ -53,8 +53,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("edgelstm.bundle.device_bootstrap", "edgelstm.cli.app"):
         "the device starter is a script: its last step runs the CLI it has just installed",
-    ("edgelstm.validation.localize_engine", "edgelstm.stages"):
-        "drift localisation builds TensorRT debug engines through the stage dispatch (to be injected by its caller)",
 }
 
 

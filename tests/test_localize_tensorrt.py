@@ -19,7 +19,8 @@ except ImportError:  # tests/ is a package in some layouts
 from edgelstm.converters.tensorrt import BuildOptions, build_engine
 from edgelstm.artifacts.manifest import read_manifest
 from edgelstm.errors import BadInput
-from edgelstm.validation.localize import LocalizeOptions, localize_drift
+from edgelstm.stages import localize_drift
+from edgelstm.validation.localize import LocalizeOptions
 from edgelstm.validation.validate import DataRequest
 
 SEQ = 10

@@ -64,7 +64,8 @@ def run_localization(ref: Path, candidate: Path, request: Any, *, mark: str, jum
                      threads: Optional[int], out: Optional[Path]) -> Any:
     """Run the stage against the FP32 ONNX ``ref`` (check_localization) and write its reports (`render` prints
     it); returns the Localization."""
-    from edgelstm.validation.localize import LocalizeOptions, localize_drift
+    from edgelstm.stages import localize_drift
+    from edgelstm.validation.localize import LocalizeOptions
 
     options = LocalizeOptions(mark=mark, jump=jump, batch_size=batch_size, threads=threads, on_step=console.step)
     console.step(f"localising the drift of {candidate.name} against {ref.name}")

@@ -40,6 +40,9 @@ class LocalizeOptions:
     max_samples: int | None = 256       # localise on at most this many samples (None: all)
     threads: int | None = None
     engine_calib: Any = None            # a TensorRT engine built with a calibrator: calibration data for its debug build
+    #: builds a TensorRT debug engine: (source ONNX, out, build settings as BuildOptions fields, calib) -> result;
+    #: edgelstm.stages.localize_drift passes the build stage (validation sits below the stage dispatch)
+    engine_builder: Callable[[Path, Path, dict[str, Any], Any], Any] | None = field(default=None, compare=False)
     on_step: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

@@ -2,14 +2,14 @@
 ``--mark all``) a debug engine is built with the chosen tensors marked as network outputs, from the ONNX the engine
 was built from and with what its manifest records: precision, route (builder flags or strongly typed), TF32, the
 optimization profile's batch and sequence ranges and the layer precision constraints. The debug engine is built
-through the build stage (edgelstm.stages.build_engine; converters/tensorrt/marking.py marks the tensors) into a
-private temp folder; its marked outputs are then matched with the reference's tensors like an ONNX candidate's,
-against the ONNX TensorRT parsed (the FP16 or Q/DQ ONNX the build made on the way, when it made one).
+through the build stage (handed in as ``LocalizeOptions.engine_builder`` by edgelstm.stages.localize_drift;
+converters/tensorrt/marking.py marks the tensors) into a private temp folder; its marked outputs are then matched
+with the reference's tensors like an ONNX candidate's, against the ONNX TensorRT parsed (the FP16 or Q/DQ ONNX the
+build made on the way, when it made one).
 
-What cannot be the same as the engine under test is said in the notes: a build that calibrated (TensorRT 10.x
-INT8 calibrator, or 11.x INT8 from an FP32 ONNX) is calibrated again, on ``LocalizeOptions.engine_calib`` or else on
-the localisation data; and marking stops fusions (the model outputs of both engines are compared).
-"""
+What cannot be the same as the engine under test is said in the notes: a build that calibrated (TensorRT 10.x INT8
+calibrator, or 11.x INT8 from an FP32 ONNX) is calibrated again, on ``LocalizeOptions.engine_calib`` or else on the
+localisation data; and marking stops fusions (the model outputs of both engines are compared)."""
 
 from __future__ import annotations
 
@@ -62,18 +62,16 @@ def _profile_ranges(manifest, details: dict[str, Any]) -> dict[str, tuple[int, i
     return {}
 
 
-def debug_build_options(manifest, marks: tuple[str, ...], keep: Path):
-    """The engine's own build options (from its manifest) plus the tensors to mark."""
-    from edgelstm.stages import BuildOptions
-
+def debug_build_settings(manifest, marks: tuple[str, ...], keep: Path) -> dict[str, Any]:
+    """The engine's own build options (from its manifest) plus the tensors to mark, as BuildOptions fields."""
     details = manifest.details or {}
     trt_facts = details.get("tensorrt") or {}
     ranges = _profile_ranges(manifest, details)
     precisions = tuple((details.get("layer_precisions") or {}).get("requested") or ())
-    return BuildOptions(precision=manifest.precision, batch=ranges.get("batch"), seq=ranges.get("seq"),
-                        strongly_typed=trt_facts.get("strongly_typed"), tf32=bool(trt_facts.get("tf32", False)),
-                        calib_method=(details.get("calibration") or {}).get("method") or "minmax",
-                        keep_intermediate=keep, mark_outputs=marks, layer_precisions=precisions)
+    return dict(precision=manifest.precision, batch=ranges.get("batch"), seq=ranges.get("seq"),
+                strongly_typed=trt_facts.get("strongly_typed"), tf32=bool(trt_facts.get("tf32", False)),
+                calib_method=(details.get("calibration") or {}).get("method") or "minmax",
+                keep_intermediate=keep, mark_outputs=marks, layer_precisions=precisions)
 
 
 def engine_candidate(reference: Path, ref_model, engine: Path, sites, folder: Path, dataset, options) -> tuple:
@@ -81,10 +79,13 @@ def engine_candidate(reference: Path, ref_model, engine: Path, sites, folder: Pa
     from edgelstm.artifacts.manifest import read_manifest
     from edgelstm.artifacts.onnx_graph import load_onnx
     from edgelstm.runners.base import open_runner
-    from edgelstm.stages import build_engine
     from edgelstm.validation.localize_graph import prepared
     from edgelstm.validation.localize_match import match_sites
 
+    if options.engine_builder is None:
+        from edgelstm.errors import InternalError
+
+        raise InternalError("localising a TensorRT engine needs the build stage: call edgelstm.stages.localize_drift")
     manifest = read_manifest(engine)
     if manifest is None:
         raise BadInput(f"{engine.name} has no manifest: localisation rebuilds the engine with its tensors marked and "
@@ -93,7 +94,7 @@ def engine_candidate(reference: Path, ref_model, engine: Path, sites, folder: Pa
     source = _source_onnx(engine, Path(reference), details, manifest.parent_sha256)
     marks = ("*",) if options.mark in ("", "all") else tuple(s.tensor for s in sites)
     keep = folder / "parsed.onnx"
-    build_options = debug_build_options(manifest, marks, keep)
+    build_settings = debug_build_settings(manifest, marks, keep)
     notes = [f"TensorRT: a debug engine was built from {source.name} with {len(marks) if marks != ('*',) else 'every'}"
              " tensor marked as an output (the engine under test cannot be changed)"]
     calib = None
@@ -104,7 +105,7 @@ def engine_candidate(reference: Path, ref_model, engine: Path, sites, folder: Pa
                      + ": ranges (and so INT8 errors) may differ a little")
     if options.on_step:
         options.on_step("building a debug engine with the tensors marked")
-    result = build_engine(source, folder / "debug.plan", build_options, calib=calib)
+    result = options.engine_builder(source, folder / "debug.plan", build_settings, calib)
     parsed = prepared(load_onnx(keep if keep.is_file() else source, what="the ONNX TensorRT parsed"))
     marked = (result.manifest.details.get("debug_outputs") or {}).get("marked", []) if result.manifest else []
     available = set(marked) | {t.name for t in result.io.outputs}
@@ -118,4 +119,4 @@ def engine_candidate(reference: Path, ref_model, engine: Path, sites, folder: Pa
     return cand, plain, matching, notes
 
 
-__all__ = ["engine_candidate", "debug_build_options"]
+__all__ = ["engine_candidate", "debug_build_settings"]
