@@ -15,24 +15,12 @@ import pytest
 from edgelstm.errors import BadInput
 from edgelstm.pipeline.config import load_pipeline
 
-TINY = """
-[model]
-zoo = "lstm_regressor"
-train_steps = 2
-config = { hidden_size = 4 }
-[export]
-seq_len = 6
-stateful = false
-[quantize]
-precisions = []
-[data]
-synthetic = 8
-seq = 6
-[bench]
-enabled = false
-[output]
-dir = "out"
-"""
+try:
+    from bad_input.tiny_pipeline import ZOO, tiny_pipeline
+except ImportError:  # tests/ is a package in some layouts
+    from tests.bad_input.tiny_pipeline import ZOO, tiny_pipeline  # type: ignore[no-redef]
+
+TINY = tiny_pipeline(model=ZOO + "\nconfig = { hidden_size = 4 }")
 
 
 def _write(tmp_path: Path, text: str = TINY) -> Path:
