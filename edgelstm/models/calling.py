@@ -314,10 +314,27 @@ def _mixes_batch(call: ModelCall) -> bool:
     return False
 
 
+def check_activations(module, batch: int, seq: int) -> None:
+    """Refuse (BadInput) running ``module`` at ``batch`` x ``seq`` when its activations alone would not fit: per
+    sample and step, at least one float per output row of each weight matrix (an LSTM's 4 x hidden gates, a Linear's
+    outputs). The input array is checked where it is made; this is what a long sequence costs inside the model
+    (a --static 1x100000000 would otherwise be found out by the kernel's out-of-memory killer)."""
+    from edgelstm.options import check_alloc
+
+    try:
+        width = sum(int(p.shape[0]) for p in module.parameters() if p.dim() >= 2)
+    except Exception:  # noqa: BLE001 - a module without torch parameters: nothing to estimate
+        return
+    check_alloc([int(batch), int(seq), max(width, 1)], 4, what=f"running the model at batch {batch} x seq {seq}",
+                hint=f"use a shorter {opt('seq_len')}")
+
+
 def resolve_call(module, options: InputOptions = InputOptions()) -> ModelCall:
     """The model's contract, proved by running it. Of the layouts the model runs on, the first whose outputs keep
     the batch axis, and keep its samples apart, wins. A model that runs on none at the usual batch sizes is tried at batch 1 (one-token encoders
     that ``view(1, 1, -1)`` their input). BadInput (one line, naming the flags that fix it) otherwise."""
+    if options.static:
+        check_activations(module, *options.static)
     contracts = [_as_float32(c) for c in plan_contracts(module, options)]
     first_error: str | None = None
     fallback: ModelCall | None = None

@@ -6,6 +6,7 @@ onnxruntime cannot run refused as the user's input, every input of a model fed b
 from __future__ import annotations
 
 import errno
+import json
 import math
 
 import numpy as np
@@ -148,3 +149,21 @@ def test_a_failed_command_removes_the_empty_folders_it_made(cli, w, ws, monkeypa
     monkeypatch.setattr(lock.OutputLock, "__enter__", busy)
     run_case(case("demo-lock-refused", "demo", "--out", "{w}/a/b/demo", "--steps", "2", needles="in use"),
              cli, w, ws, monkeypatch)
+
+
+def test_a_static_shape_whose_activations_do_not_fit_is_refused_before_the_model_runs(tiny_lstm, cli, monkeypatch):
+    """Found by the contracts fuzzer: `inspect m.pt --static 1x100000000` ran an LSTM over 1e8 steps (a 1.2 GB input,
+    fine by the one-array rule, but ~24 GB of activations: the kernel's out-of-memory killer ended the test run).
+    The model's activations at a static shape are checked like an array (here with the limit lowered, so that the
+    same check runs at a size this test can afford without the fix)."""
+    from edgelstm.models.loading import load_model
+    from edgelstm.models.calling import check_activations
+    from edgelstm.options import MAX_ARRAY_ENV
+
+    module = load_model(tiny_lstm.pt).module
+    check_activations(module, 1, 6)
+    with pytest.raises(BadInput, match=r"running the model at batch 1 x seq 100000000 would take .* GiB"):
+        check_activations(module, 1, 100_000_000)
+    monkeypatch.setenv(MAX_ARRAY_ENV, str(1 << 20))
+    code, out, err = cli("inspect", tiny_lstm.pt, "--static", "--batch", "1", "--seq", "20000", "--json")
+    assert code == 0 and "running the model at batch 1 x seq 20000 would take" in json.loads(out)["note"]
