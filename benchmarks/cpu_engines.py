@@ -1,5 +1,6 @@
 """Which CPU engine wins at which shape: torch eager, onnxruntime FP32 / INT8 (portable 7-bit and 8-bit), OpenVINO
-FP32 / BF16 / INT8, on the zoo models, at batch 1 × 60 and 32 × 256 (``--grid targets``) or over batch 1–64 × threads
+FP32 / BF16 / INT8, and at 2 threads their batch-parallel twins ("-bp": one single-threaded copy per thread, the
+batch split between them; edgelstm.runners.batch_parallel), on the zoo models, at batch 1 × 60 and 32 × 256 (``--grid targets``) or over batch 1–64 × threads
 1, 2 (``--grid throughput``), with each artifact's drift against torch.
 
 Timing is interleaved so that a shared, loaded machine still gives usable *ratios*: at each point every runner is
@@ -39,12 +40,14 @@ MODELS = ("lstm_regressor", "stacked_lstm", "gru", "bilstm_attention")
 GRIDS = {"targets": [(1, 60, 1), (32, 256, 1), (32, 256, 2)],
          "throughput": [(b, 60, t) for t in (1, 2) for b in (1, 2, 4, 8, 16, 32, 64)]}
 DRIFT_BUDGET = 0.01   # rel_l2 against torch: "within 1% drift"
+PARALLEL_TWINS = ("ort-fp32", "ort-int8-portable", "ov-fp32", "ov-bf16")  # also timed batch-parallel at threads >= 2
 
 
 @dataclass
 class Engine:
     name: str                 # torch-eager, ort-fp32, ort-int8-portable, ort-int8-8bit, ov-fp32, ov-bf16, ov-int8
     path: Path | None = None  # None: the torch module
+    parallel: bool = False    # batch-parallel (name ends in "-bp"): timed at points with threads >= 2 only
     drift: float | None = None
     note: str = ""
     samples: dict[tuple, list[float]] = field(default_factory=dict)
@@ -88,6 +91,9 @@ def make_engines(name: str, trained: Any, work: Path) -> tuple[list[Engine], lis
         attempt(f"ov-{prec}", lambda prec=prec: stages.build_openvino(
             src, work / f"{name}.{prec}.xml", stages.OpenVinoOptions(precision=prec),
             calib=trained.calib if prec == "int8" else None).path)
+    # batch-parallel twins (edgelstm.runners.batch_parallel): one single-threaded copy per thread, the batch split
+    engines += [Engine(f"{e.name}-bp", e.path, parallel=True) for e in list(engines)
+                if e.name in PARALLEL_TWINS]
     return engines, skipped
 
 
@@ -108,7 +114,8 @@ def measure_drift(engine: Engine, trained: Any) -> None:
     if engine.path is None:
         engine.drift = 0.0
         return
-    runner = open_runner(engine.path, threads=1)
+    # a batch-parallel twin's drift is its own: 2 shards (a dynamic INT8 file picks a scale per shard)
+    runner = open_runner(engine.path, threads=2 if engine.parallel else 1, batch_parallel=engine.parallel)
     try:
         y = runner.run({"x": trained.x})[runner.io.outputs[0].name]
     finally:
@@ -122,7 +129,8 @@ def _call(engine: Engine, trained: Any, feeds: dict[str, np.ndarray], threads: i
     from edgelstm.latency.adapters import fast_path
     from edgelstm.runners import open_runner
 
-    runner = open_runner(trained.model if engine.path is None else engine.path, threads=threads)
+    runner = open_runner(trained.model if engine.path is None else engine.path, threads=threads,
+                         **({"batch_parallel": True} if engine.parallel else {}))
     return fast_path(runner, feeds).call, runner
 
 
@@ -136,6 +144,8 @@ def time_point(engines: list[Engine], trained: Any, point: tuple[int, int, int],
     torch.set_num_threads(threads)
     calls = []
     for e in engines:
+        if e.parallel and threads < 2:
+            continue
         call, runner = _call(e, trained, {"x": x}, threads)
         for _ in range(3):
             call()

@@ -77,7 +77,9 @@ def markdown(args: Any, device: dict[str, Any], results: dict[str, Any], checks:
                 if (load[0] or 0) > 1.5 else "."), "",
              "Columns: time (the lowest block median of the rounds; median in brackets); `×torch` / `×ORT fp32` / `×OV fp32` = how many times faster than that engine "
              "(per-round ratio, median); drift = rel_l2 against torch on 128 held-out task sequences. "
-             "**bold**: the fastest within 1% drift.", ""]
+             "**bold**: the fastest within 1% drift. `-bp`: the same file run batch-parallel (one single-threaded "
+             "copy per thread, each taking a contiguous share of the batch; at 2 threads only; its drift measured "
+             "in that mode). Every engine at a point uses the same thread count.", ""]
     if checks:
         lines += ["## Targets (issue 22)", "", "| model | target | engine | value | met |", "|---|---|---|---|---|"]
         for c in checks:

@@ -200,6 +200,8 @@ iters = 3
 warmup = 1
 stream = false
 pick = "2x12"
+threads = [1, 2]
+batch_parallel = true
 [targets]
 openvino = ["fp32"]
 [output]
@@ -216,6 +218,8 @@ def test_pipeline_builds_validates_benches_the_ir_and_picks_the_fastest(cli, tmp
     assert (tmp_path / "out" / "validate" / "openvino-fp32.json").is_file()
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert any(r["backend"] == "openvino" for r in bench["results"])
+    parallel = {(r["backend"], r["threads"]) for r in bench["results"] if r.get("variant") == "batch-parallel"}
+    assert ("openvino", 2) in parallel and ("onnxruntime", 2) in parallel and all(t == 2 for _, t in parallel)
     assert any(n.startswith("fastest within rel_l2 <= 0.01 at batch 2 x seq 12: ") for n in out["notes"]), out["notes"]
     bad = PIPELINE.replace('pick = "2x12"', 'pick = "64x12"').replace('openvino = ["fp32"]', 'openvino = ["fp16"]')
     (tmp_path / "bad.toml").write_text(bad)

@@ -125,6 +125,6 @@ MUTANTS = (
              "        if True:\n            alloc = self.cuda.mem_alloc(max(1, int(nbytes)))"),),
            (ROUND_TRIP + "[pycuda]",)),
     Mutant("22-graph-variant-refused", "bench refuses the TensorRT CUDA-graph variant",
-           (("edgelstm/latency/targets.py", '"tensorrt": {"cuda-graph"}}', '"tensorrt": set()}'),),
+           (("edgelstm/latency/targets.py", '"tensorrt": {"cuda-graph"},', '"tensorrt": set(),'),),
            (MODULES + "test_bench_times_tensorrt_with_cuda_graphs_on_the_device_asked",)),
 )

@@ -79,10 +79,13 @@ def inference_precision(manifest: Any) -> str:
     return value if value in ("f32", "bf16") else "f32"
 
 
-def compile_config(precision_hint: str, threads: int | None) -> dict[str, Any]:
-    """The compile_model config: the inference precision always, the latency hint, one stream, the threads."""
+def compile_config(precision_hint: str, threads: int | None, streams: int | None = None) -> dict[str, Any]:
+    """The compile_model config: the inference precision always, the latency hint and one stream, the threads; with
+    ``streams`` > 1 that many streams sharing the threads (batch-parallel: one request per stream at a time)."""
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision_hint, "PERFORMANCE_HINT": "LATENCY",
                               "NUM_STREAMS": "1"}
+    if streams and streams > 1:
+        config = {"INFERENCE_PRECISION_HINT": precision_hint, "NUM_STREAMS": str(int(streams))}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     return config

@@ -33,6 +33,11 @@ slower than its AVX512-VNNI kernel at small batch. auto (default) blocks AMX for
 its permission request) when INT8 ONNX files are timed at batch < 16 only; the report records the INT8 kernel the
 process had and whether it was pinned to fewer CPUs.
 
+--batch-parallel adds, beside each ONNX / OpenVINO artifact, rows of the same file run batch-parallel (variant
+"batch-parallel"): at --threads N, N single-threaded copies (onnxruntime sessions, or OpenVINO streams) each take
+a contiguous share of the batch. A recurrent step is a small matrix product with a barrier, so at batch >= N this
+usually beats N threads inside one inference; the "fastest per shape" table says where it does on this machine.
+
 --baseline OLD.json --max-slowdown 1.10 compares with an earlier report from the same machine and model:
 a row that looks slower is re-measured (--repeats) and fails the run (exit 1) only when the slowdown holds.
 
@@ -43,6 +48,8 @@ Examples:
   edgelstm bench model.onnx model.int8.onnx model.pt --batch 1,8 --seq 60,256 --threads 1,2
 
   edgelstm bench model.stateful.onnx --stream --batch 1 --seq 60 --threads 1
+
+  edgelstm bench model.onnx model.bf16.xml --batch 32 --seq 256 --threads 2 --batch-parallel
 
   edgelstm bench model.onnx --min-time 2 --report bench.json --csv bench.csv --plot bench.png
 
@@ -117,6 +124,9 @@ def bench(
     spin_wait: bool = SpinOpt,
     streams: int = StreamsOpt,
     profile_layers: bool = ProfileOpt,
+    batch_parallel: bool = typer.Option(False, "--batch-parallel", help="Also time each ONNX / OpenVINO artifact "
+                                        "batch-parallel (variant rows): one single-threaded copy per thread, the batch "
+                                        "split between them; rows at --threads >= 2 only."),
     amx: str = typer.Option("auto", "--amx", metavar="auto|allow|block", help="AMX for INT8 on x86-amx CPUs: auto "
                             "(block it when INT8 ONNX runs at batch < 16 only), allow, or block (seccomp filter)."),
     json_out: bool = JsonOpt,
@@ -133,6 +143,7 @@ def bench(
     options = BenchOptions(backend=backend, device=device,
                            policy=TimingPolicy(warmup=warmup, iters=iters, min_time=min_time), stream=stream,
                            input_size=input_size, opt_level=opt_level, retry_noisy=retry_noisy, amx=amx,
+                           batch_parallel=batch_parallel,
                            device_options=device_options(cuda_graph, shapes, split_transfers, spin_wait, streams,
                                                          profile_layers),
                            torch_options={"factory": factory, "trust_pickle": trust_pickle,
@@ -201,7 +212,8 @@ def _time_grid(artifacts: list, grid, options, *, stream: bool, baseline: Option
     """Every artifact at every grid point, with a progress bar; the regression check when a baseline is given."""
     from edgelstm.latency import bench_artifacts, planned_rows
 
-    total = planned_rows(len(artifacts), grid, stream)
+    parallel = sum(1 for a in artifacts if Path(a).suffix.lower() in (".onnx", ".xml")) if options.batch_parallel else 0
+    total = planned_rows(len(artifacts), grid, stream, parallel=parallel)
     console.step(f"timing {len(artifacts)} artifact(s) x {len(grid.points())} grid point(s)"
                  + (" + streaming steps" if stream else "") + f" ({options.policy.describe()} each)")
     with console.progress("benchmarking", total=total) as advance:
@@ -299,11 +311,15 @@ def _print_tables(payload: dict) -> None:
                        for s in payload["stream"]])
     fastest = [f for f in payload.get("fastest", []) if f.get("candidates", 0) > 1 and "artifact" in f]
     if fastest:
+        from edgelstm.latency.winners import how_run
+
         console.table("fastest per shape", ["batch", "seq", "threads", "artifact", "backend", "precision", "p50",
                                             "runner-up", "margin"],
                       [[f["batch"], f["seq"], "default" if f["threads"] is None else f["threads"], f["artifact"],
-                        f["backend"], f["precision"], _fmt_ms(f["p50_ms"]),
-                        (f.get("runner_up") or {}).get("artifact", ""),
+                        how_run(f), f["precision"], _fmt_ms(f["p50_ms"]),
+                        " ".join(filter(None, ((f.get("runner_up") or {}).get("artifact", ""),
+                                               (f"({f['runner_up']['variant']})" if (f.get("runner_up") or {})
+                                                .get("variant") else "")))),
                         f"{f['margin']:.2f}x" if f.get("margin") else ""] for f in fastest])
     reg = payload.get("regression")
     if reg and reg.get("rows"):  # every compared row with its ratio, passing or not

@@ -129,6 +129,9 @@ def validate(
     trust_pickle: bool = TrustPickleOpt,
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N", show_default=False,
                                           help="Intra-op threads for both runners."),
+    batch_parallel: bool = typer.Option(False, "--batch-parallel", help="Run the candidate (ONNX / OpenVINO IR) as "
+                                        "`bench --batch-parallel` does: one single-threaded copy per --threads (default:"
+                                        " the usable cores), each batch split between them; the drift is this mode's."),
     against: Optional[Path] = typer.Option(None, "--against", metavar="OLD.onnx", show_default=False,
                                            help="Also validate OLD (main's version of the candidate) against the same "
                                                 "reference on the same data, and fail where the candidate's drift "
@@ -154,7 +157,7 @@ def validate(
                               model_inputs=input_options(input, input_size, state_arg,
                                                          (batch_size, seq) if static else None,
                                                          fallback_points=((batch_size, seq),)),
-                              threads=threads, progress=_progress_bar(stack))
+                              threads=threads, batch_parallel=batch_parallel, progress=_progress_bar(stack))
     request = DataRequest(path=data, synthetic=synthetic, seq=seq, seed=seed, window=window, features=features,
                           target=target, min_samples=min_samples, stride=stride, horizon=horizon, group=group)
     localize_ref = None

@@ -10,6 +10,7 @@ Runners are cached per target and thread count; the regression gate re-times a r
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -29,6 +30,7 @@ from edgelstm.latency.targets import (VARIANTS, active_provider, artifact_path, 
                                       graph_facts, target_backend)
 from edgelstm.latency.threads import set_torch_threads, torch_threads as torch_threads_now
 from edgelstm.options import Backend, Precision
+from edgelstm.runners.batch_parallel import BATCH_PARALLEL_BACKENDS
 from edgelstm.runners.contract import RunnerBase, as_runner, typed_precision
 
 NOISY_SPREAD = 1.5   # p50 / min above this: the run was preempted (deterministic inference is ~1.0-1.1)
@@ -109,6 +111,8 @@ class Bencher:
         from edgelstm.runners.base import open_runner
 
         opts = {**(self.options.torch_options if res.backend == "torch" else {}), **res.target.runner_options}
+        if "batch-parallel" in res.target.variant:
+            opts["batch_parallel"] = True   # one single-threaded runner per thread, the batch split between them
         if res.backend == "tensorrt" and "cuda-graph" in res.target.variant:
             opts["cuda_graph"] = True   # TensorRTRunner captures the enqueue once per shape and replays it
         if res.backend == "onnxruntime":
@@ -295,6 +299,9 @@ class Bencher:
         # before any runner opens: onnxruntime asks for AMX once per process, on its first integer GEMM
         amx = prepare_amx(self.options.amx, targets, self.grid.batches, self.options.backend, self.options.device)
         resolved = [self.add(t) for t in targets]  # every check before any timing
+        if self.options.batch_parallel:  # beside each onnxruntime/OpenVINO CPU target, its batch-parallel variant
+            resolved += [self.add(replace(r.target, variant="batch-parallel")) for r in list(resolved)
+                         if r.backend in BATCH_PARALLEL_BACKENDS and r.device == "cpu" and not r.target.variant]
         grid, options = self.grid, self.options
         device = device or describe_device(gpu=any(r.device.startswith("cuda") for r in resolved))
         if before_timing:
@@ -305,7 +312,7 @@ class Bencher:
         if warnings:
             report.extras["warnings"] = warnings
         for res in resolved:
-            for batch, seq, threads, mode in work_list(grid, res.stream):
+            for batch, seq, threads, mode in work_list(grid, res.stream, res.target.variant):
                 row = self.measure_robust(res, batch, seq, threads, mode)
                 report.results.append(row)
                 if on_row:

@@ -237,7 +237,7 @@ def planned_keys(resolved: Sequence[Any], grid: Any) -> list[dict[str, Any]]:
     every grid point in window mode, and with streaming one step per batch and thread count)."""
     out = []
     for r in resolved:
-        for batch, seq, threads, mode in work_list(grid, bool(getattr(r, "stream", False))):
+        for batch, seq, threads, mode in work_list(grid, bool(getattr(r, "stream", False)), r.target.variant):
             out.append({"artifact": r.name, "backend": r.backend, "device": r.device, "precision": r.precision,
                         "variant": r.target.variant, "mode": mode, "batch": batch, "seq": seq, "threads": threads})
     return out

@@ -64,6 +64,7 @@ class BenchOptions:
     amx: str = "allow"                # allow | auto | block: may onnxruntime run INT8 on AMX (latency/amx_guard.py);
                                       # auto/block install a process-wide filter: the CLI's default is auto
     device_options: Any = None        # trt_options.DeviceOptions: --cuda-graph, --shapes, --split-transfers, ...
+    batch_parallel: bool = False      # also time onnxruntime/OpenVINO CPU targets batch-parallel (variant rows)
 
     def __post_init__(self) -> None:
         if self.retry_noisy < 0:
@@ -75,7 +76,8 @@ class BenchOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "device": self.device, "stream": self.stream, "opt_level": self.opt_level,
-                "retry_noisy": self.retry_noisy, "amx": self.amx, **self.policy.to_dict(),
+                "retry_noisy": self.retry_noisy, "amx": self.amx, "batch_parallel": self.batch_parallel,
+                **self.policy.to_dict(),
                 **({"device_options": self.device_options.to_dict()} if self.device_options is not None else {})}
 
 
@@ -88,7 +90,7 @@ class BenchTarget:
     backend: str | None = None                # overrides BenchOptions.backend
     device: str | None = None                 # overrides BenchOptions.device
     precision: str | None = None              # overrides what the runner reports
-    variant: str = ""                         # torch on CUDA: "amp", "cuda-graph", "amp+cuda-graph"
+    variant: str = ""                         # torch on CUDA: "amp", "cuda-graph", "amp+cuda-graph"; CPU: "batch-parallel"
     runner_options: Mapping[str, Any] = field(default_factory=dict)  # open_runner extras (opt_level, providers)
     extras: Mapping[str, Any] = field(default_factory=dict)          # copied into each row (e.g. drift)
     stream: bool | None = None                # time streaming steps for this target (None: BenchOptions.stream)
@@ -203,18 +205,24 @@ class BenchReport:
         return [r for r in self.results if all(getattr(r, k) == v for k, v in match.items())]
 
 
-def work_list(grid: BenchGrid, stream: bool) -> list[tuple[int, int, int | None, str]]:
+def work_list(grid: BenchGrid, stream: bool, variant: str = "") -> list[tuple[int, int, int | None, str]]:
     """The (batch, seq, threads, mode) rows one target is timed at, in order: every grid point in window mode,
-    then, when streaming, one step per thread count and batch."""
+    then, when streaming, one step per thread count and batch. The batch-parallel variant is timed in window mode
+    where it has two workers or more (threads >= 2, or the usable cores when threads are not given)."""
     work = [(b, s, t, "window") for b, s, t in grid.points()]
+    if "batch-parallel" in variant:
+        from edgelstm.runners.batch_parallel import usable_cores
+
+        return [w for w in work if (w[2] or usable_cores()) >= 2]
     if stream:
         work += [(b, 1, t, "step") for t in grid.threads for b in grid.batches]
     return work
 
 
-def planned_rows(n_targets: int, grid: BenchGrid, stream: bool) -> int:
-    """How many rows bench_artifacts will time (for a progress bar)."""
-    return n_targets * len(work_list(grid, stream))
+def planned_rows(n_targets: int, grid: BenchGrid, stream: bool, *, parallel: int = 0) -> int:
+    """How many rows bench_artifacts will time (for a progress bar); ``parallel``: targets also timed
+    batch-parallel."""
+    return n_targets * len(work_list(grid, stream)) + parallel * len(work_list(grid, False, "batch-parallel"))
 
 
 def rows_of(report: BenchReport | Mapping[str, Any]) -> list[dict[str, Any]]:

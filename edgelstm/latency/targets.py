@@ -14,16 +14,24 @@ from edgelstm.runners.base import default_backend
 from edgelstm.runners.contract import RunnerBase
 
 
-VARIANTS = {"torch": {"amp", "cuda-graph"}, "onnxruntime": {"cuda-graph"}, "tensorrt": {"cuda-graph"}}
+VARIANTS = {"torch": {"amp", "cuda-graph"}, "onnxruntime": {"cuda-graph", "batch-parallel"},
+            "tensorrt": {"cuda-graph"}, "openvino": {"batch-parallel"}}
+#: the variants that run on CPUs (the others need CUDA)
+CPU_VARIANTS = {"batch-parallel"}
 
 
 def check_variant(variant: str, backend: str | None, device: str) -> None:
-    """A variant needs CUDA and a backend that has it: torch (autocast, CUDA graphs), TensorRT (CUDA graphs)."""
+    """A CUDA variant needs CUDA and a backend that has it: torch (autocast, CUDA graphs), TensorRT and onnxruntime
+    (CUDA graphs); batch-parallel runs onnxruntime and OpenVINO on the CPU."""
     parts = set(filter(None, variant.split("+")))
-    unknown = parts - {"amp", "cuda-graph"}
+    unknown = parts - {"amp", "cuda-graph", "batch-parallel"}
     if unknown:
-        raise BadInput(f"unknown variant(s) {sorted(unknown)}; known: amp, cuda-graph")
-    if parts and (not device.startswith("cuda") or not parts <= VARIANTS.get(str(backend), set())):
+        raise BadInput(f"unknown variant(s) {sorted(unknown)}; known: amp, cuda-graph, batch-parallel")
+    if parts & CPU_VARIANTS and (device != "cpu" or not parts & CPU_VARIANTS <= VARIANTS.get(str(backend), set())):
+        raise BadInput(f"variant 'batch-parallel' runs onnxruntime and OpenVINO artifacts on the CPU, not {backend} "
+                       f"on {device}")
+    cuda = parts - CPU_VARIANTS
+    if cuda and (not device.startswith("cuda") or not cuda <= VARIANTS.get(str(backend), set())):
         raise BadInput(f"variant {variant!r} needs CUDA and a backend that has it: torch on CUDA (amp, cuda-graph), "
                        f"onnxruntime on CUDA or tensorrt (cuda-graph), not {backend} on {device}")
 

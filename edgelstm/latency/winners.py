@@ -46,14 +46,21 @@ def fastest_per_shape(rows: Iterable[Mapping[str, Any]], *, max_drift: float | N
         if ranked:
             best = ranked[0]
             entry.update({"artifact": best["artifact"], "backend": best["backend"], "precision": best["precision"],
-                          "p50_ms": best["latency_ms"]["p50"], "drift": row_drift(best, metric)})
+                          "variant": best.get("variant", ""), "p50_ms": best["latency_ms"]["p50"],
+                          "drift": row_drift(best, metric)})
             if len(ranked) > 1:
                 second = ranked[1]
                 entry["runner_up"] = {"artifact": second["artifact"], "backend": second["backend"],
-                                      "p50_ms": second["latency_ms"]["p50"]}
+                                      "variant": second.get("variant", ""), "p50_ms": second["latency_ms"]["p50"]}
                 entry["margin"] = second["latency_ms"]["p50"] / best["latency_ms"]["p50"]
         out.append(entry)
     return out
+
+
+def how_run(entry: Mapping[str, Any]) -> str:
+    """An entry's backend with its variant: ``openvino (batch-parallel)``."""
+    variant = entry.get("variant") or ""
+    return f"{entry.get('backend', '')}" + (f" ({variant})" if variant else "")
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -82,4 +89,4 @@ def pick_fastest(rows: Iterable[Mapping[str, Any]], shape: tuple[int, int], *, m
     return min(with_winner, key=lambda e: e["p50_ms"])
 
 
-__all__ = ["fastest_per_shape", "pick_fastest", "parse_shape", "row_drift"]
+__all__ = ["fastest_per_shape", "how_run", "pick_fastest", "parse_shape", "row_drift"]

@@ -92,6 +92,7 @@ class BenchSection:
     max_slowdown: float = 1.10             # with baseline: the largest p50 ratio now/baseline
     pick: str | None = None                # "32x256": name the fastest artifact within pick_max_drift there (cpu_engines.py)
     pick_max_drift: str | None = None      # default "rel_l2<=0.01"
+    batch_parallel: bool = False           # also time ONNX/OpenVINO batch-parallel at threads >= 2 (pick may choose it)
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,8 @@ def bench(res, reference, path: Path, p: Pipeline):
         targets.append(BenchTarget(a.path, extras={"drift": {"rel_l2": rel}} if rel is not None else {},
                                    stream=p.bench.stream and a.name == STATEFUL))
     grid = BenchGrid(batches=p.bench.batch, seqs=p.bench.seq, threads=p.bench.threads)
-    opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False)
+    opts = BenchOptions(policy=TimingPolicy(warmup=p.bench.warmup, iters=p.bench.iters), measure_memory=False,
+                        batch_parallel=p.bench.batch_parallel)
     baseline = p.resolve(p.bench.baseline)
     data = bench_artifacts(targets, grid, opts, baseline=baseline, max_slowdown=p.bench.max_slowdown).to_dict()
     write_text_atomic(path, json.dumps(data, indent=2, default=str))

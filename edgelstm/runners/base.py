@@ -28,6 +28,8 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
     from edgelstm.options import check_int
 
     check_int(threads, "threads", optional=True)  # 0 or -1 would mean "the library's default" to some backends
+    if options.pop("batch_parallel", False):
+        return _batch_parallel(artifact, backend=backend, threads=threads, device=device, **options)
     torch_only = {k: options.pop(k) for k in ("factory", "trust_pickle", "inputs") if k in options}
     if not isinstance(artifact, (str, Path)):
         from edgelstm.runners.torch_runner import TorchRunner
@@ -64,7 +66,8 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
                            f"({path.name}); make one with `edgelstm build MODEL.onnx -o MODEL.xml`")
         from edgelstm.runners.openvino_runner import OpenVinoRunner
 
-        return OpenVinoRunner(path, threads=threads, **{k: v for k, v in options.items() if k == "precision_hint"})
+        return OpenVinoRunner(path, threads=threads,
+                              **{k: v for k, v in options.items() if k in ("precision_hint", "streams")})
     if chosen == Backend.tensorrt:
         if kind != ArtifactKind.engine:
             raise BadInput(f"the tensorrt backend runs engines (.plan), not {kind.value} files; build one with "
@@ -74,3 +77,27 @@ def open_runner(artifact: Any, *, backend: str | Backend | None = None, threads:
         # TensorRT always runs on a GPU: "cpu" (every command's default) means the first one, "cuda:N" the N-th
         return TensorRTRunner(path, device="cuda" if device == "cpu" else device, **options)
     raise BadInput(f"unknown backend {backend!r}")  # pragma: no cover
+
+
+def _batch_parallel(artifact: Any, *, backend: str | Backend | None, threads: int | None, device: str,
+                    **options: Any) -> RunnerBase:
+    """``batch_parallel=True``: one single-threaded runner per thread (``threads``, default: the usable cores), each
+    call's batch split between them (edgelstm.runners.batch_parallel); onnxruntime and OpenVINO on CPUs only. With
+    one thread it is the plain runner."""
+    from edgelstm.runners.batch_parallel import BATCH_PARALLEL_BACKENDS, BatchParallelRunner, usable_cores
+
+    if not isinstance(artifact, (str, Path)):
+        raise BadInput("batch-parallel runs ONNX files and OpenVINO IRs, not a model in memory")
+    kind = artifact_kind(Path(artifact)) if Path(artifact).exists() else None
+    chosen = Backend(backend) if backend else (default_backend(kind) if kind is not None else None)
+    if chosen is not None and (str(chosen.value) not in BATCH_PARALLEL_BACKENDS or device != "cpu"):
+        raise BadInput(f"batch-parallel runs {' and '.join(BATCH_PARALLEL_BACKENDS)} artifacts on the CPU, "
+                       f"not {chosen.value}" + (f" on {device}" if device != "cpu" else ""))
+    workers = threads or usable_cores()
+    if workers < 2:  # one worker is plain execution
+        return open_runner(artifact, backend=backend, threads=1, device=device, **options)
+    if chosen == Backend.openvino:  # one compiled model with a stream per worker, a request (lane) per stream
+        first = open_runner(artifact, backend=backend, threads=workers, device=device, streams=workers, **options)
+        return BatchParallelRunner([first] + [first.lane() for _ in range(workers - 1)])
+    return BatchParallelRunner([open_runner(artifact, backend=backend, threads=1, device=device, **options)
+                                for _ in range(workers)])

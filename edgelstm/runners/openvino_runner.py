@@ -3,6 +3,7 @@ records (``edgelstm.artifacts.openvino``), with the thread count asked for."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -33,7 +34,8 @@ def _io_from_model(model: Any):
 class OpenVinoRunner(RunnerBase):
     backend = "openvino"
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, precision_hint: str | None = None):
+    def __init__(self, path: str | Path, *, threads: int | None = None, precision_hint: str | None = None,
+                 streams: int | None = None):
         from edgelstm.artifacts.artifact import Artifact
 
         self.path = Path(path)
@@ -49,7 +51,8 @@ class OpenVinoRunner(RunnerBase):
         self.precision = typed_precision(self.manifest.precision if self.manifest is not None else Precision.fp32)
         self.precision_hint = precision_hint or inference_precision(self.manifest)
         try:
-            self.compiled = self.core.compile_model(model, "CPU", compile_config(self.precision_hint, threads))
+            self.compiled = self.core.compile_model(model, "CPU", compile_config(self.precision_hint, threads,
+                                                                                       streams))
         except Exception as exc:  # noqa: BLE001
             raise BadInput(f"OpenVINO cannot compile {self.path.name} for the CPU: "
                            f"{str(exc).splitlines()[0][:240]}") from None
@@ -85,6 +88,13 @@ class OpenVinoRunner(RunnerBase):
             _request.infer()
 
         return call
+
+    def lane(self) -> "OpenVinoRunner":
+        """Another runner on the same compiled model with its own infer request: with ``streams`` > 1, lanes run
+        concurrently on separate streams (batch-parallel execution)."""
+        other = copy.copy(self)
+        other.request = self.compiled.create_infer_request()
+        return other
 
     def layer_precisions(self) -> dict[str, int]:
         return runtime_layer_precisions(self.compiled)

@@ -71,6 +71,7 @@ class ValidateOptions:
     factory: str | None = None
     trust_pickle: bool = False
     threads: int | None = None
+    batch_parallel: bool = False                       # run the candidate batch-parallel (edgelstm.runners.batch_parallel)
     reference_backend: str | None = None
     candidate_backend: str | None = None
     progress: ProgressFn | None = field(default=None, compare=False)
@@ -180,7 +181,7 @@ def _with_fixed_shape_of(inputs: Any, other: Any) -> Any:
 
 
 def _open(artifact: Any, *, backend: str | None, input_size: int | None, options: ValidateOptions, role: str,
-          shape_from: Any = None):
+          shape_from: Any = None, batch_parallel: bool = False):
     from edgelstm.runners.base import open_runner
 
     if is_runner(artifact):
@@ -189,6 +190,8 @@ def _open(artifact: Any, *, backend: str | None, input_size: int | None, options
         inputs = options.model_inputs
         if shape_from is not None and inputs is not None:
             inputs = _with_fixed_shape_of(inputs, shape_from)
+        if batch_parallel:
+            return open_runner(artifact, backend=backend, threads=options.threads, batch_parallel=True), True
         return open_runner(artifact, backend=backend, threads=options.threads, input_size=input_size,
                            factory=options.factory, trust_pickle=options.trust_pickle, inputs=inputs), True
     except BadInput as exc:
@@ -263,7 +266,8 @@ def _open_pair(reference: Any, candidate: Any, options: ValidateOptions,
     if own:
         opened.append(ref)
     cand, own = _open(candidate, backend=options.candidate_backend,
-                      input_size=options.input_size or feature_size(ref.io), options=options, role="candidate")
+                      input_size=options.input_size or feature_size(ref.io), options=options, role="candidate",
+                      batch_parallel=options.batch_parallel)
     if own:
         opened.append(cand)
     return ref, cand
