@@ -221,3 +221,19 @@ def test_cli_validate_measures_the_batch_parallel_candidate(cli, tiny_lstm, tmp_
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "batch-parallel runs onnxruntime and openvino" in errors[0]
     assert "Traceback" not in err
+
+
+def test_a_check_bundle_carries_batch_parallel_to_the_device_bench(tiny_lstm):
+    """The pipeline's [bench] batch_parallel goes into the bundle's plan, and the device's bench times the
+    batch-parallel rows after the plain ones (the fleet table reads the first, plain, window row)."""
+    from edgelstm.bundle.check_inputs import resolve_plan
+    from edgelstm.bundle.types import CheckOptions
+    from edgelstm.fleet.device_artifacts import bench_on_device
+
+    plan = resolve_plan(CheckOptions(), {"bench": {"batch": [4], "seq": [12], "threads": [2], "iters": 3,
+                                                   "batch_parallel": True}})["bench"]
+    assert plan["batch_parallel"] is True
+    assert resolve_plan(CheckOptions(), {"bench": {}})["bench"]["batch_parallel"] is False
+    rows = bench_on_device(tiny_lstm.onnx, plan, None)
+    assert [r["variant"] for r in rows if r["mode"] == "window"] == ["", "batch-parallel"]
+    assert all(r["threads"] == 2 and r["latency_ms"]["p50"] > 0 for r in rows)

@@ -81,6 +81,8 @@ def resolve_plan(options: CheckOptions, pipe: dict[str, Any]) -> dict[str, Any]:
         "iters": _ints(options.iters or bench.get("iters", BENCH_DEFAULTS["iters"]), "iters")[0],
         "warmup": int(options.warmup if options.warmup is not None else bench.get("warmup", BENCH_DEFAULTS["warmup"])),
         "energy_seconds": float(options.energy_seconds),
+        # the pipeline's [bench] batch_parallel: the device also times ONNX / OpenVINO batch-parallel at threads >= 2
+        "batch_parallel": bench.get("batch_parallel") is True,
     }
     if plan["warmup"] < 0 or not plan["energy_seconds"] > 0:
         raise BadInput(f"{opt('warmup')} must be >= 0 and the energy window > 0 seconds")

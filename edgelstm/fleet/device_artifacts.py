@@ -68,15 +68,16 @@ def validate_on_device(reference: Any, path: Path, gates: list[str], data: Path,
 
 def bench_on_device(path: Path, plan: dict[str, Any], backend: str | None, *,
                     iters: int | None = None) -> list[dict[str, Any]]:
-    """Latency of the artifact over the bundle's bench plan (batch x seq x threads), as bench rows."""
+    """Latency of the artifact over the bundle's bench plan (batch x seq x threads), as bench rows; with the plan's
+    ``batch_parallel`` also the batch-parallel rows of an ONNX / OpenVINO artifact (after the plain ones)."""
     from edgelstm.latency import BenchGrid, BenchOptions, BenchTarget, TimingPolicy, bench_artifacts
 
     grid = BenchGrid(batches=tuple(plan["batch"]), seqs=tuple(plan["seq"]), threads=tuple(plan["threads"]))
     policy = TimingPolicy(warmup=int(plan["warmup"]), iters=int(iters or plan["iters"]))
-    report = bench_artifacts([BenchTarget(path, backend=backend)], grid,
-                             BenchOptions(policy=policy, measure_memory=False)).to_dict()
+    options = BenchOptions(policy=policy, measure_memory=False, batch_parallel=bool(plan.get("batch_parallel")))
+    report = bench_artifacts([BenchTarget(path, backend=backend)], grid, options).to_dict()
     keys = ("mode", "batch", "seq", "threads", "iters", "warmup", "latency_ms", "throughput_seq_per_s", "provider",
-            "clock", "timer", "backend", "precision")
+            "clock", "timer", "backend", "precision", "variant")
     return [{k: row.get(k) for k in keys} for row in report["results"]]
 
 
