@@ -308,7 +308,8 @@ class Bencher:
             before_timing(device, resolved)
         report = BenchReport(device=device, options={**options.to_dict(), "batches": list(grid.batches),
                                                      "seqs": list(grid.seqs), "threads": list(grid.threads)})
-        warnings = isa_warnings(resolved, device) + self.length_warnings + amx["warnings"]
+        # a target and its batch-parallel variant share their file's warnings: each said once
+        warnings = list(dict.fromkeys(isa_warnings(resolved, device) + self.length_warnings + amx["warnings"]))
         if warnings:
             report.extras["warnings"] = warnings
         for res in resolved:
