@@ -311,15 +311,13 @@ def _print_tables(payload: dict) -> None:
                        for s in payload["stream"]])
     fastest = [f for f in payload.get("fastest", []) if f.get("candidates", 0) > 1 and "artifact" in f]
     if fastest:
-        from edgelstm.latency.winners import how_run
+        from edgelstm.latency.winners import with_variant
 
         console.table("fastest per shape", ["batch", "seq", "threads", "artifact", "backend", "precision", "p50",
                                             "runner-up", "margin"],
                       [[f["batch"], f["seq"], "default" if f["threads"] is None else f["threads"], f["artifact"],
-                        how_run(f), f["precision"], _fmt_ms(f["p50_ms"]),
-                        " ".join(filter(None, ((f.get("runner_up") or {}).get("artifact", ""),
-                                               (f"({f['runner_up']['variant']})" if (f.get("runner_up") or {})
-                                                .get("variant") else "")))),
+                        with_variant(f, "backend"), f["precision"], _fmt_ms(f["p50_ms"]),
+                        with_variant(f.get("runner_up") or {}),
                         f"{f['margin']:.2f}x" if f.get("margin") else ""] for f in fastest])
     reg = payload.get("regression")
     if reg and reg.get("rows"):  # every compared row with its ratio, passing or not

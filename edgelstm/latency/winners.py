@@ -57,10 +57,10 @@ def fastest_per_shape(rows: Iterable[Mapping[str, Any]], *, max_drift: float | N
     return out
 
 
-def how_run(entry: Mapping[str, Any]) -> str:
-    """An entry's backend with its variant: ``openvino (batch-parallel)``."""
+def with_variant(entry: Mapping[str, Any], key: str = "artifact") -> str:
+    """An entry's artifact (or ``key``: backend) with its variant: ``model.onnx (batch-parallel)``; "" when empty."""
     variant = entry.get("variant") or ""
-    return f"{entry.get('backend', '')}" + (f" ({variant})" if variant else "")
+    return f"{entry.get(key, '')}" + (f" ({variant})" if variant else "")
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -89,4 +89,4 @@ def pick_fastest(rows: Iterable[Mapping[str, Any]], shape: tuple[int, int], *, m
     return min(with_winner, key=lambda e: e["p50_ms"])
 
 
-__all__ = ["fastest_per_shape", "how_run", "pick_fastest", "parse_shape", "row_drift"]
+__all__ = ["fastest_per_shape", "pick_fastest", "parse_shape", "row_drift", "with_variant"]

@@ -44,7 +44,7 @@ def pick_note(p: Any, bench: dict[str, Any]) -> str | None:
     if not p.bench.pick:
         return None
     from edgelstm.errors import BadInput
-    from edgelstm.latency.winners import how_run, parse_shape, pick_fastest
+    from edgelstm.latency.winners import parse_shape, pick_fastest, with_variant
     from edgelstm.validation.gates import parse_budget
 
     metric, limit = parse_budget(p.bench.pick_max_drift or DEFAULT_PICK_BUDGET, option="pick_max_drift")
@@ -54,10 +54,12 @@ def pick_note(p: Any, bench: dict[str, Any]) -> str | None:
     except BadInput as exc:
         return f"pick for {shape[0]}x{shape[1]}: {exc}"
     drift = "" if best.get("drift") is None else f", {metric} {best['drift']:.2g}"
-    margin = (f", {best['margin']:.2f}x faster than {best['runner_up']['artifact']}" if best.get("runner_up")
+    margin = (f", {best['margin']:.2f}x faster than {with_variant(best['runner_up'])}" if best.get("runner_up")
               else "")
+    how = with_variant(best, "backend")
     return (f"fastest within {metric} <= {limit:g} at batch {shape[0]} x seq {shape[1]}: {best['artifact']} "
-            f"({how_run(best)} {best['precision']}, threads {best['threads'] or 'default'}, p50 {best['p50_ms']:.3g} ms{drift}{margin})")
+            f"({how} {best['precision']}, threads {best['threads'] or 'default'}, p50 {best['p50_ms']:.3g} ms"
+            f"{drift}{margin})")
 
 
 def check_cpu_engines(p: Any, problems: Any) -> None:
