@@ -107,8 +107,8 @@ class _Recording(RunnerBase):
 
     backend = "onnxruntime"
 
-    def __init__(self, log: list):
-        self.io = IOSpec((TensorSpec("x", "float32", ("batch", "seq", 1)),),
+    def __init__(self, log: list, extra_inputs: tuple = ()):
+        self.io = IOSpec((TensorSpec("x", "float32", ("batch", "seq", 1)), *extra_inputs),
                          (TensorSpec("y", "float32", ("batch", 1)),))
         self.log = log
 
@@ -140,10 +140,8 @@ def test_shards_run_concurrently_on_separate_threads_and_join_in_order():
 
 
 def test_inputs_with_different_batch_sizes_are_refused():
-    runner = BatchParallelRunner([_Recording([]), _Recording([])])
-    runner.io = IOSpec((TensorSpec("x", "float32", ("batch", "seq", 1)), TensorSpec("z", "float32", ("batch", 2))),
-                       runner.io.outputs)
-    runner._in_axes = {"x": 0, "z": 0}
+    z = (TensorSpec("z", "float32", ("batch", 2)),)
+    runner = BatchParallelRunner([_Recording([], z), _Recording([], z)])
     try:
         with pytest.raises(BadInput, match="one batch size"):
             runner.run({"x": np.zeros((4, 3, 1), np.float32), "z": np.zeros((3, 2), np.float32)})

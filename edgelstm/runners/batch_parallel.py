@@ -4,8 +4,8 @@ A recurrent layer's step is a small matrix product (batch × hidden by hidden ×
 a second thread inside one inference (intra-op) splits that small product and waits at every step, so 2 threads
 buy little (torch eager at batch 32 × 256: ~1.3× its 1-thread time). Sequences in a batch are independent, so
 splitting the batch into one contiguous shard per worker keeps every thread busy without a barrier. Each worker
-is its own runner (its own onnxruntime session or compiled OpenVINO model, one thread), and the shards run
-concurrently (both libraries release the GIL while they compute).
+is a runner with one thread (an onnxruntime session of its own, or one request of an OpenVINO model compiled with a
+stream per worker), and the shards run concurrently (both libraries release the GIL while they compute).
 
 What it changes: nothing per sequence for FP32/BF16 artifacts; a dynamically quantized INT8 file chooses its
 activation scale per call, so each shard gets its own scale (``validate --batch-parallel`` measures the drift of
@@ -13,7 +13,6 @@ this mode itself). A batch smaller than the workers uses as many workers as it h
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,11 +26,11 @@ BATCH_PARALLEL_BACKENDS = ("onnxruntime", "openvino")
 
 
 def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this process may run on (its affinity mask, not the machine's count: edgelstm.machine.amx)."""
+    from edgelstm.machine.amx import affinity
+
+    facts = affinity()
+    return max(1, facts["usable_cpus"] or facts["online_cpus"] or 1)
 
 
 def shard_bounds(batch: int, workers: int) -> list[tuple[int, int]]:
