@@ -220,6 +220,9 @@ def test_pipeline_builds_validates_benches_the_ir_and_picks_the_fastest(cli, tmp
     assert any(r["backend"] == "openvino" for r in bench["results"])
     parallel = {(r["backend"], r["threads"]) for r in bench["results"] if r.get("variant") == "batch-parallel"}
     assert ("openvino", 2) in parallel and ("onnxruntime", 2) in parallel and all(t == 2 for _, t in parallel)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| openvino (batch-parallel) |" in report and "| onnxruntime (batch-parallel) |" in report
+    assert "<td>openvino (batch-parallel)</td>" in (tmp_path / "out" / "report.html").read_text()
     assert any(n.startswith("fastest within rel_l2 <= 0.01 at batch 2 x seq 12: ") for n in out["notes"]), out["notes"]
     bad = PIPELINE.replace('pick = "2x12"', 'pick = "64x12"').replace('openvino = ["fp32"]', 'openvino = ["fp16"]')
     (tmp_path / "bad.toml").write_text(bad)

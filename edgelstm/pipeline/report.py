@@ -145,10 +145,11 @@ def _grid_markdown(res) -> list[str]:
            "slowest).", "", "| artifact | backend | precision | batch × seq × threads | p50 | p99 | seq/s | "
            "speed-up vs torch | p50 |", "|---|---|---|---|---:|---:|---:|---:|---|"]
     from edgelstm.latency.summary import shape_words
+    from edgelstm.latency.winners import with_variant
 
     for r in rows:
         shape = shape_words(r["batch"], None if r["mode"] == "step" else r["seq"], r["threads"])
-        out.append(f"| {_cell(r['artifact'])} | {r['backend']} | {r['precision']} | {shape} | {_fmt(r['p50_ms'])} ms | "
+        out.append(f"| {_cell(r['artifact'])} | {with_variant(r, 'backend')} | {r['precision']} | {shape} | {_fmt(r['p50_ms'])} ms | "
                    f"{_fmt(r['p99_ms'])} ms | {r['seq_per_s']:.0f} | "
                    f"{_fmt(r['speedup'], '.2f') + '×' if r['speedup'] else '–'} | `{r['bar']}` |")
     reg = (res.bench or {}).get("regression")
@@ -236,10 +237,11 @@ def render_html(res, rows: list[dict[str, Any]], pngs: dict[str, bytes]) -> str:
     grid = grid_rows(res.bench)
     if grid:
         from edgelstm.latency.summary import shape_words
+        from edgelstm.latency.winners import with_variant
 
         parts.append("<table id='grid'><tr><th>artifact</th><th>backend</th><th>precision</th>"
                      "<th>batch × seq × threads</th><th>p50 ms</th><th>p99 ms</th><th>seq/s</th><th>speed-up</th></tr>")
-        parts += [f"<tr><td>{e(r['artifact'])}</td><td>{e(r['backend'])}</td><td>{e(r['precision'])}</td>"
+        parts += [f"<tr><td>{e(r['artifact'])}</td><td>{e(with_variant(r, 'backend'))}</td><td>{e(r['precision'])}</td>"
                   f"<td>{e(shape_words(r['batch'], None if r['mode'] == 'step' else r['seq'], r['threads']))}</td>"
                   f"<td>{_fmt(r['p50_ms'])}</td><td>{_fmt(r['p99_ms'])}</td><td>{r['seq_per_s']:.0f}</td>"
                   f"<td>{_fmt(r['speedup'], '.2f') + '×' if r['speedup'] else '–'}</td></tr>" for r in grid]

@@ -144,7 +144,8 @@ def summary(res) -> list[SummaryRow]:
         v = res.validations.get(a.name, {})
         outputs = v.get("outputs", {})
         rel = max((o.get("rel_l2", 0.0) for o in outputs.values()), default=None)
-        b = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "window"), None)
+        b = next((r for r in bench_rows if r["artifact"] == a.path.name and r["mode"] == "window"
+                  and not r.get("variant")), None)   # the plain row; a batch-parallel one is in the grid table
         row = SummaryRow(a.path.name, a.name, a.size_bytes, rel, _task_value(v.get("task") or {}),
                          ("pass" if v.get("passed") else "FAIL") if v else "-",
                          b["p50_ms"] if b else None, b["speedup"] if b else None, shape if b else None,
