@@ -15,6 +15,7 @@ import numpy as np
 
 from edgelstm.errors import BackendMissing, BadInput, opt
 from edgelstm.options import Backend
+from edgelstm.runners.batch_parallel import BatchParallelRunner
 from edgelstm.runners.contract import as_runner
 from edgelstm.runners.onnxruntime_runner import ort_feed_dtype  # noqa: F401 - one mapping for every path
 
@@ -32,8 +33,14 @@ class FastPath:
 def fast_path(runner: Any, feeds: Mapping[str, np.ndarray], *, amp: bool = False,
               cuda_graph: bool = False) -> FastPath:
     """The fastest way to call a runner (edgelstm.runners.base): its own binding, the onnxruntime session with
-    IO binding, the torch module on staged tensors, else ``run``."""
+    IO binding, the torch module on staged tensors, else ``run``; a batch-parallel runner: each worker's fastest
+    path on its shard, the shards at once."""
     runner = as_runner(runner)
+    if isinstance(runner, BatchParallelRunner):
+        paths = [fast_path(w, shard) for w, shard in zip(runner.workers, runner.split(feeds))]
+        calls = [p.call for p in paths]
+        return FastPath(f"batch-parallel:{paths[0].name}", lambda: runner.run_each(calls),
+                        copies_included=any(p.copies_included for p in paths))
     if callable(runner.bind):
         sync = runner.sync
         return FastPath("bind", runner.bind(feeds), sync if callable(sync) else None,

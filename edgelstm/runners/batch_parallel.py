@@ -62,7 +62,8 @@ class BatchParallelRunner(RunnerBase):
         self.io, self.backend, self.precision, self.path, self.manifest = (
             first.io, first.backend, first.precision, first.path, first.manifest)
         self.label = f"{first.label} (batch-parallel ×{len(self.workers)})"
-        # a worker without its own binding is called through run (numpy in and out): the timed call moves data
+        # through ``bind``, a worker without its own binding is called through run (numpy in and out); the bench's
+        # fast path (edgelstm.latency.adapters) stages each shard the fastest way the worker has (IO binding)
         self.copies_included = any(not callable(w.bind) or w.copies_included for w in self.workers)
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(len(self.workers) - 1,
                                                                    thread_name_prefix="edgelstm-shard")
@@ -95,7 +96,7 @@ class BatchParallelRunner(RunnerBase):
             shards.append(shard)
         return shards
 
-    def _each(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    def run_each(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run the calls concurrently: the first on this thread, the others on the pool; first error wins."""
         if self._pool is None:
             raise BadInput("this batch-parallel runner is closed")
@@ -105,7 +106,7 @@ class BatchParallelRunner(RunnerBase):
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         shards = self.split(feeds)
-        outs = self._each([lambda w=w, s=s: w.run(s) for w, s in zip(self.workers, shards)])
+        outs = self.run_each([lambda w=w, s=s: w.run(s) for w, s in zip(self.workers, shards)])
         return {name: np.concatenate([o[name] for o in outs], axis=self._out_axes.get(name, 0))
                 for name in outs[0]}
 
@@ -117,7 +118,7 @@ class BatchParallelRunner(RunnerBase):
             calls.append(worker.bind(shard) if callable(worker.bind) else (lambda w=worker, s=shard: w.run(s)))
 
         def call() -> None:
-            self._each(calls)
+            self.run_each(calls)
 
         return call
 
