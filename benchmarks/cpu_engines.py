@@ -1,7 +1,8 @@
 """Which CPU engine wins at which shape: torch eager, onnxruntime FP32 / INT8 (portable 7-bit and 8-bit), OpenVINO
 FP32 / BF16 / INT8, and at 2 threads their batch-parallel twins ("-bp": one single-threaded copy per thread, the
-batch split between them; edgelstm.runners.batch_parallel), on the zoo models, at batch 1 × 60 and 32 × 256 (``--grid targets``) or over batch 1–64 × threads
-1, 2 (``--grid throughput``), with each artifact's drift against torch.
+batch split between them; edgelstm.runners.batch_parallel), on the zoo models, at batch 1 × 60 and 32 × 256
+(``--grid targets``) or over batch 1–64 × threads 1, 2 (``--grid throughput``), with each artifact's drift against
+torch.
 
 Timing is interleaved so that a shared, loaded machine still gives usable *ratios*: at each point every runner is
 opened first, then R rounds each time a block of iterations of every artifact in turn (the order rotates per
